@@ -1,0 +1,217 @@
+"""Weights files: safetensors for tensors, a JSON model card beside them; never pickle.
+
+A model `NAME` is the pair `NAME.safetensors` + `NAME.json`. The card carries the
+`ModelConfig`, training record, test metrics and latent statistics; the safetensors
+metadata carries the config too, so a lone .safetensors file still describes itself.
+Everything is checked before tensors are read: the format version, the config's sizes,
+every tensor's name, dtype and shape against the config, the byte ranges against the file
+size, and the file's sha256 against the card. Loading a stranger's file runs no code.
+
+Pure Python plus numpy for the final read; no Paddle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnistgen import atomic
+from mnistgen.config import ModelConfig
+from mnistgen.errors import MnistgenError
+
+FORMAT = "mnistgen-weights"
+FORMAT_VERSION = 1
+WEIGHTS_SUFFIX = ".safetensors"
+CARD_SUFFIX = ".json"
+RUN_MODEL_STEM = "model"  # a run directory holds model.safetensors + model.json
+WEIGHTS_ENV = "MNISTGEN_WEIGHTS"
+METADATA_KEY = "mnistgen_config"
+PICKLE_SUFFIXES = (".pdparams", ".pdopt", ".pdmodel", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
+HEADER_LEN_BYTES = 8
+MAX_HEADER_BYTES = 16 * 1024 * 1024  # a safetensors header is a few KB; refuse absurd ones
+DTYPE_BYTES = {"F32": 4}
+
+
+@dataclass
+class Weights:
+    """A checked weights file."""
+
+    path: Path  # the .safetensors file
+    config: ModelConfig
+    card: dict  # the JSON card (or a minimal one built from the safetensors metadata)
+    sha256: str  # of the .safetensors file
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or self.path.stem
+
+    def arrays(self) -> dict:
+        """Read the tensors: name -> float32 numpy array."""
+        from safetensors.numpy import load
+
+        try:
+            return load(self.path.read_bytes())
+        except Exception as exc:  # safetensors raises its own error types
+            raise MnistgenError(f"{self.path} cannot be read as safetensors ({exc}): the file is damaged; train or download it again") from None
+
+
+def shipped_dir() -> Path:
+    """Where the weights that come with mnistgen live (package data, or the checkout's weights/)."""
+    spec = importlib.util.find_spec("mnistgen.shipped")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def search_dirs() -> list[Path]:
+    extra = [Path(p).expanduser() for p in os.environ.get(WEIGHTS_ENV, "").split(os.pathsep) if p]
+    return extra + [shipped_dir()]
+
+
+def available_names() -> list[str]:
+    names = set()
+    for directory in search_dirs():
+        if directory.is_dir():
+            names.update(p.stem for p in directory.glob("*" + WEIGHTS_SUFFIX))
+    return sorted(names)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or "/" in spec or Path(spec).suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX, *PICKLE_SUFFIXES)
+
+
+def resolve(spec: str) -> Path:
+    """`--model NAME|PATH` -> the .safetensors path. Raises MnistgenError naming the fix."""
+    if not spec or not spec.strip():
+        raise MnistgenError(f"--model is empty: give a model name ({', '.join(available_names()) or 'none found'}) or a path")
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise MnistgenError(
+            f"{spec} is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code"
+        )
+    if path.is_dir():
+        path = path / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)
+    elif path.suffix == CARD_SUFFIX:
+        path = path.with_suffix(WEIGHTS_SUFFIX)
+    if path.is_file():
+        return path
+    if not _looks_like_path(spec):
+        for directory in search_dirs():
+            candidate = directory / (spec + WEIGHTS_SUFFIX)
+            if candidate.is_file():
+                return candidate
+        known = ", ".join(available_names()) or "none found"
+        raise MnistgenError(f"unknown model {spec!r}: use one of {known}, or a path to a .safetensors file")
+    raise MnistgenError(f"no weights file at {path}: check the path (a .safetensors file, its .json card, or a run directory)")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_header(path: Path) -> dict:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(HEADER_LEN_BYTES)
+        if head[:1] == b"\x80" or head[:2] == b"PK":
+            raise MnistgenError(f"{path} is a pickle/zip file, not safetensors: mnistgen refuses it because unpickling can run code")
+        if len(head) < HEADER_LEN_BYTES:
+            raise MnistgenError(f"{path} is truncated (shorter than a safetensors header): train or download it again")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_HEADER_BYTES, size - HEADER_LEN_BYTES):
+            raise MnistgenError(f"{path} is not a safetensors file (or is truncated): train or download it again")
+        try:
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise MnistgenError(f"{path} is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise MnistgenError(f"{path} is not a safetensors file (its header is not a JSON object)")
+    header["__file_size__"] = size - HEADER_LEN_BYTES - length
+    return header
+
+
+def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
+    expected = config.param_shapes()
+    found = {k: v for k, v in header.items() if not k.startswith("__")}
+    if set(found) != set(expected):
+        missing = sorted(set(expected) - set(found))[:3]
+        extra = sorted(set(found) - set(expected))[:3]
+        raise MnistgenError(
+            f"{path} does not match its model card ({config.kind}, latent {config.latent}): missing {missing}, unexpected {extra}; it is another architecture"
+        )
+    data_size = header["__file_size__"]
+    for name, info in found.items():
+        shape = tuple(info.get("shape", ()))
+        if info.get("dtype") not in DTYPE_BYTES or shape != expected[name]:
+            raise MnistgenError(
+                f"{path}: tensor {name} is {info.get('dtype')} {list(shape)}, the card's config needs F32 {list(expected[name])}; it is another architecture"
+            )
+        begin, end = info.get("data_offsets", (0, -1))
+        count = 1
+        for s in shape:
+            count *= s
+        if end - begin != count * DTYPE_BYTES["F32"] or end > data_size:
+            raise MnistgenError(f"{path} is truncated or damaged (tensor {name} runs past the end): train or download it again")
+
+
+def _card_from_metadata(path: Path, header: dict) -> dict:
+    meta = header.get("__metadata__") or {}
+    if METADATA_KEY not in meta:
+        raise MnistgenError(f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not written by mnistgen")
+    try:
+        config = json.loads(meta[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise MnistgenError(f"{path} has damaged mnistgen metadata: train or download it again") from None
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": path.stem, "config": config}
+
+
+def read_card(path: Path) -> dict:
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MnistgenError(f"model card {path} is not valid JSON ({exc}): train or download the weights again") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise MnistgenError(f"{path} is not an mnistgen model card (no \"format\": \"{FORMAT}\")")
+    version = card.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise MnistgenError(f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade mnistgen")
+    return card
+
+
+def inspect(spec: str) -> Weights:
+    """Resolve and check a weights file without reading its tensors (cheap: no numpy, no Paddle)."""
+    path = resolve(spec)
+    header = _read_header(path)
+    card_path = path.with_suffix(CARD_SUFFIX)
+    card = read_card(card_path) if card_path.is_file() else _card_from_metadata(path, header)
+    config = ModelConfig.from_dict(card.get("config"))
+    _check_tensors(path, header, config)
+    digest = sha256_of(path)
+    recorded = card.get("sha256")
+    if recorded and recorded != digest:
+        raise MnistgenError(f"{path} does not match the sha256 in its card {card_path.name}: the file was changed or damaged; train or download it again")
+    return Weights(path=path, config=config, card=card, sha256=digest)
+
+
+def save(stem: Path, arrays: dict, card: dict) -> Weights:
+    """Write `stem.safetensors` then `stem.json` (each atomically); returns the checked result."""
+    from safetensors.numpy import save as save_bytes
+
+    config = ModelConfig.from_dict(card["config"])
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights_path = stem.with_name(stem.name + WEIGHTS_SUFFIX)
+    payload = save_bytes(arrays, metadata={METADATA_KEY: json.dumps(config.to_dict())})
+    atomic.write_bytes(weights_path, payload)
+    card = {"format": FORMAT, "format_version": FORMAT_VERSION, **card, "sha256": hashlib.sha256(payload).hexdigest()}
+    atomic.write_text(stem.with_name(stem.name + CARD_SUFFIX), json.dumps(card, indent=2) + "\n")
+    return Weights(path=weights_path, config=config, card=card, sha256=card["sha256"])

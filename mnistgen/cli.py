@@ -1,0 +1,302 @@
+"""The `mnistgen` command line (Typer only): parse, validate, call the library, report.
+
+Arguments are validated before Paddle is imported, so mistakes are reported at once and
+`mnistgen --help` stays fast. `MnistgenError` becomes `Error: ...` on stderr with exit 1;
+usage mistakes are Typer/Click usage errors with exit 2; Ctrl-C exits 130. Progress goes to
+stderr, results (one JSON line) to stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shlex
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mnistgen import __version__
+from mnistgen.errors import MnistgenError
+from mnistgen.runtime import Device
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
+
+app = typer.Typer(
+    name="mnistgen",
+    help="Train a VAE / conditional VAE on MNIST with PaddlePaddle and generate synthetic handwritten digits.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain Click messages: one-line usage errors, no boxes
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class ModelKind(str, Enum):
+    vae = "vae"
+    cvae = "cvae"
+
+
+DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines on stderr.")]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Weights to use: a name (cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.")]
+
+
+def _stderr(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _user_errors(interrupted_note: str = "stopped; every file already written is complete"):
+    """Turn library errors into one line on stderr and the documented exit codes."""
+    try:
+        yield
+    except MnistgenError as exc:
+        _stderr(f"Error: {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        _stderr(f"Interrupted: {interrupted_note}.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mnistgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Train a VAE / conditional VAE on MNIST with PaddlePaddle and generate synthetic handwritten digits.
+
+    Example: mnistgen generate --digit 7 --count 1000 --out synth/
+    """
+
+
+# -- argument parsing (pure Python: runs before Paddle is imported) ----------------------------
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p.isdigit() for p in parts):
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of non-negative integers (e.g. 5,25)", param_hint=option)
+    return [int(p) for p in parts]
+
+
+def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[int]]:
+    """`7`, `0,3,7` or `all` -> sorted unique digits; None when not given."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return list(range(num_classes))
+    digits = parse_int_list(text, "--digit")
+    bad = [d for d in digits if d >= num_classes]
+    if bad:
+        raise typer.BadParameter(f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit")
+    return sorted(set(digits))
+
+
+def _check_model(spec: str):
+    from mnistgen import checkpoint
+
+    try:
+        checkpoint.resolve(spec)
+    except MnistgenError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    return checkpoint.inspect(spec)
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+def _progress(quiet: bool):
+    """A rich progress bar on stderr, or a silent stand-in with the same interface."""
+    if quiet:
+        return _NullProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+    )
+
+
+class _NullProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def update(self, *args, **kwargs):
+        pass
+
+    def print(self, *args, **kwargs):
+        pass
+
+    @property
+    def console(self):
+        return self
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as an explicit, reproducible line: every option with its parsed value."""
+    words = ["mnistgen", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or not getattr(param, "opts", None):
+            continue
+        if isinstance(value, bool):
+            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+            words += [flag] if flag else []
+        else:
+            words += [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0], str(getattr(value, "value", value))]
+    return shlex.join(words)
+
+
+def _emit(summary: dict) -> None:
+    """The one result line on stdout."""
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()
+
+
+# -- train --------------------------------------------------------------------------------------
+
+
+class _TrainProgress:
+    """Bridges the library's TrainCallback to a rich bar."""
+
+    def __init__(self, progress):
+        self.progress, self.task, self.epochs = progress, None, 0
+
+    def on_start(self, epochs, first_epoch, steps_per_epoch):
+        self.epochs = epochs
+        self.task = self.progress.add_task(f"epoch {first_epoch + 1}/{epochs}", total=steps_per_epoch, info="")
+
+    def on_step(self, epoch, step, loss, rec, kl, images_per_s):
+        info = f"loss {loss:8.2f}  KL {kl:6.2f}  {images_per_s:6.0f} img/s"
+        self.progress.update(self.task, completed=step + 1, description=f"epoch {epoch + 1}/{self.epochs}", info=info)
+
+    def on_epoch(self, metrics):
+        test = f"test loss {metrics['test_loss']:.2f} (rec {metrics['test_rec']:.2f}, KL {metrics['test_kl']:.2f})" if "test_loss" in metrics else "no test split"
+        self.progress.console.print(f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.2f}, {test}, {metrics['seconds']:.0f} s")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    model: Annotated[ModelKind, typer.Option("--model", "-m", help="Architecture: vae (unconditional) or cvae (label-conditioned).")] = ModelKind.cvae,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d].")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.")] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")] = 20,
+    latent: Annotated[int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")] = 2,
+    channels: Annotated[int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")] = 1e-3,
+    lr_decay: Annotated[bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")] = True,
+    beta1: Annotated[float, typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")] = 0.5,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")] = None,
+    indices: Annotated[Optional[str], typer.Option("--indices", help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")] = False,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a VAE or CVAE on MNIST; writes checkpoints, metrics.jsonl and sample grids to --out.
+
+    Example: mnistgen train --model cvae --epochs 20 --data ../shared/data/mnist --out runs/cvae-2d
+    """
+    from mnistgen.config import ModelConfig
+
+    chosen = parse_int_list(indices, "--indices") if indices is not None else None
+    out = out or Path("runs") / f"{model.value}-{latent}d"
+    config = ModelConfig(kind=model.value, latent=latent, channels=channels)
+    with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
+        from mnistgen import data as data_lib
+        from mnistgen import train as train_lib
+
+        train_lib.prepare_run_dir(out, resume)
+        dataset = data_lib.load(data, download=download)
+        extra = {}
+        if chosen is not None:
+            bad = [i for i in chosen if i >= len(dataset.train)]
+            if bad:
+                raise MnistgenError(f"--indices {bad[0]} is out of range: the training set has {len(dataset.train)} images (0-{len(dataset.train) - 1})")
+            dataset.train, extra["indices"] = dataset.train.subset(chosen), chosen
+        elif limit is not None:
+            dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
+        options = train_lib.TrainOptions(
+            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, seed=seed,
+            command=command_line(ctx), extra=extra,
+        )
+        from mnistgen.runtime import select_device
+
+        device_name = select_device(device)
+        started = time.perf_counter()
+        with _progress(quiet) as progress:
+            if not quiet:
+                _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}, into {out}")
+            metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress))
+        _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), **metrics})
+
+
+# -- generate -----------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    digit: Annotated[Optional[str], typer.Option("--digit", "-d", help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: OUT/<digit>/<index>.png (ImageFolder layout) and OUT/metadata.jsonl.")] = Path("synth"),
+    model: ModelOption = "cvae-2d",
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images [default: random, printed in the summary].")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits).")] = 1.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace mnistgen output already in --out (digit folders, metadata.jsonl).")] = False,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate synthetic digits as 28x28 grayscale PNGs, COUNT per digit.
+
+    Example: mnistgen generate --digit 7 --count 1000 --out synth/
+    """
+    digits = parse_digits(digit)
+    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    with _user_errors("every PNG already written is complete; rerun with --force to start over"):
+        from mnistgen import generate as gen
+
+        weights = _check_model(model)
+        labels = gen.labels_for(weights, digits)
+        gen.prepare_out(out, force)
+        from mnistgen.runtime import select_device
+
+        select_device(device)
+        with _progress(quiet) as progress:
+            task = progress.add_task("generating", total=len(labels) * count, info="")
+            summary = gen.write_pngs(
+                weights, labels, count, out, seed=seed, temperature=temperature,
+                on_progress=lambda done, rate: progress.update(task, completed=done, info=f"{rate:6.0f} img/s"),
+            )
+        _emit(summary)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except MnistgenError as exc:  # raised while parsing (e.g. a damaged --model file)
+        _stderr(f"Error: {exc}")
+        sys.exit(EXIT_ERROR)

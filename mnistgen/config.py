@@ -1,0 +1,109 @@
+"""Model configuration: the typed description that travels inside every weights file.
+
+Pure Python (no Paddle, no numpy), so a weights card can be checked - kind, sizes, the
+shape of every tensor - before anything heavy is imported or allocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from mnistgen.errors import MnistgenError
+
+KINDS = ("vae", "cvae")
+
+# Bounds that keep a card from a stranger from asking for absurd allocations.
+MAX_LATENT = 512
+MAX_CHANNELS = 1024
+MAX_CLASSES = 256
+
+IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7
+DOWNSAMPLE = 4  # two stride-2 convolutions
+KERNEL = 4  # 4x4 kernels, stride 2, padding 1: halves (or doubles) the side exactly
+OUT_KERNEL = 3  # the decoder's last 3x3 convolution to one channel
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the tutorial's conv VAE / CVAE."""
+
+    kind: str = "cvae"  # "vae" (unconditional) or "cvae" (a one-hot label conditions both halves)
+    latent: int = 2  # size of z; 2 lets the latent space be drawn, as in the tutorial
+    channels: int = 32  # width of the first conv; the second conv has twice as many
+    num_classes: int = 10  # size of the one-hot label (CVAE only; MNIST has 10 digits)
+    image_size: int = IMAGE_SIZE  # side of the square grayscale input; fixed by the architecture
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "cvae"
+
+    @property
+    def feature_side(self) -> int:
+        """Side of the 7x7 feature map between the convs and the dense heads."""
+        return self.image_size // DOWNSAMPLE
+
+    def validate(self) -> "ModelConfig":
+        if self.kind not in KINDS:
+            raise MnistgenError(f"unknown model kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        for name, value, top in (
+            ("latent", self.latent, MAX_LATENT),
+            ("channels", self.channels, MAX_CHANNELS),
+            ("num_classes", self.num_classes, MAX_CLASSES),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise MnistgenError(f"model config {name}={value!r} is out of range: it must be 1..{top}")
+        if self.image_size != IMAGE_SIZE:
+            raise MnistgenError(f"model config image_size={self.image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise MnistgenError("model card has no valid 'config' object: the weights file is damaged; re-export it with mnistgen train")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MnistgenError(f"model config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen")
+        return cls(**data).validate()
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor the model holds (Paddle layouts: Linear is (in, out))."""
+        c, d, side = self.channels, self.latent, self.feature_side
+        pixels = self.image_size * self.image_size
+        label = self.num_classes if self.conditional else 0
+        in_ch = 2 if self.conditional else 1
+        flat = 2 * c * side * side
+        shapes = {
+            "encoder.conv1.weight": (c, in_ch, KERNEL, KERNEL),
+            "encoder.conv1.bias": (c,),
+            "encoder.conv2.weight": (2 * c, c, KERNEL, KERNEL),
+            "encoder.conv2.bias": (2 * c,),
+            "encoder.mean.weight": (flat, d),
+            "encoder.mean.bias": (d,),
+            "encoder.logvar.weight": (flat, d),
+            "encoder.logvar.bias": (d,),
+            "decoder.fc.weight": (d + label, c * side * side),
+            "decoder.fc.bias": (c * side * side,),
+            "decoder.up1.weight": (c, 2 * c, KERNEL, KERNEL),  # conv-transpose: (in, out, k, k)
+            "decoder.up1.bias": (2 * c,),
+            "decoder.up2.weight": (2 * c, c, KERNEL, KERNEL),
+            "decoder.up2.bias": (c,),
+            "decoder.out.weight": (1, c, OUT_KERNEL, OUT_KERNEL),
+            "decoder.out.bias": (1,),
+        }
+        if self.conditional:
+            shapes["encoder.label.weight"] = (self.num_classes, pixels)
+            shapes["encoder.label.bias"] = (pixels,)
+        return shapes
+
+    def param_count(self) -> int:
+        total = 0
+        for shape in self.param_shapes().values():
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total

@@ -1,0 +1,126 @@
+"""Paddle layers of the tutorial's conv VAE and CVAE, and their loss. No I/O here.
+
+Architecture (from the tutorial the project grew from):
+  encoder: 4x4 stride-2 convs 1->32->64 with leaky ReLU, then dense mean and log-variance heads;
+  decoder: z -> 7*7*32 -> 4x4 stride-2 conv-transposes 32->64->32 -> 3x3 conv -> tanh.
+The CVAE maps the one-hot label through a dense layer to a 28x28 plane stacked on the image,
+and concatenates the one-hot label to z. The tutorial writes its dense layers as 1x1
+convolutions on 1x1 maps; `nn.Linear` is the same function and faster.
+
+Parameter names here are the tensor names in weights files; `ModelConfig.param_shapes`
+must list exactly the same names and shapes.
+"""
+
+from __future__ import annotations
+
+from mnistgen.config import KERNEL, OUT_KERNEL, ModelConfig
+from mnistgen.runtime import import_paddle
+
+paddle = import_paddle()
+nn = paddle.nn
+F = paddle.nn.functional
+
+STRIDE = 2
+PAD = 1  # with a 4x4 kernel and stride 2, padding 1 halves / doubles the side exactly
+
+
+class Encoder(nn.Layer):
+    """q(z | x[, y]): returns the mean and log-variance of a diagonal Gaussian."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c, side = cfg.channels, cfg.feature_side
+        if cfg.conditional:
+            self.label = nn.Linear(cfg.num_classes, cfg.image_size * cfg.image_size)
+        self.conv1 = nn.Conv2D(2 if cfg.conditional else 1, c, KERNEL, STRIDE, PAD)
+        self.conv2 = nn.Conv2D(c, 2 * c, KERNEL, STRIDE, PAD)
+        self.mean = nn.Linear(2 * c * side * side, cfg.latent)
+        self.logvar = nn.Linear(2 * c * side * side, cfg.latent)
+
+    def forward(self, x, onehot=None):
+        if self.cfg.conditional:
+            plane = self.label(onehot).reshape([-1, 1, self.cfg.image_size, self.cfg.image_size])  # (B, 1, 28, 28)
+            x = paddle.concat([x, plane], axis=1)  # (B, 2, 28, 28)
+        h = F.leaky_relu(self.conv1(x))  # (B, 32, 14, 14)
+        h = F.leaky_relu(self.conv2(h))  # (B, 64, 7, 7)
+        h = h.flatten(1)  # (B, 3136)
+        return self.mean(h), self.logvar(h)  # (B, d), (B, d)
+
+
+class Decoder(nn.Layer):
+    """p(x | z[, y]): returns images in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c, side = cfg.channels, cfg.feature_side
+        extra = cfg.num_classes if cfg.conditional else 0
+        self.fc = nn.Linear(cfg.latent + extra, c * side * side)
+        self.up1 = nn.Conv2DTranspose(c, 2 * c, KERNEL, STRIDE, PAD)
+        self.up2 = nn.Conv2DTranspose(2 * c, c, KERNEL, STRIDE, PAD)
+        self.out = nn.Conv2D(c, 1, OUT_KERNEL, 1, OUT_KERNEL // 2)
+
+    def forward(self, z, onehot=None):
+        if self.cfg.conditional:
+            z = paddle.concat([z, onehot], axis=1)  # (B, d + 10)
+        side = self.cfg.feature_side
+        h = F.leaky_relu(self.fc(z)).reshape([-1, self.cfg.channels, side, side])  # (B, 32, 7, 7)
+        h = F.leaky_relu(self.up1(h))  # (B, 64, 14, 14)
+        h = F.leaky_relu(self.up2(h))  # (B, 32, 28, 28)
+        return paddle.tanh(self.out(h))  # (B, 1, 28, 28)
+
+
+class VAE(nn.Layer):
+    """Encoder + decoder with the reparameterisation z = mean + noise * exp(logvar / 2)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg.validate()
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, x, onehot, noise):
+        mean, logvar = self.encoder(x, onehot)  # (B, d), (B, d)
+        z = mean + noise * paddle.exp(0.5 * logvar)  # (B, d)
+        return self.decoder(z, onehot), mean, logvar
+
+
+def vae_loss(x, recon, mean, logvar):
+    """Negative ELBO as in the tutorial: summed squared error + KL(q(z|x) || N(0, I)).
+
+    Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, eq. 10 (the Gaussian KL
+    in closed form). Both terms are summed over pixels / latent dims and averaged over the
+    batch. Returns (loss, reconstruction, kl) as scalar tensors.
+    """
+    rec = ((x - recon) ** 2).sum(axis=[1, 2, 3]).mean()
+    kl = (-0.5 * (1 + logvar - mean**2 - paddle.exp(logvar))).sum(axis=1).mean()
+    return rec + kl, rec, kl
+
+
+def build(cfg: ModelConfig) -> VAE:
+    """A freshly initialised model whose parameter names do not depend on what was built before.
+
+    Paddle names parameters from a process-wide counter (linear_0, linear_1, ...); building
+    under a fresh name scope keeps names - and hence optimizer-state keys - stable, so a run
+    resumed in a new process finds its Adam moments.
+    """
+    with paddle.utils.unique_name.guard():
+        return VAE(cfg)
+
+
+def state_arrays(model: VAE) -> dict:
+    """Parameter name -> numpy array (a copy on the host)."""
+    return {name: p.numpy() for name, p in model.state_dict().items()}
+
+
+def load_arrays(model: VAE, arrays: dict) -> None:
+    state = model.state_dict()
+    for name, param in state.items():
+        param.set_value(arrays[name])
+
+
+def one_hot(labels, num_classes: int):
+    """(B,) integer labels (numpy or paddle) -> (B, num_classes) float32 tensor."""
+    labels = paddle.to_tensor(labels, dtype="int64")
+    return F.one_hot(labels, num_classes).astype("float32")

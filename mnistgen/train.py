@@ -1,0 +1,282 @@
+"""The training loop: data in, checkpoints, metrics and sample grids out.
+
+It knows nothing of the terminal: progress goes to a `TrainCallback`, which the CLI turns
+into a rich progress bar. A run directory holds
+  train_state.safetensors / .json   model + Adam state + epoch, for --resume
+  model.safetensors / model.json    the weights and model card, usable as --model RUN_DIR
+  metrics.jsonl                     one line per epoch
+  samples/epoch-NNN.png             a 10x20 grid of samples after each epoch
+Every file is written atomically, so a killed run resumes from its last finished epoch.
+Randomness is derived from (seed, epoch), so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnistgen import __version__, atomic, checkpoint, export, sample
+from mnistgen.config import ModelConfig
+from mnistgen.data import Dataset, to_unit_range
+from mnistgen.errors import MnistgenError
+from mnistgen.runtime import import_paddle
+
+STATE_STEM = "train_state"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
+STATS_IMAGES = 10_000  # training images encoded for the card's latent statistics
+GRID_ROWS, GRID_COLS = 10, 20  # the tutorial's 10x20 sample figure
+LR_FINAL_RATIO = 0.05  # cosine decay ends at lr * this
+STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID = 1, 2, 3  # independent random streams per purpose
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 20  # passes over the training set
+    batch_size: int = 64  # the tutorial's batch size
+    lr: float = 1e-3  # Adam's peak learning rate (the tutorial: 1e-4, constant, 100 epochs)
+    beta1: float = 0.5  # Adam's beta1, as the tutorial
+    lr_decay: bool = True  # cosine decay to lr * LR_FINAL_RATIO over the run
+    seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
+    command: str = ""  # the command line, recorded in the model card
+    extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
+
+
+class TrainCallback:
+    """Receives progress; the default does nothing."""
+
+    def on_start(self, epochs: int, first_epoch: int, steps_per_epoch: int) -> None: ...
+
+    def on_step(self, epoch: int, step: int, loss: float, rec: float, kl: float, images_per_s: float) -> None: ...
+
+    def on_epoch(self, metrics: dict) -> None: ...
+
+
+def learning_rate(options: TrainOptions, epoch: int) -> float:
+    if not options.lr_decay or options.epochs <= 1:
+        return options.lr
+    final = options.lr * LR_FINAL_RATIO
+    return final + 0.5 * (options.lr - final) * (1 + math.cos(math.pi * epoch / (options.epochs - 1)))
+
+
+def _seed_int(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+class Trainer:
+    def __init__(self, config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, callback=None):
+        self.paddle = import_paddle()
+        from mnistgen import model as model_lib
+
+        self.m = model_lib
+        self.config, self.dataset, self.options, self.run_dir = config.validate(), dataset, options, Path(run_dir)
+        self.callback = callback or TrainCallback()
+        self.paddle.seed(_seed_int(options.seed))
+        self.model = model_lib.VAE(config)
+        self.optimizer = self.paddle.optimizer.Adam(learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters())
+        self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
+        self.onehot = model_lib.one_hot(dataset.train.labels.astype(np.int64), config.num_classes)  # (N, 10)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state_card(self) -> dict:
+        return {"config": self.config.to_dict(), "epoch": self.start_epoch, "options": asdict(self.options), "history": self.history}
+
+    def save_state(self) -> None:
+        arrays = {f"model/{k}": v for k, v in self.m.state_arrays(self.model).items()}
+        opt = {k: v.numpy() for k, v in self.optimizer.state_dict().items() if hasattr(v, "numpy")}
+        arrays.update({f"optim/{k}": np.ascontiguousarray(v) for k, v in opt.items()})
+        from safetensors.numpy import save as save_bytes
+
+        atomic.write_bytes(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX), save_bytes(arrays))
+        atomic.write_text(self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX), json.dumps(self._state_card(), indent=1))
+
+    def load_state(self) -> None:
+        from safetensors.numpy import load_file
+
+        card_path = self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX)
+        try:
+            card = json.loads(card_path.read_text())
+            arrays = load_file(str(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)))
+        except (OSError, json.JSONDecodeError, Exception) as exc:
+            raise MnistgenError(f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume") from None
+        if card.get("config") != self.config.to_dict():
+            raise MnistgenError(f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or another --out")
+        self.m.load_arrays(self.model, {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        opt_state = {k[len("optim/"):]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
+        self.optimizer.set_state_dict(opt_state)
+        saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
+        # Resume repeats the saved run; only the epoch target and the recorded command may change.
+        self.options = TrainOptions(**{**saved, "epochs": self.options.epochs, "command": self.options.command})
+        self.start_epoch = int(card["epoch"])
+        self.history = list(card.get("history", []))
+
+    # -- one epoch -----------------------------------------------------------------------------
+    def _batch(self, index):
+        x = self.paddle.gather(self.images, index)  # (B, 1, 28, 28)
+        y = self.paddle.gather(self.onehot, index) if self.config.conditional else None  # (B, 10)
+        return x, y
+
+    def train_epoch(self, epoch: int) -> dict:
+        paddle, opts = self.paddle, self.options
+        n = len(self.dataset.train)
+        batch = min(opts.batch_size, n)
+        steps = max(1, n // batch)  # drop the ragged tail, as the tutorial does
+        self.optimizer.set_lr(learning_rate(opts, epoch))
+        paddle.seed(_seed_int(opts.seed, STREAM_SHUFFLE, epoch))
+        perm = paddle.to_tensor(np.random.default_rng([opts.seed, STREAM_SHUFFLE, epoch]).permutation(n))
+        sums = np.zeros(3)
+        started = time.perf_counter()
+        self.model.train()
+        for step in range(steps):
+            x, y = self._batch(perm[step * batch : (step + 1) * batch])
+            noise = paddle.randn([batch, self.config.latent])  # (B, d)
+            recon, mean, logvar = self.model(x, y, noise)
+            loss, rec, kl = self.m.vae_loss(x, recon, mean, logvar)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.clear_grad()
+            values = np.array([loss.item(), rec.item(), kl.item()])
+            if not np.all(np.isfinite(values)):
+                raise MnistgenError(
+                    f"training diverged at epoch {epoch + 1}, step {step + 1} (loss is {values[0]}): lower --lr; the last good checkpoint is kept in {self.run_dir}"
+                )
+            sums += values
+            elapsed = time.perf_counter() - started
+            self.callback.on_step(epoch, step, *(sums / (step + 1)), (step + 1) * batch / max(elapsed, 1e-9))
+        seconds = time.perf_counter() - started
+        loss, rec, kl = sums / steps
+        return {"epoch": epoch + 1, "lr": learning_rate(opts, epoch), "train_loss": loss, "train_rec": rec, "train_kl": kl,
+                "seconds": round(seconds, 2), "images_per_s": round(steps * batch / seconds, 1)}
+
+    def evaluate(self) -> dict:
+        """Test-set loss with fixed noise (deterministic); empty when the data has no test split."""
+        test = self.dataset.test
+        if test is None or len(test) == 0:
+            return {}
+        paddle = self.paddle
+        rng = np.random.default_rng([self.options.seed, STREAM_EVAL])
+        totals = np.zeros(3)
+        self.model.eval()
+        with paddle.no_grad():
+            for start in range(0, len(test), EVAL_BATCH):
+                part = test.subset(slice(start, start + EVAL_BATCH))
+                x = paddle.to_tensor(to_unit_range(part.images))
+                y = self.m.one_hot(part.labels.astype(np.int64), self.config.num_classes) if self.config.conditional else None
+                noise = paddle.to_tensor(rng.standard_normal((len(part), self.config.latent), dtype=np.float32))
+                recon, mean, logvar = self.model(x, y, noise)
+                values = self.m.vae_loss(x, recon, mean, logvar)
+                totals += np.array([v.item() for v in values]) * len(part)
+        loss, rec, kl = totals / len(test)
+        return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
+
+    def latent_stats(self) -> dict:
+        """Encoder means on training images: range, spread and per-class centroids, for the card.
+
+        Latent-exploring commands (grids, interpolation between digit centroids) read these, so
+        they work where no dataset is present.
+        """
+        paddle = self.paddle
+        part = self.dataset.train.subset(slice(0, STATS_IMAGES))
+        means = []
+        self.model.eval()
+        with paddle.no_grad():
+            for start in range(0, len(part), EVAL_BATCH):
+                chunk = part.subset(slice(start, start + EVAL_BATCH))
+                x = paddle.to_tensor(to_unit_range(chunk.images))
+                y = self.m.one_hot(chunk.labels.astype(np.int64), self.config.num_classes) if self.config.conditional else None
+                means.append(self.model.encoder(x, y)[0].numpy())
+        means = np.concatenate(means)
+        centroids = {str(c): means[part.labels == c].mean(axis=0).round(5).tolist() for c in np.unique(part.labels)}
+        return {
+            "images": len(part),
+            "mean_min": means.min(axis=0).round(5).tolist(),
+            "mean_max": means.max(axis=0).round(5).tolist(),
+            "mean_p01": np.percentile(means, 1, axis=0).round(5).tolist(),
+            "mean_p99": np.percentile(means, 99, axis=0).round(5).tolist(),
+            "mean_std": means.std(axis=0).round(5).tolist(),
+            "centroids": centroids,
+        }
+
+    def sample_grid(self, epoch: int) -> Path:
+        rng = np.random.default_rng([self.options.seed, STREAM_GRID])
+        z = rng.standard_normal((GRID_ROWS * GRID_COLS, self.config.latent), dtype=np.float32)
+        labels = np.repeat(np.arange(GRID_ROWS) % self.config.num_classes, GRID_COLS)
+        images = sample.decode(self.model, z, labels if self.config.conditional else None)
+        path = self.run_dir / SAMPLES_DIR / f"epoch-{epoch:03d}.png"
+        path.parent.mkdir(exist_ok=True)
+        export.write_png(path, export.tile(images.reshape(GRID_ROWS, GRID_COLS, *images.shape[1:])))
+        return path
+
+    # -- the run -------------------------------------------------------------------------------
+    def model_card(self, metrics: dict) -> dict:
+        paddle_version = self.paddle.__version__
+        train = self.dataset.train
+        return {
+            "name": self.run_dir.name,
+            "config": self.config.to_dict(),
+            "classes": [str(c) for c in range(self.config.num_classes)],
+            "training": {
+                **{k: v for k, v in asdict(self.options).items() if k != "extra"},
+                **self.options.extra,
+                "epochs_done": metrics["epoch"],
+                "train_images": len(train),
+                "data": self.dataset.source,
+                "seconds_total": round(sum(h["seconds"] for h in self.history), 1),
+            },
+            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "train_"))},
+            "latent_stats": self.latent_stats(),
+            "mnistgen_version": __version__,
+            "paddle_version": paddle_version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def run(self) -> dict:
+        self.callback.on_start(self.options.epochs, self.start_epoch, max(1, len(self.dataset.train) // min(self.options.batch_size, len(self.dataset.train))))
+        metrics = self.history[-1] if self.history else {}
+        for epoch in range(self.start_epoch, self.options.epochs):
+            metrics = self.train_epoch(epoch)
+            metrics.update(self.evaluate())
+            metrics = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
+            metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
+            self.history.append(metrics)
+            self.start_epoch = epoch + 1
+            self.save_state()
+            checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, self.m.state_arrays(self.model), self.model_card(metrics))
+            atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
+            self.callback.on_epoch(metrics)
+        return metrics
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    run_dir = Path(run_dir)
+    state = run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
+    if resume:
+        if not state.is_file():
+            raise MnistgenError(f"--resume: {run_dir} holds no checkpoint ({state.name}): start without --resume")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise MnistgenError(f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def train(config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, resume: bool = False, callback=None) -> dict:
+    """Train (or resume) a run in `run_dir`; returns the last epoch's metrics."""
+    prepare_run_dir(run_dir, resume)
+    paddle = import_paddle()
+    # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
+    # name scope makes them the same in every run, so a resumed run finds its saved state.
+    with paddle.utils.unique_name.guard():
+        trainer = Trainer(config, dataset, options, run_dir, callback)
+        if resume:
+            trainer.load_state()
+        return trainer.run()

@@ -1,0 +1,53 @@
+"""Shared fixtures: the MNIST subset shipped in tests/fixtures and tiny models trained on it.
+
+The models are trained once per session on the CPU (a few seconds each) with the real
+training loop; nothing here mocks Paddle.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+FIXTURE_MNIST = Path(__file__).parent / "fixtures" / "mnist"
+TINY_CHANNELS = 8  # a narrow model: trains in seconds, still the real architecture
+TINY_EPOCHS = 2
+TINY_IMAGES = 500
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return FIXTURE_MNIST
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    from mnistgen import data
+
+    return data.load(FIXTURE_MNIST)
+
+
+def _train_tiny(root: Path, kind: str, dataset) -> Path:
+    from mnistgen import train
+    from mnistgen.config import ModelConfig
+    from mnistgen.data import Dataset
+
+    small = Dataset(dataset.train.subset(slice(0, TINY_IMAGES)), dataset.test, dataset.source)
+    run = root / f"tiny-{kind}"
+    train.train(ModelConfig(kind=kind, channels=TINY_CHANNELS), small, train.TrainOptions(epochs=TINY_EPOCHS, seed=1), run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_cvae(tmp_path_factory, dataset) -> Path:
+    """Run directory of a tiny CVAE (use as --model RUN_DIR)."""
+    return _train_tiny(tmp_path_factory.mktemp("models"), "cvae", dataset)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae(tmp_path_factory, dataset) -> Path:
+    return _train_tiny(tmp_path_factory.mktemp("models"), "vae", dataset)

@@ -1,0 +1,206 @@
+"""The command line: help, generate's files and determinism, and every documented error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mnistgen.cli import app
+
+runner = CliRunner()
+README = Path(__file__).resolve().parent.parent / "README.md"
+COMMANDS = ["train", "generate"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_every_command_has_help():
+    result = invoke("--help")
+    assert result.exit_code == 0, result.output
+    for command in COMMANDS:
+        assert command in result.output
+        sub = invoke(command, "--help")
+        assert sub.exit_code == 0, sub.output
+        assert "Example: mnistgen " + command in sub.output
+
+
+def test_readme_names_every_command():
+    text = README.read_text(encoding="utf-8")
+    for command in COMMANDS:
+        assert f"mnistgen {command}" in text
+
+
+def test_help_imports_neither_paddle_nor_numpy():
+    code = "import sys; from mnistgen.cli import main; sys.argv = ['mnistgen', 'generate', '--help']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\n" \
+           "print('paddle' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False False")
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("mnistgen ")
+
+
+def test_generate_writes_the_imagefolder_layout(tmp_path, tiny_cvae):
+    out = tmp_path / "synth"
+    result = invoke("generate", "--digit", "0,7", "--count", 300, "--out", out, "--model", tiny_cvae, "--seed", 5, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["0", "7", "metadata.jsonl"]
+    assert sorted(p.name for p in (out / "7").iterdir()) == [f"{i:05d}.png" for i in range(300)]
+    from PIL import Image
+
+    with Image.open(out / "7" / "00299.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 600
+    assert rows[0] == {"file_name": "0/00000.png", "label": 0, "seed": 5, "z": rows[0]["z"]} and len(rows[0]["z"]) == 2
+    assert rows[-1]["file_name"] == "7/00299.png" and rows[-1]["label"] == 7
+    summary = json.loads(result.stdout)  # exactly one JSON line on stdout
+    assert summary["count"] == 600 and summary["seed"] == 5 and summary["model"] == "tiny-cvae"
+    assert not list(out.rglob("*.part"))
+
+
+def _png_bytes(out: Path) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+
+
+def test_same_seed_gives_identical_bytes(tmp_path, tiny_cvae):
+    for name in ("a", "b"):
+        result = invoke("generate", "-d", "3", "-n", 40, "-o", tmp_path / name, "-m", tiny_cvae, "--seed", 11, "-q")
+        assert result.exit_code == 0, result.output
+    result = invoke("generate", "-d", "3", "-n", 40, "-o", tmp_path / "c", "-m", tiny_cvae, "--seed", 12, "-q")
+    assert result.exit_code == 0, result.output
+    a, b, c = (_png_bytes(tmp_path / n) for n in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_a_digit_is_the_same_alone_or_with_others(tmp_path, tiny_cvae):
+    invoke("generate", "-d", "3", "-n", 10, "-o", tmp_path / "one", "-m", tiny_cvae, "--seed", 1, "-q")
+    invoke("generate", "-d", "all", "-n", 10, "-o", tmp_path / "all", "-m", tiny_cvae, "--seed", 1, "-q")
+    one, every = _png_bytes(tmp_path / "one"), _png_bytes(tmp_path / "all")
+    assert len(every) == 100 and all(every[k] == v for k, v in one.items())
+
+
+def test_unconditional_model_writes_unlabelled(tmp_path, tiny_vae):
+    result = invoke("generate", "-n", 5, "-o", tmp_path / "u", "-m", tiny_vae, "--seed", 1, "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "u" / "unlabelled").iterdir()) == [f"{i:05d}.png" for i in range(5)]
+    assert json.loads((tmp_path / "u" / "metadata.jsonl").read_text().splitlines()[0])["label"] is None
+
+
+def test_force_replaces_previous_output(tmp_path, tiny_cvae):
+    out = tmp_path / "o"
+    invoke("generate", "-d", "1", "-n", 20, "-o", out, "-m", tiny_cvae, "--seed", 1, "-q")
+    (out / "notes.txt").write_text("mine")
+    result = invoke("generate", "-d", "2", "-n", 3, "-o", out, "-m", tiny_cvae, "--seed", 1, "-q", "--force")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["2", "metadata.jsonl", "notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["generate", "--digit", "11"], 2, "Invalid value for --digit: 11 is not a digit: use 0-9, a list like 0,3,7, or all"),
+        (["generate", "--digit", "a"], 2, "Invalid value for --digit: 'a' is not a comma-separated list of non-negative integers"),
+        (["generate", "--digit", ""], 2, "Invalid value for --digit: '' is not a comma-separated list"),
+        (["generate", "--count", "0"], 2, "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1"),
+        (["generate", "--count", "-5"], 2, "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1"),
+        (["generate", "--count", "10x"], 2, "Error: Invalid value for '--count' / '-n': Input should be a valid integer"),
+        (["generate", "--temperature", "-1"], 2, "Error: Invalid value for '--temperature' / '-t': Input should be greater than or equal to 0"),
+        (["generate", "--model", "nope"], 2, "Invalid value for --model: unknown model 'nope': use one of"),
+        (["generate", "--model", "missing/dir/x.safetensors"], 2, "no weights file at missing/dir/x.safetensors"),
+        (["train", "--data", "no/such/dir"], 2, "Error: Invalid value for '--data': path 'no/such/dir' does not exist."),
+        (["train", "--epochs", "0"], 2, "Error: Invalid value for '--epochs': Input should be greater than or equal to 1"),
+        (["train", "--indices", "5,x"], 2, "Invalid value for --indices: '5,x' is not a comma-separated list"),
+        (["generate", "--device", "tpu"], 2, "Error: Invalid value for '--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'gpu'."),
+        (["generate", "--seed", "-1"], 2, "Error: Invalid value for '--seed': Input should be greater than or equal to 0"),
+        (["train", "--model", "gan"], 2, "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae'."),
+    ],
+)
+def test_usage_errors(tmp_path, monkeypatch, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_unconditional_model_with_digit_is_refused(tmp_path, tiny_vae):
+    result = invoke("generate", "--digit", "3", "--model", tiny_vae, "--out", tmp_path / "o")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: model tiny-vae is an unconditional VAE and has no labels: drop --digit (it writes to unlabelled/), "
+        "or use a conditional model such as cvae-2d\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_empty_out_is_refused(tmp_path, tiny_cvae):
+    (tmp_path / "keep.txt").write_text("precious")
+    result = invoke("generate", "-d", "1", "-n", 2, "--model", tiny_cvae, "--out", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, or choose another directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_out_pointing_at_a_file_is_refused(tmp_path, tiny_cvae):
+    (tmp_path / "f").write_text("x")
+    result = invoke("generate", "-n", 2, "--model", tiny_cvae, "--out", tmp_path / "f")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: --out {tmp_path / 'f'} is a file: give a directory\n"
+
+
+def test_pdparams_is_refused(tmp_path):
+    import pickle
+
+    (tmp_path / "old.pdparams").write_bytes(pickle.dumps({"w": [1, 2]}))
+    result = invoke("generate", "--model", tmp_path / "old.pdparams", "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code" in result.stderr
+
+
+def test_truncated_weights_give_one_error_line(tmp_path, tiny_cvae):
+    payload = (tiny_cvae / "model.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(payload[:1000])
+    result = invoke("generate", "--model", tmp_path / "cut.safetensors", "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    base = ["train", "--model", "cvae", "--channels", 4, "--data", mnist_dir, "--out", run, "--limit", 128, "--quiet"]
+    result = invoke(*base, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["epoch"] == 1
+    again = invoke(*base, "--epochs", 1)
+    assert again.exit_code == 1
+    assert again.stderr == f"Error: --out {run} is not empty: pass --resume to continue that run, or choose a new directory\n"
+    resumed = invoke(*base, "--epochs", 2, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    card = json.loads((run / "model.json").read_text())
+    assert card["training"]["limit"] == 128 and card["training"]["command"].startswith("mnistgen train")
+
+
+def test_train_on_chosen_images(tmp_path, mnist_dir):
+    result = invoke("train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--out", tmp_path / "r", "--indices", "5,25", "--epochs", 2, "-q")
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert card["training"]["indices"] == [5, 25] and card["training"]["train_images"] == 2
+    bad = invoke("train", "--data", mnist_dir, "--out", tmp_path / "r2", "--indices", "5,1000", "-q")
+    assert bad.exit_code == 1
+    assert bad.stderr == "Error: --indices 1000 is out of range: the training set has 1000 images (0-999)\n"

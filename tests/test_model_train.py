@@ -1,0 +1,147 @@
+"""The model, the loss, weights files and the training loop, on the CPU with the real Paddle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mnistgen import checkpoint, sample, train
+from mnistgen.config import ModelConfig
+from mnistgen.data import Dataset
+from mnistgen.errors import MnistgenError
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_parameters_match_the_config(kind):
+    from mnistgen import model
+
+    cfg = ModelConfig(kind=kind)
+    net = model.build(cfg)
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == cfg.param_shapes()
+
+
+def test_forward_shapes_and_loss_terms():
+    from mnistgen import model
+    from mnistgen.model import paddle
+
+    net = model.build(ModelConfig(kind="cvae", latent=3, channels=4))
+    x = paddle.uniform([5, 1, 28, 28], min=-1, max=1)
+    recon, mean, logvar = net(x, model.one_hot([0, 1, 2, 3, 9], 10), paddle.randn([5, 3]))
+    assert recon.shape == [5, 1, 28, 28] and mean.shape == [5, 3] and logvar.shape == [5, 3]
+    assert float(recon.abs().max()) <= 1.0  # tanh output
+    loss, rec, kl = model.vae_loss(x, recon, mean, logvar)
+    assert float(loss) == pytest.approx(float(rec) + float(kl), rel=1e-5)
+    assert float(kl) >= 0
+
+
+def _small(dataset, n):
+    return Dataset(dataset.train.subset(slice(0, n)), dataset.test.subset(slice(0, 100)), "fixture")
+
+
+def test_loss_falls(tmp_path, dataset):
+    metrics = train.train(ModelConfig(kind="vae", channels=8), _small(dataset, 640), train.TrainOptions(epochs=3, seed=2, lr_decay=False), tmp_path / "run")
+    history = [json.loads(line) for line in (tmp_path / "run" / train.METRICS_FILE).read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < 0.85 * history[0]["train_loss"]
+    assert history[-1]["test_loss"] < history[0]["test_loss"]
+    assert metrics["epoch"] == 3
+    assert (tmp_path / "run" / "samples" / "epoch-003.png").is_file()
+
+
+def test_run_writes_a_complete_model_card(tiny_cvae):
+    weights = checkpoint.inspect(str(tiny_cvae))
+    card = weights.card
+    assert card["format"] == "mnistgen-weights" and card["format_version"] == 1
+    assert card["config"] == {"kind": "cvae", "latent": 2, "channels": 8, "num_classes": 10, "image_size": 28}
+    assert card["training"]["epochs_done"] == 2 and card["sha256"] == weights.sha256
+    assert set(card["metrics"]) >= {"test_loss", "test_rec", "test_kl", "train_loss"}
+    stats = card["latent_stats"]
+    assert len(stats["mean_min"]) == 2 and set(stats["centroids"]) == {str(d) for d in range(10)}
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
+    original = checkpoint.inspect(str(tiny_cvae))
+    arrays = original.arrays()
+    copy = checkpoint.save(tmp_path / "copy", arrays, {k: v for k, v in original.card.items() if k not in ("sha256",)})
+    again = checkpoint.inspect(str(copy.path))
+    assert again.sha256 == original.sha256  # same bytes
+    reloaded = again.arrays()
+    assert all(np.array_equal(arrays[k], reloaded[k]) for k in arrays)
+    z = sample.block_latents(5, 3, 0, 2)
+    labels = np.full(len(z), 3)
+    assert np.array_equal(sample.decode(sample.load_model(original), z, labels), sample.decode(sample.load_model(again), z, labels))
+
+
+def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
+    small, cfg = _small(dataset, 192), ModelConfig(kind="cvae", channels=4)
+    train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "straight")
+
+    class StopAfterTwo(train.TrainCallback):  # a Ctrl-C right after epoch 2 was saved
+        def on_epoch(self, metrics):
+            if metrics["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "split", callback=StopAfterTwo())
+    assert json.loads((tmp_path / "split" / "train_state.json").read_text())["epoch"] == 2
+    train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "split", resume=True)
+    a = checkpoint.inspect(str(tmp_path / "straight")).arrays()
+    b = checkpoint.inspect(str(tmp_path / "split")).arrays()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "split" / train.METRICS_FILE).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_training_into_a_used_directory_is_refused(tiny_vae, dataset):
+    with pytest.raises(MnistgenError, match="is not empty: pass --resume to continue that run, or choose a new directory"):
+        train.train(ModelConfig(kind="vae"), dataset, train.TrainOptions(epochs=1), tiny_vae)
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path, dataset):
+    huge = train.TrainOptions(epochs=1, lr=1e12, seed=0, lr_decay=False)
+    with pytest.raises(MnistgenError, match=r"training diverged at epoch 1, step \d+ \(loss is (nan|inf)\): lower --lr"):
+        train.train(ModelConfig(kind="vae", channels=4), _small(dataset, 640), huge, tmp_path / "boom")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda card: card.update(format_version=99), "card format version 99, newer than this mnistgen reads"),
+        (lambda card: card["config"].update(latent=10**9), "latent=1000000000 is out of range"),
+        (lambda card: card["config"].update(latent=3), "tensor decoder.fc.weight is F32 \\[12, 392\\], the card's config needs F32 \\[13, 392\\]"),
+        (lambda card: card.update(sha256="0" * 64), "does not match the sha256 in its card"),
+    ],
+)
+def test_bad_cards_are_refused(tmp_path, tiny_cvae, change, message):
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"m{suffix}").write_bytes((tiny_cvae / f"model{suffix}").read_bytes())
+    card = json.loads((tmp_path / "m.json").read_text())
+    change(card)
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(MnistgenError, match=message):
+        checkpoint.inspect(str(tmp_path / "m.safetensors"))
+
+
+def test_truncated_weights_are_refused(tmp_path, tiny_cvae):
+    payload = (tiny_cvae / "model.safetensors").read_bytes()
+    (tmp_path / "m.safetensors").write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(MnistgenError, match="is truncated or damaged"):
+        checkpoint.inspect(str(tmp_path / "m.safetensors"))
+
+
+def test_pickle_is_refused_without_unpickling(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("open('%s', 'w').write('ran')" % (tmp_path / "pwned"),))
+
+    (tmp_path / "evil.safetensors").write_bytes(pickle.dumps(Boom()))
+    (tmp_path / "evil.pdparams").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(MnistgenError, match="is a pickle/zip file, not safetensors"):
+        checkpoint.inspect(str(tmp_path / "evil.safetensors"))
+    with pytest.raises(MnistgenError, match="is a pickle-based file: mnistgen loads only .safetensors"):
+        checkpoint.inspect(str(tmp_path / "evil.pdparams"))
+    assert not (tmp_path / "pwned").exists()
