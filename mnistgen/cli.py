@@ -257,39 +257,70 @@ def train(
 # -- generate -----------------------------------------------------------------------------------
 
 
+def parse_shard(text: Optional[str]):
+    """`i/n` (0-based) -> Shard."""
+    from mnistgen.sample import Shard
+
+    if text is None:
+        return Shard(0, 1)
+    index, slash, count = text.partition("/")
+    if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+        raise typer.BadParameter(f"{text!r} is not i/n: job i of n, counting from 0 (e.g. 0/4 ... 3/4)", param_hint="--shard")
+    index, count = int(index), int(count)
+    if count < 1 or index >= count:
+        raise typer.BadParameter(f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... {max(count, 2) - 1}/{max(count, 2)})", param_hint="--shard")
+    return Shard(index, count)
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    hdf5 = "hdf5"
+    npz = "npz"
+    idx = "idx"
+    grid = "grid"
+
+
 @app.command()
 def generate(
+    ctx: typer.Context,
     digit: Annotated[Optional[str], typer.Option("--digit", "-d", help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: OUT/<digit>/<index>.png (ImageFolder layout) and OUT/metadata.jsonl.")] = Path("synth"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")] = Path("synth"),
+    fmt: Annotated[Optional[OutputFormat], typer.Option("--format", "-f", help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].")] = None,
     model: ModelOption = "cvae-2d",
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images [default: random, printed in the summary].")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits).")] = 1.0,
-    force: Annotated[bool, typer.Option("--force", help="Replace mnistgen output already in --out (digit folders, metadata.jsonl).")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
+    scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Replace earlier mnistgen output in --out (digit folders, metadata, the target file).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted job: write only the files that are missing.")] = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate synthetic digits as 28x28 grayscale PNGs, COUNT per digit.
+    """Generate synthetic digits: COUNT per digit, as PNGs, HDF5, NPZ, MNIST IDX or a preview grid.
 
     Example: mnistgen generate --digit 7 --count 1000 --out synth/
     """
     digits = parse_digits(digit)
+    chosen_shard = parse_shard(shard)
+    if force and resume:
+        raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
-    with _user_errors("every PNG already written is complete; rerun with --force to start over"):
+    with _user_errors("every file already written is complete; finish with --resume"):
         from mnistgen import generate as gen
 
         weights = _check_model(model)
-        labels = gen.labels_for(weights, digits)
-        gen.prepare_out(out, force)
+        job = gen.plan_job(gen.Job(
+            weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
+            seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx),
+        ))
         from mnistgen.runtime import select_device
+        from mnistgen.sample import make_decoder
 
-        select_device(device)
+        decoder = make_decoder(weights, select_device(device))
         with _progress(quiet) as progress:
-            task = progress.add_task("generating", total=len(labels) * count, info="")
-            summary = gen.write_pngs(
-                weights, labels, count, out, seed=seed, temperature=temperature,
-                on_progress=lambda done, rate: progress.update(task, completed=done, info=f"{rate:6.0f} img/s"),
-            )
+            task = progress.add_task("generating", total=job.size, info="")
+            summary = gen.run_job(job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=f"{rate:6.0f} img/s"))
         _emit(summary)
 
 

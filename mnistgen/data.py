@@ -233,12 +233,16 @@ def fetch_mnist(target: Path) -> Path:
     return target
 
 
+def idx_header(magic: int, dims) -> bytes:
+    """The IDX header: big-endian magic number, then each dimension."""
+    return magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in dims)
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write uint8 images (N, 28, 28) or labels (N,) as an IDX file (gzipped if the name ends in .gz)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     magic = IDX_IMAGES_MAGIC if array.ndim == 3 else IDX_LABELS_MAGIC
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    payload = header + array.tobytes()
+    payload = idx_header(magic, array.shape) + array.tobytes()
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
     atomic.write_bytes(path, payload)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from mnistgen import atomic
+from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, idx_header
 
 GRID_PAD = 2  # pixels between tiles in a grid
 GRID_BACKGROUND = 0  # black gaps, like MNIST's background
@@ -37,3 +42,141 @@ def tile(images: np.ndarray, pad: int = GRID_PAD) -> np.ndarray:
         for c in range(cols):
             out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = images[r, c]
     return out
+
+
+# -- dataset writers ----------------------------------------------------------------------------
+# Each writer is a context manager: `write(batch, position)` puts a batch of images at their
+# position in this job's sequence; leaving the block normally commits (rename into place),
+# leaving it through an exception (Ctrl-C included) removes every temporary file.
+
+IMAGE_SIDE = 28
+HDF5_CHUNK = 1024  # images per HDF5 chunk: large enough to compress well, small enough to stream
+HDF5_GZIP_LEVEL = 4
+GRID_MAX_COLUMNS = 200
+
+
+class FileWriter:
+    """Base for single-file formats: one temporary file, renamed at the end."""
+
+    def __init__(self, path: Path, total: int, latent: int, attrs: dict):
+        self.path, self.total, self.latent, self.attrs = Path(path), total, latent, attrs
+        self._stack = None
+
+    def __enter__(self):
+        self._stack = contextlib.ExitStack()
+        self.tmp = self._stack.enter_context(atomic.atomic_path(self.path))
+        try:
+            self.open()
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.finish(committing=exc_type is None)
+        finally:
+            return self._stack.__exit__(exc_type, exc, tb)
+
+    def open(self) -> None: ...
+
+    def finish(self, committing: bool) -> None: ...
+
+
+class Hdf5Writer(FileWriter):
+    """`images` uint8 (N, 28, 28), `labels` uint8 (N,), `latents` float32 (N, d); chunked, gzip."""
+
+    def open(self):
+        import h5py
+
+        self.file = h5py.File(self.tmp, "w")
+        chunk = max(1, min(HDF5_CHUNK, self.total))
+        opts = {"compression": "gzip", "compression_opts": HDF5_GZIP_LEVEL, "shuffle": True}
+        self.images = self.file.create_dataset("images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts)
+        self.labels = self.file.create_dataset("labels", (self.total,), "uint8", chunks=(chunk,), **opts)
+        self.latents = self.file.create_dataset("latents", (self.total, self.latent), "float32", chunks=(chunk, self.latent), **opts)
+        for key, value in self.attrs.items():
+            self.file.attrs[key] = value if not isinstance(value, (list, dict)) else json.dumps(value)
+
+    def write(self, images, labels, latents, position: int):
+        end = position + len(images)
+        self.images[position:end] = images
+        self.labels[position:end] = labels
+        self.latents[position:end] = latents
+
+    def finish(self, committing):
+        self.file.close()
+
+
+class NpzWriter(FileWriter):
+    """`images`, `labels`, `latents` in one compressed .npz (held in memory until the end)."""
+
+    def open(self):
+        self.arrays = {
+            "images": np.zeros((self.total, IMAGE_SIDE, IMAGE_SIDE), np.uint8),
+            "labels": np.zeros(self.total, np.uint8),
+            "latents": np.zeros((self.total, self.latent), np.float32),
+        }
+
+    def write(self, images, labels, latents, position: int):
+        end = position + len(images)
+        self.arrays["images"][position:end] = images
+        self.arrays["labels"][position:end] = labels
+        self.arrays["latents"][position:end] = latents
+
+    def finish(self, committing):
+        if committing:
+            with open(self.tmp, "wb") as f:  # a file object: numpy adds no ".npz" suffix
+                np.savez_compressed(f, **self.arrays)
+
+
+class GridWriter(FileWriter):
+    """One preview PNG: a row per label, `columns` images per row, enlarged by `scale`."""
+
+    def __init__(self, path, total, latent, attrs, rows: int, scale: int = 1):
+        super().__init__(path, total, latent, attrs)
+        self.rows, self.columns, self.scale = rows, total // rows, scale
+
+    def open(self):
+        self.images = np.zeros((self.total, IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+
+    def write(self, images, labels, latents, position: int):
+        self.images[position : position + len(images)] = images
+
+    def finish(self, committing):
+        if committing:
+            grid = tile(self.images.reshape(self.rows, self.columns, IMAGE_SIDE, IMAGE_SIDE))
+            if self.scale > 1:
+                grid = grid.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+            self.tmp.write_bytes(png_bytes(grid))
+
+
+class IdxWriter:
+    """The MNIST IDX pair `PREFIX-images-idx3-ubyte.gz` + `PREFIX-labels-idx1-ubyte.gz`, streamed."""
+
+    def __init__(self, images_path: Path, labels_path: Path, total: int):
+        self.images_path, self.labels_path, self.total = Path(images_path), Path(labels_path), total
+
+    def __enter__(self):
+        self._stack = contextlib.ExitStack()
+        self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path))
+        self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path))
+        self.stream = gzip.open(self.images_tmp, "wb", compresslevel=6)
+        self.stream.write(idx_header(IDX_IMAGES_MAGIC, (self.total, IMAGE_SIDE, IMAGE_SIDE)))
+        self.labels = np.zeros(self.total, np.uint8)
+        self.written = 0
+        return self
+
+    def write(self, images, labels, latents, position: int):
+        assert position == self.written, "IDX is written in order"
+        self.stream.write(np.ascontiguousarray(images, np.uint8).tobytes())
+        self.labels[position : position + len(images)] = labels
+        self.written += len(images)
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stream.close()
+        if exc_type is None:
+            with gzip.open(self.labels_tmp, "wb") as f:
+                f.write(idx_header(IDX_LABELS_MAGIC, (self.total,)) + self.labels.tobytes())
+        return self._stack.__exit__(exc_type, exc, tb)
+

@@ -1,8 +1,10 @@
-"""A generate job: the output directory, sampling, PNG writing, metadata and the summary.
+"""A generate job: what to write where, conflict checks, the decode/write loop and its summary.
 
-Knows nothing of the terminal: progress goes to an `on_progress(done, images_per_s)` callback.
-PNG encoding runs in a thread pool beside the decoder (zlib releases the GIL), and every file
-is written under a temporary name and renamed, so an interrupted job leaves only complete files.
+`plan_job` is pure Python (no Paddle): the CLI calls it before importing Paddle, so a bad
+`--out`, a conflict or a label the model lacks is reported at once and nothing is written.
+`run_job` decodes block by block and hands images to a writer (export.py); for PNGs the
+encoding runs in a thread pool beside the decoder. Every file appears under its final name
+only when complete, so Ctrl-C or a kill leaves complete files, and `--resume` writes the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -20,12 +24,30 @@ from mnistgen import __version__, atomic, export, sample
 from mnistgen.checkpoint import Weights
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import usable_cpus
+from mnistgen.sample import Shard
 
 METADATA_FILE = "metadata.jsonl"
 UNLABELLED_DIR = "unlabelled"
+IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
-MAX_IN_FLIGHT = 8  # blocks queued for the PNG writers: keeps memory flat
+MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory flat
 Z_DECIMALS = 6
+
+
+class Format(str, Enum):
+    png = "png"
+    hdf5 = "hdf5"
+    npz = "npz"
+    idx = "idx"
+    grid = "grid"
+
+
+SUFFIX_FORMATS = {".h5": Format.hdf5, ".hdf5": Format.hdf5, ".npz": Format.npz, ".png": Format.grid}
+FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid)
+
+
+def infer_format(out: Path, fmt: Optional[Format]) -> Format:
+    return Format(fmt) if fmt is not None else SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
 
 
 def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
@@ -49,81 +71,234 @@ def label_dir(label: int) -> str:
     return UNLABELLED_DIR if label == sample.UNLABELLED else str(label)
 
 
+def _label_byte(label: int) -> int:
+    return 0 if label == sample.UNLABELLED else label  # file formats store uint8 labels
+
+
+@dataclass
+class Job:
+    weights: Weights
+    labels: list[int]  # in output order
+    count: int  # images per label
+    out: Path
+    fmt: Format
+    seed: int
+    temperature: float = 1.0
+    shard: Shard = Shard(0, 1)
+    force: bool = False
+    resume: bool = False
+    scale: int = 1  # grid only
+    command: str = ""
+    targets: list[Path] = field(default_factory=list)  # files this job writes (set by plan_job)
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard.count > 1
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return self.shard.bounds(len(self.labels) * self.count)
+
+    @property
+    def size(self) -> int:
+        start, stop = self.bounds
+        return stop - start
+
+    def shard_name(self, name: str) -> str:
+        """`name` with this shard's tag before the suffix: metadata.shard-00002-of-00008.jsonl."""
+        if not self.sharded:
+            return name
+        stem, dot, suffix = name.partition(".")
+        return f"{stem}.shard-{self.shard.index:05d}-of-{self.shard.count:05d}{dot}{suffix}"
+
+    def attrs(self) -> dict:
+        return {
+            "model": self.weights.name, "model_sha256": self.weights.sha256, "seed": self.seed,
+            "temperature": self.temperature, "count_per_label": self.count,
+            "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
+            "mnistgen_version": __version__, "command": self.command,
+        }
+
+
+def _index_width(count: int) -> int:
+    return max(MIN_INDEX_WIDTH, len(str(count - 1)))
+
+
+def _png_path(job: Job, label: int, index: int) -> Path:
+    return job.out / label_dir(label) / f"{index:0{_index_width(job.count)}d}.png"
+
+
 def _ours(path: Path) -> bool:
     """Whether an entry of an output directory is something `generate` writes."""
-    if path.name == METADATA_FILE:
+    if path.name.startswith("metadata") and path.name.endswith(".jsonl"):
         return path.is_file()
     return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
 
 
-def prepare_out(out: Path, force: bool) -> None:
-    """Refuse a non-empty output unless --force; with --force remove earlier generate output only."""
-    out = Path(out)
+def _check_writable_dir(directory: Path) -> None:
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise MnistgenError(f"--out {directory}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise MnistgenError(f"--out {directory} is not writable: choose a directory you can write to")
+
+
+def _plan_png(job: Job) -> None:
+    out = job.out
     if out.exists() and not out.is_dir():
-        raise MnistgenError(f"--out {out} is a file: give a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise MnistgenError(f"--out {out} is not empty: pass --force to replace its images, or choose another directory")
+        raise MnistgenError(f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)")
+    _check_writable_dir(out)
+    job.targets = [out / job.shard_name(METADATA_FILE)]
+    if not out.is_dir() or job.resume:
+        return
+    if job.sharded:  # other shards may share the directory: only this shard's files conflict
+        clash = job.targets[0].exists() or any(_existing_pngs(job, label) for label in job.labels)
+        if clash and not job.force:
+            raise MnistgenError(f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: pass --resume to finish them or --force to replace them")
+        return
+    if any(out.iterdir()) and not job.force:
+        raise MnistgenError(f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory")
+
+
+def _existing_pngs(job: Job, label: int) -> set[str]:
+    folder = job.out / label_dir(label)
+    return {entry.name for entry in os.scandir(folder)} if folder.is_dir() else set()
+
+
+def _plan_files(job: Job) -> None:
+    out = job.out
+    if job.fmt is Format.idx:
+        if out.exists() and not out.is_dir():
+            raise MnistgenError(f"--out {out} is a file: --format idx writes a pair of files into a directory")
+        stem = job.shard_name(IDX_PREFIX)
+        job.targets = [out / f"{stem}-images-idx3-ubyte.gz", out / f"{stem}-labels-idx1-ubyte.gz"]
+    else:
+        if out.is_dir():
+            raise MnistgenError(f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name")
+        job.targets = [out.with_name(job.shard_name(out.name))]
+    _check_writable_dir(job.targets[0].parent)
+    existing = [t for t in job.targets if t.exists()]
+    if existing and not (job.force or job.resume):
+        raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
+    if job.fmt is Format.grid:
+        columns = job.count
+        if job.sharded:
+            raise MnistgenError("--format grid makes one preview picture: it cannot be sharded; drop --shard")
+        if columns > export.GRID_MAX_COLUMNS:
+            raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
+
+
+def plan_job(job: Job) -> Job:
+    """Check the output for conflicts and fill `job.targets`; writes nothing."""
+    if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:
+        raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count}: use i/n with 0 <= i < n")
+    if job.size == 0:
+        raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use fewer shards")
+    _plan_png(job) if job.fmt is Format.png else _plan_files(job)
+    return job
+
+
+def _prepare_png_dir(job: Job) -> None:
+    out = job.out
+    if job.force and out.is_dir() and not job.sharded:
         for entry in out.iterdir():
             if _ours(entry):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for label in job.labels:
+            (out / label_dir(label)).mkdir(exist_ok=True)
     except OSError as exc:
         raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise MnistgenError(f"--out {out} is not writable: choose a writable directory")
 
 
-def write_pngs(
-    weights: Weights,
-    labels: list[int],
-    count: int,
-    out: Path,
-    seed: int,
-    temperature: float = 1.0,
-    on_progress: Callable[[int, float], None] = lambda done, rate: None,
-    threads: Optional[int] = None,
-) -> dict:
-    """Write `count` PNGs per label into OUT/<label>/<index>.png plus OUT/metadata.jsonl; return the summary."""
-    out = Path(out)
-    model = sample.load_model(weights)
-    width = max(MIN_INDEX_WIDTH, len(str(count - 1)))
-    for label in labels:
-        (out / label_dir(label)).mkdir(exist_ok=True)
-    started, done = time.perf_counter(), 0
-    pending: deque = deque()
-    with atomic.atomic_path(out / METADATA_FILE) as meta_tmp, open(meta_tmp, "w", encoding="utf-8") as meta, ThreadPoolExecutor(threads or usable_cpus()) as pool:
-        for batch in sample.generate(model, labels, count, seed, temperature):
-            folder = out / label_dir(batch.label)
-            names = [f"{i:0{width}d}.png" for i in batch.indices]
-            pending.append(pool.submit(_write_block, folder, names, batch.images))
-            for name, z in zip(names, batch.z):
-                row = {"file_name": f"{folder.name}/{name}", "label": None if batch.label == sample.UNLABELLED else int(batch.label),
-                       "seed": seed, "z": [round(float(v), Z_DECIMALS) for v in z]}
-                meta.write(json.dumps(row) + "\n")
-            while len(pending) > MAX_IN_FLIGHT or (pending and pending[0].done()):
-                done += pending.popleft().result()
-                on_progress(done, done / (time.perf_counter() - started))
-        while pending:
-            done += pending.popleft().result()
-        meta.flush()
-    seconds = time.perf_counter() - started
-    on_progress(done, done / seconds)
-    return {
-        "count": done,
-        "outputs": [str(out / label_dir(label)) for label in labels] + [str(out / METADATA_FILE)],
-        "seconds": round(seconds, 3),
-        "images_per_s": round(done / seconds, 1),
-        "seed": seed,
-        "temperature": temperature,
-        "model": weights.name,
-        "model_sha256": weights.sha256,
-        "mnistgen_version": __version__,
-    }
+def _metadata_rows(job: Job, batch, names) -> str:
+    label = None if batch.label == sample.UNLABELLED else int(batch.label)
+    return "".join(
+        json.dumps({"file_name": f"{label_dir(batch.label)}/{name}", "label": label, "seed": job.seed,
+                    "z": [round(float(v), Z_DECIMALS) for v in z]}) + "\n"
+        for name, z in zip(names, batch.z)
+    )
 
 
-def _write_block(folder: Path, names: list[str], images) -> int:
+def _write_pngs(folder: Path, names: list[str], images, skip: set) -> int:
     for name, image in zip(names, images):
-        export.write_png(folder / name, image)
+        if name not in skip:
+            export.write_png(folder / name, image)
     return len(names)
+
+
+def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
+    _prepare_png_dir(job)
+    existing = {label: _existing_pngs(job, label) for label in job.labels} if job.resume else {label: set() for label in job.labels}
+    width = _index_width(job.count)
+
+    def written(label, lo, hi) -> bool:  # resume: a block whose files all exist is not decoded
+        have = existing[label]
+        return bool(have) and all(f"{i:0{width}d}.png" in have for i in range(lo, hi))
+
+    pending: deque = deque()
+    done = 0
+    with atomic.atomic_path(job.targets[0]) as meta_tmp, open(meta_tmp, "w", encoding="utf-8") as meta:
+        pool = ThreadPoolExecutor(usable_cpus())
+        try:
+            for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
+                names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
+                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi))
+                meta.write(_metadata_rows(job, batch, names))
+                if batch.images is None:
+                    done += len(names)
+                    report(done)
+                    continue
+                pending.append(pool.submit(_write_pngs, job.out / label_dir(label), names, batch.images, existing[label]))
+                while len(pending) > MAX_IN_FLIGHT or (pending and pending[0].done()):
+                    done += pending.popleft().result()
+                    report(done)
+            while pending:
+                done += pending.popleft().result()
+                report(done)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # running writes finish (each is atomic)
+
+
+def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
+    if job.resume and all(t.exists() for t in job.targets):
+        report(job.size)  # already complete: files appear only when whole
+        return
+    latent, attrs = decoder.config.latent, job.attrs()
+    if job.fmt is Format.hdf5:
+        writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs)
+    elif job.fmt is Format.npz:
+        writer = export.NpzWriter(job.targets[0], job.size, latent, attrs)
+    elif job.fmt is Format.grid:
+        writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows=len(job.labels), scale=job.scale)
+    else:
+        writer = export.IdxWriter(job.targets[0], job.targets[1], job.size)
+    job.targets[0].parent.mkdir(parents=True, exist_ok=True)
+    start = job.bounds[0]
+    with writer:
+        for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
+            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature)
+            position = job.labels.index(label) * job.count + lo - start
+            writer.write(batch.images, _label_byte(label), batch.z, position)
+            report(position + hi - lo)
+
+
+def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambda done, rate: None) -> dict:
+    """Generate and write this job's images; returns the summary printed as JSON."""
+    started = time.perf_counter()
+
+    def report(done: int) -> None:
+        on_progress(done, done / max(time.perf_counter() - started, 1e-9))
+
+    (_run_png if job.fmt is Format.png else _run_file)(job, decoder, report)
+    seconds = time.perf_counter() - started
+    outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])] if job.fmt is Format.png else [str(t) for t in job.targets]
+    return {
+        "count": job.size, "format": job.fmt.value, "outputs": outputs, "seconds": round(seconds, 3),
+        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature,
+        "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
+        "decoder": decoder.name, "mnistgen_version": __version__,
+    }

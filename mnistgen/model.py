@@ -71,6 +71,18 @@ class Decoder(nn.Layer):
         return paddle.tanh(self.out(h))  # (B, 1, 28, 28)
 
 
+class ExportedDecoder(nn.Layer):
+    """The decoder behind a plain `forward(self, z, onehot=None)`, for `paddle.jit.save`
+    (Paddle's export inspects the signature and needs `self` as the first name)."""
+
+    def __init__(self, decoder: Decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, z, onehot=None):
+        return self.decoder(z, onehot)
+
+
 class VAE(nn.Layer):
     """Encoder + decoder with the reparameterisation z = mean + noise * exp(logvar / 2)."""
 

@@ -11,16 +11,21 @@ Reproducibility rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 
 from mnistgen.checkpoint import Weights
+from mnistgen.errors import MnistgenError
 
 BLOCK = 256  # images per latent draw and per decode call
 STREAM_GENERATE = 10  # keeps generation's random stream apart from training's
 UNLABELLED = -1  # the label of an unconditional model's samples
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
+INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
+EXPORT_STEM = "decoder"
+SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an exported predictor
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -36,7 +41,7 @@ def block_latents(seed: int, label: int, block: int, latent: int, temperature: f
 
 
 def decode(model, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
-    """Decode float32 latents (B, d) [with int labels (B,)] -> uint8 images (B, 28, 28)."""
+    """Decode float32 latents (B, d) [with int labels (B,)] eagerly -> uint8 images (B, 28, 28)."""
     from mnistgen.model import one_hot, paddle
 
     model.eval()
@@ -56,12 +61,103 @@ def load_model(weights: Weights):
     return net
 
 
+class EagerDecoder:
+    """Paddle eager mode: works on every device; the path used on a GPU."""
+
+    name = "eager"
+
+    def __init__(self, model):
+        self.model, self.config = model, model.cfg
+
+    def __call__(self, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
+        return decode(self.model, z, labels)
+
+
+class PredictorDecoder:
+    """Paddle Inference with oneDNN on the CPU: the decoder exported once per weights file
+    (cached by sha256 under $MNISTGEN_DATA/inference) and run as a static predictor, about
+    3-5x faster than eager mode on two cores."""
+
+    name = "predictor"
+
+    def __init__(self, weights: Weights, model, threads: int):
+        from paddle import inference
+
+        self.config = weights.config
+        stem = _exported_decoder(weights, model)
+        cfg = inference.Config(str(stem) + ".json", str(stem) + ".pdiparams")
+        cfg.disable_gpu()
+        cfg.set_cpu_math_library_num_threads(threads)
+        cfg.enable_mkldnn()
+        cfg.disable_glog_info()
+        self.predictor = inference.create_predictor(cfg)
+        self.inputs = {n: self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()}
+        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+    def __call__(self, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
+        self.inputs["z"].copy_from_cpu(np.ascontiguousarray(z, dtype=np.float32))
+        if self.config.conditional:
+            self.inputs["onehot"].copy_from_cpu(np.eye(self.config.num_classes, dtype=np.float32)[labels])
+        self.predictor.run()
+        return to_uint8(self.output.copy_to_cpu())  # (B, 1, 28, 28) -> (B, 28, 28)
+
+
+def _exported_decoder(weights: Weights, model) -> Path:
+    """Export the decoder with paddle.jit.save into the cache (once per weights sha256)."""
+    import shutil
+    import tempfile
+
+    from mnistgen.data import cache_dir
+    from mnistgen.model import ExportedDecoder, paddle
+
+    folder = cache_dir() / INFERENCE_SUBDIR / weights.sha256[:SHA_PREFIX]
+    stem = folder / EXPORT_STEM
+    if (folder / (EXPORT_STEM + ".pdiparams")).is_file():
+        return stem
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    try:
+        spec = [paddle.static.InputSpec([None, weights.config.latent], "float32", "z")]
+        if weights.config.conditional:
+            spec.append(paddle.static.InputSpec([None, weights.config.num_classes], "float32", "onehot"))
+        static = paddle.jit.to_static(ExportedDecoder(model.decoder), input_spec=spec, full_graph=True)
+        paddle.jit.save(static, str(tmp / EXPORT_STEM))
+        try:
+            tmp.rename(folder)  # atomic: another process may have won the race, which is fine
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return stem
+
+
+def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None):
+    """The fastest decoder for the device: the Paddle Inference predictor on the CPU, eager on a GPU.
+
+    backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
+    """
+    from mnistgen.runtime import usable_cpus
+
+    model = load_model(weights)
+    if backend == "eager" or not device_name.startswith("cpu"):
+        return EagerDecoder(model)
+    try:
+        return PredictorDecoder(weights, model, threads or usable_cpus())
+    except MnistgenError:
+        raise
+    except Exception:  # an old Paddle without PIR export, a Paddle built without oneDNN
+        if backend == "predictor":
+            raise
+        return EagerDecoder(model)
+
+
 @dataclass
 class Batch:
     label: int  # digit (or UNLABELLED)
     indices: np.ndarray  # int64 (n,): index of each image within its label
     z: np.ndarray  # float32 (n, d)
-    images: np.ndarray  # uint8 (n, 28, 28)
+    images: Optional[np.ndarray]  # uint8 (n, 28, 28); None when only latents were asked for
 
 
 @dataclass(frozen=True)
@@ -88,12 +184,20 @@ def plan(labels: list[int], count: int, shard: Shard = Shard(0, 1)) -> Iterator[
                 yield label, block, lo, hi
 
 
-def generate(model, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1)) -> Iterator[Batch]:
-    """Generate `count` images per label (this shard's part), block by block."""
-    d = model.cfg.latent
-    for label, block, lo, hi in plan(labels, count, shard):
-        z = block_latents(seed, label, block, d, temperature)
+def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, temperature: float = 1.0, decode: bool = True) -> Batch:
+    """Images [lo, hi) of `label` from `block`: the whole block's latents are drawn and decoded,
+    so the pixels do not depend on which part of the block is wanted. decode=False gives the
+    latents only (resume: the images are already on disk)."""
+    z = block_latents(seed, label, block, decoder.config.latent, temperature)
+    keep = slice(lo - block * BLOCK, hi - block * BLOCK)
+    images = None
+    if decode:
         block_labels = None if label == UNLABELLED else np.full(BLOCK, label, dtype=np.int64)
-        images = decode(model, z, block_labels)
-        keep = slice(lo - block * BLOCK, hi - block * BLOCK)
-        yield Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images[keep])
+        images = decoder(z, block_labels)[keep]
+    return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
+
+
+def generate(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1)) -> Iterator[Batch]:
+    """Generate `count` images per label (this shard's part), block by block."""
+    for label, block, lo, hi in plan(labels, count, shard):
+        yield block_batch(decoder, seed, label, block, lo, hi, temperature)

@@ -51,3 +51,11 @@ def tiny_cvae(tmp_path_factory, dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory, dataset) -> Path:
     return _train_tiny(tmp_path_factory.mktemp("models"), "vae", dataset)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the tests' cache (exported predictors) out of the user's home."""
+    from mnistgen import data
+
+    os.environ[data.CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))

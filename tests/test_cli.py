@@ -151,7 +151,7 @@ def test_non_empty_out_is_refused(tmp_path, tiny_cvae):
     (tmp_path / "keep.txt").write_text("precious")
     result = invoke("generate", "-d", "1", "-n", 2, "--model", tiny_cvae, "--out", tmp_path)
     assert result.exit_code == 1
-    assert result.stderr == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, or choose another directory\n"
+    assert result.stderr == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
@@ -159,7 +159,7 @@ def test_out_pointing_at_a_file_is_refused(tmp_path, tiny_cvae):
     (tmp_path / "f").write_text("x")
     result = invoke("generate", "-n", 2, "--model", tiny_cvae, "--out", tmp_path / "f")
     assert result.exit_code == 1
-    assert result.stderr == f"Error: --out {tmp_path / 'f'} is a file: give a directory\n"
+    assert result.stderr == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)\n"
 
 
 def test_pdparams_is_refused(tmp_path):
