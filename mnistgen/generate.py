@@ -154,12 +154,20 @@ def _plan_png(job: Job) -> None:
     if not out.is_dir() or job.resume:
         return
     if job.sharded:  # other shards may share the directory: only this shard's files conflict
-        clash = job.targets[0].exists() or any(_existing_pngs(job, label) for label in job.labels)
+        clash = job.targets[0].exists() or any(_owned_existing(job))
         if clash and not job.force:
             raise MnistgenError(f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: pass --resume to finish them or --force to replace them")
         return
     if any(out.iterdir()) and not job.force:
         raise MnistgenError(f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory")
+
+
+def _owned_existing(job: Job):
+    """Yield this shard's PNG names that already exist."""
+    width = _index_width(job.count)
+    existing = {label: _existing_pngs(job, label) for label in job.labels}
+    for label, _block, lo, hi in sample.plan(job.labels, job.count, job.shard):
+        yield from (n for n in (f"{i:0{width}d}.png" for i in range(lo, hi)) if n in existing[label])
 
 
 def _existing_pngs(job: Job, label: int) -> set[str]:

@@ -204,3 +204,36 @@ def test_train_on_chosen_images(tmp_path, mnist_dir):
     bad = invoke("train", "--data", mnist_dir, "--out", tmp_path / "r2", "--indices", "5,1000", "-q")
     assert bad.exit_code == 1
     assert bad.stderr == "Error: --indices 1000 is out of range: the training set has 1000 images (0-999)\n"
+
+
+def test_missing_paddle_names_the_install_command(tmp_path, tiny_cvae):
+    code = (
+        "import sys; sys.modules['paddle'] = None\n"  # makes `import paddle` raise ImportError
+        "from mnistgen.cli import main\n"
+        f"sys.argv = ['mnistgen', 'generate', '-d', '1', '-n', '1', '--model', {str(tiny_cvae)!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: PaddlePaddle is not installed") and proc.stderr.count("\n") == 1
+    assert proc.stderr.rstrip().endswith('install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)')
+
+
+def test_gpu_on_a_cpu_build_is_refused(tmp_path, tiny_cvae):
+    from mnistgen.runtime import gpu_available, import_paddle
+
+    if gpu_available(import_paddle()):
+        pytest.skip("a GPU is visible here")
+    result = invoke("generate", "-d", "1", "-n", 1, "--model", tiny_cvae, "--out", tmp_path / "o", "--device", "gpu")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --device gpu: ")
+
+
+def test_generate_prints_no_paddle_noise(tmp_path, tiny_cvae):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnistgen", "generate", "-d", "1", "-n", "3", "--model", str(tiny_cvae), "--out", str(tmp_path / "o"), "-q"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no ccache warning, no glog lines
+    assert json.loads(proc.stdout)["count"] == 3

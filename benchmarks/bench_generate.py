@@ -1,0 +1,185 @@
+"""Benchmark: images per second of generate's paths, in one run, with ratios.
+
+    python benchmarks/bench_generate.py [--model cvae-2d] [--count 2000] [--repeats 3] [--memory]
+
+Prints the median of --repeats runs for:
+  eager-decode      Paddle eager, the tutorial's way (one batch of BATCH through the decoder), decode only
+  eager+png         the same, then PIL PNG files written one after another (the tutorial-style loop)
+  predictor-decode  mnistgen's CPU decoder (Paddle Inference + oneDNN), decode only
+  mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library
+  torch+png         a PyTorch eager decoder of the same architecture writing PNGs with PIL (if torch imports)
+and, with --memory, the peak RSS of `mnistgen generate --count 10000 --digit all --format hdf5` (100,000 images)
+in a child process, and the cold-start time of `mnistgen generate --digit 7 --count 10`.
+Absolute numbers drift on shared machines; compare the ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+BATCH = 1000  # the eager baseline decodes this many at once
+DIGIT = 7
+
+
+def median_rate(fn, count: int, repeats: int) -> float:
+    fn()  # warm-up (exports, allocations, oneDNN primitive caches)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return count / statistics.median(times)
+
+
+def eager_paths(weights, count: int, out: Path):
+    from mnistgen import export, sample
+
+    model = sample.load_model(weights)
+    z = np.random.default_rng(0).standard_normal((count, weights.config.latent), dtype=np.float32)
+    labels = np.full(count, DIGIT) if weights.config.conditional else None
+
+    def decode_only():
+        return [sample.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH]) for i in range(0, count, BATCH)]
+
+    def decode_and_write():
+        out.mkdir(exist_ok=True)
+        n = 0
+        for images in decode_only():
+            for image in images:
+                export.write_png(out / f"{n:05d}.png", image)
+                n += 1
+
+    return decode_only, decode_and_write
+
+
+def predictor_decode(weights, count: int):
+    from mnistgen import sample
+
+    decoder = sample.make_decoder(weights, "cpu", backend="predictor")
+    blocks = -(-count // sample.BLOCK)
+    labels = np.full(sample.BLOCK, DIGIT) if weights.config.conditional else None
+
+    def run():
+        for b in range(blocks):
+            decoder(sample.block_latents(0, DIGIT, b, weights.config.latent), labels)
+
+    return run, decoder
+
+
+def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path):
+    from mnistgen import generate as gen
+
+    runs = iter(range(10_000))
+
+    def run():
+        n = next(runs)
+        out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
+        job = gen.plan_job(gen.Job(weights=weights, labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
+                                   count=count, out=out, fmt=gen.Format(fmt), seed=1))
+        gen.run_job(job, decoder)
+
+    return run
+
+
+def torch_png(weights, count: int, out: Path):
+    try:
+        import torch
+    except ImportError:
+        return None
+    from mnistgen import export
+
+    cfg, arrays = weights.config, weights.arrays()
+    c, side = cfg.channels, cfg.feature_side
+    extra = cfg.num_classes if cfg.conditional else 0
+    fc = torch.nn.Linear(cfg.latent + extra, c * side * side)
+    up1, up2 = torch.nn.ConvTranspose2d(c, 2 * c, 4, 2, 1), torch.nn.ConvTranspose2d(2 * c, c, 4, 2, 1)
+    conv = torch.nn.Conv2d(c, 1, 3, 1, 1)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(arrays["decoder.fc.weight"].T.copy()))  # Paddle Linear is (in, out)
+        fc.bias.copy_(torch.from_numpy(arrays["decoder.fc.bias"]))
+        for layer, name in ((up1, "up1"), (up2, "up2"), (conv, "out")):
+            layer.weight.copy_(torch.from_numpy(arrays[f"decoder.{name}.weight"]))
+            layer.bias.copy_(torch.from_numpy(arrays[f"decoder.{name}.bias"]))
+    z = torch.randn(count, cfg.latent)
+    onehot = torch.nn.functional.one_hot(torch.full((count,), DIGIT), cfg.num_classes).float()
+    act = torch.nn.functional.leaky_relu
+
+    def run():
+        out.mkdir(exist_ok=True)
+        n = 0
+        with torch.no_grad():
+            for i in range(0, count, BATCH):
+                h = torch.cat([z[i : i + BATCH], onehot[i : i + BATCH]], 1) if cfg.conditional else z[i : i + BATCH]
+                h = act(fc(h)).view(-1, c, side, side)
+                y = torch.tanh(conv(act(up2(act(up1(h))))))
+                images = ((y[:, 0].numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+                for image in images:
+                    export.write_png(out / f"{n:05d}.png", image)
+                    n += 1
+
+    return run
+
+
+def peak_memory_and_cold_start(model: str, root: Path) -> dict:
+    exe = [sys.executable, "-m", "mnistgen", "generate", "--model", model, "-q", "--seed", "1"]
+    child = subprocess.run(exe + ["--digit", "all", "--count", "10000", "--out", str(root / "mem.h5")], capture_output=True, text=True)
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run(exe + ["--digit", "7", "--count", "10", "--out", str(root / "cold")], check=True, capture_output=True)
+    return {"hdf5_100k_peak_rss_mib": round(rss_kib / 1024), "hdf5_100k_ok": child.returncode == 0,
+            "cold_start_10_images_s": round(time.perf_counter() - started, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cvae-2d")
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory for 100,000 HDF5 images and cold start")
+    args = parser.parse_args()
+
+    from mnistgen import checkpoint
+    from mnistgen.runtime import select_device, usable_cpus
+
+    select_device("cpu")
+    weights = checkpoint.inspect(args.model)
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        decode_only, decode_and_write = eager_paths(weights, args.count, root / "eager")
+        rates["eager-decode"] = median_rate(decode_only, args.count, args.repeats)
+        rates["eager+png"] = median_rate(decode_and_write, args.count, args.repeats)
+        run, decoder = predictor_decode(weights, args.count)
+        rates["predictor-decode"] = median_rate(run, args.count, args.repeats)
+        for fmt in ("png", "hdf5", "npz"):
+            rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, decoder, args.count, fmt, root), args.count, args.repeats)
+        torch_run = torch_png(weights, args.count, root / "torch")
+        if torch_run is not None:
+            rates["torch+png"] = median_rate(torch_run, args.count, args.repeats)
+        extra = peak_memory_and_cold_start(args.model, root) if args.memory else {}
+
+    print(f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, {usable_cpus()} CPUs")
+    base = rates["eager+png"]
+    for name, rate in rates.items():
+        line = f"  {name:18s} {rate:9.0f} images/s   x{rate / base:5.2f} vs eager+png"
+        if "torch+png" in rates and name.startswith("mnistgen"):
+            line += f"   x{rate / rates['torch+png']:5.2f} vs torch+png"
+        print(line)
+    for key, value in extra.items():
+        print(f"  {key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""generate's formats, determinism across formats/counts/shards, resume, Ctrl-C, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mnistgen.cli import app
+
+runner = CliRunner()
+
+
+def gen(model, *args):
+    result = runner.invoke(app, ["generate", "--model", str(model), "--quiet", *[str(a) for a in args]])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def png_arrays(out: Path, digits, count) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(out / str(d) / f"{i:05d}.png")) for d in digits for i in range(count)])
+
+
+def test_hdf5_layout_and_same_pixels_as_png(tmp_path, tiny_cvae):
+    import h5py
+
+    summary = gen(tiny_cvae, "-d", "2,5", "-n", 300, "-o", tmp_path / "s.h5", "--seed", 9)
+    assert summary["format"] == "hdf5" and summary["outputs"] == [str(tmp_path / "s.h5")]
+    gen(tiny_cvae, "-d", "2,5", "-n", 300, "-o", tmp_path / "png", "--seed", 9)
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["images"].dtype == np.uint8 and f["images"].shape == (600, 28, 28)
+        assert f["labels"].dtype == np.uint8 and list(np.unique(f["labels"][:])) == [2, 5]
+        assert f["latents"].dtype == np.float32 and f["latents"].shape == (600, 2)
+        assert f["images"].chunks is not None and f["images"].compression == "gzip"
+        assert f.attrs["model_sha256"] == summary["model_sha256"] and f.attrs["seed"] == 9
+        assert f.attrs["command"].startswith("mnistgen generate") and f.attrs["mnistgen_version"]
+        images, latents = f["images"][:], f["latents"][:]
+    assert np.array_equal(images, png_arrays(tmp_path / "png", [2, 5], 300))
+    meta = [json.loads(line)["z"] for line in (tmp_path / "png" / "metadata.jsonl").read_text().splitlines()]
+    assert np.allclose(np.array(meta), latents, atol=1e-6)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_npz_and_idx_hold_the_same_images(tmp_path, tiny_cvae):
+    from mnistgen import data
+
+    gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "a.npz", "--seed", 4)
+    gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "idx", "--format", "idx", "--seed", 4)
+    npz = np.load(tmp_path / "a.npz")
+    assert npz["images"].shape == (300, 28, 28) and npz["labels"].tolist() == [d for d in range(10) for _ in range(30)]
+    # the IDX pair reads with an MNIST loader (here mnistgen's own, which checks headers)
+    loaded = data.load(tmp_path / "idx")
+    assert np.array_equal(loaded.train.images, npz["images"])
+    assert np.array_equal(loaded.train.labels, npz["labels"])
+
+
+def test_grid_preview(tmp_path, tiny_cvae):
+    from PIL import Image
+
+    gen(tiny_cvae, "-d", "all", "-n", 20, "-o", tmp_path / "grid.png", "--seed", 1, "--scale", 2)
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == ((20 * 30 - 2) * 2, (10 * 30 - 2) * 2)
+
+
+def test_pixels_do_not_depend_on_count_or_shards(tmp_path, tiny_cvae):
+    gen(tiny_cvae, "-d", "3,4", "-n", 700, "-o", tmp_path / "one", "--seed", 2)
+    for i in range(3):
+        gen(tiny_cvae, "-d", "3,4", "-n", 700, "-o", tmp_path / "sharded", "--seed", 2, "--shard", f"{i}/3")
+    few = gen(tiny_cvae, "-d", "4", "-n", 10, "-o", tmp_path / "few", "--seed", 2)
+    assert few["count"] == 10
+    one = {p.relative_to(tmp_path / "one"): p.read_bytes() for p in (tmp_path / "one").rglob("*.png")}
+    sharded = {p.relative_to(tmp_path / "sharded"): p.read_bytes() for p in (tmp_path / "sharded").rglob("*.png")}
+    assert len(one) == 1400 and one == sharded
+    assert all(one[p.relative_to(tmp_path / "few")] == p.read_bytes() for p in (tmp_path / "few").rglob("*.png"))
+    shard_meta = sorted((tmp_path / "sharded").glob("metadata.shard-*-of-00003.jsonl"))
+    joined = "".join(p.read_text() for p in shard_meta)
+    assert len(shard_meta) == 3 and joined == (tmp_path / "one" / "metadata.jsonl").read_text()
+
+
+def test_hdf5_shards_concatenate_to_one_run(tmp_path, tiny_cvae):
+    import h5py
+
+    gen(tiny_cvae, "-d", "all", "-n", 50, "-o", tmp_path / "all.h5", "--seed", 3)
+    parts = []
+    for i in range(4):
+        gen(tiny_cvae, "-d", "all", "-n", 50, "-o", tmp_path / "part.h5", "--seed", 3, "--shard", f"{i}/4")
+        with h5py.File(tmp_path / f"part.shard-{i:05d}-of-00004.h5") as f:
+            parts.append(f["images"][:])
+    with h5py.File(tmp_path / "all.h5") as f:
+        assert np.array_equal(np.concatenate(parts), f["images"][:])
+
+
+def test_resume_writes_only_what_is_missing(tmp_path, tiny_cvae):
+    out = tmp_path / "o"
+    gen(tiny_cvae, "-d", "1,2", "-n", 600, "-o", out, "--seed", 8)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for name in ("1/00007.png", "2/00599.png", "metadata.jsonl"):
+        (out / name).unlink()
+    untouched = out / "1" / "00300.png"
+    stamp = untouched.stat().st_mtime_ns
+    gen(tiny_cvae, "-d", "1,2", "-n", 600, "-o", out, "--seed", 8, "--resume")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert untouched.stat().st_mtime_ns == stamp
+
+
+def test_temperature_narrows_the_latents(tmp_path, tiny_cvae):
+    import h5py
+
+    gen(tiny_cvae, "-d", "0", "-n", 500, "-o", tmp_path / "t1.h5", "--seed", 1)
+    gen(tiny_cvae, "-d", "0", "-n", 500, "-o", tmp_path / "t05.h5", "--seed", 1, "--temperature", 0.5)
+    with h5py.File(tmp_path / "t1.h5") as a, h5py.File(tmp_path / "t05.h5") as b:
+        assert np.allclose(b["latents"][:], 0.5 * a["latents"][:])
+
+
+def test_ctrl_c_leaves_complete_files_and_resume_finishes(tmp_path, tiny_cvae):
+    from PIL import Image
+
+    out = tmp_path / "big"
+    cmd = [sys.executable, "-m", "mnistgen", "generate", "-d", "all", "-n", 2000, "-o", out, "--model", tiny_cvae, "--seed", 6, "-q"]
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("*/*.png"))) < 300:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "Interrupted: every file already written is complete; finish with --resume."
+    assert "Traceback" not in stderr and stdout == ""
+    written = list(out.glob("*/*.png"))
+    assert 0 < len(written) < 20000
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+    for path in written:
+        with Image.open(path) as im:
+            im.load()  # every file present is a whole PNG
+    gen(tiny_cvae, "-d", "all", "-n", 2000, "-o", out, "--seed", 6, "--resume")
+    assert len(list(out.glob("*/*.png"))) == 20000
+    gen(tiny_cvae, "-d", "9", "-n", 2000, "-o", tmp_path / "nine", "--seed", 6)
+    assert all((out / "9" / p.name).read_bytes() == p.read_bytes() for p in (tmp_path / "nine" / "9").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shard", "3/2"], "Error: Invalid value for --shard: '3/2': need 0 <= i < n, counting from 0"),
+        (["--shard", "0/0"], "Error: Invalid value for --shard: '0/0': need 0 <= i < n"),
+        (["--shard", "1-2"], "Error: Invalid value for --shard: '1-2' is not i/n"),
+        (["--format", "gif"], "Error: Invalid value for '--format' / '-f': Value error, 'gif' is not one of"),
+        (["--force", "--resume"], "Error: Invalid value for --force/--resume: --force replaces, --resume keeps: choose one"),
+        (["--scale", "0"], "Error: Invalid value for '--scale': Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_generate_options(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda t: (t / "f").write_text("x"), ["-o", "{t}/f/sub"], "Error: --out {t}/f/sub: {t}/f is a file, not a directory"),
+        (lambda t: (t / "d.h5").mkdir(), ["-o", "{t}/d.h5"], "Error: --out {t}/d.h5 is a directory: --format hdf5 writes one file; give a file name"),
+        (lambda t: (t / "x.npz").write_bytes(b"old"), ["-o", "{t}/x.npz"], "Error: {t}/x.npz already exists: pass --force to replace it, or choose another --out"),
+        (lambda t: None, ["-o", "{t}/g.png", "-n", "500"], "Error: --format grid draws --count images per row: use at most 200"),
+        (lambda t: None, ["-o", "{t}/s", "-d", "1", "-n", "2", "--shard", "0/3"], "Error: --shard 0/3 gets no images out of 2: use fewer shards"),
+    ],
+)
+def test_bad_outputs_change_nothing(tmp_path, tiny_cvae, make, args, message):
+    make(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), *[a.format(t=tmp_path) for a in args]])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == message.format(t=tmp_path) + "\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out(tmp_path, tiny_cvae):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-o", str(locked / "o")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: --out {locked / 'o'} is not writable: choose a directory you can write to\n"
+
+
+def test_another_architecture_is_refused(tmp_path, tiny_cvae, tiny_vae):
+    (tmp_path / "m.safetensors").write_bytes((tiny_vae / "model.safetensors").read_bytes())
+    (tmp_path / "m.json").write_bytes((tiny_cvae / "model.json").read_bytes())
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {tmp_path / 'm.safetensors'} does not match its model card (cvae, latent 2)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_not_safetensors_is_refused(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"hello, I am not a tensor file at all")
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "junk.safetensors"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download it again\n"
