@@ -48,7 +48,7 @@ def eager_paths(weights, count: int, out: Path):
 
     model = sample.load_model(weights)
     z = np.random.default_rng(0).standard_normal((count, weights.config.latent), dtype=np.float32)
-    labels = np.full(count, DIGIT) if weights.config.conditional else None
+    labels = sample.one_hot(np.full(count, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
     def decode_only():
         return [sample.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH]) for i in range(0, count, BATCH)]
@@ -69,7 +69,7 @@ def predictor_decode(weights, count: int):
 
     decoder = sample.make_decoder(weights, "cpu", backend="predictor")
     blocks = -(-count // sample.BLOCK)
-    labels = np.full(sample.BLOCK, DIGIT) if weights.config.conditional else None
+    labels = sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
     def run():
         for b in range(blocks):

@@ -131,8 +131,3 @@ def load_arrays(model: VAE, arrays: dict) -> None:
     for name, param in state.items():
         param.set_value(arrays[name])
 
-
-def one_hot(labels, num_classes: int):
-    """(B,) integer labels (numpy or paddle) -> (B, num_classes) float32 tensor."""
-    labels = paddle.to_tensor(labels, dtype="int64")
-    return F.one_hot(labels, num_classes).astype("float32")

@@ -40,15 +40,32 @@ def block_latents(seed: int, label: int, block: int, latent: int, temperature: f
     return rng.standard_normal((BLOCK, latent), dtype=np.float32) * np.float32(temperature)
 
 
-def decode(model, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
-    """Decode float32 latents (B, d) [with int labels (B,)] eagerly -> uint8 images (B, 28, 28)."""
-    from mnistgen.model import one_hot, paddle
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """int labels (B,) -> float32 (B, num_classes)."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
+def decode(model, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
+    """Decode float32 latents (B, d) [with float labels (B, C): one-hot, or a blend] eagerly -> uint8 (B, 28, 28)."""
+    from mnistgen.model import paddle
 
     model.eval()
     with paddle.no_grad():
-        onehot = one_hot(labels, model.cfg.num_classes) if labels is not None else None
-        out = model.decoder(paddle.to_tensor(z), onehot)  # (B, 1, 28, 28)
+        label = paddle.to_tensor(onehot) if onehot is not None else None
+        out = model.decoder(paddle.to_tensor(z), label)  # (B, 1, 28, 28)
     return to_uint8(out.numpy())
+
+
+def decode_all(decoder, z: np.ndarray, onehot: Optional[np.ndarray] = None) -> np.ndarray:
+    """Decode any number of latents in whole blocks of BLOCK (padding the last), so each image's
+    pixels are what generate would give for the same z, whatever the count."""
+    n = len(z)
+    padded = -(-n // BLOCK) * BLOCK
+    z = np.concatenate([z, np.zeros((padded - n, z.shape[1]), np.float32)]).astype(np.float32)
+    if onehot is not None:
+        onehot = np.concatenate([onehot, np.repeat(onehot[-1:], padded - n, axis=0)]).astype(np.float32)
+    out = [decoder(z[i : i + BLOCK], None if onehot is None else onehot[i : i + BLOCK]) for i in range(0, padded, BLOCK)]
+    return np.concatenate(out)[:n]
 
 
 def load_model(weights: Weights):
@@ -69,8 +86,8 @@ class EagerDecoder:
     def __init__(self, model):
         self.model, self.config = model, model.cfg
 
-    def __call__(self, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
-        return decode(self.model, z, labels)
+    def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
+        return decode(self.model, z, onehot)
 
 
 class PredictorDecoder:
@@ -94,10 +111,10 @@ class PredictorDecoder:
         self.inputs = {n: self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()}
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
+    def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
         self.inputs["z"].copy_from_cpu(np.ascontiguousarray(z, dtype=np.float32))
         if self.config.conditional:
-            self.inputs["onehot"].copy_from_cpu(np.eye(self.config.num_classes, dtype=np.float32)[labels])
+            self.inputs["onehot"].copy_from_cpu(np.ascontiguousarray(onehot, dtype=np.float32))
         self.predictor.run()
         return to_uint8(self.output.copy_to_cpu())  # (B, 1, 28, 28) -> (B, 28, 28)
 
@@ -192,8 +209,8 @@ def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, te
     keep = slice(lo - block * BLOCK, hi - block * BLOCK)
     images = None
     if decode:
-        block_labels = None if label == UNLABELLED else np.full(BLOCK, label, dtype=np.int64)
-        images = decoder(z, block_labels)[keep]
+        onehot = None if label == UNLABELLED else one_hot(np.full(BLOCK, label), decoder.config.num_classes)
+        images = decoder(z, onehot)[keep]
     return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
 
 

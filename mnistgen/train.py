@@ -81,7 +81,7 @@ class Trainer:
         self.model = model_lib.VAE(config)
         self.optimizer = self.paddle.optimizer.Adam(learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters())
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
-        self.onehot = model_lib.one_hot(dataset.train.labels.astype(np.int64), config.num_classes)  # (N, 10)
+        self.onehot = self.paddle.to_tensor(sample.one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
         self.history: list[dict] = []
         self.start_epoch = 0
 
@@ -122,6 +122,12 @@ class Trainer:
     def _batch(self, index):
         x = self.paddle.gather(self.images, index)  # (B, 1, 28, 28)
         y = self.paddle.gather(self.onehot, index) if self.config.conditional else None  # (B, 10)
+        return x, y
+
+    def _tensors(self, split):
+        """Images (B, 1, 28, 28) in [-1, 1] and, for a CVAE, one-hot labels (B, C), as tensors."""
+        x = self.paddle.to_tensor(to_unit_range(split.images))
+        y = self.paddle.to_tensor(sample.one_hot(split.labels, self.config.num_classes)) if self.config.conditional else None
         return x, y
 
     def train_epoch(self, epoch: int) -> dict:
@@ -168,8 +174,7 @@ class Trainer:
         with paddle.no_grad():
             for start in range(0, len(test), EVAL_BATCH):
                 part = test.subset(slice(start, start + EVAL_BATCH))
-                x = paddle.to_tensor(to_unit_range(part.images))
-                y = self.m.one_hot(part.labels.astype(np.int64), self.config.num_classes) if self.config.conditional else None
+                x, y = self._tensors(part)
                 noise = paddle.to_tensor(rng.standard_normal((len(part), self.config.latent), dtype=np.float32))
                 recon, mean, logvar = self.model(x, y, noise)
                 values = self.m.vae_loss(x, recon, mean, logvar)
@@ -189,9 +194,7 @@ class Trainer:
         self.model.eval()
         with paddle.no_grad():
             for start in range(0, len(part), EVAL_BATCH):
-                chunk = part.subset(slice(start, start + EVAL_BATCH))
-                x = paddle.to_tensor(to_unit_range(chunk.images))
-                y = self.m.one_hot(chunk.labels.astype(np.int64), self.config.num_classes) if self.config.conditional else None
+                x, y = self._tensors(part.subset(slice(start, start + EVAL_BATCH)))
                 means.append(self.model.encoder(x, y)[0].numpy())
         means = np.concatenate(means)
         centroids = {str(c): means[part.labels == c].mean(axis=0).round(5).tolist() for c in np.unique(part.labels)}
@@ -209,7 +212,8 @@ class Trainer:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
         z = rng.standard_normal((GRID_ROWS * GRID_COLS, self.config.latent), dtype=np.float32)
         labels = np.repeat(np.arange(GRID_ROWS) % self.config.num_classes, GRID_COLS)
-        images = sample.decode(self.model, z, labels if self.config.conditional else None)
+        onehot = sample.one_hot(labels, self.config.num_classes) if self.config.conditional else None
+        images = sample.decode(self.model, z, onehot)
         path = self.run_dir / SAMPLES_DIR / f"epoch-{epoch:03d}.png"
         path.parent.mkdir(exist_ok=True)
         export.write_png(path, export.tile(images.reshape(GRID_ROWS, GRID_COLS, *images.shape[1:])))

@@ -28,7 +28,8 @@ def test_forward_shapes_and_loss_terms():
 
     net = model.build(ModelConfig(kind="cvae", latent=3, channels=4))
     x = paddle.uniform([5, 1, 28, 28], min=-1, max=1)
-    recon, mean, logvar = net(x, model.one_hot([0, 1, 2, 3, 9], 10), paddle.randn([5, 3]))
+    onehot = paddle.to_tensor(sample.one_hot([0, 1, 2, 3, 9], 10))
+    recon, mean, logvar = net(x, onehot, paddle.randn([5, 3]))
     assert recon.shape == [5, 1, 28, 28] and mean.shape == [5, 3] and logvar.shape == [5, 3]
     assert float(recon.abs().max()) <= 1.0  # tanh output
     loss, rec, kl = model.vae_loss(x, recon, mean, logvar)
@@ -70,7 +71,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
     reloaded = again.arrays()
     assert all(np.array_equal(arrays[k], reloaded[k]) for k in arrays)
     z = sample.block_latents(5, 3, 0, 2)
-    labels = np.full(len(z), 3)
+    labels = sample.one_hot(np.full(len(z), 3), 10)
     assert np.array_equal(sample.decode(sample.load_model(original), z, labels), sample.decode(sample.load_model(again), z, labels))
 
 
