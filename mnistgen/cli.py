@@ -324,6 +324,192 @@ def generate(
         _emit(summary)
 
 
+# -- interpolate --------------------------------------------------------------------------------
+
+
+class WalkOutput(str, Enum):
+    gif = "gif"
+    png = "png"
+    frames = "frames"
+
+
+class Method(str, Enum):
+    lerp = "lerp"
+    slerp = "slerp"
+
+
+DEFAULT_WALK_OUT = {WalkOutput.gif: Path("interpolate.gif"), WalkOutput.png: Path("interpolate.png"), WalkOutput.frames: Path("interpolate_frames")}
+
+
+def parse_points(text: str) -> list[list[float]]:
+    """`x1,y1;x2,y2;...` -> list of coordinate lists (at least two points)."""
+    try:
+        points = [[float(v) for v in part.split(",")] for part in text.split(";") if part.strip()]
+    except ValueError:
+        points = []
+    if len(points) < 2 or len({len(p) for p in points}) != 1:
+        raise typer.BadParameter(f"{text!r} is not a list of at least two points like \"x1,y1;x2,y2\" with the same number of coordinates each", param_hint="--points")
+    return points
+
+
+def parse_floats(text: str, count: int, option: str, example: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise typer.BadParameter(f"{text!r}: give {count} comma-separated numbers, e.g. {example}", param_hint=option)
+    return values
+
+
+@app.command()
+def interpolate(
+    to: Annotated[WalkOutput, typer.Option("--to", help="gif: an animation; png: a strip, one frame per column; frames: a folder of PNGs.")] = WalkOutput.gif,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file or folder [default: interpolate.gif / .png / interpolate_frames/, or grid.png with --grid].")] = None,
+    digits: Annotated[Optional[str], typer.Option("--digits", help="A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) [default: 0,1,...,9].")] = None,
+    images: Annotated[Optional[str], typer.Option("--images", help="Walk between the encoder means of these images, e.g. a.png,b.png.")] = None,
+    points: Annotated[Optional[str], typer.Option("--points", help="Walk through latent points, e.g. \"-2,0;2,0\" (several make a path).")] = None,
+    digit: Annotated[Optional[int], typer.Option("--digit", "-d", min=0, max=255, help="CVAE label for --points, --images without labels, or --grid.")] = None,
+    labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE labels of the --images, e.g. 3,8.")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Frames per segment of the path.")] = 16,
+    method: Annotated[Method, typer.Option("--method", help="lerp: straight lines; slerp: great circles (stays at the prior's typical radius).")] = Method.lerp,
+    fps: Annotated[float, typer.Option("--fps", min=0.1, max=100.0, help="GIF frames per second.")] = 12.0,
+    scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge each 28-pixel image by this factor (nearest neighbour).")] = 4,
+    loop: Annotated[bool, typer.Option("--loop/--no-loop", help="Return to the start, so the GIF cycles smoothly.")] = True,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="CVAE label morphs: draw the fixed z from the prior with this seed [default: z = 0].")] = None,
+    grid: Annotated[Optional[int], typer.Option("--grid", min=2, max=100, help="Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's manifold).")] = None,
+    dims: Annotated[str, typer.Option("--dims", help="The two latent dimensions the grid sweeps (others stay 0).")] = "0,1",
+    bounds: Annotated[Optional[str], typer.Option("--bounds", help="Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the model card].")] = None,
+    sigma: Annotated[Optional[float], typer.Option("--sigma", min=0.0, max=1e6, help="Grid range: +-K standard deviations of the prior instead of the data range.")] = None,
+    model: ModelOption = "cvae-2d",
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Decode a walk through latent space to a GIF, a PNG strip or frames; or, with --grid, the 2-D manifold.
+
+    Example: mnistgen interpolate --to gif --out walk.gif --digits 3,8
+    """
+    if sum(x is not None for x in (digits, images, points)) > 1:
+        raise typer.BadParameter("give one of --digits, --images, --points", param_hint="--digits/--images/--points")
+    if grid is not None and (digits or images or points):
+        raise typer.BadParameter("--grid draws a grid, not a path: drop --digits/--images/--points", param_hint="--grid")
+    if bounds is not None and sigma is not None:
+        raise typer.BadParameter("give --bounds or --sigma, not both", param_hint="--bounds/--sigma")
+    chosen_digits = parse_int_list(digits, "--digits") if digits is not None else None
+    chosen_points = parse_points(points) if points is not None else None
+    chosen_labels = parse_int_list(labels, "--labels") if labels is not None else None
+    grid_dims = tuple(parse_int_list(dims, "--dims"))
+    if len(grid_dims) != 2:
+        raise typer.BadParameter(f"{dims!r}: give two latent dimensions, e.g. 0,1", param_hint="--dims")
+    grid_bounds = parse_floats(bounds, 4, "--bounds", "-3,3,-3,3") if bounds is not None else None
+    image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
+    out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
+    with _user_errors("nothing was left half-written"):
+        import numpy as np
+
+        from mnistgen import explore, export
+
+        weights = _check_model(model)
+        if image_paths is not None and len(image_paths) < 2:
+            raise MnistgenError("--images needs at least two images to walk between, e.g. a.png,b.png")
+        if chosen_digits is not None and len(chosen_digits) < 2:
+            raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
+        from mnistgen.runtime import select_device
+        from mnistgen.sample import decode_all, load_model, make_decoder
+
+        device_name = select_device(device)
+        decoder = make_decoder(weights, device_name)
+        if grid is not None:
+            z, onehot, spec = explore.grid(weights, grid, grid_dims, digit, grid_bounds, sigma)
+            if weights.config.latent > 2 and not quiet:
+                _stderr(f"note: the latent has {weights.config.latent} dimensions; the grid sweeps {grid_dims[0]} and {grid_dims[1]}, the others are 0")
+            tiles = decode_all(decoder, z, onehot).reshape(grid, grid, 28, 28)
+            export.write_png(out, export.upscale(export.tile(tiles), scale))
+            _emit({"grid": grid, "out": str(out), "x": list(spec.x), "y": list(spec.y), "dims": list(grid_dims), "model": weights.name})
+            return
+        kwargs = {"digits": chosen_digits, "points": chosen_points, "label": digit, "seed": seed}
+        if image_paths is not None:
+            from mnistgen import sources
+
+            found = sources.read(image_paths)
+            src_labels = np.asarray(chosen_labels) if chosen_labels is not None else found.labels
+            if weights.config.conditional and src_labels is None and digit is not None:
+                src_labels = np.full(len(found.images), digit)
+            means, _ = explore.encode(load_model(weights), found.images, src_labels)
+            kwargs = {"means": means, "labels": src_labels, "label": digit}
+        elif chosen_points is None and chosen_digits is None:
+            kwargs["digits"] = list(range(weights.config.num_classes))
+        z, onehot = explore.walk(weights, steps, method.value, loop, **kwargs)
+        frames = export.upscale(decode_all(decoder, z, onehot), scale)
+        if to is WalkOutput.gif:
+            export.write_gif(out, frames, fps, loop)
+        elif to is WalkOutput.png:
+            export.write_png(out, np.concatenate(list(frames), axis=1))
+        else:
+            export.write_frames(out, frames)
+        _emit({"frames": len(frames), "out": str(out), "to": to.value, "model": weights.name})
+
+
+# -- encode -------------------------------------------------------------------------------------
+
+RECON_COLUMNS = 16  # images shown in a --reconstruct figure
+
+
+@app.command()
+def encode(
+    sources_: Annotated[list[Path], typer.Argument(metavar="SOURCES...", help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write latents to .npy (means then stds), .csv or .h5 instead of CSV on stdout.")] = None,
+    labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG.")] = None,
+    reconstruct: Annotated[Optional[Path], typer.Option("--reconstruct", help="Also write the first 16 inputs above their reconstructions to this PNG.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Encode only the first N images.")] = None,
+    model: ModelOption = "cvae-2d",
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Encode images to latent means and standard deviations (CSV on stdout by default).
+
+    Example: mnistgen encode synth/ --model cvae-2d --plot latent.png > latents.csv
+    """
+    chosen_labels = parse_int_list(labels, "--labels") if labels is not None else None
+    if out is not None and out.suffix.lower() not in (".npy", ".csv", ".h5", ".hdf5"):
+        raise typer.BadParameter(f"{out}: use a name ending in .npy, .csv or .h5", param_hint="--out")
+    with _user_errors("nothing was left half-written"):
+        import numpy as np
+
+        from mnistgen import explore, export, sources
+
+        weights = _check_model(model)
+        found = sources.read(sources_, limit)
+        if not quiet:
+            for note in found.notes:
+                _stderr(f"note: {note}")
+        image_labels = found.labels
+        if chosen_labels is not None:
+            if len(chosen_labels) not in (1, len(found.images)):
+                raise MnistgenError(f"--labels has {len(chosen_labels)} values for {len(found.images)} images: give one for all, or one per image")
+            image_labels = np.resize(np.asarray(chosen_labels, dtype=np.int64), len(found.images))
+        if weights.config.conditional and image_labels is not None and image_labels.max() >= weights.config.num_classes:
+            raise MnistgenError(f"label {int(image_labels.max())} is out of range: model {weights.name} knows labels 0-{weights.config.num_classes - 1}")
+        from mnistgen.runtime import select_device
+        from mnistgen.sample import load_model, make_decoder
+
+        device_name = select_device(device)
+        net = load_model(weights)
+        means, stds = explore.encode(net, found.images, image_labels if weights.config.conditional else None)
+        if plot is not None:
+            export.write_latent_scatter(plot, means, stds, image_labels, weights.name)
+        if reconstruct is not None:
+            shown = slice(0, RECON_COLUMNS)
+            rebuilt = explore.reconstruct(net, make_decoder(weights, device_name), found.images[shown], None if image_labels is None else image_labels[shown])
+            export.write_png(reconstruct, export.upscale(export.tile(np.stack([found.images[shown], rebuilt])), 2))
+        if out is None:
+            sys.stdout.write(export.latents_csv(found.names, image_labels, means, stds))
+        else:
+            export.write_latents(out, found.names, image_labels, means, stds)
+            _emit({"count": len(means), "out": str(out), "model": weights.name})
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

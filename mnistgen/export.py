@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import struct
 import sys
@@ -198,3 +199,108 @@ class IdxWriter:
                 f.write(idx_header(IDX_LABELS_MAGIC, (self.total,)) + self.labels.tobytes())
         return self._stack.__exit__(exc_type, exc, tb)
 
+
+
+# -- latent-space pictures ----------------------------------------------------------------------
+
+GIF_SUFFIX = ".gif"
+DIGIT_COLORS = ("tab:blue", "tab:red", "tab:green", "gold", "tab:pink", "tab:cyan", "tab:brown", "tab:orange", "limegreen", "blueviolet")
+PLOT_DPI = 100
+PLOT_POINT_SIZE = 6
+PLOT_INSTALL_HINT = 'plots need matplotlib: pip install "mnistgen[plot]"'
+
+
+def upscale(images: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of uint8 (..., H, W)."""
+    return images if scale <= 1 else images.repeat(scale, axis=-2).repeat(scale, axis=-1)
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: float, loop: bool = True) -> None:
+    """uint8 frames (F, H, W) -> an animated GIF (imageio), written atomically."""
+    import imageio.v3 as iio
+
+    duration_ms = 1000.0 / fps
+    with atomic.atomic_path(path) as tmp:
+        iio.imwrite(tmp, list(frames), extension=GIF_SUFFIX, duration=duration_ms, loop=0 if loop else 1)
+
+
+def write_frames(folder: Path, frames: np.ndarray) -> list[Path]:
+    """One PNG per frame: folder/frame-0000.png ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(4, len(str(len(frames) - 1)))
+    paths = [folder / f"frame-{i:0{width}d}.png" for i in range(len(frames))]
+    for path, frame in zip(paths, frames):
+        write_png(path, frame)
+    return paths
+
+
+def _pyplot():
+    try:
+        import logging
+
+        import matplotlib
+
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)  # Paddle sets the root logger to INFO
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from mnistgen.errors import MnistgenError
+
+        raise MnistgenError(PLOT_INSTALL_HINT) from None
+    return plt
+
+
+def write_latent_scatter(path: Path, means: np.ndarray, stds: np.ndarray, labels, title: str) -> None:
+    """The tutorial's two scatter plots side by side: encoder means and standard deviations
+    (first two dimensions), coloured by digit, with the prior's unit circle on the means."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=PLOT_DPI)
+    for ax, values, name in ((axes[0], means, "mean"), (axes[1], stds, "standard deviation")):
+        if labels is None:
+            ax.scatter(values[:, 0], values[:, 1], s=PLOT_POINT_SIZE, c="tab:blue")
+        else:
+            for digit in np.unique(labels):
+                pick = labels == digit
+                ax.scatter(values[pick, 0], values[pick, 1], s=PLOT_POINT_SIZE, c=DIGIT_COLORS[int(digit) % len(DIGIT_COLORS)], label=str(digit))
+        ax.set_xlabel("dimension 1")
+        ax.set_ylabel("dimension 2")
+        ax.set_title(f"{title}: {name}")
+    circle = np.linspace(0, 2 * np.pi, 200)
+    axes[0].plot(np.cos(circle), np.sin(circle), "k--", linewidth=1, label="N(0, I): 1 sigma")
+    axes[0].set_aspect("equal", adjustable="datalim")
+    axes[0].legend(loc="upper right", fontsize=7, markerscale=2, ncol=2)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_latents(path: Path, names: list[str], labels, means: np.ndarray, stds: np.ndarray) -> None:
+    """Latents to .npy (N, 2d: means then stds), .csv or .h5, chosen by suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.concatenate([means, stds], axis=1).astype(np.float32))
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with atomic.atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f["means"], f["stds"] = means, stds
+                f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
+                f["sources"] = np.array(names, dtype=h5py.string_dtype())
+    else:
+        atomic.write_text(path, latents_csv(names, labels, means, stds))
+
+
+def latents_csv(names: list[str], labels, means: np.ndarray, stds: np.ndarray) -> str:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    d = means.shape[1]
+    writer.writerow(["source", "label", *[f"mean_{i}" for i in range(d)], *[f"std_{i}" for i in range(d)]])
+    for i, name in enumerate(names):
+        label = "" if labels is None else int(labels[i])
+        writer.writerow([name, label, *[f"{v:.6g}" for v in means[i]], *[f"{v:.6g}" for v in stds[i]]])
+    return buffer.getvalue()

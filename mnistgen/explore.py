@@ -1,0 +1,195 @@
+"""Latent-space exploration: interpolation paths, 2-D manifold grids, encoding. Returns arrays.
+
+Everything that needs "the data" - class centroids, the range of encoder means - reads the
+model card's `latent_stats`, written at training time, so these work with no dataset present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mnistgen.checkpoint import Weights
+from mnistgen.data import to_unit_range
+from mnistgen.errors import MnistgenError
+from mnistgen.sample import one_hot
+
+ENCODE_BATCH = 1000
+SLERP_EPS = 1e-6  # below this angle slerp is lerp
+
+
+# -- paths ------------------------------------------------------------------------------------
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return (1 - t)[:, None] * a[None] + t[:, None] * b[None]
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (Shoemake 1985; White, "Sampling Generative Networks", 2016):
+    keeps intermediate points at a typical distance from the origin of a Gaussian prior."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na < SLERP_EPS or nb < SLERP_EPS:
+        return lerp(a, b, t)
+    omega = np.arccos(np.clip(np.dot(a / na, b / nb), -1.0, 1.0))
+    if omega < SLERP_EPS:
+        return lerp(a, b, t)
+    so = np.sin(omega)
+    return (np.sin((1 - t) * omega) / so)[:, None] * a[None] + (np.sin(t * omega) / so)[:, None] * b[None]
+
+
+def path(points: np.ndarray, steps: int, method: str = "lerp", loop: bool = False) -> np.ndarray:
+    """Frames along a path through `points` (K, D): `steps` frames per segment, the last point
+    included; with `loop`, the path returns to its start and the start is not repeated, so the
+    frames cycle seamlessly."""
+    points = np.asarray(points, dtype=np.float64)
+    if loop and len(points) > 1:
+        points = np.concatenate([points, points[:1]])
+    move = slerp if method == "slerp" else lerp
+    t = np.arange(steps) / steps
+    frames = [move(points[i], points[i + 1], t) for i in range(len(points) - 1)]
+    if not loop:
+        frames.append(points[-1:])
+    return np.concatenate(frames).astype(np.float32)
+
+
+def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
+    """Per-class mean of the encoder means on training data, from the model card."""
+    stats = _stats(weights)
+    table = stats.get("centroids", {})
+    missing = [label for label in labels if str(label) not in table]
+    if missing:
+        raise MnistgenError(f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this mnistgen")
+    return np.array([table[str(label)] for label in labels], dtype=np.float32)
+
+
+def _stats(weights: Weights) -> dict:
+    stats = weights.card.get("latent_stats")
+    if not stats:
+        raise MnistgenError(f"model {weights.name} has no latent statistics in its card: retrain it with mnistgen train, or pass --points / --bounds")
+    return stats
+
+
+# -- grids ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GridSpec:
+    n: int  # images per side
+    x: tuple[float, float]  # range of the horizontal latent dimension
+    y: tuple[float, float]  # range of the vertical one (top row = high y, as the tutorial draws it)
+    dims: tuple[int, int] = (0, 1)  # which latent dimensions vary; the others stay at 0
+
+
+def data_bounds(weights: Weights, dims: tuple[int, int]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The range of the encoder means on training data (the tutorial's min..max), from the card."""
+    stats = _stats(weights)
+    lo, hi = stats["mean_min"], stats["mean_max"]
+    return (lo[dims[0]], hi[dims[0]]), (lo[dims[1]], hi[dims[1]])
+
+
+def grid_latents(spec: GridSpec, latent: int) -> np.ndarray:
+    """(n*n, latent) row-major: x increases left to right, y decreases top to bottom."""
+    xs = np.linspace(spec.x[0], spec.x[1], spec.n)
+    ys = np.linspace(spec.y[1], spec.y[0], spec.n)
+    z = np.zeros((spec.n * spec.n, latent), dtype=np.float32)
+    z[:, spec.dims[0]] = np.tile(xs, spec.n)
+    z[:, spec.dims[1]] = np.repeat(ys, spec.n)
+    return z
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+
+def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, 28, 28) [+ int labels (N,) for a CVAE] -> encoder means and standard
+    deviations, float32 (N, d) each."""
+    from mnistgen.model import paddle
+
+    cfg = model.cfg
+    if cfg.conditional and labels is None:
+        raise MnistgenError("this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels")
+    means, stds = [], []
+    model.eval()
+    with paddle.no_grad():
+        for start in range(0, len(images), ENCODE_BATCH):
+            x = paddle.to_tensor(to_unit_range(images[start : start + ENCODE_BATCH]))
+            y = paddle.to_tensor(one_hot(labels[start : start + ENCODE_BATCH], cfg.num_classes)) if cfg.conditional else None
+            mean, logvar = model.encoder(x, y)
+            means.append(mean.numpy())
+            stds.append(np.exp(0.5 * logvar.numpy()))
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def reconstruct(model, decoder, images: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
+    """Decode the encoder means: uint8 (N, 28, 28)."""
+    from mnistgen.sample import decode_all
+
+    means, _ = encode(model, images, labels)
+    onehot = one_hot(labels, model.cfg.num_classes) if model.cfg.conditional else None
+    return decode_all(decoder, means, onehot)
+
+
+# -- what interpolate decodes ---------------------------------------------------------------
+
+STREAM_INTERPOLATE = 20  # keeps interpolation's random z apart from generate's
+
+
+def fixed_z(latent: int, seed: Optional[int]) -> np.ndarray:
+    """The z held fixed during a label morph: the prior's mean, or a prior sample for --seed."""
+    if seed is None:
+        return np.zeros(latent, np.float32)
+    return np.random.default_rng([seed, STREAM_INTERPOLATE]).standard_normal(latent, dtype=np.float32)
+
+
+def walk(weights: Weights, steps: int, method: str, loop: bool, *, digits=None, means=None, points=None,
+         label: Optional[int] = None, labels=None, seed: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Latents (F, d) and label vectors (F, C) or None, for a path through one kind of endpoint:
+
+    digits  CVAE: the label morphs from digit to digit at a fixed z; VAE: class centroids
+    means   encoder means of real images (CVAE: with their `labels`, blended along the way)
+    points  latent coordinates (CVAE: with the fixed `label`)
+    """
+    cfg = weights.config
+    if digits is not None:
+        if cfg.conditional:
+            onehot = path(one_hot(digits, cfg.num_classes), steps, "lerp", loop)
+            return np.repeat(fixed_z(cfg.latent, seed)[None], len(onehot), axis=0), onehot
+        return path(centroids(weights, digits), steps, method, loop), None
+    anchors = np.asarray(means if means is not None else points, dtype=np.float32)
+    if anchors.shape[1] != cfg.latent:
+        raise MnistgenError(f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: give {cfg.latent} numbers per point")
+    z = path(anchors, steps, method, loop)
+    if not cfg.conditional:
+        return z, None
+    if labels is None:
+        if label is None:
+            raise MnistgenError(f"model {weights.name} is conditional: pass --digit D to choose the label decoded along the path")
+        labels = [label] * len(anchors)
+    return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
+
+
+def grid(weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], bounds=None, sigma: Optional[float] = None):
+    """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec)."""
+    cfg = weights.config
+    if max(dims) >= cfg.latent or dims[0] == dims[1]:
+        raise MnistgenError(f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two different ones")
+    if bounds is not None:
+        x, y = (bounds[0], bounds[1]), (bounds[2], bounds[3])
+    elif sigma is not None:
+        x = y = (-sigma, sigma)
+    else:
+        x, y = data_bounds(weights, dims)
+    spec = GridSpec(n, x, y, dims)
+    z = grid_latents(spec, cfg.latent)
+    if not cfg.conditional:
+        if digit is not None:
+            raise MnistgenError(f"model {weights.name} is an unconditional VAE and has no labels: drop --digit")
+        return z, None, spec
+    if digit is None:
+        raise MnistgenError(f"model {weights.name} is conditional: pass --digit D to choose the digit drawn across the grid")
+    if digit >= cfg.num_classes:
+        raise MnistgenError(f"--digit {digit}: model {weights.name} knows labels 0-{cfg.num_classes - 1} only")
+    return z, one_hot(np.full(len(z), digit), cfg.num_classes), spec
