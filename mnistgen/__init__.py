@@ -1,10 +1,23 @@
 """mnistgen: VAE / CVAE on MNIST with PaddlePaddle, as a batch generator of synthetic digits.
 
-Importing this package is cheap: nothing here imports Paddle or numpy.
+    import mnistgen
+    model = mnistgen.load("cvae-2d")
+    images, labels, z = model.generate(digit=7, count=100, seed=0)   # uint8 (100, 28, 28), ...
+
+See `mnistgen.api` for the whole API. Importing this package is cheap: Paddle and numpy are
+imported on first use of `load` / `models`.
 """
 
 __version__ = "0.1.0"
 
 from mnistgen.errors import MnistgenError  # noqa: E402
 
-__all__ = ["MnistgenError", "__version__"]
+__all__ = ["MnistgenError", "Model", "__version__", "load", "models"]
+
+
+def __getattr__(name):
+    if name in ("load", "models", "Model"):
+        from mnistgen import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mnistgen' has no attribute {name!r}")

@@ -30,6 +30,7 @@ WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 RUN_MODEL_STEM = "model"  # a run directory holds model.safetensors + model.json
 WEIGHTS_ENV = "MNISTGEN_WEIGHTS"
+INTERNAL_STEMS = ("train_state",)  # resume state in a run directory, not a model
 METADATA_KEY = "mnistgen_config"
 PICKLE_SUFFIXES = (".pdparams", ".pdopt", ".pdmodel", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 HEADER_LEN_BYTES = 8
@@ -77,7 +78,7 @@ def available_names() -> list[str]:
     names = set()
     for directory in search_dirs():
         if directory.is_dir():
-            names.update(p.stem for p in directory.glob("*" + WEIGHTS_SUFFIX))
+            names.update(p.stem for p in directory.glob("*" + WEIGHTS_SUFFIX) if p.stem not in INTERNAL_STEMS)
     return sorted(names)
 
 

@@ -510,6 +510,97 @@ def encode(
             _emit({"count": len(means), "out": str(out), "model": weights.name})
 
 
+# -- models and cache ---------------------------------------------------------------------------
+
+models_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per model instead of a table.")] = False,
+) -> None:
+    """List every model found by name (shipped, and in $MNISTGEN_WEIGHTS); `models show NAME` prints one card.
+
+    Example: mnistgen models --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _user_errors():
+        from mnistgen import api
+
+        found = api.models()
+        if as_json:
+            for row in found:
+                _emit(row)
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("name", "kind", "latent", "epochs", "test loss", "sha256", "where")
+        for row in found:
+            if "error" in row:
+                table.add_row(row["name"], "[red]unreadable[/red]", "", "", "", "", row["error"])
+                continue
+            loss = f"{row['test_loss']:.2f}" if row["test_loss"] is not None else "-"
+            table.add_row(row["name"], row["kind"], str(row["latent"]), str(row["epochs"]), loss, row["sha256"][:12], row["path"])
+        Console().print(table)
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="A model name or path.")]) -> None:
+    """Print a model's card (JSON).
+
+    Example: mnistgen models show cvae-2d
+    """
+    with _user_errors():
+        from mnistgen import checkpoint
+
+        weights = _check_model(name)
+        sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
+
+
+cache_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(cache_app, name="cache")
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+@cache_app.callback(invoke_without_command=True)
+def cache(ctx: typer.Context) -> None:
+    """Show the cache ($MNISTGEN_DATA, default ~/.cache/mnistgen: downloads, exported decoders); `cache clear` empties it.
+
+    Example: mnistgen cache
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mnistgen.data import cache_dir
+
+    root = cache_dir()
+    entries = {p.name: _tree_size(p) for p in sorted(root.iterdir())} if root.is_dir() else {}
+    _emit({"cache": str(root), "bytes": sum(entries.values()), "entries": entries})
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete the cache: downloads and exported inference models (they are made again when needed).
+
+    Example: mnistgen cache clear
+    """
+    import shutil
+
+    from mnistgen.data import cache_dir
+
+    root = cache_dir()
+    freed = _tree_size(root)
+    if root.is_dir():
+        shutil.rmtree(root)
+    _emit({"cleared": str(root), "bytes": freed})
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

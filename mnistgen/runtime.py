@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import warnings
 from enum import Enum
+from typing import Optional
 
 from mnistgen.errors import MnistgenError
 
+THREADS_ENV = "MNISTGEN_THREADS"
 INSTALL_HINT = 'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
 MIN_PADDLE = (2, 6)
 
@@ -48,11 +50,33 @@ def import_paddle():
     return paddle
 
 
+def _cgroup_cpus() -> Optional[float]:
+    """CPUs allowed by a cgroup v2 quota (containers, Kubernetes, Slurm with cgroups), if any."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else max(1.0, int(quota) / int(period))
+
+
+def _env_int(name: str) -> Optional[int]:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    """CPUs this process may really use: the smallest of its affinity mask, a cgroup CPU quota,
+    SLURM_CPUS_PER_TASK and OMP_NUM_THREADS (whichever exist), at least 1. `--threads` overrides
+    it by setting MNISTGEN_THREADS."""
+    override = _env_int(THREADS_ENV)
+    if override:
+        return override
+    limits = [len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)]
+    quota = _cgroup_cpus()
+    if quota is not None:
+        limits.append(int(quota))
+    limits += [v for v in (_env_int("SLURM_CPUS_PER_TASK"), _env_int("OMP_NUM_THREADS")) if v]
+    return max(1, min(limits))
 
 
 def gpu_available(paddle) -> bool:

@@ -1,0 +1,69 @@
+"""The Python API and the models / cache commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import mnistgen
+from mnistgen.cli import app
+
+runner = CliRunner()
+
+
+def test_import_is_cheap():
+    code = "import sys, mnistgen; print('paddle' in sys.modules, 'numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False False"
+
+
+def test_generate_matches_the_cli_pixels(tmp_path, tiny_cvae):
+    from PIL import Image
+
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    images, labels, z = model.generate(digit=[2, 6], count=5, seed=3)
+    assert images.shape == (10, 28, 28) and images.dtype == np.uint8
+    assert labels.tolist() == [2] * 5 + [6] * 5 and z.shape == (10, 2) and z.dtype == np.float32
+    runner.invoke(app, ["generate", "-d", "6", "-n", "5", "--seed", "3", "--model", str(tiny_cvae), "-o", str(tmp_path / "o"), "-q"])
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "6" / "00004.png")), images[-1])
+    assert np.array_equal(model.decode(z[5:], labels=6), images[5:])
+
+
+def test_interpolate_and_encode(tiny_cvae, tiny_vae, dataset):
+    cvae = mnistgen.load(str(tiny_cvae))
+    frames = cvae.interpolate(digits=[1, 7], steps=4)
+    assert frames.shape == (5, 28, 28) and frames.dtype == np.uint8
+    means, stds = cvae.encode(dataset.test.images[:12], dataset.test.labels[:12])
+    assert means.shape == stds.shape == (12, 2) and (stds > 0).all()
+    vae = mnistgen.load(str(tiny_vae))
+    with pytest.raises(mnistgen.MnistgenError, match="unconditional VAE and has no labels"):
+        vae.generate(digit=3, count=2)
+    assert vae.generate(count=3)[1].tolist() == [-1, -1, -1]
+
+
+def test_models_lists_user_weights(tmp_path, monkeypatch, tiny_cvae):
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"mine{suffix}")
+    monkeypatch.setenv("MNISTGEN_WEIGHTS", str(tmp_path))
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert rows["mine"]["kind"] == "cvae" and rows["mine"]["epochs"] == 2 and len(rows["mine"]["sha256"]) == 64
+    shown = runner.invoke(app, ["models", "show", "mine"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["config"]["channels"] == 8
+    assert runner.invoke(app, ["generate", "--model", "mine", "-d", "1", "-n", "2", "-o", str(tmp_path / "o"), "-q"]).exit_code == 0
+
+
+def test_cache_show_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "c"))
+    (tmp_path / "c" / "mnist").mkdir(parents=True)
+    (tmp_path / "c" / "mnist" / "x.gz").write_bytes(b"12345")
+    shown = json.loads(runner.invoke(app, ["cache"]).stdout)
+    assert shown == {"cache": str(tmp_path / "c"), "bytes": 5, "entries": {"mnist": 5}}
+    cleared = json.loads(runner.invoke(app, ["cache", "clear"]).stdout)
+    assert cleared["bytes"] == 5 and not (tmp_path / "c").exists()
