@@ -64,6 +64,10 @@ def _user_errors(interrupted_note: str = "stopped; every file already written is
     except KeyboardInterrupt:
         _stderr(f"Interrupted: {interrupted_note}.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as exc:  # disk full, file-size limit, permissions changed under us
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        _stderr(f"Error: cannot write{where}: {exc.strerror or exc}; free space or choose another --out (partial files were removed)")
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def _version_callback(value: bool) -> None:

@@ -10,6 +10,7 @@ import struct
 import sys
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 _PNG_END = _png_chunk(b"IEND", b"")
 
 
-def png_bytes(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray, text: Optional[dict] = None) -> bytes:
     """uint8 (H, W) -> PNG bytes (8-bit grayscale, no filter).
 
     A direct encoder: the PNG format for one grayscale plane is a header, the zlib-compressed
@@ -43,7 +44,8 @@ def png_bytes(image: np.ndarray) -> bytes:
     rows = np.zeros((h, w + 1), dtype=np.uint8)
     rows[:, 1:] = image
     header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit depth, grayscale, deflate, no filter, no interlace
-    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)) + _PNG_END
+    notes = b"".join(_png_chunk(b"tEXt", k.encode("latin-1") + b"\0" + str(v).encode("latin-1", "replace")) for k, v in (text or {}).items())
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + notes + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)) + _PNG_END
 
 
 def write_png(path: Path, image: np.ndarray, scale: int = 1) -> None:
@@ -146,7 +148,7 @@ class NpzWriter(FileWriter):
     def finish(self, committing):
         if committing:
             with open(self.tmp, "wb") as f:  # a file object: numpy adds no ".npz" suffix
-                np.savez_compressed(f, **self.arrays)
+                np.savez_compressed(f, **self.arrays, attrs=np.array(json.dumps(self.attrs)))  # a str array: loads without pickle
 
 
 class GridWriter(FileWriter):
@@ -167,7 +169,7 @@ class GridWriter(FileWriter):
             grid = tile(self.images.reshape(self.rows, self.columns, IMAGE_SIDE, IMAGE_SIDE))
             if self.scale > 1:
                 grid = grid.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
-            self.tmp.write_bytes(png_bytes(grid))
+            self.tmp.write_bytes(png_bytes(grid, text={k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in self.attrs.items()}))
 
 
 class IdxWriter:

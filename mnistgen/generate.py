@@ -27,6 +27,7 @@ from mnistgen.runtime import usable_cpus
 from mnistgen.sample import Shard
 
 METADATA_FILE = "metadata.jsonl"
+MANIFEST_FILE = "mnistgen.json"  # model, sha256, seed, command: beside PNG and IDX outputs
 UNLABELLED_DIR = "unlabelled"
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
@@ -130,7 +131,7 @@ def _png_path(job: Job, label: int, index: int) -> Path:
 
 def _ours(path: Path) -> bool:
     """Whether an entry of an output directory is something `generate` writes."""
-    if path.name.startswith("metadata") and path.name.endswith(".jsonl"):
+    if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(MANIFEST_FILE.split(".")[0]):
         return path.is_file()
     return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
 
@@ -208,6 +209,20 @@ def plan_job(job: Job) -> Job:
     return job
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files a killed writer left (".NAME.PID-TID.part"); outputs are never touched."""
+    if folder.is_dir():
+        for entry in folder.glob(".*" + atomic.TEMP_SUFFIX):
+            entry.unlink(missing_ok=True)
+
+
+def write_manifest(job: Job, folder: Path) -> Path:
+    """A small JSON file beside the output naming the model, its sha256, the seed and the command."""
+    path = folder / job.shard_name(MANIFEST_FILE)
+    atomic.write_text(path, json.dumps(job.attrs(), indent=1) + "\n")
+    return path
+
+
 def _prepare_png_dir(job: Job) -> None:
     out = job.out
     if job.force and out.is_dir() and not job.sharded:
@@ -218,8 +233,11 @@ def _prepare_png_dir(job: Job) -> None:
         out.mkdir(parents=True, exist_ok=True)
         for label in job.labels:
             (out / label_dir(label)).mkdir(exist_ok=True)
+            if job.resume or job.force:
+                remove_stale_temporaries(out / label_dir(label))
     except OSError as exc:
         raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
+    write_manifest(job, out)
 
 
 def _metadata_rows(job: Job, batch, names) -> str:
@@ -284,7 +302,12 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
         writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows=len(job.labels), scale=job.scale)
     else:
         writer = export.IdxWriter(job.targets[0], job.targets[1], job.size)
-    job.targets[0].parent.mkdir(parents=True, exist_ok=True)
+    folder = job.targets[0].parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if job.resume or job.force:
+        remove_stale_temporaries(folder)
+    if job.fmt is Format.idx:
+        write_manifest(job, folder)
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):

@@ -55,7 +55,8 @@ def test_generate_writes_the_imagefolder_layout(tmp_path, tiny_cvae):
     out = tmp_path / "synth"
     result = invoke("generate", "--digit", "0,7", "--count", 300, "--out", out, "--model", tiny_cvae, "--seed", 5, "--quiet")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["0", "7", "metadata.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["0", "7", "metadata.jsonl", "mnistgen.json"]
+    assert json.loads((out / "mnistgen.json").read_text())["model_sha256"] == json.loads(result.stdout)["model_sha256"]
     assert sorted(p.name for p in (out / "7").iterdir()) == [f"{i:05d}.png" for i in range(300)]
     from PIL import Image
 
@@ -105,7 +106,7 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
     (out / "notes.txt").write_text("mine")
     result = invoke("generate", "-d", "2", "-n", 3, "-o", out, "-m", tiny_cvae, "--seed", 1, "-q", "--force")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["2", "metadata.jsonl", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["2", "metadata.jsonl", "mnistgen.json", "notes.txt"]
 
 
 @pytest.mark.parametrize(

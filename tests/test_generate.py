@@ -56,7 +56,8 @@ def test_npz_and_idx_hold_the_same_images(tmp_path, tiny_cvae):
 
     gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "a.npz", "--seed", 4)
     gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "idx", "--format", "idx", "--seed", 4)
-    npz = np.load(tmp_path / "a.npz")
+    npz = np.load(tmp_path / "a.npz")  # allow_pickle is False: nothing in it needs pickle
+    assert json.loads(str(npz["attrs"]))["seed"] == 4
     assert npz["images"].shape == (300, 28, 28) and npz["labels"].tolist() == [d for d in range(10) for _ in range(30)]
     # the IDX pair reads with an MNIST loader (here mnistgen's own, which checks headers)
     loaded = data.load(tmp_path / "idx")
@@ -70,6 +71,7 @@ def test_grid_preview(tmp_path, tiny_cvae):
     gen(tiny_cvae, "-d", "all", "-n", 20, "-o", tmp_path / "grid.png", "--seed", 1, "--scale", 2)
     with Image.open(tmp_path / "grid.png") as im:
         assert im.size == ((20 * 30 - 2) * 2, (10 * 30 - 2) * 2)
+        assert im.text["seed"] == "1" and len(im.text["model_sha256"]) == 64
 
 
 def test_pixels_do_not_depend_on_count_or_shards(tmp_path, tiny_cvae):
@@ -103,13 +105,16 @@ def test_hdf5_shards_concatenate_to_one_run(tmp_path, tiny_cvae):
 def test_resume_writes_only_what_is_missing(tmp_path, tiny_cvae):
     out = tmp_path / "o"
     gen(tiny_cvae, "-d", "1,2", "-n", 600, "-o", out, "--seed", 8)
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    def outputs():  # images and metadata; the manifest records the (resumed) command line
+        return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "mnistgen.json"}
+
+    before = outputs()
     for name in ("1/00007.png", "2/00599.png", "metadata.jsonl"):
         (out / name).unlink()
     untouched = out / "1" / "00300.png"
     stamp = untouched.stat().st_mtime_ns
     gen(tiny_cvae, "-d", "1,2", "-n", 600, "-o", out, "--seed", 8, "--resume")
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert outputs() == before
     assert untouched.stat().st_mtime_ns == stamp
 
 
