@@ -20,6 +20,18 @@ def temp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
 
 
+def writer_alive(temp: Path) -> bool:
+    """Whether the process named in a temporary file's name (".NAME.PID-TID.part") still runs here."""
+    try:
+        pid = int(temp.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[1].split("-")[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path):
     """Yield a temporary path beside `dest`; on success it replaces `dest`, on failure it is removed."""

@@ -66,7 +66,8 @@ def _user_errors(interrupted_note: str = "stopped; every file already written is
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as exc:  # disk full, file-size limit, permissions changed under us
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        _stderr(f"Error: cannot write{where}: {exc.strerror or exc}; free space or choose another --out (partial files were removed)")
+        reason = exc.strerror or " ".join(str(exc).split())  # one line, whatever the library put in it
+        _stderr(f"Error: cannot write{where}: {reason}; free space or choose another --out (partial files were removed)")
         raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -233,7 +234,7 @@ def train(
         from mnistgen import data as data_lib
         from mnistgen import train as train_lib
 
-        train_lib.prepare_run_dir(out, resume)
+        train_lib.check_run_dir(out, resume)
         dataset = data_lib.load(data, download=download)
         extra = {}
         if chosen is not None:
@@ -461,7 +462,7 @@ RECON_COLUMNS = 16  # images shown in a --reconstruct figure
 
 @app.command()
 def encode(
-    sources_: Annotated[list[Path], typer.Argument(metavar="SOURCES...", help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.")],
+    sources_: Annotated[list[Path], typer.Argument(metavar="SOURCES", help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write latents to .npy (means then stds), .csv or .h5 instead of CSV on stdout.")] = None,
     labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none.")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG.")] = None,

@@ -96,12 +96,75 @@ class FileWriter:
     def __exit__(self, exc_type, exc, tb):
         try:
             self.finish(committing=exc_type is None)
-        finally:
-            return self._stack.__exit__(exc_type, exc, tb)
+        except BaseException:  # e.g. disk full while compressing: the temporary goes, the error stays
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self._stack.__exit__(exc_type, exc, tb)
 
     def open(self) -> None: ...
 
     def finish(self, committing: bool) -> None: ...
+
+
+class GuardedFile(io.RawIOBase):
+    """A file for h5py that never reports a write error to HDF5, but remembers the first one.
+
+    HDF5 crashes the interpreter (at exit) after a failed write to a full disk or past a file-size
+    limit; through this wrapper it never sees the failure, and the writer raises it instead.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.raw = open(path, "wb+")
+        self.error: Optional[OSError] = None
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        return self.raw.seek(offset, whence)
+
+    def tell(self):
+        return self.raw.tell()
+
+    def readinto(self, buffer):
+        return self.raw.readinto(buffer)
+
+    def _guard(self, action, *args):
+        if self.error is None:
+            try:
+                return action(*args)
+            except OSError as exc:
+                self.error = exc
+        return None
+
+    def write(self, data):
+        self._guard(self.raw.write, data)
+        return len(data)
+
+    def truncate(self, size=None):
+        self._guard(self.raw.truncate, size)
+        return size
+
+    def flush(self):
+        if not self.raw.closed:
+            self._guard(self.raw.flush)
+
+    def close(self):
+        if not self.raw.closed:
+            self.flush()
+            self.raw.close()
+        super().close()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 class Hdf5Writer(FileWriter):
@@ -110,7 +173,8 @@ class Hdf5Writer(FileWriter):
     def open(self):
         import h5py
 
-        self.file = h5py.File(self.tmp, "w")
+        self.guard = GuardedFile(self.tmp)
+        self.file = h5py.File(self.guard, "w")
         chunk = max(1, min(HDF5_CHUNK, self.total))
         opts = {"compression": "gzip", "compression_opts": HDF5_GZIP_LEVEL, "shuffle": True}
         self.images = self.file.create_dataset("images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts)
@@ -124,9 +188,12 @@ class Hdf5Writer(FileWriter):
         self.images[position:end] = images
         self.labels[position:end] = labels
         self.latents[position:end] = latents
+        self.guard.check()
 
     def finish(self, committing):
         self.file.close()
+        self.guard.close()
+        self.guard.check()
 
 
 class NpzWriter(FileWriter):
@@ -195,10 +262,14 @@ class IdxWriter:
         self.written += len(images)
 
     def __exit__(self, exc_type, exc, tb):
-        self.stream.close()
-        if exc_type is None:
-            with gzip.open(self.labels_tmp, "wb") as f:
-                f.write(idx_header(IDX_LABELS_MAGIC, (self.total,)) + self.labels.tobytes())
+        try:
+            self.stream.close()
+            if exc_type is None:
+                with gzip.open(self.labels_tmp, "wb") as f:
+                    f.write(idx_header(IDX_LABELS_MAGIC, (self.total,)) + self.labels.tobytes())
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
         return self._stack.__exit__(exc_type, exc, tb)
 
 

@@ -210,10 +210,12 @@ def plan_job(job: Job) -> Job:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed writer left (".NAME.PID-TID.part"); outputs are never touched."""
+    """Delete temporary files a killed writer left (".NAME.PID-TID.part"); outputs, and the
+    temporaries of writers still running (another shard), are never touched."""
     if folder.is_dir():
         for entry in folder.glob(".*" + atomic.TEMP_SUFFIX):
-            entry.unlink(missing_ok=True)
+            if not atomic.writer_alive(entry):
+                entry.unlink(missing_ok=True)
 
 
 def write_manifest(job: Job, folder: Path) -> Path:
@@ -235,6 +237,8 @@ def _prepare_png_dir(job: Job) -> None:
             (out / label_dir(label)).mkdir(exist_ok=True)
             if job.resume or job.force:
                 remove_stale_temporaries(out / label_dir(label))
+        if job.resume or job.force:
+            remove_stale_temporaries(out)
     except OSError as exc:
         raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
     write_manifest(job, out)

@@ -259,7 +259,8 @@ class Trainer:
         return metrics
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a run directory that would be clobbered (or, with resume, holds nothing); creates nothing."""
     run_dir = Path(run_dir)
     state = run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
     if resume:
@@ -270,12 +271,12 @@ def prepare_run_dir(run_dir: Path, resume: bool) -> None:
         raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise MnistgenError(f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def train(config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, resume: bool = False, callback=None) -> dict:
     """Train (or resume) a run in `run_dir`; returns the last epoch's metrics."""
-    prepare_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     paddle = import_paddle()
     # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
     # name scope makes them the same in every run, so a resumed run finds its saved state.

@@ -1,0 +1,200 @@
+"""Reliability: a table of bad inputs, SIGKILL mid-write, file-size limits, concurrent shards.
+
+Every bad input must exit non-zero with an `Error:` line that names the fix, print no
+traceback, and leave the disk exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mnistgen.cli import app
+
+runner = CliRunner()
+CVAE, VAE, MNIST = "{cvae}", "{vae}", "{mnist}"
+
+# (arguments, expected exit code, text the error line must contain). {t} is a scratch directory
+# holding: file.txt, notes/ (non-empty), "dir with spaces/", "ünïcødé/", old.pdparams, cut.safetensors.
+BAD_INPUTS = [
+    (["generate", "--digit", "10"], 2, "10 is not a digit: use 0-9"),
+    (["generate", "--digit", "a"], 2, "'a' is not a comma-separated list"),
+    (["generate", "--digit", ""], 2, "'' is not a comma-separated list"),
+    (["generate", "--digit", "3,,4"], 2, "is not a comma-separated list"),
+    (["generate", "--count", "0"], 2, "greater than or equal to 1"),
+    (["generate", "--count", "-1"], 2, "greater than or equal to 1"),
+    (["generate", "--count", "10x"], 2, "valid integer"),
+    (["generate", "--count", "99999999999"], 2, "less than or equal to 10000000"),
+    (["generate", "--shard", "3/2"], 2, "need 0 <= i < n"),
+    (["generate", "--shard", "0/0"], 2, "need 0 <= i < n"),
+    (["generate", "--shard", "-1/2"], 2, "is not i/n"),
+    (["generate", "--format", "gif"], 2, "'gif' is not one of"),
+    (["generate", "--temperature", "-1"], 2, "greater than or equal to 0"),
+    (["generate", "--temperature", "nan"], 2, "--temperature"),
+    (["generate", "--model", ""], 2, "--model is empty"),
+    (["generate", "--model", "vae-9d"], 2, "unknown model 'vae-9d'"),
+    (["generate", "--model", "{t}/old.pdparams"], 2, "is a pickle-based file"),
+    (["generate", "--model", "{t}/cut.safetensors", "-o", "{t}/o"], 1, "is truncated or damaged"),
+    (["generate", "--model", VAE, "--digit", "3", "-o", "{t}/o"], 1, "has no labels: drop --digit"),
+    (["generate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "is a file: give a directory"),
+    (["generate", "--model", CVAE, "-o", "{t}/file.txt/sub"], 1, "is a file, not a directory"),
+    (["generate", "--model", CVAE, "-o", "{t}/notes"], 1, "is not empty: pass --force"),
+    (["generate", "--model", CVAE, "-o", "{t}/dir with spaces/x.h5", "--format", "npz", "-n", "5000", "--shard", "9/9"], 2, "need 0 <= i < n"),
+    (["generate", "--model", CVAE, "-o", "{t}/ünïcødé", "--format", "hdf5"], 1, "is a directory: --format hdf5 writes one file"),
+    (["generate", "--model", CVAE, "-o", "{t}/g.png", "-n", "201"], 1, "use at most 200"),
+    (["interpolate", "--model", CVAE, "--points", "1,2;3"], 2, "is not a list of at least two points"),
+    (["interpolate", "--model", CVAE, "--steps", "0"], 2, "greater than or equal to 1"),
+    (["interpolate", "--model", CVAE, "--grid", "1"], 2, "greater than or equal to 2"),
+    (["interpolate", "--model", CVAE, "--images", "{t}/missing.png,{t}/file.txt", "-o", "{t}/w.gif"], 1, "missing.png does not exist"),
+    (["interpolate", "--model", CVAE, "--images", "{t}/file.txt,{t}/file.txt", "--digit", "1", "-o", "{t}/w.gif"], 1, "is not a readable image"),
+    (["interpolate", "--model", CVAE, "--grid", "3", "--digit", "12", "-o", "{t}/g2.png"], 1, "--digit 12: model tiny-cvae knows labels 0-9 only"),
+    (["encode", "{t}/ünïcødé", "--model", CVAE], 1, "holds no image files"),
+    (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
+    (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
+    (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "has no MNIST training files"),
+    (["train", "--data", "{t}/nope"], 2, "does not exist"),
+    (["train", "--data", MNIST, "--out", "{t}/notes"], 1, "is not empty: pass --resume"),
+    (["train", "--data", MNIST, "--out", "{t}/fresh", "--resume"], 1, "holds no checkpoint"),
+    (["train", "--data", MNIST, "--lr", "0"], 2, "--lr"),
+    (["train", "--data", MNIST, "--latent", "1000000000"], 2, "less than or equal to 512"),
+    (["train", "--data", MNIST, "--batch-size", "0"], 2, "greater than or equal to 1"),
+    (["train", "--data", MNIST, "--indices", "5,-3"], 2, "is not a comma-separated list"),
+    (["train", "--data", MNIST, "--indices", "99999", "--out", "{t}/run2"], 1, "--indices 99999 is out of range"),
+    (["train", "--data", "{t}/file.txt", "--out", "{t}/run3"], 1, "is neither a directory of IDX files nor an HDF5 .mat file"),
+    (["models", "show", "no-such-model"], 2, "unknown model 'no-such-model'"),
+]
+
+
+def _scratch(root: Path, tiny_cvae: Path) -> None:
+    (root / "file.txt").write_text("not an image")
+    (root / "notes").mkdir()
+    (root / "notes" / "keep.dat").write_text("precious")
+    (root / "dir with spaces").mkdir()
+    (root / "ünïcødé").mkdir()
+    (root / "old.pdparams").write_bytes(b"\x80\x04pickle")
+    (root / "cut.safetensors").write_bytes((tiny_cvae / "model.safetensors").read_bytes()[:4000])
+    (root / "cut.json").write_bytes((tiny_cvae / "model.json").read_bytes())
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_table_is_large_enough():
+    assert len(BAD_INPUTS) >= 25
+
+
+@pytest.mark.parametrize("args, code, text", BAD_INPUTS, ids=[" ".join(a[:3]) for a, _, _ in BAD_INPUTS])
+def test_bad_input(tmp_path, monkeypatch, tiny_cvae, tiny_vae, mnist_dir, args, code, text):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    _scratch(scratch, tiny_cvae)
+    monkeypatch.chdir(scratch)
+    before = _snapshot(scratch)
+    subs = {"{t}": str(scratch), CVAE: str(tiny_cvae), VAE: str(tiny_vae), MNIST: str(mnist_dir)}
+    argv = []
+    for arg in args:
+        for key, value in subs.items():
+            arg = arg.replace(key, value)
+        argv.append(arg)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and text in errors[0], result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert _snapshot(scratch) == before
+
+
+def _start(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "mnistgen", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not predicate():
+        time.sleep(0.02)
+    assert predicate(), "timed out"
+
+
+def test_sigkill_mid_generate_then_resume_is_bit_exact(tmp_path, tiny_cvae):
+    from PIL import Image
+
+    base = ["generate", "-d", "all", "-n", 1500, "--model", tiny_cvae, "--seed", 21, "-q"]
+    proc = _start(base + ["-o", tmp_path / "killed"])
+    _wait_for(lambda: len(list((tmp_path / "killed").glob("*/*.png"))) > 500)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for path in (tmp_path / "killed").glob("*/*.png"):  # every PNG present is whole
+        with Image.open(path) as im:
+            im.load()
+    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "killed", "--resume"])], capture_output=True).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "straight"])], capture_output=True).returncode == 0
+
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "mnistgen.json"}
+
+    assert files(tmp_path / "killed") == files(tmp_path / "straight")
+    assert not list((tmp_path / "killed").rglob("*.part"))
+
+
+def test_sigkill_mid_train_then_resume_is_bit_exact(tmp_path, mnist_dir):
+    base = ["train", "--model", "cvae", "--channels", 4, "--data", mnist_dir, "--limit", 640, "--epochs", 3, "--seed", 5, "-q"]
+    proc = _start(base + ["--out", tmp_path / "killed"])
+    _wait_for(lambda: (tmp_path / "killed" / "metrics.jsonl").exists())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines())
+    assert done < 3
+    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "killed", "--resume"])], capture_output=True).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "straight"])], capture_output=True).returncode == 0
+    killed = (tmp_path / "killed" / "model.safetensors").read_bytes()
+    assert killed == (tmp_path / "straight" / "model.safetensors").read_bytes()
+
+
+def test_sigint_during_training_keeps_the_last_epoch(tmp_path, mnist_dir):
+    proc = _start(["train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--epochs", 50, "--out", tmp_path / "r", "-q"])
+    _wait_for(lambda: (tmp_path / "r" / "metrics.jsonl").exists())
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == f"Interrupted: kept the last finished epoch in {tmp_path / 'r'}; continue with --resume."
+    state = json.loads((tmp_path / "r" / "train_state.json").read_text())
+    assert state["epoch"] >= 1 and (tmp_path / "r" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["big.npz", "big.h5", "idx"])
+def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae, name):
+    fmt = "--format idx" if name == "idx" else ""
+    cmd = f"ulimit -f 64; exec {sys.executable} -m mnistgen generate -d all -n 2000 --model {tiny_cvae} -o {tmp_path / name} {fmt} --seed 1 -q"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot write"), proc.stderr
+    if name == "idx":  # the manifest is written first; no IDX file may remain
+        assert [p.name for p in (tmp_path / "idx").iterdir()] == ["mnistgen.json"]
+        return
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_shards_into_one_directory_at_once(tmp_path, tiny_cvae):
+    out = tmp_path / "shared"
+    base = ["generate", "-d", "all", "-n", 300, "--model", tiny_cvae, "--seed", 4, "-q", "-o", out]
+    procs = [_start(base + ["--shard", f"{i}/2"]) for i in range(2)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    single = tmp_path / "single"
+    assert runner.invoke(app, [str(a) for a in base[:-1]] + [str(single)]).exit_code == 0
+    pngs = sorted(p.relative_to(out) for p in out.glob("*/*.png"))
+    assert pngs == sorted(p.relative_to(single) for p in single.glob("*/*.png")) and len(pngs) == 3000
+    assert all((out / p).read_bytes() == (single / p).read_bytes() for p in pngs)
+    joined = "".join(p.read_text() for p in sorted(out.glob("metadata.shard-*.jsonl")))
+    assert joined == (single / "metadata.jsonl").read_text()
