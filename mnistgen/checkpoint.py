@@ -36,6 +36,9 @@ PICKLE_SUFFIXES = (".pdparams", ".pdopt", ".pdmodel", ".pkl", ".pickle", ".pt", 
 HEADER_LEN_BYTES = 8
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a safetensors header is a few KB; refuse absurd ones
 DTYPE_BYTES = {"F32": 4}
+PICKLE_PROTO = b"\x80"  # a pickle starts with PROTO and a protocol number 2-5 (torch/paddle .pd* files)
+PICKLE_VERSIONS = (b"\x02", b"\x03", b"\x04", b"\x05")
+ZIP_MAGIC = b"PK"  # newer torch.save / paddle.save archives
 
 
 @dataclass
@@ -123,15 +126,17 @@ def _read_header(path: Path) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(HEADER_LEN_BYTES)
-        if head[:1] == b"\x80" or head[:2] == b"PK":
-            raise MnistgenError(f"{path} is a pickle/zip file, not safetensors: mnistgen refuses it because unpickling can run code")
-        if len(head) < HEADER_LEN_BYTES:
-            raise MnistgenError(f"{path} is truncated (shorter than a safetensors header): train or download it again")
-        (length,) = struct.unpack("<Q", head)
-        if length > min(MAX_HEADER_BYTES, size - HEADER_LEN_BYTES):
+        (length,) = struct.unpack("<Q", head) if len(head) == HEADER_LEN_BYTES else (0,)
+        plausible = 0 < length <= min(MAX_HEADER_BYTES, size - HEADER_LEN_BYTES)
+        first = f.read(1) if plausible else b""
+        if first != b"{":
+            if head[:1] == PICKLE_PROTO and head[1:2] in PICKLE_VERSIONS or head[:2] == ZIP_MAGIC:
+                raise MnistgenError(f"{path} is a pickle/zip file, not safetensors: mnistgen refuses it because unpickling can run code")
+            if len(head) < HEADER_LEN_BYTES:
+                raise MnistgenError(f"{path} is truncated (shorter than a safetensors header): train or download it again")
             raise MnistgenError(f"{path} is not a safetensors file (or is truncated): train or download it again")
         try:
-            header = json.loads(f.read(length))
+            header = json.loads(first + f.read(length - 1))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise MnistgenError(f"{path} is not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):

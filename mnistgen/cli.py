@@ -39,6 +39,11 @@ app = typer.Typer(
 )
 
 
+class Likelihood(str, Enum):
+    gaussian = "gaussian"
+    bernoulli = "bernoulli"
+
+
 class ModelKind(str, Enum):
     vae = "vae"
     cvae = "cvae"
@@ -210,6 +215,8 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")] = 20,
     latent: Annotated[int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")] = 2,
     channels: Annotated[int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")] = 32,
+    likelihood: Annotated[Likelihood, typer.Option("--likelihood", help="gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on [0, 1] pixels.")] = Likelihood.gaussian,
+    kl_warmup: Annotated[int, typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")] = 1e-3,
     lr_decay: Annotated[bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")] = True,
@@ -229,7 +236,7 @@ def train(
 
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
     out = out or Path("runs") / f"{model.value}-{latent}d"
-    config = ModelConfig(kind=model.value, latent=latent, channels=channels)
+    config = ModelConfig(kind=model.value, latent=latent, channels=channels, likelihood=likelihood.value)
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import data as data_lib
         from mnistgen import train as train_lib
@@ -245,7 +252,7 @@ def train(
         elif limit is not None:
             dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
         options = train_lib.TrainOptions(
-            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, seed=seed,
+            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, seed=seed,
             command=command_line(ctx), extra=extra,
         )
         from mnistgen.runtime import select_device

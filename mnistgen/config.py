@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from mnistgen.errors import MnistgenError
 
 KINDS = ("vae", "cvae")
+LIKELIHOODS = ("gaussian", "bernoulli")
 
 # Bounds that keep a card from a stranger from asking for absurd allocations.
 MAX_LATENT = 512
@@ -32,6 +33,7 @@ class ModelConfig:
     channels: int = 32  # width of the first conv; the second conv has twice as many
     num_classes: int = 10  # size of the one-hot label (CVAE only; MNIST has 10 digits)
     image_size: int = IMAGE_SIZE  # side of the square grayscale input; fixed by the architecture
+    likelihood: str = "gaussian"  # "gaussian": tanh output, summed squared error (the tutorial); "bernoulli": sigmoid output, cross-entropy on [0, 1] pixels
 
     @property
     def conditional(self) -> bool:
@@ -52,6 +54,8 @@ class ModelConfig:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
                 raise MnistgenError(f"model config {name}={value!r} is out of range: it must be 1..{top}")
+        if self.likelihood not in LIKELIHOODS:
+            raise MnistgenError(f"unknown likelihood {self.likelihood!r}: use one of {', '.join(LIKELIHOODS)}")
         if self.image_size != IMAGE_SIZE:
             raise MnistgenError(f"model config image_size={self.image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
         return self

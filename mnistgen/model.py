@@ -61,14 +61,23 @@ class Decoder(nn.Layer):
         self.up2 = nn.Conv2DTranspose(2 * c, c, KERNEL, STRIDE, PAD)
         self.out = nn.Conv2D(c, 1, OUT_KERNEL, 1, OUT_KERNEL // 2)
 
-    def forward(self, z, onehot=None):
+    def head(self, z, onehot=None):
+        """The last layer's output before its nonlinearity (logits for a Bernoulli decoder)."""
         if self.cfg.conditional:
             z = paddle.concat([z, onehot], axis=1)  # (B, d + 10)
         side = self.cfg.feature_side
         h = F.leaky_relu(self.fc(z)).reshape([-1, self.cfg.channels, side, side])  # (B, 32, 7, 7)
         h = F.leaky_relu(self.up1(h))  # (B, 64, 14, 14)
         h = F.leaky_relu(self.up2(h))  # (B, 32, 28, 28)
-        return paddle.tanh(self.out(h))  # (B, 1, 28, 28)
+        return self.out(h)  # (B, 1, 28, 28)
+
+    def forward(self, z, onehot=None):
+        """Images in [-1, 1]: tanh (Gaussian decoder, the tutorial) or 2 * sigmoid - 1 (Bernoulli)."""
+        return to_image(self.head(z, onehot), self.cfg.likelihood)  # (B, 1, 28, 28)
+
+
+def to_image(head, likelihood: str):
+    return paddle.tanh(head) if likelihood == "gaussian" else 2 * F.sigmoid(head) - 1
 
 
 class ExportedDecoder(nn.Layer):
@@ -93,21 +102,29 @@ class VAE(nn.Layer):
         self.decoder = Decoder(cfg)
 
     def forward(self, x, onehot, noise):
+        """Returns the decoder's head (pre-nonlinearity), the mean and the log-variance."""
         mean, logvar = self.encoder(x, onehot)  # (B, d), (B, d)
         z = mean + noise * paddle.exp(0.5 * logvar)  # (B, d)
-        return self.decoder(z, onehot), mean, logvar
+        return self.decoder.head(z, onehot), mean, logvar
 
 
-def vae_loss(x, recon, mean, logvar):
-    """Negative ELBO as in the tutorial: summed squared error + KL(q(z|x) || N(0, I)).
+def vae_loss(x, head, mean, logvar, likelihood: str = "gaussian", kl_weight: float = 1.0):
+    """Negative ELBO: reconstruction + KL(q(z|x) || N(0, I)).
 
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, eq. 10 (the Gaussian KL
-    in closed form). Both terms are summed over pixels / latent dims and averaged over the
-    batch. Returns (loss, reconstruction, kl) as scalar tensors.
+    in closed form). Reconstruction: the tutorial's summed squared error on [-1, 1] pixels
+    (Gaussian decoder), or binary cross-entropy on [0, 1] pixels (Bernoulli decoder, in nats).
+    Both terms are summed over pixels / latent dims and averaged over the batch. `kl_weight`
+    scales the KL in the returned loss only (KL warm-up, Bowman et al. 2016). Returns
+    (loss, reconstruction, kl) as scalar tensors.
     """
-    rec = ((x - recon) ** 2).sum(axis=[1, 2, 3]).mean()
+    if likelihood == "gaussian":
+        rec = ((x - paddle.tanh(head)) ** 2).sum(axis=[1, 2, 3]).mean()
+    else:
+        target = (x + 1) * 0.5
+        rec = F.binary_cross_entropy_with_logits(head, target, reduction="none").sum(axis=[1, 2, 3]).mean()
     kl = (-0.5 * (1 + logvar - mean**2 - paddle.exp(logvar))).sum(axis=1).mean()
-    return rec + kl, rec, kl
+    return rec + kl_weight * kl, rec, kl
 
 
 def build(cfg: ModelConfig) -> VAE:

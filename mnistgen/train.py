@@ -43,6 +43,7 @@ class TrainOptions:
     lr: float = 1e-3  # Adam's peak learning rate (the tutorial: 1e-4, constant, 100 epochs)
     beta1: float = 0.5  # Adam's beta1, as the tutorial
     lr_decay: bool = True  # cosine decay to lr * LR_FINAL_RATIO over the run
+    kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
     seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
     command: str = ""  # the command line, recorded in the model card
     extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
@@ -107,7 +108,7 @@ class Trainer:
             arrays = load_file(str(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)))
         except (OSError, json.JSONDecodeError, Exception) as exc:
             raise MnistgenError(f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume") from None
-        if card.get("config") != self.config.to_dict():
+        if ModelConfig.from_dict(card.get("config")) != self.config:
             raise MnistgenError(f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or another --out")
         self.m.load_arrays(self.model, {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
         opt_state = {k[len("optim/"):]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
@@ -144,12 +145,13 @@ class Trainer:
         for step in range(steps):
             x, y = self._batch(perm[step * batch : (step + 1) * batch])
             noise = paddle.randn([batch, self.config.latent])  # (B, d)
-            recon, mean, logvar = self.model(x, y, noise)
-            loss, rec, kl = self.m.vae_loss(x, recon, mean, logvar)
+            head, mean, logvar = self.model(x, y, noise)
+            weight = min(1.0, (epoch + step / steps) / opts.kl_warmup) if opts.kl_warmup else 1.0
+            loss, rec, kl = self.m.vae_loss(x, head, mean, logvar, self.config.likelihood, weight)
             loss.backward()
             self.optimizer.step()
             self.optimizer.clear_grad()
-            values = np.array([loss.item(), rec.item(), kl.item()])
+            values = np.array([rec.item() + kl.item(), rec.item(), kl.item()])  # the true negative ELBO
             if not np.all(np.isfinite(values)):
                 raise MnistgenError(
                     f"training diverged at epoch {epoch + 1}, step {step + 1} (loss is {values[0]}): lower --lr; the last good checkpoint is kept in {self.run_dir}"
@@ -176,8 +178,8 @@ class Trainer:
                 part = test.subset(slice(start, start + EVAL_BATCH))
                 x, y = self._tensors(part)
                 noise = paddle.to_tensor(rng.standard_normal((len(part), self.config.latent), dtype=np.float32))
-                recon, mean, logvar = self.model(x, y, noise)
-                values = self.m.vae_loss(x, recon, mean, logvar)
+                head, mean, logvar = self.model(x, y, noise)
+                values = self.m.vae_loss(x, head, mean, logvar, self.config.likelihood)
                 totals += np.array([v.item() for v in values]) * len(part)
         loss, rec, kl = totals / len(test)
         return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
