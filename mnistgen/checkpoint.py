@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistgen import atomic
-from mnistgen.config import ModelConfig
+from mnistgen.config import ModelConfig, config_from_dict
 from mnistgen.errors import MnistgenError
 
 FORMAT = "mnistgen-weights"
@@ -53,6 +53,10 @@ class Weights:
     @property
     def name(self) -> str:
         return self.card.get("name") or self.path.stem
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.config.kind == "classifier"
 
     def arrays(self) -> dict:
         """Read the tensors: name -> float32 numpy array."""
@@ -152,7 +156,7 @@ def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
         missing = sorted(set(expected) - set(found))[:3]
         extra = sorted(set(found) - set(expected))[:3]
         raise MnistgenError(
-            f"{path} does not match its model card ({config.kind}, latent {config.latent}): missing {missing}, unexpected {extra}; it is another architecture"
+            f"{path} does not match its model card ({config.kind}, latent {getattr(config, 'latent', '-')}): missing {missing}, unexpected {extra}; it is another architecture"
         )
     data_size = header["__file_size__"]
     for name, info in found.items():
@@ -199,7 +203,7 @@ def inspect(spec: str) -> Weights:
     header = _read_header(path)
     card_path = path.with_suffix(CARD_SUFFIX)
     card = read_card(card_path) if card_path.is_file() else _card_from_metadata(path, header)
-    config = ModelConfig.from_dict(card.get("config"))
+    config = config_from_dict(card.get("config"))
     _check_tensors(path, header, config)
     digest = sha256_of(path)
     recorded = card.get("sha256")
@@ -212,7 +216,7 @@ def save(stem: Path, arrays: dict, card: dict) -> Weights:
     """Write `stem.safetensors` then `stem.json` (each atomically); returns the checked result."""
     from safetensors.numpy import save as save_bytes
 
-    config = ModelConfig.from_dict(card["config"])
+    config = config_from_dict(card["config"])
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights_path = stem.with_name(stem.name + WEIGHTS_SUFFIX)

@@ -47,6 +47,7 @@ class Likelihood(str, Enum):
 class ModelKind(str, Enum):
     vae = "vae"
     cvae = "cvae"
+    classifier = "classifier"
 
 
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
@@ -115,14 +116,20 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     return sorted(set(digits))
 
 
-def _check_model(spec: str):
+def _check_model(spec: str, option: str = "--model"):
+    """Resolve and check weights: an unknown name is a usage error; a damaged file an Error."""
     from mnistgen import checkpoint
 
     try:
         checkpoint.resolve(spec)
     except MnistgenError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--model") from None
-    return checkpoint.inspect(spec)
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    weights = checkpoint.inspect(spec)
+    if option == "--model" and weights.is_classifier:
+        raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
+    if option == "--classifier" and not weights.is_classifier:
+        raise MnistgenError(f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier")
+    return weights
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -208,7 +215,7 @@ class _TrainProgress:
 @app.command()
 def train(
     ctx: typer.Context,
-    model: Annotated[ModelKind, typer.Option("--model", "-m", help="Architecture: vae (unconditional) or cvae (label-conditioned).")] = ModelKind.cvae,
+    model: Annotated[ModelKind, typer.Option("--model", "-m", help="What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and --min-confidence use.")] = ModelKind.cvae,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d].")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].")] = None,
     download: Annotated[bool, typer.Option("--download", help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.")] = False,
@@ -259,11 +266,29 @@ def train(
 
         device_name = select_device(device)
         started = time.perf_counter()
+        if model is ModelKind.classifier:
+            metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
+            _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), **metrics})
+            return
         with _progress(quiet) as progress:
             if not quiet:
                 _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}, into {out}")
             metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress))
         _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), **metrics})
+
+
+def _train_classifier(dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool) -> dict:
+    from mnistgen import classifier as clf
+
+    options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
+
+    def report(metrics: dict) -> None:
+        if not quiet:
+            _stderr(f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, {metrics['seconds']:.0f} s")
+
+    net, history = clf.train(dataset.train, dataset.test, options, on_epoch=report)
+    clf.save(net, history, options, out, dataset.source, len(dataset.train))
+    return history[-1]
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -304,6 +329,9 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits).")] = 1.0,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
+    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", min=0.0, max=1.0, help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9).")] = None,
+    classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights for --min-confidence (name or path).")] = "classifier",
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace earlier mnistgen output in --out (digit folders, metadata, the target file).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted job: write only the files that are missing.")] = False,
     device: DeviceOption = Device.auto,
@@ -318,10 +346,17 @@ def generate(
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    if threads is not None:
+        import os
+
+        from mnistgen.runtime import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(threads)
     with _user_errors("every file already written is complete; finish with --resume"):
         from mnistgen import generate as gen
 
         weights = _check_model(model)
+        judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
         job = gen.plan_job(gen.Job(
             weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
             seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx),
@@ -330,9 +365,20 @@ def generate(
         from mnistgen.sample import make_decoder
 
         decoder = make_decoder(weights, select_device(device))
+        if judge_weights is not None:
+            from mnistgen import classifier as clf
+            from mnistgen.sample import ConfidenceFilter
+
+            net = clf.load(judge_weights)
+            job.confidence = ConfidenceFilter(lambda images: clf.predict(net, images)[0], min_confidence)
+
+        def info(rate: float) -> str:
+            kept = f"  {1 - job.confidence.acceptance:5.1%} rejected" if job.confidence else ""
+            return f"{rate:6.0f} img/s{kept}"
+
         with _progress(quiet) as progress:
             task = progress.add_task("generating", total=job.size, info="")
-            summary = gen.run_job(job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=f"{rate:6.0f} img/s"))
+            summary = gen.run_job(job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=info(rate)))
         _emit(summary)
 
 
@@ -522,6 +568,87 @@ def encode(
             _emit({"count": len(means), "out": str(out), "model": weights.name})
 
 
+# -- evaluate -------------------------------------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Generator to score (name or path) [default: cvae-2d, unless --images is given].")] = None,
+    images: Annotated[Optional[list[Path]], typer.Option("--images", help="Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file from any tool.")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
+    classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights (name or path).")] = "classifier",
+    data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")] = None,
+    tstr: Annotated[bool, typer.Option("--tstr", help="Also train the classifier on the samples and on as many real images; report both test accuracies.")] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples.")] = 1.0,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Score a generator: test-set loss, classifier accuracy and confidence on its samples, classifier-feature FID, TSTR.
+
+    Example: mnistgen evaluate --model cvae-2d --count 1000 --data ../shared/data/mnist
+    """
+    if model is not None and images:
+        raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
+    with _user_errors("nothing was written"):
+        import numpy as np
+
+        from mnistgen import data as data_lib
+        from mnistgen import evaluate as ev
+        from mnistgen import sources
+
+        weights = None if images else _check_model(model or "cvae-2d")
+        judge = _check_model(classifier, "--classifier")
+        dataset = data_lib.load(data)
+        if dataset.test is None:
+            raise MnistgenError(f"{dataset.source} has no test split: evaluate compares with the MNIST test set; pass --data DIR with the t10k files")
+        from mnistgen.runtime import select_device
+
+        device_name = select_device(device)
+        from mnistgen import classifier as clf
+        from mnistgen.sample import load_model, make_decoder
+        from mnistgen.train import test_loss
+
+        net = clf.load(judge)
+        _, reference = clf.predict(net, dataset.test.images)
+        report = {"classifier": judge.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
+        if weights is not None:
+            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature)
+            report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
+            pictures, labels = ev.samples(make_decoder(weights, device_name), weights, count, seed, temperature)
+        else:
+            found = sources.read(images)
+            pictures, labels = found.images, found.labels
+            report["images"] = [str(p) for p in images]
+        report["samples"] = ev.score_images(net, pictures, labels, reference)
+        if tstr:
+            report["tstr"] = ev.tstr(pictures, labels, dataset.train, dataset.test, seed)
+        if not quiet:
+            _evaluation_table(report)
+        _emit(report)
+
+
+def _evaluation_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("measure", "value", title=f"mnistgen evaluate: {report.get('model', 'images')}")
+    for key, value in report.get("test_set", {}).items():
+        table.add_row(f"test set {key.replace('test_', '')} (per image)", f"{value:.2f}")
+    scores = report["samples"]
+    table.add_row("samples", str(scores["images"]))
+    if "accuracy" in scores:
+        table.add_row("classifier accuracy", f"{scores['accuracy']:.2%}")
+        table.add_row("  per digit", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
+    table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
+    table.add_row("predicted classes", " ".join(str(v) for v in scores["class_histogram"]))
+    table.add_row("classifier-feature FID", f"{scores['fid']:.2f}")
+    if "tstr" in report:
+        t = report["tstr"]
+        table.add_row(f"TSTR ({t['train_images']} images, {t['epochs']} epochs)", f"synthetic {t['synthetic_accuracy']:.2%} vs real {t['real_accuracy']:.2%}")
+    Console(stderr=True).print(table)
+
+
 # -- models and cache ---------------------------------------------------------------------------
 
 models_app = typer.Typer(rich_markup_mode=None)
@@ -569,7 +696,7 @@ def models_show(name: Annotated[str, typer.Argument(help="A model name or path."
     with _user_errors():
         from mnistgen import checkpoint
 
-        weights = _check_model(name)
+        weights = _check_model(name, "NAME")
         sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
 
 

@@ -111,3 +111,55 @@ class ModelConfig:
                 n *= s
             total += n
         return total
+
+
+CLASSIFIER_KERNEL = 5  # 5x5 convolutions, padding 2, each followed by 2x2 max-pooling
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The project's MNIST classifier: scores generated digits and gives FID features."""
+
+    kind: str = "classifier"  # marks the card: a classifier, not a generator
+    channels: int = 32  # width of the first conv; the second has twice as many
+    hidden: int = 256  # penultimate features; the classifier-feature FID is computed on these
+    num_classes: int = 10  # MNIST's digits
+    image_size: int = IMAGE_SIZE  # 28 -> 14 -> 7 through two poolings
+
+    @property
+    def conditional(self) -> bool:
+        return False
+
+    def validate(self) -> "ClassifierConfig":
+        for name, value, top in (("channels", self.channels, MAX_CHANNELS), ("hidden", self.hidden, 4096), ("num_classes", self.num_classes, MAX_CLASSES)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+                raise MnistgenError(f"classifier config {name}={value!r} is out of range: it must be 1..{top}")
+        if self.image_size != IMAGE_SIZE:
+            raise MnistgenError(f"classifier config image_size={self.image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassifierConfig":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise MnistgenError(f"classifier config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen")
+        return cls(**data).validate()
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        c, k, side = self.channels, CLASSIFIER_KERNEL, self.image_size // DOWNSAMPLE
+        return {
+            "conv1.weight": (c, 1, k, k), "conv1.bias": (c,),
+            "conv2.weight": (2 * c, c, k, k), "conv2.bias": (2 * c,),
+            "fc.weight": (2 * c * side * side, self.hidden), "fc.bias": (self.hidden,),
+            "out.weight": (self.hidden, self.num_classes), "out.bias": (self.num_classes,),
+        }
+
+
+def config_from_dict(data) -> "ModelConfig | ClassifierConfig":
+    """The config class named by the card's `kind`."""
+    if isinstance(data, dict) and data.get("kind") == "classifier":
+        return ClassifierConfig.from_dict(data)
+    return ModelConfig.from_dict(data)

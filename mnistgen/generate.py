@@ -90,6 +90,7 @@ class Job:
     resume: bool = False
     scale: int = 1  # grid only
     command: str = ""
+    confidence: Optional[sample.ConfidenceFilter] = None  # --min-confidence
     targets: list[Path] = field(default_factory=list)  # files this job writes (set by plan_job)
 
     @property
@@ -118,6 +119,7 @@ class Job:
             "temperature": self.temperature, "count_per_label": self.count,
             "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
             "mnistgen_version": __version__, "command": self.command,
+            **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
         }
 
 
@@ -276,7 +278,7 @@ def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
         try:
             for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
                 names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
-                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi))
+                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi), confidence=job.confidence)
                 meta.write(_metadata_rows(job, batch, names))
                 if batch.images is None:
                     done += len(names)
@@ -315,7 +317,7 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
-            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature)
+            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence)
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, _label_byte(label), batch.z, position)
             report(position + hi - lo)
@@ -336,4 +338,5 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
         "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature,
         "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
         "decoder": decoder.name, "mnistgen_version": __version__,
+        **({"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)} if job.confidence else {}),
     }

@@ -26,6 +26,10 @@ UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
 EXPORT_STEM = "decoder"
 SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an exported predictor
+IMAGE_SIDE = 28
+MAX_FILTER_ATTEMPTS = 200  # redraws per block before a confidence filter gives up
+MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
+MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -33,10 +37,11 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((images[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def block_latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0) -> np.ndarray:
-    """float32 (BLOCK, latent): prior samples for images [block*BLOCK, (block+1)*BLOCK) of `label`."""
+def block_latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0) -> np.ndarray:
+    """float32 (BLOCK, latent): prior samples for images [block*BLOCK, (block+1)*BLOCK) of `label`
+    (attempt > 0: the redraws a confidence filter asks for)."""
     key = UNLABELLED_KEY if label == UNLABELLED else label
-    rng = np.random.default_rng([seed, STREAM_GENERATE, key, block])
+    rng = np.random.default_rng([seed, STREAM_GENERATE, key, block] + ([attempt] if attempt else []))
     return rng.standard_normal((BLOCK, latent), dtype=np.float32) * np.float32(temperature)
 
 
@@ -201,16 +206,64 @@ def plan(labels: list[int], count: int, shard: Shard = Shard(0, 1)) -> Iterator[
                 yield label, block, lo, hi
 
 
-def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, temperature: float = 1.0, decode: bool = True) -> Batch:
+class ConfidenceFilter:
+    """Keeps only samples a classifier assigns to their label with probability >= threshold.
+
+    A rejected image i is replaced by a fresh draw from the stream (seed, label, block, attempt),
+    so which image lands at index i depends only on i - not on batch size, shard or resume.
+    """
+
+    def __init__(self, judge, threshold: float, max_attempts: int = MAX_FILTER_ATTEMPTS):
+        self.judge, self.threshold, self.max_attempts = judge, threshold, max_attempts
+        self.tried = self.accepted = 0
+
+    @property
+    def acceptance(self) -> float:
+        return self.accepted / self.tried if self.tried else 1.0
+
+    def accept(self, images: np.ndarray, label: int) -> np.ndarray:
+        probs = self.judge(images)  # (B, classes)
+        score = probs.max(1) if label == UNLABELLED else probs[:, label]
+        return score >= self.threshold
+
+    def run(self, decoder, seed: int, label: int, block: int, wanted: np.ndarray, temperature: float, onehot):
+        d = decoder.config.latent
+        z_out = np.zeros((BLOCK, d), np.float32)
+        images_out = np.zeros((BLOCK, IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+        missing = wanted.copy()
+        for attempt in range(self.max_attempts):
+            z = block_latents(seed, label, block, d, temperature, attempt)
+            images = decoder(z, onehot)
+            passed = self.accept(images, label)
+            take = missing & passed
+            self.tried += BLOCK  # every candidate in the block was judged: a fair estimate of the rate
+            self.accepted += int(passed.sum())
+            z_out[take], images_out[take] = z[take], images[take]
+            missing &= ~take
+            if not missing.any():
+                return z_out, images_out
+            if self.tried >= MIN_TRIES_FOR_VERDICT and self.acceptance < MIN_ACCEPTANCE:
+                break
+        raise MnistgenError(
+            f"--min-confidence {self.threshold}: only {self.acceptance:.2%} of samples of label {label} pass after {self.tried} tries; lower --min-confidence or use a better model"
+        )
+
+
+def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, temperature: float = 1.0, decode: bool = True,
+                confidence: Optional[ConfidenceFilter] = None) -> Batch:
     """Images [lo, hi) of `label` from `block`: the whole block's latents are drawn and decoded,
     so the pixels do not depend on which part of the block is wanted. decode=False gives the
-    latents only (resume: the images are already on disk)."""
-    z = block_latents(seed, label, block, decoder.config.latent, temperature)
+    latents only (resume: the images are already on disk); with a filter, decoding is needed
+    to know which latents were kept, so it always decodes."""
     keep = slice(lo - block * BLOCK, hi - block * BLOCK)
-    images = None
-    if decode:
-        onehot = None if label == UNLABELLED else one_hot(np.full(BLOCK, label), decoder.config.num_classes)
-        images = decoder(z, onehot)[keep]
+    onehot = None if label == UNLABELLED else one_hot(np.full(BLOCK, label), decoder.config.num_classes)
+    if confidence is not None:
+        wanted = np.zeros(BLOCK, bool)
+        wanted[keep] = True
+        z, images = confidence.run(decoder, seed, label, block, wanted, temperature, onehot)
+        return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images[keep])
+    z = block_latents(seed, label, block, decoder.config.latent, temperature)
+    images = decoder(z, onehot)[keep] if decode else None
     return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
 
 

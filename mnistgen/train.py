@@ -166,23 +166,7 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Test-set loss with fixed noise (deterministic); empty when the data has no test split."""
-        test = self.dataset.test
-        if test is None or len(test) == 0:
-            return {}
-        paddle = self.paddle
-        rng = np.random.default_rng([self.options.seed, STREAM_EVAL])
-        totals = np.zeros(3)
-        self.model.eval()
-        with paddle.no_grad():
-            for start in range(0, len(test), EVAL_BATCH):
-                part = test.subset(slice(start, start + EVAL_BATCH))
-                x, y = self._tensors(part)
-                noise = paddle.to_tensor(rng.standard_normal((len(part), self.config.latent), dtype=np.float32))
-                head, mean, logvar = self.model(x, y, noise)
-                values = self.m.vae_loss(x, head, mean, logvar, self.config.likelihood)
-                totals += np.array([v.item() for v in values]) * len(part)
-        loss, rec, kl = totals / len(test)
-        return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
+        return test_loss(self.model, self.dataset.test, self.options.seed)
 
     def latent_stats(self) -> dict:
         """Encoder means on training images: range, spread and per-class centroids, for the card.
@@ -259,6 +243,29 @@ class Trainer:
             atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
             self.callback.on_epoch(metrics)
         return metrics
+
+
+def test_loss(model, split, seed: int = 0) -> dict:
+    """Mean negative ELBO, reconstruction and KL per image on `split`, with noise fixed by `seed`."""
+    if split is None or len(split) == 0:
+        return {}
+    from mnistgen.model import vae_loss
+
+    paddle, cfg = import_paddle(), model.cfg
+    rng = np.random.default_rng([seed, STREAM_EVAL])
+    totals = np.zeros(3)
+    model.eval()
+    with paddle.no_grad():
+        for start in range(0, len(split), EVAL_BATCH):
+            part = split.subset(slice(start, start + EVAL_BATCH))
+            x = paddle.to_tensor(to_unit_range(part.images))
+            y = paddle.to_tensor(sample.one_hot(part.labels, cfg.num_classes)) if cfg.conditional else None
+            noise = paddle.to_tensor(rng.standard_normal((len(part), cfg.latent), dtype=np.float32))
+            head, mean, logvar = model(x, y, noise)
+            _, rec, kl = vae_loss(x, head, mean, logvar, cfg.likelihood)
+            totals += np.array([rec.item() + kl.item(), rec.item(), kl.item()]) * len(part)
+    loss, rec, kl = totals / len(split)
+    return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:

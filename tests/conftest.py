@@ -59,3 +59,15 @@ def private_cache(tmp_path_factory):
     from mnistgen import data
 
     os.environ[data.CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory, dataset) -> Path:
+    """A classifier trained for two epochs on the fixture (about 65% accurate: enough to test the plumbing)."""
+    from mnistgen import classifier
+
+    options = classifier.ClassifierOptions(epochs=2, seed=0)
+    net, history = classifier.train(dataset.train, dataset.test, options)
+    run = tmp_path_factory.mktemp("models") / "tiny-classifier"
+    classifier.save(net, history, options, run, "fixture", len(dataset.train))
+    return run

@@ -15,7 +15,7 @@ from mnistgen.cli import app
 
 runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
-COMMANDS = ["train", "generate", "interpolate", "encode", "models", "cache"]
+COMMANDS = ["train", "generate", "interpolate", "encode", "evaluate", "models", "cache"]
 
 
 def invoke(*args):
