@@ -126,7 +126,7 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
         (["train", "--indices", "5,x"], 2, "Invalid value for --indices: '5,x' is not a comma-separated list"),
         (["generate", "--device", "tpu"], 2, "Error: Invalid value for '--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'gpu'."),
         (["generate", "--seed", "-1"], 2, "Error: Invalid value for '--seed': Input should be greater than or equal to 0"),
-        (["train", "--model", "gan"], 2, "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae'."),
+        (["train", "--model", "gan"], 2, "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae', 'classifier'."),
     ],
 )
 def test_usage_errors(tmp_path, monkeypatch, args, code, message):
