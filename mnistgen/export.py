@@ -48,10 +48,8 @@ def png_bytes(image: np.ndarray, text: Optional[dict] = None) -> bytes:
     return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + notes + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)) + _PNG_END
 
 
-def write_png(path: Path, image: np.ndarray, scale: int = 1) -> None:
-    """Write a uint8 (H, W) image as PNG, atomically; `scale` enlarges it by pixel repetition."""
-    if scale > 1:
-        image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 (H, W) image as PNG, atomically."""
     atomic.write_bytes(path, png_bytes(image))
 
 
@@ -74,6 +72,7 @@ IMAGE_SIDE = 28
 HDF5_CHUNK = 1024  # images per HDF5 chunk: large enough to compress well, small enough to stream
 HDF5_GZIP_LEVEL = 4
 GRID_MAX_COLUMNS = 200
+GRID_WRAP = 20  # columns per row when one label's images wrap
 
 
 class FileWriter:
@@ -219,10 +218,13 @@ class NpzWriter(FileWriter):
 
 
 class GridWriter(FileWriter):
-    """One preview PNG: a row per label, `columns` images per row, enlarged by `scale`."""
+    """One preview PNG: a row per label, enlarged by `scale`. A lone label (an unconditional
+    model) wraps at GRID_WRAP columns when the count divides evenly - the tutorial's 10 x 20."""
 
     def __init__(self, path, total, latent, attrs, rows: int, scale: int = 1):
         super().__init__(path, total, latent, attrs)
+        if rows == 1 and total > GRID_WRAP and total % GRID_WRAP == 0:
+            rows = total // GRID_WRAP
         self.rows, self.columns, self.scale = rows, total // rows, scale
 
     def open(self):
@@ -233,9 +235,7 @@ class GridWriter(FileWriter):
 
     def finish(self, committing):
         if committing:
-            grid = tile(self.images.reshape(self.rows, self.columns, IMAGE_SIDE, IMAGE_SIDE))
-            if self.scale > 1:
-                grid = grid.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+            grid = upscale(tile(self.images.reshape(self.rows, self.columns, IMAGE_SIDE, IMAGE_SIDE)), self.scale)
             self.tmp.write_bytes(png_bytes(grid, text={k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in self.attrs.items()}))
 
 

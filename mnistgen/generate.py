@@ -197,7 +197,7 @@ def _plan_files(job: Job) -> None:
         columns = job.count
         if job.sharded:
             raise MnistgenError("--format grid makes one preview picture: it cannot be sharded; drop --shard")
-        if columns > export.GRID_MAX_COLUMNS:
+        if columns > export.GRID_MAX_COLUMNS and not (len(job.labels) == 1 and columns % export.GRID_WRAP == 0 and columns // export.GRID_WRAP <= export.GRID_MAX_COLUMNS):
             raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
 
 

@@ -214,3 +214,11 @@ def test_not_safetensors_is_refused(tmp_path):
     result = runner.invoke(app, ["generate", "--model", str(tmp_path / "junk.safetensors"), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert result.stderr == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download it again\n"
+
+
+def test_unlabelled_grid_wraps_into_rows_of_twenty(tmp_path, tiny_vae):
+    from PIL import Image
+
+    gen(tiny_vae, "-n", 200, "-o", tmp_path / "vae.png", "--seed", 1)
+    with Image.open(tmp_path / "vae.png") as im:
+        assert im.size == (20 * 30 - 2, 10 * 30 - 2)  # the tutorial's 10 x 20 sample figure
