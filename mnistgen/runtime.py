@@ -15,6 +15,8 @@ from typing import Optional
 from mnistgen.errors import MnistgenError
 
 THREADS_ENV = "MNISTGEN_THREADS"
+# Paddle sets OMP_NUM_THREADS=1 when it is imported; remember what the user (or the scheduler) set.
+_USER_OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
 INSTALL_HINT = 'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
 MIN_PADDLE = (2, 6)
 
@@ -60,7 +62,8 @@ def _cgroup_cpus() -> Optional[float]:
 
 
 def _env_int(name: str) -> Optional[int]:
-    value = os.environ.get(name, "").strip()
+    value = (_USER_OMP_THREADS if name == "OMP_NUM_THREADS" else os.environ.get(name)) or ""
+    value = value.strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 

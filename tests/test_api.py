@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,13 @@ def test_cache_show_and_clear(tmp_path, monkeypatch):
     assert shown == {"cache": str(tmp_path / "c"), "bytes": 5, "entries": {"mnist": 5}}
     cleared = json.loads(runner.invoke(app, ["cache", "clear"]).stdout)
     assert cleared["bytes"] == 5 and not (tmp_path / "c").exists()
+
+
+def test_thread_count_follows_the_scheduler_not_paddle():
+    code = ("from mnistgen.runtime import import_paddle, usable_cpus; import os; import_paddle(); "
+            "print(usable_cpus(), os.environ.get('OMP_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "MNISTGEN_THREADS")}
+    mine = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert int(mine[0]) == len(os.sched_getaffinity(0))  # Paddle's own OMP_NUM_THREADS=1 does not count
+    slurm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "SLURM_CPUS_PER_TASK": "1"}, check=True)
+    assert slurm.stdout.split()[0] == "1"
