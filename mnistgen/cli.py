@@ -232,6 +232,7 @@ def train(
     indices: Annotated[Optional[str], typer.Option("--indices", help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")] = False,
+    distributed: Annotated[bool, typer.Option("--distributed", help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.")] = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -243,13 +244,22 @@ def train(
 
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
     out = out or Path("runs") / f"{model.value}-{latent}d"
+    from mnistgen.runtime import launched_world
+
+    rank, world = launched_world()
+    if distributed and world < 2:
+        raise typer.BadParameter('start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "$(which mnistgen)" train ...', param_hint="--distributed")
+    if world > 1 and model is ModelKind.classifier:
+        raise typer.BadParameter("the classifier trains on one process: drop the distributed launch", param_hint="--model")
+    quiet = quiet or rank != 0  # one progress bar, from rank 0
     config = ModelConfig(kind=model.value, latent=latent, channels=channels, likelihood=likelihood.value)
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import data as data_lib
         from mnistgen import train as train_lib
 
-        train_lib.check_run_dir(out, resume)
-        dataset = data_lib.load(data, download=download)
+        if rank == 0:
+            train_lib.check_run_dir(out, resume)
+        dataset = data_lib.load(data, download=download and rank == 0)
         extra = {}
         if chosen is not None:
             bad = [i for i in chosen if i >= len(dataset.train)]
@@ -262,9 +272,10 @@ def train(
             epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, seed=seed,
             command=command_line(ctx), extra=extra,
         )
-        from mnistgen.runtime import select_device
+        from mnistgen.runtime import init_distributed, select_device
 
         device_name = select_device(device)
+        init_distributed()
         started = time.perf_counter()
         if model is ModelKind.classifier:
             metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
@@ -272,9 +283,11 @@ def train(
             return
         with _progress(quiet) as progress:
             if not quiet:
-                _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}, into {out}")
-            metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress))
-        _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), **metrics})
+                ranks = f" on {world} processes" if world > 1 else ""
+                _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}{ranks}, into {out}")
+            metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress), rank=rank, world=world)
+        if rank == 0:
+            _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), "processes": world, **metrics})
 
 
 def _train_classifier(dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool) -> dict:

@@ -101,6 +101,29 @@ def select_device(device: Device | str = Device.auto) -> str:
                 "--device gpu: this Paddle is a CPU build; install the CUDA build (pip install \"mnistgen[gpu]\") or use --device cpu"
             )
         raise MnistgenError("--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu")
-    name = "gpu:0" if device is not Device.cpu and gpu_available(paddle) else "cpu"
+    name = "cpu"
+    if device is not Device.cpu and gpu_available(paddle):
+        rank, world = launched_world()
+        name = f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if world > 1 else "gpu:0"  # launch gives each rank its GPU
     paddle.set_device(name)
     return name
+
+
+# -- data-parallel training (paddle.distributed.launch sets these for every process it starts) --
+
+WORLD_ENV, RANK_ENV = "PADDLE_TRAINERS_NUM", "PADDLE_TRAINER_ID"
+
+
+def launched_world() -> tuple[int, int]:
+    """(rank, world size) from paddle.distributed.launch's environment; (0, 1) when not launched."""
+    world = _env_int(WORLD_ENV) or 1
+    rank = int(os.environ.get(RANK_ENV, "0") or 0)
+    return rank, world
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group (gloo on CPUs, NCCL on GPUs); returns (rank, world size)."""
+    rank, world = launched_world()
+    if world > 1:
+        import_paddle().distributed.init_parallel_env()
+    return rank, world

@@ -71,8 +71,9 @@ def _seed_int(*parts: int) -> int:
 
 
 class Trainer:
-    def __init__(self, config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, callback=None):
+    def __init__(self, config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, callback=None, rank: int = 0, world: int = 1):
         self.paddle = import_paddle()
+        self.rank, self.world = rank, world
         from mnistgen import model as model_lib
 
         self.m = model_lib
@@ -80,6 +81,8 @@ class Trainer:
         self.callback = callback or TrainCallback()
         self.paddle.seed(_seed_int(options.seed))
         self.model = model_lib.VAE(config)
+        # Data-parallel: every rank trains on its shard; DataParallel averages the gradients.
+        self.net = self.paddle.DataParallel(self.model) if world > 1 else self.model
         self.optimizer = self.paddle.optimizer.Adam(learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters())
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
         self.onehot = self.paddle.to_tensor(sample.one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
@@ -137,15 +140,16 @@ class Trainer:
         batch = min(opts.batch_size, n)
         steps = max(1, n // batch)  # drop the ragged tail, as the tutorial does
         self.optimizer.set_lr(learning_rate(opts, epoch))
-        paddle.seed(_seed_int(opts.seed, STREAM_SHUFFLE, epoch))
-        perm = paddle.to_tensor(np.random.default_rng([opts.seed, STREAM_SHUFFLE, epoch]).permutation(n))
+        stream = [opts.seed, STREAM_SHUFFLE, epoch] + ([self.rank] if self.world > 1 else [])
+        paddle.seed(_seed_int(*stream))
+        perm = paddle.to_tensor(np.random.default_rng(stream).permutation(n))
         sums = np.zeros(3)
         started = time.perf_counter()
         self.model.train()
         for step in range(steps):
             x, y = self._batch(perm[step * batch : (step + 1) * batch])
             noise = paddle.randn([batch, self.config.latent])  # (B, d)
-            head, mean, logvar = self.model(x, y, noise)
+            head, mean, logvar = self.net(x, y, noise)
             weight = min(1.0, (epoch + step / steps) / opts.kl_warmup) if opts.kl_warmup else 1.0
             loss, rec, kl = self.m.vae_loss(x, head, mean, logvar, self.config.likelihood, weight)
             loss.backward()
@@ -233,11 +237,13 @@ class Trainer:
         metrics = self.history[-1] if self.history else {}
         for epoch in range(self.start_epoch, self.options.epochs):
             metrics = self.train_epoch(epoch)
+            self.start_epoch = epoch + 1
+            if self.rank != 0:  # only rank 0 evaluates and writes
+                continue
             metrics.update(self.evaluate())
             metrics = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
             metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
             self.history.append(metrics)
-            self.start_epoch = epoch + 1
             self.save_state()
             checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, self.m.state_arrays(self.model), self.model_card(metrics))
             atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
@@ -282,15 +288,26 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise MnistgenError(f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory")
 
 
-def train(config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, resume: bool = False, callback=None) -> dict:
-    """Train (or resume) a run in `run_dir`; returns the last epoch's metrics."""
-    check_run_dir(run_dir, resume)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+def shard_split(split, rank: int, world: int):
+    """Rank `rank`'s share of the training images: every world-th image, the same count on every rank."""
+    per_rank = len(split) // world
+    return split.subset(rank + world * np.arange(per_rank))
+
+
+def train(config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, resume: bool = False, callback=None,
+          rank: int = 0, world: int = 1) -> dict:
+    """Train (or resume) a run in `run_dir`; returns the last epoch's metrics. With world > 1
+    (under paddle.distributed.launch), each rank trains on its shard and only rank 0 writes."""
+    if rank == 0:
+        check_run_dir(run_dir, resume)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        dataset = Dataset(shard_split(dataset.train, rank, world), dataset.test, dataset.source)
     paddle = import_paddle()
     # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
     # name scope makes them the same in every run, so a resumed run finds its saved state.
     with paddle.utils.unique_name.guard():
-        trainer = Trainer(config, dataset, options, run_dir, callback)
+        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world)
         if resume:
             trainer.load_state()
         return trainer.run()
