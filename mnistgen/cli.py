@@ -279,7 +279,7 @@ def train(
         started = time.perf_counter()
         if model is ModelKind.classifier:
             metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
-            _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), **metrics})
+            _emit({**metrics, "run": str(out), "model": str(out / "model.safetensors"), "seconds_total": round(time.perf_counter() - started, 1)})
             return
         with _progress(quiet) as progress:
             if not quiet:
@@ -287,7 +287,7 @@ def train(
                 _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}{ranks}, into {out}")
             metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress), rank=rank, world=world)
         if rank == 0:
-            _emit({"run": str(out), "model": str(out / "model.safetensors"), "seconds": round(time.perf_counter() - started, 1), "processes": world, **metrics})
+            _emit({**metrics, "run": str(out), "model": str(out / "model.safetensors"), "seconds_total": round(time.perf_counter() - started, 1), "processes": world})
 
 
 def _train_classifier(dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool) -> dict:
