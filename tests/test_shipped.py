@@ -1,0 +1,40 @@
+"""The weights shipped in weights/: found by name, documented, and not handing back training images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mnistgen
+from mnistgen import checkpoint
+
+SHIPPED_GENERATORS = ["cvae-2d", "vae-2d"]
+
+
+@pytest.mark.parametrize("name", SHIPPED_GENERATORS)
+def test_shipped_cards_record_how_they_were_made(name):
+    weights = checkpoint.inspect(name)
+    card = weights.card
+    assert weights.path.parent == checkpoint.shipped_dir()
+    assert card["training"]["command"].startswith("mnistgen train") and card["training"]["train_images"] == 60000
+    assert card["metrics"]["test_loss"] == pytest.approx(card["metrics"]["test_rec"] + card["metrics"]["test_kl"], abs=0.01)
+    assert set(card["latent_stats"]["centroids"]) == {str(d) for d in range(10)}
+
+
+@pytest.mark.parametrize("name", SHIPPED_GENERATORS)
+def test_samples_are_not_near_copies_of_training_images(name, dataset):
+    """Every sample's nearest fixture image differs by at least 1.5/255 per pixel on average (a copy
+    differs by 0; the closest two distinct training images in the fixture differ by 2.3)."""
+    model = mnistgen.load(name, device="cpu")
+    images, _, _ = model.generate(count=50 if model.config.conditional else 500, seed=123)
+    samples = images.reshape(len(images), -1).astype(np.float32)
+    train = dataset.train.images.reshape(len(dataset.train), -1).astype(np.float32)
+    nearest = np.array([np.abs(train - s).mean(1).min() for s in samples])
+    assert nearest.min() > 1.5
+    assert np.median(nearest) > 10
+
+
+def test_generated_digits_are_not_blank_or_saturated():
+    images, _, _ = mnistgen.load("cvae-2d").generate(count=20, seed=5)
+    ink = (images > 128).mean(axis=(1, 2))
+    assert ((ink > 0.03) & (ink < 0.5)).all()  # a digit's strokes cover a few percent of the image
