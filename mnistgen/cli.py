@@ -476,8 +476,6 @@ def interpolate(
     image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
     out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
     with _user_errors("nothing was left half-written"):
-        import numpy as np
-
         from mnistgen import explore, export
 
         weights = _check_model(model)
@@ -500,24 +498,12 @@ def interpolate(
             return
         kwargs = {"digits": chosen_digits, "points": chosen_points, "label": digit, "seed": seed}
         if image_paths is not None:
-            from mnistgen import sources
-
-            found = sources.read(image_paths)
-            src_labels = np.asarray(chosen_labels) if chosen_labels is not None else found.labels
-            if weights.config.conditional and src_labels is None and digit is not None:
-                src_labels = np.full(len(found.images), digit)
-            means, _ = explore.encode(load_model(weights), found.images, src_labels)
-            kwargs = {"means": means, "labels": src_labels, "label": digit}
+            kwargs = explore.image_anchors(weights, load_model(weights), image_paths, chosen_labels, digit)
         elif chosen_points is None and chosen_digits is None:
             kwargs["digits"] = list(range(weights.config.num_classes))
         z, onehot = explore.walk(weights, steps, method.value, loop, **kwargs)
         frames = export.upscale(decode_all(decoder, z, onehot), scale)
-        if to is WalkOutput.gif:
-            export.write_gif(out, frames, fps, loop)
-        elif to is WalkOutput.png:
-            export.write_png(out, np.concatenate(list(frames), axis=1))
-        else:
-            export.write_frames(out, frames)
+        export.write_walk(out, frames, to.value, fps, loop)
         _emit({"frames": len(frames), "out": str(out), "to": to.value, "model": weights.name})
 
 

@@ -171,6 +171,19 @@ def walk(weights: Weights, steps: int, method: str, loop: bool, *, digits=None, 
     return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
 
 
+def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[int] = None) -> dict:
+    """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
+    needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
+    from mnistgen import sources
+
+    found = sources.read(paths)
+    known = np.asarray(labels) if labels is not None else found.labels
+    if weights.config.conditional and known is None and digit is not None:
+        known = np.full(len(found.images), digit)
+    means, _ = encode(model, found.images, known)
+    return {"means": means, "labels": known, "label": digit}
+
+
 def grid(weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], bounds=None, sigma: Optional[float] = None):
     """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec)."""
     cfg = weights.config

@@ -297,6 +297,16 @@ def write_gif(path: Path, frames: np.ndarray, fps: float, loop: bool = True) -> 
         iio.imwrite(tmp, list(frames), extension=GIF_SUFFIX, duration=duration_ms, loop=0 if loop else 1)
 
 
+def write_walk(out: Path, frames: np.ndarray, to: str, fps: float, loop: bool) -> None:
+    """Frames as a GIF ("gif"), one strip with a frame per column ("png"), or a folder of PNGs ("frames")."""
+    if to == "gif":
+        write_gif(out, frames, fps, loop)
+    elif to == "png":
+        write_png(out, np.concatenate(list(frames), axis=1))
+    else:
+        write_frames(out, frames)
+
+
 def write_frames(folder: Path, frames: np.ndarray) -> list[Path]:
     """One PNG per frame: folder/frame-0000.png ..."""
     folder.mkdir(parents=True, exist_ok=True)
