@@ -231,6 +231,7 @@ def train(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")] = None,
     indices: Annotated[Optional[str], typer.Option("--indices", help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")] = 0,
+    class_names: Annotated[Optional[str], typer.Option("--class-names", help="Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: \"T-shirt/top,Trouser,...\") [default: 0, 1, ...].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")] = False,
     distributed: Annotated[bool, typer.Option("--distributed", help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.")] = False,
     device: DeviceOption = Device.auto,
@@ -252,7 +253,7 @@ def train(
     if world > 1 and model is ModelKind.classifier:
         raise typer.BadParameter("the classifier trains on one process: drop the distributed launch", param_hint="--model")
     quiet = quiet or rank != 0  # one progress bar, from rank 0
-    config = ModelConfig(kind=model.value, latent=latent, channels=channels, likelihood=likelihood.value)
+    names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import data as data_lib
         from mnistgen import train as train_lib
@@ -260,6 +261,11 @@ def train(
         if rank == 0:
             train_lib.check_run_dir(out, resume)
         dataset = data_lib.load(data, download=download and rank == 0)
+        num_classes = max(10, int(dataset.train.labels.max()) + 1)  # MNIST's 10, or up to 256 for other IDX datasets
+        if names and len(names) != num_classes:
+            raise MnistgenError(f"--class-names has {len(names)} names but the data has {num_classes} classes: give one name per class")
+        config = ModelConfig(kind=model.value if model is not ModelKind.classifier else "cvae", latent=latent, channels=channels,
+                             num_classes=num_classes, likelihood=likelihood.value)
         extra = {}
         if chosen is not None:
             bad = [i for i in chosen if i >= len(dataset.train)]
@@ -270,7 +276,7 @@ def train(
             dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
         options = train_lib.TrainOptions(
             epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, seed=seed,
-            command=command_line(ctx), extra=extra,
+            command=command_line(ctx), extra=extra, class_names=names,
         )
         from mnistgen.runtime import init_distributed, select_device
 
@@ -334,6 +340,7 @@ class OutputFormat(str, Enum):
 def generate(
     ctx: typer.Context,
     digit: Annotated[Optional[str], typer.Option("--digit", "-d", help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].")] = None,
+    class_: Annotated[Optional[str], typer.Option("--class", help="The general form of --digit for other datasets: class names from the model card or indices, e.g. Sneaker,0.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")] = Path("synth"),
     fmt: Annotated[Optional[OutputFormat], typer.Option("--format", "-f", help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].")] = None,
@@ -355,6 +362,8 @@ def generate(
     Example: mnistgen generate --digit 7 --count 1000 --out synth/
     """
     digits = parse_digits(digit)
+    if digit is not None and class_ is not None:
+        raise typer.BadParameter("give --digit or --class, not both", param_hint="--digit/--class")
     chosen_shard = parse_shard(shard)
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
@@ -369,6 +378,8 @@ def generate(
         from mnistgen import generate as gen
 
         weights = _check_model(model)
+        if class_ is not None:
+            digits = gen.resolve_classes(weights, class_)
         judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
         job = gen.plan_job(gen.Job(
             weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),

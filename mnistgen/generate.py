@@ -68,6 +68,20 @@ def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
     return digits
 
 
+def resolve_classes(weights: Weights, text: str) -> list[int]:
+    """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
+    names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if item in names:
+            found.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            found.append(int(item))
+        else:
+            raise MnistgenError(f"--class {item!r}: model {weights.name} has classes {', '.join(names)} (or their indices 0-{len(names) - 1})")
+    return sorted(set(found))
+
+
 def label_dir(label: int) -> str:
     return UNLABELLED_DIR if label == sample.UNLABELLED else str(label)
 

@@ -46,6 +46,7 @@ class TrainOptions:
     kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
     seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
     command: str = ""  # the command line, recorded in the model card
+    class_names: list = field(default_factory=list)  # names of the labels (Fashion-MNIST: "T-shirt/top", ...), for the card
     extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
 
 
@@ -216,7 +217,7 @@ class Trainer:
         return {
             "name": self.run_dir.name,
             "config": self.config.to_dict(),
-            "classes": [str(c) for c in range(self.config.num_classes)],
+            "classes": self.options.class_names or [str(c) for c in range(self.config.num_classes)],
             "training": {
                 **{k: v for k, v in asdict(self.options).items() if k != "extra"},
                 **self.options.extra,

@@ -238,3 +238,27 @@ def test_generate_prints_no_paddle_noise(tmp_path, tiny_cvae):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no ccache warning, no glog lines
     assert json.loads(proc.stdout)["count"] == 3
+
+
+def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
+    """An IDX dataset with 12 classes and names: the card keeps the names, generate --class finds them."""
+    from mnistgen import data
+
+    d = tmp_path / "twelve"
+    d.mkdir()
+    labels = dataset.train.labels.copy()
+    labels[:100] = 10 + (np.arange(100) % 2)  # two extra classes
+    data.write_idx(d / "train-images-idx3-ubyte.gz", dataset.train.images)
+    data.write_idx(d / "train-labels-idx1-ubyte.gz", labels)
+    names = ",".join([f"c{i}" for i in range(10)] + ["Sneaker", "Bag"])
+    result = invoke("train", "--model", "cvae", "--channels", 4, "--data", d, "--epochs", 1, "--out", tmp_path / "r", "--class-names", names, "-q")
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert card["config"]["num_classes"] == 12 and card["classes"][10:] == ["Sneaker", "Bag"]
+    gen = invoke("generate", "--model", tmp_path / "r", "--class", "Bag,3", "-n", 2, "-o", tmp_path / "o", "-q")
+    assert gen.exit_code == 0, gen.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir() if p.is_dir()) == ["11", "3"]
+    bad = invoke("generate", "--model", tmp_path / "r", "--class", "Hat", "-o", tmp_path / "o2")
+    assert bad.exit_code == 1 and "--class 'Hat': model r has classes c0, c1" in bad.stderr
+    wrong = invoke("train", "--model", "cvae", "--data", d, "--out", tmp_path / "r2", "--class-names", "a,b")
+    assert wrong.exit_code == 1 and "--class-names has 2 names but the data has 12 classes" in wrong.stderr
