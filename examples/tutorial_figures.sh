@@ -40,7 +40,7 @@ PY
 for name in 5 5,25; do
   run="$runs/images-${name/,/-}"
   count=$(awk -F, '{print NF}' <<<"$name")
-  mnistgen train --model vae --data "$data" --indices "$name" --batch-size "$count" --epochs 100 --lr 1e-3 --out "$run" "${q[@]}" >/dev/null
+  mnistgen train --model vae --data "$data" --indices "$name" --batch-size "$count" --epochs 100 --eval-every 100 --lr 1e-3 --out "$run" "${q[@]}" >/dev/null
   bounds=$(mnistgen encode "$train_images" --limit 26 --model "$run" | python -c '
 import csv, sys
 rows = [r for i, r in enumerate(csv.DictReader(sys.stdin)) if str(i) in sys.argv[1].split(",")]

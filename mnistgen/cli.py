@@ -208,7 +208,7 @@ class _TrainProgress:
         self.progress.update(self.task, completed=step + 1, description=f"epoch {epoch + 1}/{self.epochs}", info=info)
 
     def on_epoch(self, metrics):
-        test = f"test loss {metrics['test_loss']:.2f} (rec {metrics['test_rec']:.2f}, KL {metrics['test_kl']:.2f})" if "test_loss" in metrics else "no test split"
+        test = f"test loss {metrics['test_loss']:.2f} (rec {metrics['test_rec']:.2f}, KL {metrics['test_kl']:.2f})" if "test_loss" in metrics else "no test evaluation this epoch"
         self.progress.console.print(f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.2f}, {test}, {metrics['seconds']:.0f} s")
 
 
@@ -231,6 +231,7 @@ def train(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")] = None,
     indices: Annotated[Optional[str], typer.Option("--indices", help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")] = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last).")] = 1,
     class_names: Annotated[Optional[str], typer.Option("--class-names", help="Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: \"T-shirt/top,Trouser,...\") [default: 0, 1, ...].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")] = False,
     distributed: Annotated[bool, typer.Option("--distributed", help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.")] = False,
@@ -275,7 +276,7 @@ def train(
         elif limit is not None:
             dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
         options = train_lib.TrainOptions(
-            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, seed=seed,
+            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, eval_every=eval_every, seed=seed,
             command=command_line(ctx), extra=extra, class_names=names,
         )
         from mnistgen.runtime import init_distributed, select_device

@@ -44,6 +44,7 @@ class TrainOptions:
     beta1: float = 0.5  # Adam's beta1, as the tutorial
     lr_decay: bool = True  # cosine decay to lr * LR_FINAL_RATIO over the run
     kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
+    eval_every: int = 1  # test-set evaluation every N epochs (and always after the last): tiny runs of many short epochs skip most
     seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
     command: str = ""  # the command line, recorded in the model card
     class_names: list = field(default_factory=list)  # names of the labels (Fashion-MNIST: "T-shirt/top", ...), for the card
@@ -241,7 +242,8 @@ class Trainer:
             self.start_epoch = epoch + 1
             if self.rank != 0:  # only rank 0 evaluates and writes
                 continue
-            metrics.update(self.evaluate())
+            if (epoch + 1) % self.options.eval_every == 0 or epoch + 1 == self.options.epochs:
+                metrics.update(self.evaluate())
             metrics = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
             metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
             self.history.append(metrics)
