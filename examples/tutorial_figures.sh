@@ -34,7 +34,7 @@ model = mnistgen.load("vae-2d")
 means, stds = model.encode(images)
 noise = np.random.default_rng(0).standard_normal(means.shape).astype(np.float32)
 rows = np.stack([model.decode(means + noise * stds), model.decode(noise)])
-export.write_png(__import__("pathlib").Path(sys.argv[2]), export.tile(rows))
+export.write_png(__import__("pathlib").Path(sys.argv[2]), export.upscale(export.tile(rows), 2))
 PY
 # 5. one image, then two images: train on training image 5 (and 25), decode a grid far around their means
 for name in 5 5,25; do
