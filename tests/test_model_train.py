@@ -163,3 +163,9 @@ def test_header_length_starting_like_a_pickle_still_loads(tmp_path, tiny_cvae):
     assert struct.unpack("<Q", payload[:8])[0] % 256 == 0x80
     (tmp_path / "odd.safetensors").write_bytes(payload)
     assert checkpoint.inspect(str(tmp_path / "odd.safetensors")).config.channels == 8
+
+
+def test_eval_every_skips_test_evaluation_between(tmp_path, dataset):
+    train.train(ModelConfig(kind="vae", channels=4), _small(dataset, 128), train.TrainOptions(epochs=3, eval_every=2), tmp_path / "r")
+    history = [json.loads(line) for line in (tmp_path / "r" / train.METRICS_FILE).read_text().splitlines()]
+    assert ["test_loss" in h for h in history] == [False, True, True]  # epoch 2, and always the last
