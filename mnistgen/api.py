@@ -69,16 +69,17 @@ class Model:
 
     # -- sampling
     def generate(self, digit: Optional[Union[int, Sequence[int]]] = None, count: int = 100, seed: int = 0,
-                 temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 temperature: float = 1.0, prior: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` images per digit (all digits by default; an unconditional model ignores none and
-        refuses a digit). Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
+        refuses a digit). `prior`: "standard", "fitted" or "auto" (the card's choice). Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
         latents float32 (N, d)."""
         if count < 1:
             raise MnistgenError(f"count must be at least 1, got {count}")
         digits = None if digit is None else ([int(digit)] if np.isscalar(digit) else [int(d) for d in digit])
         from mnistgen.generate import labels_for
 
-        batches = list(sample.generate(self.decoder, labels_for(self.weights, digits), count, seed, temperature))
+        batches = list(sample.generate(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
+                                       prior=sample.make_prior(self.weights, prior)))
         return (np.concatenate([b.images for b in batches]),
                 np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
                 np.concatenate([b.z for b in batches]))

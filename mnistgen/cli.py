@@ -329,6 +329,12 @@ def parse_shard(text: Optional[str]):
     return Shard(index, count)
 
 
+class PriorKind(str, Enum):
+    auto = "auto"
+    standard = "standard"
+    fitted = "fitted"
+
+
 class OutputFormat(str, Enum):
     png = "png"
     hdf5 = "hdf5"
@@ -348,6 +354,7 @@ def generate(
     model: ModelOption = "cvae-2d",
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits).")] = 1.0,
+    prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
     min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", min=0.0, max=1.0, help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9).")] = None,
@@ -382,9 +389,12 @@ def generate(
         if class_ is not None:
             digits = gen.resolve_classes(weights, class_)
         judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
+        from mnistgen.sample import make_prior
+
+        chosen_prior = make_prior(weights, PriorKind(prior).value)
         job = gen.plan_job(gen.Job(
             weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
-            seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx),
+            seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx), prior=chosen_prior,
         ))
         from mnistgen.runtime import select_device
         from mnistgen.sample import make_decoder
@@ -592,6 +602,7 @@ def evaluate(
     tstr: Annotated[bool, typer.Option("--tstr", help="Also train the classifier on the samples and on as many real images; report both test accuracies.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
     temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples.")] = 1.0,
+    prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -624,9 +635,12 @@ def evaluate(
         _, reference = clf.predict(net, dataset.test.images)
         report = {"classifier": judge.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
         if weights is not None:
-            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature)
+            from mnistgen.sample import make_prior
+
+            chosen_prior = make_prior(weights, PriorKind(prior).value)
+            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind)
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
-            pictures, labels = ev.samples(make_decoder(weights, device_name), weights, count, seed, temperature)
+            pictures, labels = ev.samples(make_decoder(weights, device_name), weights, count, seed, temperature, chosen_prior)
         else:
             found = sources.read(images)
             pictures, labels = found.images, found.labels

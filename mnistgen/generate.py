@@ -105,6 +105,7 @@ class Job:
     scale: int = 1  # grid only
     command: str = ""
     confidence: Optional[sample.ConfidenceFilter] = None  # --min-confidence
+    prior: sample.Prior = sample.Prior()  # --prior
     targets: list[Path] = field(default_factory=list)  # files this job writes (set by plan_job)
 
     @property
@@ -130,7 +131,7 @@ class Job:
     def attrs(self) -> dict:
         return {
             "model": self.weights.name, "model_sha256": self.weights.sha256, "seed": self.seed,
-            "temperature": self.temperature, "count_per_label": self.count,
+            "temperature": self.temperature, "prior": self.prior.kind, "count_per_label": self.count,
             "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
             "mnistgen_version": __version__, "command": self.command,
             **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
@@ -292,7 +293,7 @@ def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
         try:
             for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
                 names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
-                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi), confidence=job.confidence)
+                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi), confidence=job.confidence, prior=job.prior)
                 meta.write(_metadata_rows(job, batch, names))
                 if batch.images is None:
                     done += len(names)
@@ -331,7 +332,7 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
-            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence)
+            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence, prior=job.prior)
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, _label_byte(label), batch.z, position)
             report(position + hi - lo)
@@ -349,7 +350,7 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
     outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])] if job.fmt is Format.png else [str(t) for t in job.targets]
     return {
         "count": job.size, "format": job.fmt.value, "outputs": outputs, "seconds": round(seconds, 3),
-        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature,
+        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind,
         "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
         "decoder": decoder.name, "mnistgen_version": __version__,
         **({"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)} if job.confidence else {}),

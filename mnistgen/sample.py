@@ -45,6 +45,42 @@ def block_latents(seed: int, label: int, block: int, latent: int, temperature: f
     return rng.standard_normal((BLOCK, latent), dtype=np.float32) * np.float32(temperature)
 
 
+@dataclass(frozen=True)
+class Prior:
+    """Where latents come from: N(0, I) scaled by the temperature ("standard"), or the Gaussian
+    fitted to the training data's aggregate posterior, per label ("fitted", from the model card)."""
+
+    kind: str = "standard"
+    table: Optional[dict] = None  # label key -> {"mean": [d], "cholesky": [[d x d]]}
+
+    def apply(self, eps: np.ndarray, label: int) -> np.ndarray:
+        """Map standard-normal draws (already scaled by the temperature) to this prior."""
+        if self.kind == "standard":
+            return eps
+        entry = self.table["all" if label == UNLABELLED else str(label)]
+        return (np.asarray(entry["mean"], np.float32) + eps @ np.asarray(entry["cholesky"], np.float32).T).astype(np.float32)
+
+
+PRIORS = ("auto", "standard", "fitted")
+
+
+def make_prior(weights: Weights, kind: str = "auto") -> Prior:
+    """`auto` takes the prior the model card recommends (set from evaluate's figures), else standard."""
+    if kind == "auto":
+        kind = weights.card.get("sampling", {}).get("prior", "standard")
+    if kind == "standard":
+        return Prior()
+    fitted = weights.card.get("latent_stats", {}).get("fitted")
+    if not fitted:
+        raise MnistgenError(f"--prior fitted: model {weights.name}'s card has no fitted prior; retrain it with this mnistgen, or use --prior standard")
+    return Prior("fitted", fitted)
+
+
+def latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()) -> np.ndarray:
+    """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
+    return prior.apply(block_latents(seed, label, block, latent, temperature, attempt), label)
+
+
 def one_hot(labels, num_classes: int) -> np.ndarray:
     """int labels (B,) -> float32 (B, num_classes)."""
     return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
@@ -226,13 +262,13 @@ class ConfidenceFilter:
         score = probs.max(1) if label == UNLABELLED else probs[:, label]
         return score >= self.threshold
 
-    def run(self, decoder, seed: int, label: int, block: int, wanted: np.ndarray, temperature: float, onehot):
+    def run(self, decoder, seed: int, label: int, block: int, wanted: np.ndarray, temperature: float, onehot, prior: Prior = Prior()):
         d = decoder.config.latent
         z_out = np.zeros((BLOCK, d), np.float32)
         images_out = np.zeros((BLOCK, IMAGE_SIDE, IMAGE_SIDE), np.uint8)
         missing = wanted.copy()
         for attempt in range(self.max_attempts):
-            z = block_latents(seed, label, block, d, temperature, attempt)
+            z = latents(seed, label, block, d, temperature, attempt, prior)
             images = decoder(z, onehot)
             passed = self.accept(images, label)
             take = missing & passed
@@ -250,7 +286,7 @@ class ConfidenceFilter:
 
 
 def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, temperature: float = 1.0, decode: bool = True,
-                confidence: Optional[ConfidenceFilter] = None) -> Batch:
+                confidence: Optional[ConfidenceFilter] = None, prior: Prior = Prior()) -> Batch:
     """Images [lo, hi) of `label` from `block`: the whole block's latents are drawn and decoded,
     so the pixels do not depend on which part of the block is wanted. decode=False gives the
     latents only (resume: the images are already on disk); with a filter, decoding is needed
@@ -260,14 +296,15 @@ def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, te
     if confidence is not None:
         wanted = np.zeros(BLOCK, bool)
         wanted[keep] = True
-        z, images = confidence.run(decoder, seed, label, block, wanted, temperature, onehot)
+        z, images = confidence.run(decoder, seed, label, block, wanted, temperature, onehot, prior)
         return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images[keep])
-    z = block_latents(seed, label, block, decoder.config.latent, temperature)
+    z = latents(seed, label, block, decoder.config.latent, temperature, 0, prior)
     images = decoder(z, onehot)[keep] if decode else None
     return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
 
 
-def generate(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1)) -> Iterator[Batch]:
+def generate(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1),
+             prior: Prior = Prior()) -> Iterator[Batch]:
     """Generate `count` images per label (this shard's part), block by block."""
     for label, block, lo, hi in plan(labels, count, shard):
-        yield block_batch(decoder, seed, label, block, lo, hi, temperature)
+        yield block_batch(decoder, seed, label, block, lo, hi, temperature, prior=prior)

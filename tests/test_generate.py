@@ -222,3 +222,32 @@ def test_unlabelled_grid_wraps_into_rows_of_twenty(tmp_path, tiny_vae):
     gen(tiny_vae, "-n", 200, "-o", tmp_path / "vae.png", "--seed", 1)
     with Image.open(tmp_path / "vae.png") as im:
         assert im.size == (20 * 30 - 2, 10 * 30 - 2)  # the tutorial's 10 x 20 sample figure
+
+
+def test_fitted_prior_samples_from_the_card(tmp_path, tiny_cvae):
+    import h5py
+
+    from mnistgen import checkpoint
+
+    card = checkpoint.inspect(str(tiny_cvae)).card
+    fitted = card["latent_stats"]["fitted"]["4"]
+    gen(tiny_cvae, "-d", "4", "-n", 2000, "-o", tmp_path / "f.h5", "--seed", 1, "--prior", "fitted")
+    with h5py.File(tmp_path / "f.h5") as f:
+        z = f["latents"][:]
+        assert f.attrs["prior"] == "fitted"
+    chol = np.array(fitted["cholesky"])
+    assert np.allclose(z.mean(0), fitted["mean"], atol=0.1 * np.abs(chol).max() + 0.02)
+    assert np.allclose(np.cov(z, rowvar=False), chol @ chol.T, atol=0.2 * (chol @ chol.T).max() + 0.02)
+
+
+def test_fitted_prior_needs_a_card_that_has_it(tmp_path, tiny_cvae):
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"old{suffix}")
+    card = json.loads((tmp_path / "old.json").read_text())
+    del card["latent_stats"]["fitted"]
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", "fitted", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "card has no fitted prior; retrain it with this mnistgen, or use --prior standard" in result.stderr
