@@ -262,3 +262,10 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
     assert bad.exit_code == 1 and "--class 'Hat': model r has classes c0, c1" in bad.stderr
     wrong = invoke("train", "--model", "cvae", "--data", d, "--out", tmp_path / "r2", "--class-names", "a,b")
     assert wrong.exit_code == 1 and "--class-names has 2 names but the data has 12 classes" in wrong.stderr
+
+
+def test_cli_choices_match_the_library():
+    from mnistgen import cli, generate, sample
+
+    assert [f.value for f in cli.OutputFormat] == [f.value for f in generate.Format]
+    assert tuple(p.value for p in cli.PriorKind) == sample.PRIORS
