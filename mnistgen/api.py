@@ -125,7 +125,7 @@ def models() -> list[dict]:
             continue
         metrics, training = w.card.get("metrics", {}), w.card.get("training", {})
         found.append({
-            "name": name, "kind": w.config.kind, "latent": w.config.latent, "epochs": training.get("epochs_done"),
+            "name": name, "kind": w.config.kind, "latent": getattr(w.config, "latent", None), "epochs": training.get("epochs_done"),
             "test_loss": metrics.get("test_loss"), "sha256": w.sha256, "path": str(w.path),
         })
     return found

@@ -710,7 +710,7 @@ def models(
                 table.add_row(row["name"], "[red]unreadable[/red]", "", "", "", "", row["error"])
                 continue
             loss = f"{row['test_loss']:.2f}" if row["test_loss"] is not None else "-"
-            table.add_row(row["name"], row["kind"], str(row["latent"]), str(row["epochs"]), loss, row["sha256"][:12], row["path"])
+            table.add_row(row["name"], row["kind"], str(row["latent"] or "-"), str(row["epochs"]), loss, row["sha256"][:12], row["path"])
         Console().print(table)
 
 

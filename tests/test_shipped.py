@@ -38,3 +38,17 @@ def test_generated_digits_are_not_blank_or_saturated():
     images, _, _ = mnistgen.load("cvae-2d").generate(count=20, seed=5)
     ink = (images > 128).mean(axis=(1, 2))
     assert ((ink > 0.03) & (ink < 0.5)).all()  # a digit's strokes cover a few percent of the image
+
+
+def test_models_lists_the_shipped_classifier_too():
+    rows = {row["name"]: row for row in mnistgen.models()}
+    assert {"cvae-2d", "vae-2d", "classifier"} <= set(rows)
+    assert rows["classifier"]["kind"] == "classifier" and rows["classifier"]["latent"] is None
+
+
+def test_shipped_classifier_is_accurate(dataset):
+    from mnistgen import classifier as clf
+
+    weights = checkpoint.inspect("classifier")
+    assert weights.card["metrics"]["test_accuracy"] >= 0.993  # on the full MNIST test set, recorded at training
+    assert clf.accuracy(clf.load(weights), dataset.test) >= 0.98  # the 200 fixture test images
