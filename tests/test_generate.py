@@ -19,6 +19,12 @@ from mnistgen.cli import app
 runner = CliRunner()
 
 
+def _default_sigint():
+    """A background shell (nohup, CI runners) starts children with SIGINT ignored, and Python
+    keeps an inherited SIG_IGN: restore the default so the child gets a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def gen(model, *args):
     result = runner.invoke(app, ["generate", "--model", str(model), "--quiet", *[str(a) for a in args]])
     assert result.exit_code == 0, result.output
@@ -132,7 +138,7 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes(tmp_path, tiny_cvae):
 
     out = tmp_path / "big"
     cmd = [sys.executable, "-m", "mnistgen", "generate", "-d", "all", "-n", 2000, "-o", out, "--model", tiny_cvae, "--seed", 6, "-q"]
-    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("*/*.png"))) < 300:
         time.sleep(0.05)

@@ -20,6 +20,12 @@ from typer.testing import CliRunner
 from mnistgen.cli import app
 
 runner = CliRunner()
+
+
+def _default_sigint():
+    """A background shell (nohup, CI runners) starts children with SIGINT ignored, and Python
+    keeps an inherited SIG_IGN: restore the default so the child gets a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 CVAE, VAE, MNIST = "{cvae}", "{vae}", "{mnist}"
 
 # (arguments, expected exit code, text the error line must contain). {t} is a scratch directory
@@ -114,7 +120,7 @@ def test_bad_input(tmp_path, monkeypatch, tiny_cvae, tiny_vae, mnist_dir, args, 
 
 
 def _start(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "mnistgen", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "mnistgen", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs)
 
 
 def _wait_for(predicate, timeout=60.0):
