@@ -1,7 +1,7 @@
 """The Python API: load a model, then generate, decode, interpolate and encode numpy arrays.
 
     import mnistgen
-    model = mnistgen.load("cvae-2d")                       # a name, a .safetensors path or a run dir
+    model = mnistgen.load("cvae")                          # a name, a .safetensors path or a run dir
     images, labels, z = model.generate(digit=7, count=100, seed=0)
     frames = model.interpolate(digits=[3, 8], steps=16)     # uint8 (F, 28, 28)
     means, stds = model.encode(images, labels)              # float32 (N, d) each
@@ -69,15 +69,16 @@ class Model:
 
     # -- sampling
     def generate(self, digit: Optional[Union[int, Sequence[int]]] = None, count: int = 100, seed: int = 0,
-                 temperature: float = 1.0, prior: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 temperature: Optional[float] = None, prior: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` images per digit (all digits by default; an unconditional model ignores none and
-        refuses a digit). `prior`: "standard", "fitted" or "auto" (the card's choice). Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
+        refuses a digit). `prior`: "standard", "fitted" or "auto" and `temperature` (None: the card's choice). Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
         latents float32 (N, d)."""
         if count < 1:
             raise MnistgenError(f"count must be at least 1, got {count}")
         digits = None if digit is None else ([int(digit)] if np.isscalar(digit) else [int(d) for d in digit])
         from mnistgen.generate import labels_for
 
+        temperature = sample.default_temperature(self.weights, temperature)
         batches = list(sample.generate(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
                                        prior=sample.make_prior(self.weights, prior)))
         return (np.concatenate([b.images for b in batches]),
@@ -109,7 +110,7 @@ class Model:
         return explore.encode(self.net, images, labels if self.config.conditional else None)
 
 
-def load(model: str = "cvae-2d", device: Union[Device, str] = Device.auto) -> Model:
+def load(model: str = "cvae", device: Union[Device, str] = Device.auto) -> Model:
     """Load a model by name (shipped, or in $MNISTGEN_WEIGHTS), .safetensors path or run directory."""
     return Model(checkpoint.inspect(str(model)), device)
 

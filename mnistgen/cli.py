@@ -52,7 +52,9 @@ class ModelKind(str, Enum):
 
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines on stderr.")]
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Weights to use: a name (cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.")]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.")]
+DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
+DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 
 
 def _stderr(message: str) -> None:
@@ -353,9 +355,9 @@ def generate(
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")] = Path("synth"),
     fmt: Annotated[Optional[OutputFormat], typer.Option("--format", "-f", help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].")] = None,
-    model: ModelOption = "cvae-2d",
+    model: ModelOption = DEFAULT_GENERATOR,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits).")] = 1.0,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].")] = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
@@ -391,9 +393,10 @@ def generate(
         if class_ is not None:
             digits = gen.resolve_classes(weights, class_)
         judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
-        from mnistgen.sample import make_prior
+        from mnistgen.sample import default_temperature, make_prior
 
         chosen_prior = make_prior(weights, PriorKind(prior).value)
+        temperature = default_temperature(weights, temperature)
         job = gen.plan_job(gen.Job(
             weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
             seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx), prior=chosen_prior,
@@ -476,7 +479,7 @@ def interpolate(
     dims: Annotated[str, typer.Option("--dims", help="The two latent dimensions the grid sweeps (others stay 0).")] = "0,1",
     bounds: Annotated[Optional[str], typer.Option("--bounds", help="Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the model card].")] = None,
     sigma: Annotated[Optional[float], typer.Option("--sigma", min=0.0, max=1e6, help="Grid range: +-K standard deviations of the prior instead of the data range.")] = None,
-    model: ModelOption = "cvae-2d",
+    model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -544,7 +547,7 @@ def encode(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG.")] = None,
     reconstruct: Annotated[Optional[Path], typer.Option("--reconstruct", help="Also write the first 16 inputs above their reconstructions to this PNG.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Encode only the first N images.")] = None,
-    model: ModelOption = "cvae-2d",
+    model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -596,14 +599,14 @@ def encode(
 
 @app.command()
 def evaluate(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Generator to score (name or path) [default: cvae-2d, unless --images is given].")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Generator to score (name or path) [default: cvae, unless --images is given].")] = None,
     images: Annotated[Optional[list[Path]], typer.Option("--images", help="Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file from any tool.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
     classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights (name or path).")] = "classifier",
     data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")] = None,
     tstr: Annotated[bool, typer.Option("--tstr", help="Also train the classifier on the samples and on as many real images; report both test accuracies.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples.")] = 1.0,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples [default: the model card's recommendation, else 1].")] = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -621,7 +624,7 @@ def evaluate(
         from mnistgen import evaluate as ev
         from mnistgen import sources
 
-        weights = None if images else _check_model(model or "cvae-2d")
+        weights = None if images else _check_model(model or DEFAULT_GENERATOR)
         judge = _check_model(classifier, "--classifier")
         dataset = data_lib.load(data)
         if dataset.test is None:
@@ -637,9 +640,10 @@ def evaluate(
         _, reference = clf.predict(net, dataset.test.images)
         report = {"classifier": judge.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
         if weights is not None:
-            from mnistgen.sample import make_prior
+            from mnistgen.sample import default_temperature, make_prior
 
             chosen_prior = make_prior(weights, PriorKind(prior).value)
+            temperature = default_temperature(weights, temperature)
             report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind)
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
             pictures, labels = ev.samples(make_decoder(weights, device_name), weights, count, seed, temperature, chosen_prior)

@@ -62,6 +62,14 @@ class Prior:
 
 
 PRIORS = ("auto", "standard", "fitted")
+DEFAULT_TEMPERATURE = 1.0
+
+
+def default_temperature(weights: Weights, temperature: Optional[float]) -> float:
+    """An explicit temperature, else the one the model card recommends, else 1."""
+    if temperature is not None:
+        return temperature
+    return float(weights.card.get("sampling", {}).get("temperature", DEFAULT_TEMPERATURE))
 
 
 def make_prior(weights: Weights, kind: str = "auto") -> Prior:

@@ -8,7 +8,7 @@ import pytest
 import mnistgen
 from mnistgen import checkpoint
 
-SHIPPED_GENERATORS = ["cvae-2d", "vae-2d"]
+SHIPPED_GENERATORS = ["cvae", "cvae-2d", "vae-2d"]
 
 
 @pytest.mark.parametrize("name", SHIPPED_GENERATORS)
@@ -42,7 +42,7 @@ def test_generated_digits_are_not_blank_or_saturated():
 
 def test_models_lists_the_shipped_classifier_too():
     rows = {row["name"]: row for row in mnistgen.models()}
-    assert {"cvae-2d", "vae-2d", "classifier"} <= set(rows)
+    assert {"cvae", "cvae-2d", "vae-2d", "classifier"} <= set(rows)
     assert rows["classifier"]["kind"] == "classifier" and rows["classifier"]["latent"] is None
 
 
@@ -52,3 +52,21 @@ def test_shipped_classifier_is_accurate(dataset):
     weights = checkpoint.inspect("classifier")
     assert weights.card["metrics"]["test_accuracy"] >= 0.993  # on the full MNIST test set, recorded at training
     assert clf.accuracy(clf.load(weights), dataset.test) >= 0.98  # the 200 fixture test images
+
+
+def test_default_generator_uses_its_recommended_sampling(tmp_path):
+    """generate with no --model uses the quality model and the prior/temperature its card recommends."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mnistgen.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "-d", "7", "-n", "3", "-o", str(tmp_path / "o"), "--seed", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    card = checkpoint.inspect("cvae").card
+    assert summary["model"] == "cvae" and summary["prior"] == card["sampling"]["prior"] == "fitted"
+    assert summary["temperature"] == card["sampling"]["temperature"]
+    explicit = CliRunner().invoke(app, ["generate", "-d", "7", "-n", "3", "-o", str(tmp_path / "p"), "--seed", "1", "-q", "--prior", "standard", "-t", "1"])
+    assert json.loads(explicit.stdout)["prior"] == "standard" and json.loads(explicit.stdout)["temperature"] == 1.0
