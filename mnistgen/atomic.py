@@ -45,15 +45,28 @@ def atomic_path(dest: Path):
         raise
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def write_bytes(dest: Path, payload: bytes) -> None:
-    """The fast path for many small files (PNGs): one open, one write, one rename."""
-    tmp = temp_name(Path(dest))
+    """The fast path for many small files (PNGs): one open, one write, one rename, on plain
+    strings (pathlib's overhead halved the rate at thousands of files per second)."""
+    head, tail = os.path.split(os.fspath(dest))
+    tmp = os.path.join(head, f".{tail}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
+        fd = os.open(tmp, _CREATE, 0o666)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 
