@@ -618,8 +618,6 @@ def evaluate(
     if model is not None and images:
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
     with _user_errors("nothing was written"):
-        import numpy as np
-
         from mnistgen import data as data_lib
         from mnistgen import evaluate as ev
         from mnistgen import sources
@@ -725,8 +723,6 @@ def models_show(name: Annotated[str, typer.Argument(help="A model name or path."
     Example: mnistgen models show cvae-2d
     """
     with _user_errors():
-        from mnistgen import checkpoint
-
         weights = _check_model(name, "NAME")
         sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
 

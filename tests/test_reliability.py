@@ -7,7 +7,6 @@ traceback, and leave the disk exactly as it was.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
