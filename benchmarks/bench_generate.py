@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,21 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_rate
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 BATCH = 1000  # the eager baseline decodes this many at once
 DIGIT = 7
-
-
-def median_rate(fn, count: int, repeats: int) -> float:
-    fn()  # warm-up (exports, allocations, oneDNN primitive caches)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return count / statistics.median(times)
 
 
 def eager_paths(weights, count: int, out: Path):

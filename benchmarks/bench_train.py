@@ -14,26 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_rate
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 BATCH = 64
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "mnist"
-
-
-def median_rate(run, images: int, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return images / statistics.median(times)
 
 
 def mnistgen_step(dataset, tmp: Path):

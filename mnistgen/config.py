@@ -17,11 +17,21 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 MAX_LATENT = 512
 MAX_CHANNELS = 1024
 MAX_CLASSES = 256
+MAX_HIDDEN = 4096
 
 IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7
 DOWNSAMPLE = 4  # two stride-2 convolutions
 KERNEL = 4  # 4x4 kernels, stride 2, padding 1: halves (or doubles) the side exactly
 OUT_KERNEL = 3  # the decoder's last 3x3 convolution to one channel
+
+
+def check_sizes(what: str, sizes, image_size: int) -> None:
+    """Each (name, value, top) must be an int in 1..top, and the image MNIST-sized."""
+    for name, value, top in sizes:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise MnistgenError(f"{what} config {name}={value!r} is out of range: it must be 1..{top}")
+    if image_size != IMAGE_SIZE:
+        raise MnistgenError(f"{what} config image_size={image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
 
 
 @dataclass(frozen=True)
@@ -47,17 +57,10 @@ class ModelConfig:
     def validate(self) -> "ModelConfig":
         if self.kind not in KINDS:
             raise MnistgenError(f"unknown model kind {self.kind!r}: use one of {', '.join(KINDS)}")
-        for name, value, top in (
-            ("latent", self.latent, MAX_LATENT),
-            ("channels", self.channels, MAX_CHANNELS),
-            ("num_classes", self.num_classes, MAX_CLASSES),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-                raise MnistgenError(f"model config {name}={value!r} is out of range: it must be 1..{top}")
+        check_sizes("model", (("latent", self.latent, MAX_LATENT), ("channels", self.channels, MAX_CHANNELS),
+                              ("num_classes", self.num_classes, MAX_CLASSES)), self.image_size)
         if self.likelihood not in LIKELIHOODS:
             raise MnistgenError(f"unknown likelihood {self.likelihood!r}: use one of {', '.join(LIKELIHOODS)}")
-        if self.image_size != IMAGE_SIZE:
-            raise MnistgenError(f"model config image_size={self.image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
         return self
 
     def to_dict(self) -> dict:
@@ -131,11 +134,8 @@ class ClassifierConfig:
         return False
 
     def validate(self) -> "ClassifierConfig":
-        for name, value, top in (("channels", self.channels, MAX_CHANNELS), ("hidden", self.hidden, 4096), ("num_classes", self.num_classes, MAX_CLASSES)):
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-                raise MnistgenError(f"classifier config {name}={value!r} is out of range: it must be 1..{top}")
-        if self.image_size != IMAGE_SIZE:
-            raise MnistgenError(f"classifier config image_size={self.image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
+        check_sizes("classifier", (("channels", self.channels, MAX_CHANNELS), ("hidden", self.hidden, MAX_HIDDEN),
+                                   ("num_classes", self.num_classes, MAX_CLASSES)), self.image_size)
         return self
 
     def to_dict(self) -> dict:
