@@ -79,11 +79,8 @@ class Model:
         from mnistgen.generate import labels_for
 
         temperature = sample.default_temperature(self.weights, temperature)
-        batches = list(sample.generate(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
-                                       prior=sample.make_prior(self.weights, prior)))
-        return (np.concatenate([b.images for b in batches]),
-                np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
-                np.concatenate([b.z for b in batches]))
+        return sample.generate_arrays(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
+                                      sample.make_prior(self.weights, prior))
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
         """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""

@@ -58,9 +58,7 @@ def samples(decoder, weights, count: int, seed: int, temperature: float = 1.0, p
 
     labels = labels_for(weights, None)
     per_label = count if weights.config.conditional else count * UNLABELLED_FACTOR
-    batches = list(sample.generate(decoder, labels, per_label, seed, temperature, prior=prior))
-    images = np.concatenate([b.images for b in batches])
-    found = np.concatenate([np.full(len(b.images), b.label) for b in batches])
+    images, found, _ = sample.generate_arrays(decoder, labels, per_label, seed, temperature, prior)
     return images, (found if weights.config.conditional else None)
 
 

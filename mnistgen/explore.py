@@ -12,7 +12,6 @@ from typing import Optional
 import numpy as np
 
 from mnistgen.checkpoint import Weights
-from mnistgen.data import to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.sample import one_hot
 
@@ -108,7 +107,7 @@ def grid_latents(spec: GridSpec, latent: int) -> np.ndarray:
 def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 28, 28) [+ int labels (N,) for a CVAE] -> encoder means and standard
     deviations, float32 (N, d) each."""
-    from mnistgen.model import paddle
+    from mnistgen.model import inputs, paddle
 
     cfg = model.cfg
     if cfg.conditional and labels is None:
@@ -117,9 +116,8 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
     model.eval()
     with paddle.no_grad():
         for start in range(0, len(images), ENCODE_BATCH):
-            x = paddle.to_tensor(to_unit_range(images[start : start + ENCODE_BATCH]))
-            y = paddle.to_tensor(one_hot(labels[start : start + ENCODE_BATCH], cfg.num_classes)) if cfg.conditional else None
-            mean, logvar = model.encoder(x, y)
+            part = slice(start, start + ENCODE_BATCH)
+            mean, logvar = model.encoder(*inputs(images[part], None if labels is None else labels[part], cfg))
             means.append(mean.numpy())
             stds.append(np.exp(0.5 * logvar.numpy()))
     return np.concatenate(means), np.concatenate(stds)

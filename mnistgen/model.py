@@ -14,7 +14,9 @@ must list exactly the same names and shapes.
 from __future__ import annotations
 
 from mnistgen.config import KERNEL, OUT_KERNEL, ModelConfig
+from mnistgen.data import to_unit_range
 from mnistgen.runtime import import_paddle
+from mnistgen.sample import one_hot
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -125,6 +127,14 @@ def vae_loss(x, head, mean, logvar, likelihood: str = "gaussian", kl_weight: flo
         rec = F.binary_cross_entropy_with_logits(head, target, reduction="none").sum(axis=[1, 2, 3]).mean()
     kl = (-0.5 * (1 + logvar - mean**2 - paddle.exp(logvar))).sum(axis=1).mean()
     return rec + kl_weight * kl, rec, kl
+
+
+def inputs(images, labels, cfg: ModelConfig):
+    """uint8 images (B, 28, 28) [+ int labels (B,)] -> the model's inputs: images in [-1, 1]
+    (B, 1, 28, 28) and, for a CVAE, one-hot labels (B, C); None for a VAE."""
+    x = paddle.to_tensor(to_unit_range(images))
+    y = paddle.to_tensor(one_hot(labels, cfg.num_classes)) if cfg.conditional else None
+    return x, y
 
 
 def build(cfg: ModelConfig) -> VAE:

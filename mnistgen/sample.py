@@ -316,3 +316,13 @@ def generate(decoder, labels: list[int], count: int, seed: int, temperature: flo
     """Generate `count` images per label (this shard's part), block by block."""
     for label, block, lo, hi in plan(labels, count, shard):
         yield block_batch(decoder, seed, label, block, lo, hi, temperature, prior=prior)
+
+
+def generate_arrays(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0,
+                    prior: Prior = Prior()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
+    VAE), latents float32 (N, d), in generate's label-major order."""
+    batches = list(generate(decoder, labels, count, seed, temperature, prior=prior))
+    return (np.concatenate([b.images for b in batches]),
+            np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
+            np.concatenate([b.z for b in batches]))

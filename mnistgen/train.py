@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistgen import __version__, atomic, checkpoint, export, sample
+from mnistgen import __version__, atomic, checkpoint, explore, export, sample
 from mnistgen.config import ModelConfig
 from mnistgen.data import Dataset, to_unit_range
 from mnistgen.errors import MnistgenError
@@ -61,11 +61,16 @@ class TrainCallback:
     def on_epoch(self, metrics: dict) -> None: ...
 
 
+def cosine_lr(lr: float, epoch: int, epochs: int) -> float:
+    """Cosine decay from `lr` at the first epoch to lr * LR_FINAL_RATIO at the last."""
+    if epochs <= 1:
+        return lr
+    final = lr * LR_FINAL_RATIO
+    return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * epoch / (epochs - 1)))
+
+
 def learning_rate(options: TrainOptions, epoch: int) -> float:
-    if not options.lr_decay or options.epochs <= 1:
-        return options.lr
-    final = options.lr * LR_FINAL_RATIO
-    return final + 0.5 * (options.lr - final) * (1 + math.cos(math.pi * epoch / (options.epochs - 1)))
+    return cosine_lr(options.lr, epoch, options.epochs) if options.lr_decay else options.lr
 
 
 def _seed_int(*parts: int) -> int:
@@ -130,12 +135,6 @@ class Trainer:
         y = self.paddle.gather(self.onehot, index) if self.config.conditional else None  # (B, 10)
         return x, y
 
-    def _tensors(self, split):
-        """Images (B, 1, 28, 28) in [-1, 1] and, for a CVAE, one-hot labels (B, C), as tensors."""
-        x = self.paddle.to_tensor(to_unit_range(split.images))
-        y = self.paddle.to_tensor(sample.one_hot(split.labels, self.config.num_classes)) if self.config.conditional else None
-        return x, y
-
     def train_epoch(self, epoch: int) -> dict:
         paddle, opts = self.paddle, self.options
         n = len(self.dataset.train)
@@ -180,17 +179,9 @@ class Trainer:
         Latent-exploring commands (grids, interpolation between digit centroids) read these, so
         they work where no dataset is present.
         """
-        paddle = self.paddle
         part = self.dataset.train.subset(slice(0, STATS_IMAGES))
-        means, variances = [], []
-        self.model.eval()
-        with paddle.no_grad():
-            for start in range(0, len(part), EVAL_BATCH):
-                x, y = self._tensors(part.subset(slice(start, start + EVAL_BATCH)))
-                mean, logvar = self.model.encoder(x, y)
-                means.append(mean.numpy())
-                variances.append(np.exp(logvar.numpy()))
-        means, variances = np.concatenate(means), np.concatenate(variances)
+        means, stds = explore.encode(self.model, part.images, part.labels)
+        variances = stds**2
         classes = np.unique(part.labels)
         return {
             "images": len(part),
@@ -277,7 +268,7 @@ def test_loss(model, split, seed: int = 0) -> dict:
     """Mean negative ELBO, reconstruction and KL per image on `split`, with noise fixed by `seed`."""
     if split is None or len(split) == 0:
         return {}
-    from mnistgen.model import vae_loss
+    from mnistgen.model import inputs, vae_loss
 
     paddle, cfg = import_paddle(), model.cfg
     rng = np.random.default_rng([seed, STREAM_EVAL])
@@ -286,8 +277,7 @@ def test_loss(model, split, seed: int = 0) -> dict:
     with paddle.no_grad():
         for start in range(0, len(split), EVAL_BATCH):
             part = split.subset(slice(start, start + EVAL_BATCH))
-            x = paddle.to_tensor(to_unit_range(part.images))
-            y = paddle.to_tensor(sample.one_hot(part.labels, cfg.num_classes)) if cfg.conditional else None
+            x, y = inputs(part.images, part.labels, cfg)
             noise = paddle.to_tensor(rng.standard_normal((len(part), cfg.latent), dtype=np.float32))
             head, mean, logvar = model(x, y, noise)
             _, rec, kl = vae_loss(x, head, mean, logvar, cfg.likelihood)
