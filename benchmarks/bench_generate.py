@@ -5,8 +5,10 @@
 Prints the median of --repeats runs for:
   eager-decode      Paddle eager, the tutorial's way (one batch of BATCH through the decoder), decode only
   eager+png         the same, then PIL PNG files written one after another (the tutorial-style loop)
-  predictor-decode  mnistgen's CPU decoder (Paddle Inference + oneDNN), decode only
-  mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library
+  predictor fp32/bf16  mnistgen's CPU decoder (Paddle Inference + oneDNN), decode only; bf16 where
+                    the CPU has fast bfloat16 (AMX)
+  mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library, at the
+                    default precision (and png again in fp32 when the default is bf16)
   torch+png         a PyTorch eager decoder of the same architecture writing PNGs with PIL (if torch imports)
 and, with --memory, the peak RSS of `mnistgen generate --digit all --count 10000` to HDF5 (100,000 images)
 next to that of 10 images (flat memory: the two are close), and the cold-start time of
@@ -54,10 +56,10 @@ def eager_paths(weights, count: int, out: Path):
     return decode_only, decode_and_write
 
 
-def predictor_decode(weights, count: int):
+def predictor_decode(weights, count: int, precision: str):
     from mnistgen import sample
 
-    decoder = sample.make_decoder(weights, "cpu", backend="predictor")
+    decoder = sample.make_decoder(weights, "cpu", backend="predictor", precision=precision)
     blocks = -(-count // sample.BLOCK)
     labels = sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
@@ -159,6 +161,7 @@ def main() -> None:
 
     from mnistgen import checkpoint
     from mnistgen.runtime import select_device, usable_cpus
+    from mnistgen.sample import fast_bf16, resolve_precision
 
     select_device("cpu")
     weights = checkpoint.inspect(args.model)
@@ -168,10 +171,15 @@ def main() -> None:
         decode_only, decode_and_write = eager_paths(weights, args.count, root / "eager")
         rates["eager-decode"] = median_rate(decode_only, args.count, args.repeats)
         rates["eager+png"] = median_rate(decode_and_write, args.count, args.repeats)
-        run, decoder = predictor_decode(weights, args.count)
-        rates["predictor-decode"] = median_rate(run, args.count, args.repeats)
+        decoders = {}
+        for precision in ("fp32", "bf16") if fast_bf16() else ("fp32",):
+            run, decoders[precision] = predictor_decode(weights, args.count, precision)
+            rates[f"predictor {precision}"] = median_rate(run, args.count, args.repeats)
+        default = decoders[resolve_precision("auto")]
         for fmt in ("png", "hdf5", "npz"):
-            rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, decoder, args.count, fmt, root), args.count, args.repeats)
+            rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats)
+        if default.precision != "fp32":
+            rates["mnistgen png fp32"] = median_rate(mnistgen_job(weights, decoders["fp32"], args.count, "png", root), args.count, args.repeats)
         torch_run = torch_png(weights, args.count, root / "torch")
         if torch_run is not None:
             rates["torch+png"] = median_rate(torch_run, args.count, args.repeats)

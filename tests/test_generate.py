@@ -257,3 +257,23 @@ def test_fitted_prior_needs_a_card_that_has_it(tmp_path, tiny_cvae):
     result = runner.invoke(app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", "fitted", "-o", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "card has no fitted prior; retrain it with this mnistgen, or use --prior standard" in result.stderr
+
+
+def _bf16_kernels() -> bool:
+    from mnistgen.model import paddle
+
+    return bool(paddle.base.core.supports_bfloat16())
+
+
+@pytest.mark.skipif(not _bf16_kernels(), reason="this CPU has no bfloat16 oneDNN kernels")
+def test_bf16_decoding_is_deterministic_and_within_a_few_levels_of_fp32(tmp_path, tiny_cvae):
+    runs = {}
+    for name, precision in (("a", "bf16"), ("b", "bf16"), ("c", "fp32")):
+        summary = gen(tiny_cvae, "-d", "3,8", "-n", 300, "-o", tmp_path / f"{name}.npz", "--seed", 4, "--precision", precision)
+        assert summary["precision"] == precision
+        with np.load(tmp_path / f"{name}.npz") as f:
+            runs[name] = f["images"].astype(int)
+            assert json.loads(str(f["attrs"]))["precision"] == precision
+    assert np.array_equal(runs["a"], runs["b"])
+    diff = np.abs(runs["a"] - runs["c"])
+    assert diff.max() <= 8 and diff.mean() < 0.5, (diff.max(), diff.mean())
