@@ -19,6 +19,7 @@ Absolute numbers drift on shared machines; compare the ratios within one run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from timing import median_rate
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 BATCH = 1000  # the eager baseline decodes this many at once
+JOB_NUMBERS = itertools.count()  # every timed job writes to a directory of its own
 DIGIT = 7
 
 
@@ -73,10 +75,8 @@ def predictor_decode(weights, count: int, precision: str):
 def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path):
     from mnistgen import generate as gen
 
-    runs = iter(range(10_000))
-
     def run():
-        n = next(runs)
+        n = next(JOB_NUMBERS)
         out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
         job = gen.plan_job(gen.Job(weights=weights, labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
                                    count=count, out=out, fmt=gen.Format(fmt), seed=1))

@@ -6,6 +6,10 @@ Prints the median of --repeats timed passes over --images training images (batch
   mnistgen       mnistgen's training step (data on the device, index batching, fused Linear heads)
   tutorial       the tutorial's eager loop: numpy batches copied in every step, 1x1-conv heads,
                  two Adam optimizers
+  mnistgen xN    `mnistgen train --distributed` in N processes (Paddle's launcher, gloo), each on
+                 batch 64/N so the global batch and the loss curve stay those of one process: Paddle's
+                 eager CPU step runs on one core, so N processes are how it uses N cores
+                 (--processes, default: the usable CPUs; 1 skips it)
   torch          the same network in PyTorch eager (when torch imports; pip install torch==2.13.0)
 Absolute numbers drift on shared machines; compare the ratios within one run.
 """
@@ -13,7 +17,12 @@ Absolute numbers drift on shared machines; compare the ratios within one run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +44,24 @@ def mnistgen_step(dataset, tmp: Path):
         trainer = train.Trainer(ModelConfig(kind="cvae"), dataset, train.TrainOptions(epochs=1, batch_size=BATCH), tmp)
     epochs = iter(range(10_000))
     return lambda: trainer.train_epoch(next(epochs))
+
+
+def data_parallel_rate(train, processes: int, repeats: int, tmp: Path) -> float:
+    """Images/s of `mnistgen train --distributed` in `processes` processes: the median of rank 0's
+    per-epoch rates after a warm-up epoch, times the number of processes (each sees 1/N of the data)."""
+    from mnistgen import data
+
+    folder = tmp / "dp-data"
+    folder.mkdir()
+    data.write_idx(folder / "train-images-idx3-ubyte", train.images)
+    data.write_idx(folder / "train-labels-idx1-ubyte", train.labels)
+    mnistgen = shutil.which("mnistgen") or str(Path(sys.executable).parent / "mnistgen")
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(tmp / "dp-log"),
+           mnistgen, "train", "--distributed", "--model", "cvae", "--data", str(folder), "--epochs", str(repeats + 1),
+           "--batch-size", str(BATCH // processes), "--out", str(tmp / "dp-run"), "--quiet"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
+    history = [json.loads(line) for line in (tmp / "dp-run" / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median(h["images_per_s"] for h in history[1:]) * processes
 
 
 def tutorial_loop(images: np.ndarray, labels: np.ndarray):
@@ -134,6 +161,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FIXTURE)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=None, help="data-parallel processes (default: the usable CPUs)")
     args = parser.parse_args()
 
     from mnistgen import data
@@ -146,15 +174,18 @@ def main() -> None:
     dataset = data.Dataset(train, None, str(args.data))
     n = len(train) // BATCH * BATCH
     rates = {}
+    processes = args.processes or usable_cpus()
     with tempfile.TemporaryDirectory() as tmp:
         rates["mnistgen"] = median_rate(mnistgen_step(dataset, Path(tmp)), n, args.repeats)
+        if processes > 1:
+            rates[f"mnistgen x{processes}"] = data_parallel_rate(train, processes, args.repeats, Path(tmp))
     rates["tutorial"] = median_rate(tutorial_loop(train.images, train.labels), n, args.repeats)
     torch_run = torch_loop(train.images, train.labels)
     if torch_run is not None:
         rates["torch"] = median_rate(torch_run, n, args.repeats)
     print(f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, {usable_cpus()} CPUs")
     for name, rate in rates.items():
-        line = f"  {name:9s} {rate:8.0f} images/s   x{rate / rates['tutorial']:5.2f} vs tutorial"
+        line = f"  {name:11s} {rate:8.0f} images/s   x{rate / rates['tutorial']:5.2f} vs tutorial"
         if "torch" in rates:
             line += f"   x{rate / rates['torch']:5.2f} vs torch"
         print(line)

@@ -51,6 +51,9 @@ class ModelKind(str, Enum):
 
 
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
+SharpenOption = Annotated[Optional[float], typer.Option(
+    "--sharpen", min=1.0, max=10.0,
+    help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines on stderr.")]
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.")]
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
@@ -364,6 +367,7 @@ def generate(
     model: ModelOption = DEFAULT_GENERATOR,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].")] = None,
+    sharpen: SharpenOption = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
@@ -412,7 +416,7 @@ def generate(
         from mnistgen.runtime import select_device
         from mnistgen.sample import make_decoder
 
-        decoder = make_decoder(weights, select_device(device), precision=precision.value)
+        decoder = make_decoder(weights, select_device(device), precision=precision.value, sharpen=sharpen)
         if judge_weights is not None:
             from mnistgen import classifier as clf
             from mnistgen.sample import ConfidenceFilter
@@ -615,6 +619,7 @@ def evaluate(
     tstr: Annotated[bool, typer.Option("--tstr", help="Also train the classifier on the samples and on as many real images; report both test accuracies.")] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples [default: the model card's recommendation, else 1].")] = None,
+    sharpen: SharpenOption = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -652,7 +657,9 @@ def evaluate(
             temperature = default_temperature(weights, temperature)
             report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind)
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
-            pictures, labels = ev.samples(make_decoder(weights, device_name), weights, count, seed, temperature, chosen_prior)
+            decoder = make_decoder(weights, device_name, sharpen=sharpen)
+            report.update(sharpen=decoder.sharpen, precision=decoder.precision)
+            pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior)
         else:
             found = sources.read(images)
             pictures, labels = found.images, found.labels

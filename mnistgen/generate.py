@@ -107,6 +107,7 @@ class Job:
     confidence: Optional[sample.ConfidenceFilter] = None  # --min-confidence
     prior: sample.Prior = sample.Prior()  # --prior
     precision: str = "fp32"  # the decoder's arithmetic (set by run_job), recorded with the output
+    sharpen: float = 1.0  # the decoder's output sharpening (set by run_job), recorded with the output
     targets: list[Path] = field(default_factory=list)  # files this job writes (set by plan_job)
 
     @property
@@ -134,7 +135,7 @@ class Job:
             "model": self.weights.name, "model_sha256": self.weights.sha256, "seed": self.seed,
             "temperature": self.temperature, "prior": self.prior.kind, "count_per_label": self.count,
             "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
-            "precision": self.precision, "mnistgen_version": __version__, "command": self.command,
+            "sharpen": self.sharpen, "precision": self.precision, "mnistgen_version": __version__, "command": self.command,
             **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
         }
 
@@ -342,7 +343,7 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
 def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambda done, rate: None) -> dict:
     """Generate and write this job's images; returns the summary printed as JSON."""
     started = time.perf_counter()
-    job.precision = decoder.precision
+    job.precision, job.sharpen = decoder.precision, decoder.sharpen
 
     def report(done: int) -> None:
         on_progress(done, done / max(time.perf_counter() - started, 1e-9))
@@ -352,7 +353,7 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
     outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])] if job.fmt is Format.png else [str(t) for t in job.targets]
     return {
         "count": job.size, "format": job.fmt.value, "outputs": outputs, "seconds": round(seconds, 3),
-        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind,
+        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind, "sharpen": job.sharpen,
         "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
         "decoder": decoder.name, "precision": decoder.precision, "mnistgen_version": __version__,
         **({"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)} if job.confidence else {}),

@@ -69,6 +69,7 @@ class Prior:
 
 PRIORS = ("auto", "standard", "fitted")
 DEFAULT_TEMPERATURE = 1.0
+DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
 
 
 def default_temperature(weights: Weights, temperature: Optional[float]) -> float:
@@ -76,6 +77,13 @@ def default_temperature(weights: Weights, temperature: Optional[float]) -> float
     if temperature is not None:
         return temperature
     return float(weights.card.get("sampling", {}).get("temperature", DEFAULT_TEMPERATURE))
+
+
+def default_sharpen(weights: Weights, sharpen: Optional[float]) -> float:
+    """An explicit sharpening factor, else the one the model card recommends, else 1."""
+    if sharpen is not None:
+        return sharpen
+    return float(weights.card.get("sampling", {}).get("sharpen", DEFAULT_SHARPEN))
 
 
 def make_prior(weights: Weights, kind: str = "auto") -> Prior:
@@ -123,12 +131,15 @@ def decode_all(decoder, z: np.ndarray, onehot: Optional[np.ndarray] = None) -> n
     return np.concatenate(out)[:n]
 
 
-def load_model(weights: Weights):
-    """Build the Paddle model described by a checked weights file and load its tensors."""
+def load_model(weights: Weights, sharpen: float = DEFAULT_SHARPEN):
+    """Build the Paddle model described by a checked weights file and load its tensors
+    (with the decoder's output sharpened by `sharpen`, see model.sharpen)."""
     from mnistgen import model as model_lib
 
     net = model_lib.build(weights.config)
     model_lib.load_arrays(net, weights.arrays())
+    if sharpen != DEFAULT_SHARPEN:
+        model_lib.sharpen(net.decoder, sharpen)
     net.eval()
     return net
 
@@ -139,8 +150,8 @@ class EagerDecoder:
     name = "eager"
     precision = "fp32"
 
-    def __init__(self, model):
-        self.model, self.config = model, model.cfg
+    def __init__(self, model, sharpen: float = DEFAULT_SHARPEN):
+        self.model, self.config, self.sharpen = model, model.cfg, sharpen
 
     def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
         return decode(self.model, z, onehot)
@@ -154,11 +165,11 @@ class PredictorDecoder:
 
     name = "predictor"
 
-    def __init__(self, weights: Weights, model, threads: int, precision: str = "fp32"):
+    def __init__(self, weights: Weights, model, threads: int, precision: str = "fp32", sharpen: float = DEFAULT_SHARPEN):
         from paddle import inference
 
-        self.config, self.precision = weights.config, precision
-        stem = _exported_decoder(weights, model)
+        self.config, self.precision, self.sharpen = weights.config, precision, sharpen
+        stem = _exported_decoder(weights, model, sharpen)
         cfg = inference.Config(str(stem) + ".json", str(stem) + ".pdiparams")
         cfg.disable_gpu()
         cfg.set_cpu_math_library_num_threads(threads)
@@ -202,15 +213,16 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def _exported_decoder(weights: Weights, model) -> Path:
-    """Export the decoder with paddle.jit.save into the cache (once per weights sha256)."""
+def _exported_decoder(weights: Weights, model, sharpen: float = DEFAULT_SHARPEN) -> Path:
+    """Export the decoder with paddle.jit.save into the cache (once per weights sha256 and sharpening)."""
     import shutil
     import tempfile
 
     from mnistgen.data import cache_dir
     from mnistgen.model import ExportedDecoder, paddle
 
-    folder = cache_dir() / INFERENCE_SUBDIR / weights.sha256[:SHA_PREFIX]
+    tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
+    folder = cache_dir() / INFERENCE_SUBDIR / (weights.sha256[:SHA_PREFIX] + tag)
     stem = folder / EXPORT_STEM
     if (folder / (EXPORT_STEM + ".pdiparams")).is_file():
         return stem
@@ -232,25 +244,27 @@ def _exported_decoder(weights: Weights, model) -> Path:
     return stem
 
 
-def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None, precision: str = "auto"):
+def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None, precision: str = "auto",
+                 sharpen: Optional[float] = None):
     """The fastest decoder for the device: the Paddle Inference predictor on the CPU, eager on a GPU.
 
     backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
-    precision applies to the predictor (eager decoding is fp32).
+    precision applies to the predictor (eager decoding is fp32); sharpen None takes the card's.
     """
     from mnistgen.runtime import usable_cpus
 
-    model = load_model(weights)
+    sharpen = default_sharpen(weights, sharpen)
+    model = load_model(weights, sharpen)
     if backend == "eager" or not device_name.startswith("cpu"):
-        return EagerDecoder(model)
+        return EagerDecoder(model, sharpen)
     try:
-        return PredictorDecoder(weights, model, threads or usable_cpus(), resolve_precision(precision))
+        return PredictorDecoder(weights, model, threads or usable_cpus(), resolve_precision(precision), sharpen)
     except MnistgenError:
         raise
     except Exception:  # an old Paddle without PIR export, a Paddle built without oneDNN
         if backend == "predictor":
             raise
-        return EagerDecoder(model)
+        return EagerDecoder(model, sharpen)
 
 
 @dataclass

@@ -168,6 +168,8 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes(tmp_path, tiny_cvae):
         (["--format", "gif"], "Error: Invalid value for '--format' / '-f': Value error, 'gif' is not one of"),
         (["--force", "--resume"], "Error: Invalid value for --force/--resume: --force replaces, --resume keeps: choose one"),
         (["--scale", "0"], "Error: Invalid value for '--scale': Input should be greater than or equal to 1"),
+        (["--sharpen", "0.5"], "Error: Invalid value for '--sharpen': Input should be greater than or equal to 1"),
+        (["--precision", "fp16"], "Error: Invalid value for '--precision': Value error, 'fp16' is not one of 'auto', 'fp32', 'bf16'."),
     ],
 )
 def test_bad_generate_options(tmp_path, monkeypatch, args, message):
@@ -277,3 +279,25 @@ def test_bf16_decoding_is_deterministic_and_within_a_few_levels_of_fp32(tmp_path
     assert np.array_equal(runs["a"], runs["b"])
     diff = np.abs(runs["a"] - runs["c"])
     assert diff.max() <= 8 and diff.mean() < 0.5, (diff.max(), diff.mean())
+
+
+def test_sharpen_scales_the_logits_and_pushes_pixels_to_black_and_white(tmp_path, tiny_cvae):
+    from mnistgen import checkpoint, sample
+    from mnistgen.model import paddle, to_image
+
+    runs = {}
+    for factor in (1, 3):
+        summary = gen(tiny_cvae, "-d", "4", "-n", 300, "-o", tmp_path / f"s{factor}.npz", "--seed", 2, "--sharpen", factor)
+        assert summary["sharpen"] == factor
+        with np.load(tmp_path / f"s{factor}.npz") as f:
+            runs[factor] = f["images"]
+    from_mid_grey = {k: float(np.abs(v.astype(float) - 127.5).mean()) for k, v in runs.items()}
+    assert from_mid_grey[3] > 1.5 * from_mid_grey[1], from_mid_grey
+    # the exact meaning: the same latents through the plain decoder, head multiplied by 3
+    weights = checkpoint.inspect(str(tiny_cvae))
+    plain, sharp = sample.load_model(weights), sample.EagerDecoder(sample.load_model(weights, 3.0))
+    z, onehot = np.random.default_rng(0).standard_normal((8, 2), dtype=np.float32), sample.one_hot([4] * 8, 10)
+    with paddle.no_grad():
+        head = plain.decoder.head(paddle.to_tensor(z), paddle.to_tensor(onehot))
+        expected = sample.to_uint8(to_image(3.0 * head, weights.config.likelihood).numpy())
+    assert np.abs(sharp(z, onehot).astype(int) - expected).max() <= 1
