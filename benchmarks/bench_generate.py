@@ -9,6 +9,8 @@ Prints the median of --repeats runs for:
                     the CPU has fast bfloat16 (AMX)
   mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library, at the
                     default precision (and png again in fp32 when the default is bf16)
+  files only        the disk's ceiling for the PNG path: the same small file written --count times
+                    into one directory, as generate writes (open, write, rename), no decoding
   torch+png         a PyTorch eager decoder of the same architecture writing PNGs with PIL (if torch imports)
 and, with --memory, the peak RSS of `mnistgen generate --digit all --count 10000` to HDF5 (100,000 images)
 next to that of 10 images (flat memory: the two are close), and the cold-start time of
@@ -70,6 +72,24 @@ def predictor_decode(weights, count: int, precision: str):
             decoder(sample.block_latents(0, DIGIT, b, weights.config.latent), labels)
 
     return run, decoder
+
+
+def file_ceiling(count: int, root: Path, threads: int):
+    """Files/s of writing the same PNG bytes `count` times into one directory the way generate does
+    (open, write, rename; `threads` writers): what the disk allows, with no decoding at all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mnistgen import atomic, export
+
+    payload = export.png_bytes(np.zeros((28, 28), np.uint8))
+
+    def run():
+        folder = root / f"files-{next(JOB_NUMBERS)}"
+        folder.mkdir()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda i: atomic.write_bytes(folder / f"{i:05d}.png", payload), range(count)))
+
+    return run
 
 
 def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path):
@@ -180,6 +200,7 @@ def main() -> None:
             rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats)
         if default.precision != "fp32":
             rates["mnistgen png fp32"] = median_rate(mnistgen_job(weights, decoders["fp32"], args.count, "png", root), args.count, args.repeats)
+        rates[f"files only x{usable_cpus()}"] = median_rate(file_ceiling(args.count, root, usable_cpus()), args.count, args.repeats)
         torch_run = torch_png(weights, args.count, root / "torch")
         if torch_run is not None:
             rates["torch+png"] = median_rate(torch_run, args.count, args.repeats)

@@ -69,9 +69,10 @@ class Model:
 
     # -- sampling
     def generate(self, digit: Optional[Union[int, Sequence[int]]] = None, count: int = 100, seed: int = 0,
-                 temperature: Optional[float] = None, prior: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 temperature: Optional[float] = None, prior: str = "auto", truncation: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` images per digit (all digits by default; an unconditional model ignores none and
-        refuses a digit). `prior`: "standard", "fitted" or "auto" and `temperature` (None: the card's choice). Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
+        refuses a digit). `prior`: "standard", "fitted" or "auto"; `temperature` and `truncation` (a radius,
+        0 for none): None takes the card's choice. Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
         latents float32 (N, d)."""
         if count < 1:
             raise MnistgenError(f"count must be at least 1, got {count}")
@@ -80,7 +81,7 @@ class Model:
 
         temperature = sample.default_temperature(self.weights, temperature)
         return sample.generate_arrays(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
-                                      sample.make_prior(self.weights, prior))
+                                      sample.make_prior(self.weights, prior, truncation))
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
         """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""

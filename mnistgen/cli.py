@@ -51,6 +51,9 @@ class ModelKind(str, Enum):
 
 
 DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
+TruncationOption = Annotated[Optional[float], typer.Option(
+    "--truncation", min=0.0, max=100.0,
+    help="Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); 0: keep all [default: the model card's recommendation, else 0].")]
 SharpenOption = Annotated[Optional[float], typer.Option(
     "--sharpen", min=1.0, max=10.0,
     help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].")]
@@ -368,6 +371,7 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].")] = None,
     sharpen: SharpenOption = None,
+    truncation: TruncationOption = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
@@ -407,7 +411,7 @@ def generate(
         judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
         from mnistgen.sample import default_temperature, make_prior
 
-        chosen_prior = make_prior(weights, PriorKind(prior).value)
+        chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
         temperature = default_temperature(weights, temperature)
         job = gen.plan_job(gen.Job(
             weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
@@ -620,6 +624,7 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples [default: the model card's recommendation, else 1].")] = None,
     sharpen: SharpenOption = None,
+    truncation: TruncationOption = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -653,9 +658,9 @@ def evaluate(
         if weights is not None:
             from mnistgen.sample import default_temperature, make_prior
 
-            chosen_prior = make_prior(weights, PriorKind(prior).value)
+            chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
             temperature = default_temperature(weights, temperature)
-            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind)
+            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind, truncation=chosen_prior.truncation or 0)
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
             decoder = make_decoder(weights, device_name, sharpen=sharpen)
             report.update(sharpen=decoder.sharpen, precision=decoder.precision)

@@ -133,7 +133,7 @@ class Job:
     def attrs(self) -> dict:
         return {
             "model": self.weights.name, "model_sha256": self.weights.sha256, "seed": self.seed,
-            "temperature": self.temperature, "prior": self.prior.kind, "count_per_label": self.count,
+            "temperature": self.temperature, "prior": self.prior.kind, "truncation": self.prior.truncation or 0, "count_per_label": self.count,
             "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
             "sharpen": self.sharpen, "precision": self.precision, "mnistgen_version": __version__, "command": self.command,
             **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
@@ -353,7 +353,7 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
     outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])] if job.fmt is Format.png else [str(t) for t in job.targets]
     return {
         "count": job.size, "format": job.fmt.value, "outputs": outputs, "seconds": round(seconds, 3),
-        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind, "sharpen": job.sharpen,
+        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind, "truncation": job.prior.truncation or 0, "sharpen": job.sharpen,
         "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
         "decoder": decoder.name, "precision": decoder.precision, "mnistgen_version": __version__,
         **({"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)} if job.confidence else {}),

@@ -21,6 +21,9 @@ from mnistgen.errors import MnistgenError
 
 BLOCK = 256  # images per latent draw and per decode call
 STREAM_GENERATE = 10  # keeps generation's random stream apart from training's
+STREAM_TRUNCATE = 11  # the redraws that replace draws outside a truncation radius
+TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when truncating
+TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
 UNLABELLED = -1  # the label of an unconditional model's samples
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
@@ -43,12 +46,34 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((images[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def block_latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0) -> np.ndarray:
+def block_latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0,
+                  truncation: Optional[float] = None) -> np.ndarray:
     """float32 (BLOCK, latent): prior samples for images [block*BLOCK, (block+1)*BLOCK) of `label`
-    (attempt > 0: the redraws a confidence filter asks for)."""
+    (attempt > 0: the redraws a confidence filter asks for). With a truncation radius R, standard-
+    normal draws longer than R are replaced, in order, by the next draws of the block's own
+    redraw stream that fall inside (the "truncation trick", Brock et al., ICLR 2019): still a
+    function of (seed, label, block, attempt) only."""
     key = UNLABELLED_KEY if label == UNLABELLED else label
     rng = np.random.default_rng([seed, STREAM_GENERATE, key, block] + ([attempt] if attempt else []))
-    return rng.standard_normal((BLOCK, latent), dtype=np.float32) * np.float32(temperature)
+    eps = rng.standard_normal((BLOCK, latent), dtype=np.float32)
+    if truncation is not None:
+        eps = _truncate(eps, truncation, np.random.default_rng([seed, STREAM_TRUNCATE, key, block, attempt]))
+    return eps * np.float32(temperature)
+
+
+def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator) -> np.ndarray:
+    outside = np.flatnonzero(np.linalg.norm(eps, axis=1) > radius)
+    for _ in range(TRUNCATION_ROUNDS):
+        if not len(outside):
+            return eps
+        pool = redraws.standard_normal((TRUNCATION_POOL * len(outside), eps.shape[1]), dtype=np.float32)
+        inside = pool[np.linalg.norm(pool, axis=1) <= radius][: len(outside)]
+        eps[outside[: len(inside)]] = inside
+        outside = outside[len(inside) :]
+    if len(outside):
+        raise MnistgenError(f"--truncation {radius:g} keeps almost no draws of a {eps.shape[1]}-dimensional latent "
+                            f"(their typical length is {np.sqrt(eps.shape[1]):.1f}): use a larger radius")
+    return eps
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,7 @@ class Prior:
 
     kind: str = "standard"
     table: Optional[dict] = None  # label key -> {"mean": [d], "cholesky": [[d x d]]}
+    truncation: Optional[float] = None  # redraw standard-normal draws longer than this (None: keep all)
 
     def apply(self, eps: np.ndarray, label: int) -> np.ndarray:
         """Map standard-normal draws (already scaled by the temperature) to this prior."""
@@ -72,35 +98,38 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
 
 
+def recommended(weights: Weights, key: str, explicit, default):
+    """An explicit sampling setting, else the one the model card's "sampling" section recommends
+    (chosen from evaluate's figures when the model was shipped), else `default`."""
+    if explicit is not None:
+        return explicit
+    return weights.card.get("sampling", {}).get(key, default)
+
+
 def default_temperature(weights: Weights, temperature: Optional[float]) -> float:
-    """An explicit temperature, else the one the model card recommends, else 1."""
-    if temperature is not None:
-        return temperature
-    return float(weights.card.get("sampling", {}).get("temperature", DEFAULT_TEMPERATURE))
+    return float(recommended(weights, "temperature", temperature, DEFAULT_TEMPERATURE))
 
 
 def default_sharpen(weights: Weights, sharpen: Optional[float]) -> float:
-    """An explicit sharpening factor, else the one the model card recommends, else 1."""
-    if sharpen is not None:
-        return sharpen
-    return float(weights.card.get("sampling", {}).get("sharpen", DEFAULT_SHARPEN))
+    return float(recommended(weights, "sharpen", sharpen, DEFAULT_SHARPEN))
 
 
-def make_prior(weights: Weights, kind: str = "auto") -> Prior:
-    """`auto` takes the prior the model card recommends (set from evaluate's figures), else standard."""
-    if kind == "auto":
-        kind = weights.card.get("sampling", {}).get("prior", "standard")
+def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float] = None) -> Prior:
+    """`auto` takes the prior the model card recommends, else standard. truncation: a radius for
+    the standard-normal draws, 0 for none, None for the card's recommendation (else none)."""
+    kind = recommended(weights, "prior", None if kind == "auto" else kind, "standard")
+    radius = float(recommended(weights, "truncation", truncation, 0)) or None
     if kind == "standard":
-        return Prior()
+        return Prior(truncation=radius)
     fitted = weights.card.get("latent_stats", {}).get("fitted")
     if not fitted:
         raise MnistgenError(f"--prior fitted: model {weights.name}'s card has no fitted prior; retrain it with this mnistgen, or use --prior standard")
-    return Prior("fitted", fitted)
+    return Prior("fitted", fitted, radius)
 
 
 def latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()) -> np.ndarray:
     """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
-    return prior.apply(block_latents(seed, label, block, latent, temperature, attempt), label)
+    return prior.apply(block_latents(seed, label, block, latent, temperature, attempt, prior.truncation), label)
 
 
 def one_hot(labels, num_classes: int) -> np.ndarray:

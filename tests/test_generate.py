@@ -301,3 +301,26 @@ def test_sharpen_scales_the_logits_and_pushes_pixels_to_black_and_white(tmp_path
         head = plain.decoder.head(paddle.to_tensor(z), paddle.to_tensor(onehot))
         expected = sample.to_uint8(to_image(3.0 * head, weights.config.likelihood).numpy())
     assert np.abs(sharp(z, onehot).astype(int) - expected).max() <= 1
+
+
+def test_truncation_redraws_long_latents_deterministically(tmp_path, tiny_cvae):
+    from mnistgen import sample
+
+    free = sample.block_latents(5, 3, 0, 2)
+    cut = sample.block_latents(5, 3, 0, 2, truncation=1.0)
+    inside = np.linalg.norm(free, axis=1) <= 1.0
+    assert np.array_equal(cut[inside], free[inside])  # draws inside the radius are kept as they are
+    assert (np.linalg.norm(cut, axis=1) <= 1.0).all() and not inside.all()
+    assert np.array_equal(cut, sample.block_latents(5, 3, 0, 2, truncation=1.0))
+    summary = gen(tiny_cvae, "-d", "3", "-n", 300, "-o", tmp_path / "t.npz", "--seed", 5, "--truncation", 1, "--temperature", 2)
+    assert summary["truncation"] == 1
+    with np.load(tmp_path / "t.npz") as f:
+        radius = np.linalg.norm(f["latents"], axis=1)
+    assert radius.max() <= 2.0 + 1e-5  # the radius applies before the temperature scales the draws
+
+
+def test_a_truncation_radius_too_small_for_the_latent_is_refused(tmp_path, tiny_cvae):
+    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-q", "-d", "1", "-n", "5", "-o", str(tmp_path / "t.npz"), "--truncation", "0.001"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == "Error: --truncation 0.001 keeps almost no draws of a 2-dimensional latent (their typical length is 1.4): use a larger radius"
+    assert list(tmp_path.iterdir()) == []
