@@ -181,7 +181,7 @@ def main() -> None:
 
     from mnistgen import checkpoint
     from mnistgen.runtime import select_device, usable_cpus
-    from mnistgen.sample import fast_bf16, resolve_precision
+    from mnistgen.predictor import fast_bf16, resolve_precision
 
     select_device("cpu")
     weights = checkpoint.inspect(args.model)

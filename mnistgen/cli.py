@@ -54,6 +54,9 @@ DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: au
 TruncationOption = Annotated[Optional[float], typer.Option(
     "--truncation", min=0.0, max=100.0,
     help="Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); 0: keep all [default: the model card's recommendation, else 0].")]
+MinConfidenceOption = Annotated[Optional[float], typer.Option(
+    "--min-confidence", min=0.0, max=1.0,
+    help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 keeps all [default: the model card's recommendation, else 0].")]
 SharpenOption = Annotated[Optional[float], typer.Option(
     "--sharpen", min=1.0, max=10.0,
     help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].")]
@@ -122,6 +125,18 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     if bad:
         raise typer.BadParameter(f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit")
     return sorted(set(digits))
+
+
+def _confidence_filter(weights, min_confidence: Optional[float], judge_weights, device_name: str, precision: str = "auto"):
+    """The classifier filter --min-confidence asks for (else the model card's recommendation), or None."""
+    from mnistgen.sample import ConfidenceFilter, recommended
+
+    threshold = recommended(weights, "min_confidence", min_confidence, 0)
+    if not threshold or judge_weights is None:
+        return None
+    from mnistgen import classifier as clf
+
+    return ConfidenceFilter(clf.Judge(judge_weights, device_name, precision), threshold)
 
 
 def _check_model(spec: str, option: str = "--model"):
@@ -375,7 +390,7 @@ def generate(
     prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
     shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
     scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
-    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", min=0.0, max=1.0, help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9).")] = None,
+    min_confidence: MinConfidenceOption = None,
     classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights for --min-confidence (name or path).")] = "classifier",
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace earlier mnistgen output in --out (digit folders, metadata, the target file).")] = False,
@@ -408,9 +423,9 @@ def generate(
         weights = _check_model(model)
         if class_ is not None:
             digits = gen.resolve_classes(weights, class_)
-        judge_weights = _check_model(classifier, "--classifier") if min_confidence is not None else None
-        from mnistgen.sample import default_temperature, make_prior
+        from mnistgen.sample import default_temperature, make_prior, recommended
 
+        judge_weights = _check_model(classifier, "--classifier") if recommended(weights, "min_confidence", min_confidence, 0) else None
         chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
         temperature = default_temperature(weights, temperature)
         job = gen.plan_job(gen.Job(
@@ -420,13 +435,9 @@ def generate(
         from mnistgen.runtime import select_device
         from mnistgen.sample import make_decoder
 
-        decoder = make_decoder(weights, select_device(device), precision=precision.value, sharpen=sharpen)
-        if judge_weights is not None:
-            from mnistgen import classifier as clf
-            from mnistgen.sample import ConfidenceFilter
-
-            net = clf.load(judge_weights)
-            job.confidence = ConfidenceFilter(lambda images: clf.predict(net, images)[0], min_confidence)
+        device_name = select_device(device)
+        decoder = make_decoder(weights, device_name, precision=precision.value, sharpen=sharpen)
+        job.confidence = _confidence_filter(weights, min_confidence, judge_weights, device_name, precision.value)
 
         def info(rate: float) -> str:
             kept = f"  {1 - job.confidence.acceptance:5.1%} rejected" if job.confidence else ""
@@ -625,6 +636,7 @@ def evaluate(
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples [default: the model card's recommendation, else 1].")] = None,
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
+    min_confidence: MinConfidenceOption = None,
     prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -664,7 +676,10 @@ def evaluate(
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
             decoder = make_decoder(weights, device_name, sharpen=sharpen)
             report.update(sharpen=decoder.sharpen, precision=decoder.precision)
-            pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior)
+            confidence = _confidence_filter(weights, min_confidence, judge, device_name)
+            pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior, confidence)
+            if confidence is not None:
+                report.update(min_confidence=confidence.threshold, acceptance_rate=round(confidence.acceptance, 4))
         else:
             found = sources.read(images)
             pictures, labels = found.images, found.labels

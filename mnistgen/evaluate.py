@@ -52,13 +52,14 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
     return result
 
 
-def samples(decoder, weights, count: int, seed: int, temperature: float = 1.0, prior: sample.Prior = sample.Prior()) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def samples(decoder, weights, count: int, seed: int, temperature: float = 1.0, prior: sample.Prior = sample.Prior(),
+            confidence: Optional[sample.ConfidenceFilter] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """`count` samples per digit (a VAE: 10 * count unlabelled), exactly as generate makes them."""
     from mnistgen.generate import labels_for
 
     labels = labels_for(weights, None)
     per_label = count if weights.config.conditional else count * UNLABELLED_FACTOR
-    images, found, _ = sample.generate_arrays(decoder, labels, per_label, seed, temperature, prior)
+    images, found, _ = sample.generate_arrays(decoder, labels, per_label, seed, temperature, prior, confidence)
     return images, (found if weights.config.conditional else None)
 
 

@@ -26,19 +26,12 @@ TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when trunca
 TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
 UNLABELLED = -1  # the label of an unconditional model's samples
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
-INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
-EXPORT_STEM = "decoder"
 SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an exported predictor
 IMAGE_SIDE = 28
 MAX_FILTER_ATTEMPTS = 200  # redraws per block before a confidence filter gives up
 MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
 MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
 PREDICT_SPLIT = 128  # images per predictor call: a block runs as two calls whose activations stay in cache
-PRECISIONS = ("auto", "fp32", "bf16")
-# oneDNN's bf16 placement keeps an op in bf16 only between bf16 neighbours; the fused add+leaky-ReLU
-# it would build has no bf16 kernel and would strand the second conv-transpose and the last conv in
-# fp32, so that fusion is left out: the add runs in bf16, the leaky ReLU beside it.
-BF16_SKIPPED_PASSES = ("elementwise_act_onednn_fuse_pass",)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -187,90 +180,37 @@ class EagerDecoder:
 
 
 class PredictorDecoder:
-    """Paddle Inference with oneDNN on the CPU: the decoder exported once per weights file
-    (cached by sha256 under $MNISTGEN_DATA/inference) and run as a static predictor, about
-    3-5x faster than eager mode on two cores. precision "bf16" runs the convolutions in bfloat16
-    (on CPUs with AMX, about 2x faster again; pixels within a few levels of fp32)."""
+    """Paddle Inference with oneDNN on the CPU: the decoder exported once per weights file and
+    sharpening (cached under $MNISTGEN_DATA/inference) and run as a static predictor, about 5-7x
+    faster than eager mode on two cores; precision "bf16" about 1.3x faster again on CPUs with AMX,
+    pixels within a few levels of fp32."""
 
     name = "predictor"
 
     def __init__(self, weights: Weights, model, threads: int, precision: str = "fp32", sharpen: float = DEFAULT_SHARPEN):
-        from paddle import inference
+        from mnistgen import predictor
+        from mnistgen.model import ExportedDecoder, paddle
 
         self.config, self.precision, self.sharpen = weights.config, precision, sharpen
-        stem = _exported_decoder(weights, model, sharpen)
-        cfg = inference.Config(str(stem) + ".json", str(stem) + ".pdiparams")
-        cfg.disable_gpu()
-        cfg.set_cpu_math_library_num_threads(threads)
-        cfg.enable_mkldnn()
-        if precision == "bf16":
-            cfg.enable_mkldnn_bfloat16()
-            for name in BF16_SKIPPED_PASSES:
-                cfg.delete_pass(name)
-        cfg.disable_glog_info()
-        self.predictor = inference.create_predictor(cfg)
-        self.inputs = {n: self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()}
-        self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+
+        def build():
+            specs = [paddle.static.InputSpec([None, weights.config.latent], "float32", "z")]
+            if weights.config.conditional:
+                specs.append(paddle.static.InputSpec([None, weights.config.num_classes], "float32", "onehot"))
+            return ExportedDecoder(model.decoder), specs
+
+        tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
+        self.run = predictor.Predictor(predictor.exported(f"decoder-{weights.sha256[:SHA_PREFIX]}{tag}", build), threads, precision)
 
     def _run(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-        self.inputs["z"].copy_from_cpu(np.ascontiguousarray(z, dtype=np.float32))
-        if self.config.conditional:
-            self.inputs["onehot"].copy_from_cpu(np.ascontiguousarray(onehot, dtype=np.float32))
-        self.predictor.run()
-        return to_uint8(self.output.copy_to_cpu())  # (b, 1, 28, 28) -> (b, 28, 28)
+        inputs = {"z": z, "onehot": onehot} if self.config.conditional else {"z": z}
+        return to_uint8(self.run(**inputs))  # (b, 1, 28, 28) -> (b, 28, 28)
 
     def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
         """Always the same split of a call into PREDICT_SPLIT-image runs, so pixels depend only on z."""
         parts = [self._run(z[i : i + PREDICT_SPLIT], None if onehot is None else onehot[i : i + PREDICT_SPLIT])
                  for i in range(0, len(z), PREDICT_SPLIT)]
         return np.concatenate(parts)
-
-
-def fast_bf16() -> bool:
-    """Whether this CPU runs bfloat16 convolutions fast (AMX or AVX-512 BF16), as Paddle reports it."""
-    from mnistgen.model import paddle
-
-    return bool(paddle.base.core.supports_bfloat16_fast_performance())
-
-
-def resolve_precision(precision: str) -> str:
-    """`auto`: bf16 where the CPU has fast bfloat16, else fp32."""
-    if precision not in PRECISIONS:
-        raise MnistgenError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if fast_bf16() else "fp32"
-    return precision
-
-
-def _exported_decoder(weights: Weights, model, sharpen: float = DEFAULT_SHARPEN) -> Path:
-    """Export the decoder with paddle.jit.save into the cache (once per weights sha256 and sharpening)."""
-    import shutil
-    import tempfile
-
-    from mnistgen.data import cache_dir
-    from mnistgen.model import ExportedDecoder, paddle
-
-    tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
-    folder = cache_dir() / INFERENCE_SUBDIR / (weights.sha256[:SHA_PREFIX] + tag)
-    stem = folder / EXPORT_STEM
-    if (folder / (EXPORT_STEM + ".pdiparams")).is_file():
-        return stem
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
-    try:
-        spec = [paddle.static.InputSpec([None, weights.config.latent], "float32", "z")]
-        if weights.config.conditional:
-            spec.append(paddle.static.InputSpec([None, weights.config.num_classes], "float32", "onehot"))
-        static = paddle.jit.to_static(ExportedDecoder(model.decoder), input_spec=spec, full_graph=True)
-        paddle.jit.save(static, str(tmp / EXPORT_STEM))
-        try:
-            tmp.rename(folder)  # atomic: another process may have won the race, which is fine
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return stem
 
 
 def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None, precision: str = "auto",
@@ -280,6 +220,7 @@ def make_decoder(weights: Weights, device_name: str, backend: str = "auto", thre
     backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
     precision applies to the predictor (eager decoding is fp32); sharpen None takes the card's.
     """
+    from mnistgen.predictor import resolve_precision
     from mnistgen.runtime import usable_cpus
 
     sharpen = default_sharpen(weights, sharpen)
@@ -390,17 +331,17 @@ def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, te
 
 
 def generate(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1),
-             prior: Prior = Prior()) -> Iterator[Batch]:
+             prior: Prior = Prior(), confidence: Optional[ConfidenceFilter] = None) -> Iterator[Batch]:
     """Generate `count` images per label (this shard's part), block by block."""
     for label, block, lo, hi in plan(labels, count, shard):
-        yield block_batch(decoder, seed, label, block, lo, hi, temperature, prior=prior)
+        yield block_batch(decoder, seed, label, block, lo, hi, temperature, confidence=confidence, prior=prior)
 
 
 def generate_arrays(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0,
-                    prior: Prior = Prior()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    prior: Prior = Prior(), confidence: Optional[ConfidenceFilter] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
     VAE), latents float32 (N, d), in generate's label-major order."""
-    batches = list(generate(decoder, labels, count, seed, temperature, prior=prior))
+    batches = list(generate(decoder, labels, count, seed, temperature, prior=prior, confidence=confidence))
     return (np.concatenate([b.images for b in batches]),
             np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
             np.concatenate([b.z for b in batches]))
