@@ -79,12 +79,13 @@ def test_min_confidence_keeps_only_confident_samples_deterministically(tmp_path,
     assert summary["min_confidence"] == 0.1 and 0 < summary["acceptance_rate"] <= 1
     sharded = [runner.invoke(app, args + ["-o", str(tmp_path / "b.h5"), "--shard", f"{i}/2"]) for i in range(2)]
     assert all(r.exit_code == 0 for r in sharded)
-    net = clf.load(checkpoint.inspect(str(tiny_classifier)))
+    judge = clf.Judge(checkpoint.inspect(str(tiny_classifier)), "cpu")  # the judge generate uses
     with h5py.File(tmp_path / "a.h5") as f, h5py.File(tmp_path / "b.shard-00000-of-00002.h5") as g, h5py.File(tmp_path / "b.shard-00001-of-00002.h5") as h:
         images = f["images"][:]
         assert np.array_equal(images, np.concatenate([g["images"][:], h["images"][:]]))
-    probs, _ = clf.predict(net, images)
-    assert (probs[:, 1] >= 0.1).all()
+    assert (judge(images)[:, 1] >= 0.1).all()
+    eager, _ = clf.predict(judge.net, images)
+    assert np.abs(eager - judge(images)).max() < 0.05  # the predictor (bf16 where fast) agrees with eager
 
 
 def test_impossible_confidence_is_refused(tmp_path, tiny_cvae, tiny_classifier):
@@ -99,3 +100,23 @@ def test_classifier_is_not_a_generator(tmp_path, tiny_classifier, tiny_cvae):
     assert result.exit_code == 1 and "is the classifier, not a generator" in result.stderr
     result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "--min-confidence", "0.5", "--classifier", str(tiny_cvae), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1 and "is a cvae generator, not a classifier" in result.stderr
+
+
+def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
+    from mnistgen import checkpoint, sample
+
+    decoder = sample.make_decoder(checkpoint.inspect(str(tiny_cvae)), "cpu")
+    plain = sample.block_batch(decoder, 7, 1, 0, 0, sample.BLOCK).images.astype(np.float32).mean(axis=(1, 2))
+    cut = np.percentile(plain, 5)
+
+    def judge(images):  # accepts the brighter ~95% of images: a stand-in classifier, the same for every run
+        score = (images.astype(np.float32).mean(axis=(1, 2)) > cut).astype(np.float32)
+        return np.stack([1 - score, score], axis=1)
+
+    whole_filter = sample.ConfidenceFilter(judge, 0.5)
+    whole = sample.block_batch(decoder, 7, 1, 0, 0, sample.BLOCK, confidence=whole_filter)
+    assert (judge(whole.images)[:, 1] == 1).all()
+    rejected = whole_filter.tried - whole_filter.accepted
+    assert 0 < rejected and whole_filter.tried <= sample.BLOCK + 8 * sample.REDRAW_CHUNK  # a few small redraws, not whole blocks
+    part = sample.block_batch(decoder, 7, 1, 0, 100, 180, confidence=sample.ConfidenceFilter(judge, 0.5))
+    assert np.array_equal(part.images, whole.images[100:180]) and np.array_equal(part.z, whole.z[100:180])
