@@ -8,7 +8,8 @@ Prints the median of --repeats runs for:
   predictor fp32/bf16  mnistgen's CPU decoder (Paddle Inference + oneDNN), decode only; bf16 where
                     the CPU has fast bfloat16 (AMX)
   mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library, at the
-                    default precision (and png again in fp32 when the default is bf16)
+                    default precision (and png again in fp32 when the default is bf16); "verified":
+                    with the classifier filter the model card recommends (generate's default then)
   files only        the disk's ceiling for the PNG path: the same small file written --count times
                     into one directory, as generate writes (open, write, rename), no decoding
   torch+png         a PyTorch eager decoder of the same architecture writing PNGs with PIL (if torch imports)
@@ -92,14 +93,14 @@ def file_ceiling(count: int, root: Path, threads: int):
     return run
 
 
-def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path):
+def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path, confidence=None):
     from mnistgen import generate as gen
 
     def run():
         n = next(JOB_NUMBERS)
         out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
         job = gen.plan_job(gen.Job(weights=weights, labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
-                                   count=count, out=out, fmt=gen.Format(fmt), seed=1))
+                                   count=count, out=out, fmt=gen.Format(fmt), seed=1, confidence=confidence))
         gen.run_job(job, decoder)
 
     return run
@@ -198,6 +199,14 @@ def main() -> None:
         default = decoders[resolve_precision("auto")]
         for fmt in ("png", "hdf5", "npz"):
             rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats)
+        threshold = weights.card.get("sampling", {}).get("min_confidence")
+        if threshold:  # what generate does by default for this model: its samples checked by the classifier
+            from mnistgen import classifier as clf
+            from mnistgen.sample import ConfidenceFilter
+
+            judge = clf.Judge(checkpoint.inspect("classifier"), "cpu")
+            rates["mnistgen hdf5 verified"] = median_rate(mnistgen_job(weights, default, args.count, "hdf5", root, ConfidenceFilter(judge, threshold)),
+                                                          args.count, args.repeats)
         if default.precision != "fp32":
             rates["mnistgen png fp32"] = median_rate(mnistgen_job(weights, decoders["fp32"], args.count, "png", root), args.count, args.repeats)
         rates[f"files only x{usable_cpus()}"] = median_rate(file_ceiling(args.count, root, usable_cpus()), args.count, args.repeats)
@@ -209,7 +218,7 @@ def main() -> None:
     print(f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, {usable_cpus()} CPUs")
     base = rates["eager+png"]
     for name, rate in rates.items():
-        line = f"  {name:18s} {rate:9.0f} images/s   x{rate / base:5.2f} vs eager+png"
+        line = f"  {name:22s} {rate:9.0f} images/s   x{rate / base:5.2f} vs eager+png"
         if "torch+png" in rates and name.startswith("mnistgen"):
             line += f"   x{rate / rates['torch+png']:5.2f} vs torch+png"
         print(line)

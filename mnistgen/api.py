@@ -69,10 +69,12 @@ class Model:
 
     # -- sampling
     def generate(self, digit: Optional[Union[int, Sequence[int]]] = None, count: int = 100, seed: int = 0,
-                 temperature: Optional[float] = None, prior: str = "auto", truncation: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 temperature: Optional[float] = None, prior: str = "auto", truncation: Optional[float] = None,
+                 min_confidence: Optional[float] = None, classifier: str = "classifier") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` images per digit (all digits by default; an unconditional model ignores none and
-        refuses a digit). `prior`: "standard", "fitted" or "auto"; `temperature` and `truncation` (a radius,
-        0 for none): None takes the card's choice. Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
+        refuses a digit). `prior`: "standard", "fitted" or "auto"; `temperature`, `truncation` (a radius,
+        0 for none) and `min_confidence` (keep samples `classifier` assigns to their digit with at least
+        this probability, 0 for all): None takes the card's choice, as generate does. Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
         latents float32 (N, d)."""
         if count < 1:
             raise MnistgenError(f"count must be at least 1, got {count}")
@@ -80,8 +82,13 @@ class Model:
         from mnistgen.generate import labels_for
 
         temperature = sample.default_temperature(self.weights, temperature)
+        confidence = None
+        if sample.recommended(self.weights, "min_confidence", min_confidence, 0):
+            from mnistgen import classifier as clf
+
+            confidence = clf.confidence_filter(self.weights, min_confidence, checkpoint.inspect(classifier), self.device)
         return sample.generate_arrays(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
-                                      sample.make_prior(self.weights, prior, truncation))
+                                      sample.make_prior(self.weights, prior, truncation), confidence)
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
         """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""

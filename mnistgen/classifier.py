@@ -125,6 +125,18 @@ class Judge:
         return np.concatenate([self.run(x=x[i : i + JUDGE_SPLIT]) for i in range(0, len(x), JUDGE_SPLIT)])
 
 
+def confidence_filter(generator: checkpoint.Weights, min_confidence: Optional[float], judge_weights: Optional[checkpoint.Weights],
+                      device_name: str, precision: str = "auto"):
+    """The filter `--min-confidence` asks for (None: the generator's card recommendation), judged by
+    `judge_weights`; None when no filtering is wanted."""
+    from mnistgen.sample import ConfidenceFilter, recommended
+
+    threshold = recommended(generator, "min_confidence", min_confidence, 0)
+    if not threshold or judge_weights is None:
+        return None
+    return ConfidenceFilter(Judge(judge_weights, device_name, precision), threshold)
+
+
 @dataclass
 class ClassifierOptions:
     epochs: int = 8  # enough for ~99.3% with the shift augmentation

@@ -127,18 +127,6 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     return sorted(set(digits))
 
 
-def _confidence_filter(weights, min_confidence: Optional[float], judge_weights, device_name: str, precision: str = "auto"):
-    """The classifier filter --min-confidence asks for (else the model card's recommendation), or None."""
-    from mnistgen.sample import ConfidenceFilter, recommended
-
-    threshold = recommended(weights, "min_confidence", min_confidence, 0)
-    if not threshold or judge_weights is None:
-        return None
-    from mnistgen import classifier as clf
-
-    return ConfidenceFilter(clf.Judge(judge_weights, device_name, precision), threshold)
-
-
 def _check_model(spec: str, option: str = "--model"):
     """Resolve and check weights: an unknown name is a usage error; a damaged file an Error."""
     from mnistgen import checkpoint
@@ -437,7 +425,9 @@ def generate(
 
         device_name = select_device(device)
         decoder = make_decoder(weights, device_name, precision=precision.value, sharpen=sharpen)
-        job.confidence = _confidence_filter(weights, min_confidence, judge_weights, device_name, precision.value)
+        from mnistgen import classifier as clf
+
+        job.confidence = clf.confidence_filter(weights, min_confidence, judge_weights, device_name, precision.value)
 
         def info(rate: float) -> str:
             kept = f"  {1 - job.confidence.acceptance:5.1%} rejected" if job.confidence else ""
@@ -676,7 +666,7 @@ def evaluate(
             report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
             decoder = make_decoder(weights, device_name, sharpen=sharpen)
             report.update(sharpen=decoder.sharpen, precision=decoder.precision)
-            confidence = _confidence_filter(weights, min_confidence, judge, device_name)
+            confidence = clf.confidence_filter(weights, min_confidence, judge, device_name)
             pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior, confidence)
             if confidence is not None:
                 report.update(min_confidence=confidence.threshold, acceptance_rate=round(confidence.acceptance, 4))
