@@ -14,7 +14,7 @@ print(model)
 images, labels, z = model.generate(digit=[7, 3], count=100, seed=0, temperature=0.8)
 print(images.shape, images.dtype, np.bincount(labels))
 
-# the same pixels `mnistgen generate --digit 7 --count 100 --seed 0 --temperature 0.8` writes
+# the same pixels `mnistgen generate --model cvae-2d --digit 7 --count 100 --seed 0 --temperature 0.8` writes
 again = model.decode(z[:100], labels=7)
 assert np.array_equal(again, images[:100])
 

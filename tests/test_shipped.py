@@ -55,7 +55,7 @@ def test_shipped_classifier_is_accurate(dataset):
 
 
 def test_default_generator_uses_its_recommended_sampling(tmp_path):
-    """generate with no --model uses the quality model and the prior/temperature its card recommends."""
+    """generate with no --model uses the quality model and the sampling its card recommends."""
     import json
 
     from typer.testing import CliRunner
@@ -67,6 +67,9 @@ def test_default_generator_uses_its_recommended_sampling(tmp_path):
     summary = json.loads(result.stdout)
     card = checkpoint.inspect("cvae").card
     assert summary["model"] == "cvae" and summary["prior"] == card["sampling"]["prior"] == "fitted"
-    assert summary["temperature"] == card["sampling"]["temperature"]
-    explicit = CliRunner().invoke(app, ["generate", "-d", "7", "-n", "3", "-o", str(tmp_path / "p"), "--seed", "1", "-q", "--prior", "standard", "-t", "1"])
-    assert json.loads(explicit.stdout)["prior"] == "standard" and json.loads(explicit.stdout)["temperature"] == 1.0
+    assert summary["temperature"] == card["sampling"]["temperature"] and summary["sharpen"] == card["sampling"]["sharpen"]
+    assert summary["min_confidence"] == card["sampling"]["min_confidence"] and 0.5 < summary["acceptance_rate"] <= 1
+    explicit = CliRunner().invoke(app, ["generate", "-d", "7", "-n", "3", "-o", str(tmp_path / "p"), "--seed", "1", "-q", "--prior", "standard", "-t", "1",
+                                        "--sharpen", "1", "--min-confidence", "0"])
+    plain = json.loads(explicit.stdout)
+    assert plain["prior"] == "standard" and plain["temperature"] == 1.0 and plain["sharpen"] == 1.0 and "min_confidence" not in plain
