@@ -39,6 +39,11 @@ def resolve_precision(precision: str) -> str:
         raise MnistgenError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if fast_bf16() else "fp32"
+    if precision == "bf16":
+        from mnistgen.model import paddle
+
+        if not paddle.base.core.supports_bfloat16():
+            raise MnistgenError("--precision bf16: this CPU has no bfloat16 support in oneDNN; use --precision fp32 (or auto)")
     return precision
 
 
