@@ -127,6 +127,23 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     return sorted(set(digits))
 
 
+def _judge_weights(weights, min_confidence: Optional[float], classifier: str):
+    """The classifier weights a filter needs, or None; when the filter is the card's default, a
+    missing classifier is reported with the way to do without it."""
+    from mnistgen import checkpoint
+    from mnistgen.sample import recommended
+
+    if not recommended(weights, "min_confidence", min_confidence, 0):
+        return None
+    if min_confidence is None:
+        try:
+            checkpoint.resolve(classifier)
+        except MnistgenError as exc:
+            raise MnistgenError(f"model {weights.name} checks its samples with a classifier by default, but {exc}; "
+                                "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check") from None
+    return _check_model(classifier, "--classifier")
+
+
 def _check_model(spec: str, option: str = "--model"):
     """Resolve and check weights: an unknown name is a usage error; a damaged file an Error."""
     from mnistgen import checkpoint
@@ -413,7 +430,7 @@ def generate(
             digits = gen.resolve_classes(weights, class_)
         from mnistgen.sample import default_temperature, make_prior, recommended
 
-        judge_weights = _check_model(classifier, "--classifier") if recommended(weights, "min_confidence", min_confidence, 0) else None
+        judge_weights = _judge_weights(weights, min_confidence, classifier)
         chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
         temperature = default_temperature(weights, temperature)
         job = gen.plan_job(gen.Job(

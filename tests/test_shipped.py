@@ -73,3 +73,19 @@ def test_default_generator_uses_its_recommended_sampling(tmp_path):
                                         "--sharpen", "1", "--min-confidence", "0"])
     plain = json.loads(explicit.stdout)
     assert plain["prior"] == "standard" and plain["temperature"] == 1.0 and plain["sharpen"] == 1.0 and "min_confidence" not in plain
+
+
+def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from mnistgen.cli import app
+
+    missing = tmp_path / "nope.safetensors"
+    result = CliRunner().invoke(app, ["generate", "-d", "3", "-n", "5", "-o", str(tmp_path / "o"), "--classifier", str(missing)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"Error: model cvae checks its samples with a classifier by default, but no weights file at {missing}: check the path "
+        "(a .safetensors file, its .json card, or a run directory); pass --classifier NAME|PATH, or --min-confidence 0 to skip the check")
+    assert not (tmp_path / "o").exists()
+    skipped = CliRunner().invoke(app, ["generate", "-d", "3", "-n", "5", "-o", str(tmp_path / "o"), "--classifier", str(missing), "--min-confidence", "0", "-q"])
+    assert skipped.exit_code == 0, skipped.output
