@@ -654,6 +654,11 @@ def evaluate(
     """
     if model is not None and images:
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
+    sampling = {"--temperature": temperature, "--sharpen": sharpen, "--truncation": truncation, "--min-confidence": min_confidence,
+                "--prior": None if PriorKind(prior) is PriorKind.auto else prior}
+    given = [name for name, value in sampling.items() if value is not None]
+    if images and given:
+        raise typer.BadParameter(f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them", param_hint="--images")
     with _user_errors("nothing was written"):
         from mnistgen import data as data_lib
         from mnistgen import evaluate as ev

@@ -120,3 +120,10 @@ def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
     assert 0 < rejected and whole_filter.tried <= sample.BLOCK + 8 * sample.REDRAW_CHUNK  # a few small redraws, not whole blocks
     part = sample.block_batch(decoder, 7, 1, 0, 100, 180, confidence=sample.ConfidenceFilter(judge, 0.5))
     assert np.array_equal(part.images, whole.images[100:180]) and np.array_equal(part.z, whole.z[100:180])
+
+
+def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
+    images = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    result = runner.invoke(app, ["evaluate", "--images", str(images), "--temperature", "2", "--min-confidence", "0.5", "--data", str(mnist_dir)])
+    assert result.exit_code == 2, result.output
+    assert "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are scored as they are: drop them" in result.stderr
