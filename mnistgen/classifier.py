@@ -28,7 +28,6 @@ nn = paddle.nn
 F = paddle.nn.functional
 
 PREDICT_BATCH = 1000
-JUDGE_SPLIT = 128  # images per predictor run when judging samples
 SHIFT = 2  # random translation of up to 2 pixels each way: cheap augmentation, +0.1-0.2% accuracy
 DROPOUT = 0.3
 STREAM_SHUFFLE, STREAM_SHIFT = 31, 32
@@ -95,8 +94,8 @@ class Probabilities(nn.Layer):
 class Judge:
     """uint8 images (N, 28, 28) -> class probabilities (N, 10), as fast as the device allows: on
     the CPU the classifier exported and run as a Paddle Inference predictor (bf16 where the CPU is
-    fast at it: about 25x eager), eager elsewhere. Images are judged in fixed runs of JUDGE_SPLIT,
-    so a verdict does not depend on how many images come in one call."""
+    fast at it: about 25x eager), eager elsewhere. The predictor judges in fixed runs, so a verdict
+    does not depend on how many images come in one call."""
 
     def __init__(self, weights: checkpoint.Weights, device_name: str, precision: str = "auto", threads: Optional[int] = None):
         from mnistgen import predictor
@@ -109,7 +108,7 @@ class Judge:
                 return Probabilities(self.net), [paddle.static.InputSpec([None, 1, self.net.cfg.image_size, self.net.cfg.image_size], "float32", "x")]
 
             try:
-                stem = predictor.exported(f"classifier-{weights.sha256[:16]}", build)
+                stem = predictor.exported("classifier", weights.sha256, build)
                 self.run = predictor.Predictor(stem, threads or usable_cpus(), predictor.resolve_precision(precision))
             except MnistgenError:
                 raise
@@ -121,8 +120,7 @@ class Judge:
             return predict(self.net, images)[0]
         if not len(images):
             return np.zeros((0, self.net.cfg.num_classes), np.float32)
-        x = to_unit_range(images)
-        return np.concatenate([self.run(x=x[i : i + JUDGE_SPLIT]) for i in range(0, len(x), JUDGE_SPLIT)])
+        return self.run(x=to_unit_range(images))
 
 
 def confidence_filter(generator: checkpoint.Weights, min_confidence: Optional[float], judge_weights: Optional[checkpoint.Weights],

@@ -357,7 +357,7 @@ def parse_shard(text: Optional[str]):
     return Shard(index, count)
 
 
-# The choices below mirror generate.Format and sample.PRIORS; they are spelled out here because
+# The choices below mirror generate.Format, sample.PRIORS and predictor.PRECISIONS; they are spelled out here because
 # importing those modules would import numpy, and `mnistgen --help` must not.
 class PriorKind(str, Enum):
     auto = "auto"

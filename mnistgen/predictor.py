@@ -19,6 +19,8 @@ from mnistgen.errors import MnistgenError
 
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
 EXPORT_STEM = "model"
+SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an export
+SPLIT = 128  # rows per predictor run: a 256-image block runs as two halves whose activations stay in cache
 PRECISIONS = ("auto", "fp32", "bf16")
 # oneDNN's bf16 placement keeps an op in bf16 only between bf16 neighbours; the fused add+leaky-ReLU
 # it would build has no bf16 kernel and would strand the decoder's second conv-transpose and last
@@ -47,13 +49,14 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def exported(key: str, build: Callable[[], tuple]) -> Path:
-    """The cached export named `key` (its path stem), made on first use: build() returns the layer
-    and its input specs, which `paddle.jit.save` writes into a temporary folder renamed into place."""
+def exported(kind: str, sha256: str, build: Callable[[], tuple], tag: str = "") -> Path:
+    """The cached export of `kind` for the weights `sha256` (+ `tag` for anything else that changes
+    the graph), made on first use: build() returns the layer and its input specs, which
+    `paddle.jit.save` writes into a temporary folder renamed into place."""
     from mnistgen.data import cache_dir
     from mnistgen.model import paddle
 
-    folder = cache_dir() / INFERENCE_SUBDIR / key
+    folder = cache_dir() / INFERENCE_SUBDIR / f"{kind}-{sha256[:SHA_PREFIX]}{tag}"
     stem = folder / EXPORT_STEM
     if (folder / (EXPORT_STEM + ".pdiparams")).is_file():
         return stem
@@ -77,7 +80,9 @@ def exported(key: str, build: Callable[[], tuple]) -> Path:
 
 
 class Predictor:
-    """A Paddle Inference predictor on an export: arrays in (by input name), one array out."""
+    """A Paddle Inference predictor on an export: arrays in (by input name), one array out. Rows
+    always run in the same runs of SPLIT, so a row's result depends only on its run, not on how
+    many rows come in one call."""
 
     def __init__(self, stem: Path, threads: int, precision: str = "fp32"):
         from paddle import inference
@@ -96,8 +101,12 @@ class Predictor:
         self.inputs = {n: self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()}
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
 
-    def __call__(self, **arrays: np.ndarray) -> np.ndarray:
+    def _run(self, arrays: dict) -> np.ndarray:
         for name, array in arrays.items():
             self.inputs[name].copy_from_cpu(np.ascontiguousarray(array, dtype=np.float32))
         self.predictor.run()
         return self.output.copy_to_cpu()
+
+    def __call__(self, **arrays: np.ndarray) -> np.ndarray:
+        rows = len(next(iter(arrays.values())))
+        return np.concatenate([self._run({name: a[i : i + SPLIT] for name, a in arrays.items()}) for i in range(0, rows, SPLIT)])

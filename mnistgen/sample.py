@@ -26,13 +26,11 @@ TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when trunca
 TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
 UNLABELLED = -1  # the label of an unconditional model's samples
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
-SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an exported predictor
 IMAGE_SIDE = 28
 MAX_FILTER_ATTEMPTS = 200  # redraw chunks per block before a confidence filter gives up
 REDRAW_CHUNK = 32  # candidates decoded per redraw when a block misses only a few images
 MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
 MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
-PREDICT_SPLIT = 128  # images per predictor call: a block runs as two calls whose activations stay in cache
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -201,17 +199,11 @@ class PredictorDecoder:
             return ExportedDecoder(model.decoder), specs
 
         tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
-        self.run = predictor.Predictor(predictor.exported(f"decoder-{weights.sha256[:SHA_PREFIX]}{tag}", build), threads, precision)
-
-    def _run(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-        inputs = {"z": z, "onehot": onehot} if self.config.conditional else {"z": z}
-        return to_uint8(self.run(**inputs))  # (b, 1, 28, 28) -> (b, 28, 28)
+        self.run = predictor.Predictor(predictor.exported("decoder", weights.sha256, build, tag), threads, precision)
 
     def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-        """Always the same split of a call into PREDICT_SPLIT-image runs, so pixels depend only on z."""
-        parts = [self._run(z[i : i + PREDICT_SPLIT], None if onehot is None else onehot[i : i + PREDICT_SPLIT])
-                 for i in range(0, len(z), PREDICT_SPLIT)]
-        return np.concatenate(parts)
+        inputs = {"z": z, "onehot": onehot} if self.config.conditional else {"z": z}
+        return to_uint8(self.run(**inputs))  # (B, 1, 28, 28) -> (B, 28, 28)
 
 
 def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None, precision: str = "auto",
