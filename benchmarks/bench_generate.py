@@ -48,7 +48,10 @@ def eager_paths(weights, count: int, out: Path):
     labels = sample.one_hot(np.full(count, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
     def decode_only():
-        return [sample.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH]) for i in range(0, count, BATCH)]
+        return [
+            sample.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH])
+            for i in range(0, count, BATCH)
+        ]
 
     def decode_and_write():
         out.mkdir(exist_ok=True)
@@ -66,7 +69,9 @@ def predictor_decode(weights, count: int, precision: str):
 
     decoder = sample.make_decoder(weights, "cpu", backend="predictor", precision=precision)
     blocks = -(-count // sample.BLOCK)
-    labels = sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
+    labels = (
+        sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
+    )
 
     def run():
         for b in range(blocks):
@@ -99,8 +104,17 @@ def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path, confidence=
     def run():
         n = next(JOB_NUMBERS)
         out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
-        job = gen.plan_job(gen.Job(weights=weights, labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
-                                   count=count, out=out, fmt=gen.Format(fmt), seed=1, confidence=confidence))
+        job = gen.plan_job(
+            gen.Job(
+                weights=weights,
+                labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
+                count=count,
+                out=out,
+                fmt=gen.Format(fmt),
+                seed=1,
+                confidence=confidence,
+            )
+        )
         gen.run_job(job, decoder)
 
     return run
@@ -160,16 +174,42 @@ PEAK_RSS_PROBE = (
 def peak_memory_and_cold_start(model: str, root: Path) -> dict:
     """Peak RSS measured inside the child (Linux /proc)."""
     args = ["generate", "--model", model, "-q", "--seed", "1"]
-    small = subprocess.run([sys.executable, "-c", PEAK_RSS_PROBE, *args, "--digit", "7", "--count", "10", "--out", str(root / "small.h5")], capture_output=True, text=True)
-    big = subprocess.run([sys.executable, "-c", PEAK_RSS_PROBE, *args, "--digit", "all", "--count", "10000", "--out", str(root / "mem.h5")], capture_output=True, text=True)
+    small = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_PROBE, *args, "--digit", "7", "--count", "10", "--out", str(root / "small.h5")],
+        capture_output=True,
+        text=True,
+    )
+    big = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PEAK_RSS_PROBE,
+            *args,
+            "--digit",
+            "all",
+            "--count",
+            "10000",
+            "--out",
+            str(root / "mem.h5"),
+        ],
+        capture_output=True,
+        text=True,
+    )
 
     def peak(proc) -> int:
         return round(int(proc.stderr.split("PEAK_RSS_KIB")[-1].split()[0]) / 1024)
 
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mnistgen", *args, "--digit", "7", "--count", "10", "--out", str(root / "cold")], check=True, capture_output=True)
-    return {"hdf5_10_images_peak_rss_mib": peak(small), "hdf5_100k_images_peak_rss_mib": peak(big),
-            "cold_start_10_png_s": round(time.perf_counter() - started, 2)}
+    subprocess.run(
+        [sys.executable, "-m", "mnistgen", *args, "--digit", "7", "--count", "10", "--out", str(root / "cold")],
+        check=True,
+        capture_output=True,
+    )
+    return {
+        "hdf5_10_images_peak_rss_mib": peak(small),
+        "hdf5_100k_images_peak_rss_mib": peak(big),
+        "cold_start_10_png_s": round(time.perf_counter() - started, 2),
+    }
 
 
 def main() -> None:
@@ -177,12 +217,14 @@ def main() -> None:
     parser.add_argument("--model", default="cvae-2d")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory", action="store_true", help="also measure peak memory for 100,000 HDF5 images and cold start")
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure peak memory for 100,000 HDF5 images and cold start"
+    )
     args = parser.parse_args()
 
     from mnistgen import checkpoint
-    from mnistgen.runtime import select_device, usable_cpus
     from mnistgen.predictor import fast_bf16, resolve_precision
+    from mnistgen.runtime import select_device, usable_cpus
 
     select_device("cpu")
     weights = checkpoint.inspect(args.model)
@@ -198,24 +240,35 @@ def main() -> None:
             rates[f"predictor {precision}"] = median_rate(run, args.count, args.repeats)
         default = decoders[resolve_precision("auto")]
         for fmt in ("png", "hdf5", "npz"):
-            rates[f"mnistgen {fmt}"] = median_rate(mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats)
+            rates[f"mnistgen {fmt}"] = median_rate(
+                mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats
+            )
         threshold = weights.card.get("sampling", {}).get("min_confidence")
         if threshold:  # what generate does by default for this model: its samples checked by the classifier
             from mnistgen import classifier as clf
             from mnistgen.sample import ConfidenceFilter
 
             judge = clf.Judge(checkpoint.inspect("classifier"), "cpu")
-            rates["mnistgen hdf5 verified"] = median_rate(mnistgen_job(weights, default, args.count, "hdf5", root, ConfidenceFilter(judge, threshold)),
-                                                          args.count, args.repeats)
+            rates["mnistgen hdf5 verified"] = median_rate(
+                mnistgen_job(weights, default, args.count, "hdf5", root, ConfidenceFilter(judge, threshold)),
+                args.count,
+                args.repeats,
+            )
         if default.precision != "fp32":
-            rates["mnistgen png fp32"] = median_rate(mnistgen_job(weights, decoders["fp32"], args.count, "png", root), args.count, args.repeats)
-        rates[f"files only x{usable_cpus()}"] = median_rate(file_ceiling(args.count, root, usable_cpus()), args.count, args.repeats)
+            rates["mnistgen png fp32"] = median_rate(
+                mnistgen_job(weights, decoders["fp32"], args.count, "png", root), args.count, args.repeats
+            )
+        rates[f"files only x{usable_cpus()}"] = median_rate(
+            file_ceiling(args.count, root, usable_cpus()), args.count, args.repeats
+        )
         torch_run = torch_png(weights, args.count, root / "torch")
         if torch_run is not None:
             rates["torch+png"] = median_rate(torch_run, args.count, args.repeats)
         extra = peak_memory_and_cold_start(args.model, root) if args.memory else {}
 
-    print(f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, {usable_cpus()} CPUs")
+    print(
+        f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, {usable_cpus()} CPUs"
+    )
     base = rates["eager+png"]
     for name, rate in rates.items():
         line = f"  {name:22s} {rate:9.0f} images/s   x{rate / base:5.2f} vs eager+png"

@@ -56,9 +56,29 @@ def data_parallel_rate(train, processes: int, repeats: int, tmp: Path) -> float:
     data.write_idx(folder / "train-images-idx3-ubyte", train.images)
     data.write_idx(folder / "train-labels-idx1-ubyte", train.labels)
     mnistgen = shutil.which("mnistgen") or str(Path(sys.executable).parent / "mnistgen")
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(tmp / "dp-log"),
-           mnistgen, "train", "--distributed", "--model", "cvae", "--data", str(folder), "--epochs", str(repeats + 1),
-           "--batch-size", str(BATCH // processes), "--out", str(tmp / "dp-run"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        str(processes),
+        "--log_dir",
+        str(tmp / "dp-log"),
+        mnistgen,
+        "train",
+        "--distributed",
+        "--model",
+        "cvae",
+        "--data",
+        str(folder),
+        "--epochs",
+        str(repeats + 1),
+        "--batch-size",
+        str(BATCH // processes),
+        "--out",
+        str(tmp / "dp-run"),
+        "--quiet",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
     history = [json.loads(line) for line in (tmp / "dp-run" / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(h["images_per_s"] for h in history[1:]) * processes
@@ -110,7 +130,9 @@ def tutorial_loop(images: np.ndarray, labels: np.ndarray):
             z = P.to_tensor(np.random.normal(0, 1, (BATCH, 2, 1, 1)).astype(np.float32))
             mean, logvar = encoder(x, y)
             out = decoder(z * P.exp(0.5 * logvar) + mean, y)
-            loss = P.mean(P.sum((x - out) ** 2, [1, 2, 3])) + P.mean(P.sum(-0.5 * (1 + logvar - mean**2 - P.exp(logvar)), [1, 2, 3]))
+            loss = P.mean(P.sum((x - out) ** 2, [1, 2, 3])) + P.mean(
+                P.sum(-0.5 * (1 + logvar - mean**2 - P.exp(logvar)), [1, 2, 3])
+            )
             encoder.clear_gradients()
             decoder.clear_gradients()
             loss.backward()
@@ -127,10 +149,23 @@ def torch_loop(images: np.ndarray, labels: np.ndarray):
         return None
     nn, F = torch.nn, torch.nn.functional
     c = 32
-    enc = nn.ModuleDict({"label": nn.Linear(10, 784), "c1": nn.Conv2d(2, c, 4, 2, 1), "c2": nn.Conv2d(c, 2 * c, 4, 2, 1),
-                         "mean": nn.Linear(2 * c * 49, 2), "logvar": nn.Linear(2 * c * 49, 2)})
-    dec = nn.ModuleDict({"fc": nn.Linear(12, c * 49), "u1": nn.ConvTranspose2d(c, 2 * c, 4, 2, 1),
-                         "u2": nn.ConvTranspose2d(2 * c, c, 4, 2, 1), "out": nn.Conv2d(c, 1, 3, 1, 1)})
+    enc = nn.ModuleDict(
+        {
+            "label": nn.Linear(10, 784),
+            "c1": nn.Conv2d(2, c, 4, 2, 1),
+            "c2": nn.Conv2d(c, 2 * c, 4, 2, 1),
+            "mean": nn.Linear(2 * c * 49, 2),
+            "logvar": nn.Linear(2 * c * 49, 2),
+        }
+    )
+    dec = nn.ModuleDict(
+        {
+            "fc": nn.Linear(12, c * 49),
+            "u1": nn.ConvTranspose2d(c, 2 * c, 4, 2, 1),
+            "u2": nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
+            "out": nn.Conv2d(c, 1, 3, 1, 1),
+        }
+    )
     opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3, betas=(0.5, 0.999))
     x_all = torch.from_numpy(images.astype(np.float32)[:, None] / 127.5 - 1)
     y_all = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
@@ -161,7 +196,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FIXTURE)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=None, help="data-parallel processes (default: the usable CPUs)")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="data-parallel processes (default: the usable CPUs)"
+    )
     args = parser.parse_args()
 
     from mnistgen import data
@@ -170,7 +207,9 @@ def main() -> None:
     select_device("cpu")
     dataset = data.load(args.data)
     reps = -(-args.images // len(dataset.train))
-    train = data.Split(np.tile(dataset.train.images, (reps, 1, 1))[: args.images], np.tile(dataset.train.labels, reps)[: args.images])
+    train = data.Split(
+        np.tile(dataset.train.images, (reps, 1, 1))[: args.images], np.tile(dataset.train.labels, reps)[: args.images]
+    )
     dataset = data.Dataset(train, None, str(args.data))
     n = len(train) // BATCH * BATCH
     rates = {}
@@ -183,7 +222,9 @@ def main() -> None:
     torch_run = torch_loop(train.images, train.labels)
     if torch_run is not None:
         rates["torch"] = median_rate(torch_run, n, args.repeats)
-    print(f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, {usable_cpus()} CPUs")
+    print(
+        f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, {usable_cpus()} CPUs"
+    )
     for name, rate in rates.items():
         line = f"  {name:11s} {rate:8.0f} images/s   x{rate / rates['tutorial']:5.2f} vs tutorial"
         if "torch" in rates:

@@ -1,6 +1,6 @@
 """Use mnistgen from Python: generate labelled digits as arrays, walk the latent space, encode.
 
-    python examples/python_api.py
+python examples/python_api.py
 """
 
 import numpy as np

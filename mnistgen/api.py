@@ -13,7 +13,8 @@ Pixels equal what `mnistgen generate` writes for the same seed, digit and index.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import numpy as np
 
@@ -68,9 +69,17 @@ class Model:
         return f"<mnistgen.Model {self.name}: {c.kind}, latent {c.latent}, {self.device}>"
 
     # -- sampling
-    def generate(self, digit: Optional[Union[int, Sequence[int]]] = None, count: int = 100, seed: int = 0,
-                 temperature: Optional[float] = None, prior: str = "auto", truncation: Optional[float] = None,
-                 min_confidence: Optional[float] = None, classifier: str = "classifier") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def generate(
+        self,
+        digit: Optional[Union[int, Sequence[int]]] = None,
+        count: int = 100,
+        seed: int = 0,
+        temperature: Optional[float] = None,
+        prior: str = "auto",
+        truncation: Optional[float] = None,
+        min_confidence: Optional[float] = None,
+        classifier: str = "classifier",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`count` images per digit (all digits by default; an unconditional model ignores none and
         refuses a digit). `prior`: "standard", "fitted" or "auto"; `temperature`, `truncation` (a radius,
         0 for none) and `min_confidence` (keep samples `classifier` assigns to their digit with at least
@@ -86,9 +95,18 @@ class Model:
         if sample.recommended(self.weights, "min_confidence", min_confidence, 0):
             from mnistgen import classifier as clf
 
-            confidence = clf.confidence_filter(self.weights, min_confidence, checkpoint.inspect(classifier), self.device)
-        return sample.generate_arrays(self.decoder, labels_for(self.weights, digits), count, seed, temperature,
-                                      sample.make_prior(self.weights, prior, truncation), confidence)
+            confidence = clf.confidence_filter(
+                self.weights, min_confidence, checkpoint.inspect(classifier), self.device
+            )
+        return sample.generate_arrays(
+            self.decoder,
+            labels_for(self.weights, digits),
+            count,
+            seed,
+            temperature,
+            sample.make_prior(self.weights, prior, truncation),
+            confidence,
+        )
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
         """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""
@@ -100,12 +118,22 @@ class Model:
             onehot = sample.one_hot(np.resize(np.asarray(labels), len(z)), self.config.num_classes)
         return sample.decode_all(self.decoder, z, onehot)
 
-    def interpolate(self, digits: Optional[Sequence[int]] = None, points=None, digit: Optional[int] = None,
-                    steps: int = 16, method: str = "lerp", loop: bool = False, seed: Optional[int] = None) -> np.ndarray:
+    def interpolate(
+        self,
+        digits: Optional[Sequence[int]] = None,
+        points=None,
+        digit: Optional[int] = None,
+        steps: int = 16,
+        method: str = "lerp",
+        loop: bool = False,
+        seed: Optional[int] = None,
+    ) -> np.ndarray:
         """Frames uint8 (F, 28, 28) along a path through digits or latent points (see explore.walk)."""
         if digits is None and points is None:
             digits = list(range(self.config.num_classes))
-        z, onehot = explore.walk(self.weights, steps, method, loop, digits=digits, points=points, label=digit, seed=seed)
+        z, onehot = explore.walk(
+            self.weights, steps, method, loop, digits=digits, points=points, label=digit, seed=seed
+        )
         return sample.decode_all(self.decoder, z, onehot)
 
     def encode(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +158,15 @@ def models() -> list[dict]:
             found.append({"name": name, "error": str(exc)})
             continue
         metrics, training = w.card.get("metrics", {}), w.card.get("training", {})
-        found.append({
-            "name": name, "kind": w.config.kind, "latent": getattr(w.config, "latent", None), "epochs": training.get("epochs_done"),
-            "test_loss": metrics.get("test_loss"), "sha256": w.sha256, "path": str(w.path),
-        })
+        found.append(
+            {
+                "name": name,
+                "kind": w.config.kind,
+                "latent": getattr(w.config, "latent", None),
+                "epochs": training.get("epochs_done"),
+                "test_loss": metrics.get("test_loss"),
+                "sha256": w.sha256,
+                "path": str(w.path),
+            }
+        )
     return found

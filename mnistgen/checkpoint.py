@@ -65,7 +65,9 @@ class Weights:
         try:
             return load(self.path.read_bytes())
         except Exception as exc:  # safetensors raises its own error types
-            raise MnistgenError(f"{self.path} cannot be read as safetensors ({exc}): the file is damaged; train or download it again") from None
+            raise MnistgenError(
+                f"{self.path} cannot be read as safetensors ({exc}): the file is damaged; train or download it again"
+            ) from None
 
 
 def shipped_dir() -> Path:
@@ -96,7 +98,9 @@ def _looks_like_path(spec: str) -> bool:
 def resolve(spec: str) -> Path:
     """`--model NAME|PATH` -> the .safetensors path. Raises MnistgenError naming the fix."""
     if not spec or not spec.strip():
-        raise MnistgenError(f"--model is empty: give a model name ({', '.join(available_names()) or 'none found'}) or a path")
+        raise MnistgenError(
+            f"--model is empty: give a model name ({', '.join(available_names()) or 'none found'}) or a path"
+        )
     path = Path(spec).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise MnistgenError(
@@ -115,7 +119,9 @@ def resolve(spec: str) -> Path:
                 return candidate
         known = ", ".join(available_names()) or "none found"
         raise MnistgenError(f"unknown model {spec!r}: use one of {known}, or a path to a .safetensors file")
-    raise MnistgenError(f"no weights file at {path}: check the path (a .safetensors file, its .json card, or a run directory)")
+    raise MnistgenError(
+        f"no weights file at {path}: check the path (a .safetensors file, its .json card, or a run directory)"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -135,9 +141,13 @@ def _read_header(path: Path) -> dict:
         first = f.read(1) if plausible else b""
         if first != b"{":
             if head[:1] == PICKLE_PROTO and head[1:2] in PICKLE_VERSIONS or head[:2] == ZIP_MAGIC:
-                raise MnistgenError(f"{path} is a pickle/zip file, not safetensors: mnistgen refuses it because unpickling can run code")
+                raise MnistgenError(
+                    f"{path} is a pickle/zip file, not safetensors: mnistgen refuses it because unpickling can run code"
+                )
             if len(head) < HEADER_LEN_BYTES:
-                raise MnistgenError(f"{path} is truncated (shorter than a safetensors header): train or download it again")
+                raise MnistgenError(
+                    f"{path} is truncated (shorter than a safetensors header): train or download it again"
+                )
             raise MnistgenError(f"{path} is not a safetensors file (or is truncated): train or download it again")
         try:
             header = json.loads(first + f.read(length - 1))
@@ -170,13 +180,17 @@ def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
         for s in shape:
             count *= s
         if end - begin != count * DTYPE_BYTES["F32"] or end > data_size:
-            raise MnistgenError(f"{path} is truncated or damaged (tensor {name} runs past the end): train or download it again")
+            raise MnistgenError(
+                f"{path} is truncated or damaged (tensor {name} runs past the end): train or download it again"
+            )
 
 
 def _card_from_metadata(path: Path, header: dict) -> dict:
     meta = header.get("__metadata__") or {}
     if METADATA_KEY not in meta:
-        raise MnistgenError(f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not written by mnistgen")
+        raise MnistgenError(
+            f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not written by mnistgen"
+        )
     try:
         config = json.loads(meta[METADATA_KEY])
     except json.JSONDecodeError:
@@ -188,12 +202,16 @@ def read_card(path: Path) -> dict:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MnistgenError(f"model card {path} is not valid JSON ({exc}): train or download the weights again") from None
+        raise MnistgenError(
+            f"model card {path} is not valid JSON ({exc}): train or download the weights again"
+        ) from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise MnistgenError(f"{path} is not an mnistgen model card (no \"format\": \"{FORMAT}\")")
+        raise MnistgenError(f'{path} is not an mnistgen model card (no "format": "{FORMAT}")')
     version = card.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise MnistgenError(f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade mnistgen")
+        raise MnistgenError(
+            f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade mnistgen"
+        )
     return card
 
 
@@ -208,7 +226,9 @@ def inspect(spec: str) -> Weights:
     digest = sha256_of(path)
     recorded = card.get("sha256")
     if recorded and recorded != digest:
-        raise MnistgenError(f"{path} does not match the sha256 in its card {card_path.name}: the file was changed or damaged; train or download it again")
+        raise MnistgenError(
+            f"{path} does not match the sha256 in its card {card_path.name}: the file was changed or damaged; train or download it again"
+        )
     return Weights(path=path, config=config, card=card, sha256=digest)
 
 

@@ -55,7 +55,9 @@ class Classifier(nn.Layer):
 
 def load(weights: checkpoint.Weights) -> Classifier:
     if not weights.is_classifier:
-        raise MnistgenError(f"{weights.path} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier")
+        raise MnistgenError(
+            f"{weights.path} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
+        )
     with paddle.utils.unique_name.guard():
         net = Classifier(weights.config)
     arrays = weights.arrays()
@@ -97,15 +99,20 @@ class Judge:
     fast at it: about 25x eager), eager elsewhere. The predictor judges in fixed runs, so a verdict
     does not depend on how many images come in one call."""
 
-    def __init__(self, weights: checkpoint.Weights, device_name: str, precision: str = "auto", threads: Optional[int] = None):
+    def __init__(
+        self, weights: checkpoint.Weights, device_name: str, precision: str = "auto", threads: Optional[int] = None
+    ):
         from mnistgen import predictor
         from mnistgen.runtime import usable_cpus
 
         self.net = load(weights)
         self.run = None
         if device_name.startswith("cpu"):
+
             def build():
-                return Probabilities(self.net), [paddle.static.InputSpec([None, 1, self.net.cfg.image_size, self.net.cfg.image_size], "float32", "x")]
+                return Probabilities(self.net), [
+                    paddle.static.InputSpec([None, 1, self.net.cfg.image_size, self.net.cfg.image_size], "float32", "x")
+                ]
 
             try:
                 stem = predictor.exported("classifier", weights.sha256, build)
@@ -123,8 +130,13 @@ class Judge:
         return self.run(x=to_unit_range(images))
 
 
-def confidence_filter(generator: checkpoint.Weights, min_confidence: Optional[float], judge_weights: Optional[checkpoint.Weights],
-                      device_name: str, precision: str = "auto"):
+def confidence_filter(
+    generator: checkpoint.Weights,
+    min_confidence: Optional[float],
+    judge_weights: Optional[checkpoint.Weights],
+    device_name: str,
+    precision: str = "auto",
+):
     """The filter `--min-confidence` asks for (None: the generator's card recommendation), judged by
     `judge_weights`; None when no filtering is wanted."""
     from mnistgen.sample import ConfidenceFilter, recommended
@@ -157,8 +169,13 @@ def accuracy(net: Classifier, split: Split) -> float:
     return float((probs.argmax(1) == split.labels).mean())
 
 
-def train(train_split: Split, test_split: Optional[Split], options: ClassifierOptions, cfg: ClassifierConfig = ClassifierConfig(),
-          on_epoch=lambda metrics: None) -> tuple[Classifier, list[dict]]:
+def train(
+    train_split: Split,
+    test_split: Optional[Split],
+    options: ClassifierOptions,
+    cfg: ClassifierConfig = ClassifierConfig(),
+    on_epoch=lambda metrics: None,
+) -> tuple[Classifier, list[dict]]:
     """Train a classifier from scratch; returns it and one metrics dict per epoch."""
     from mnistgen.train import cosine_lr
 
@@ -186,7 +203,11 @@ def train(train_split: Split, test_split: Optional[Split], options: ClassifierOp
             opt.step()
             opt.clear_grad()
             total += loss.item()
-        metrics = {"epoch": epoch + 1, "train_loss": round(total / steps, 5), "seconds": round(time.perf_counter() - started, 1)}
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": round(total / steps, 5),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         if test_split is not None:
             metrics["test_accuracy"] = round(accuracy(net, test_split), 5)
         history.append(metrics)
@@ -195,7 +216,9 @@ def train(train_split: Split, test_split: Optional[Split], options: ClassifierOp
     return net, history
 
 
-def save(net: Classifier, history: list[dict], options: ClassifierOptions, run_dir: Path, source: str, train_images: int) -> checkpoint.Weights:
+def save(
+    net: Classifier, history: list[dict], options: ClassifierOptions, run_dir: Path, source: str, train_images: int
+) -> checkpoint.Weights:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -203,8 +226,13 @@ def save(net: Classifier, history: list[dict], options: ClassifierOptions, run_d
         "name": run_dir.name,
         "config": net.cfg.to_dict(),
         "classes": [str(c) for c in range(net.cfg.num_classes)],
-        "training": {**asdict(options), "epochs_done": len(history), "train_images": train_images, "data": source,
-                     "seconds_total": round(sum(h["seconds"] for h in history), 1)},
+        "training": {
+            **asdict(options),
+            "epochs_done": len(history),
+            "train_images": train_images,
+            "data": source,
+            "seconds_total": round(sum(h["seconds"] for h in history), 1),
+        },
         "metrics": {k: v for k, v in history[-1].items() if k != "epoch"},
         "mnistgen_version": __version__,
         "paddle_version": paddle.__version__,

@@ -50,18 +50,45 @@ class ModelKind(str, Enum):
     classifier = "classifier"
 
 
-DeviceOption = Annotated[Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")]
-TruncationOption = Annotated[Optional[float], typer.Option(
-    "--truncation", min=0.0, max=100.0,
-    help="Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); 0: keep all [default: the model card's recommendation, else 0].")]
-MinConfidenceOption = Annotated[Optional[float], typer.Option(
-    "--min-confidence", min=0.0, max=1.0,
-    help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 keeps all [default: the model card's recommendation, else 0].")]
-SharpenOption = Annotated[Optional[float], typer.Option(
-    "--sharpen", min=1.0, max=10.0,
-    help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].")]
+DeviceOption = Annotated[
+    Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")
+]
+TruncationOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--truncation",
+        min=0.0,
+        max=100.0,
+        help="Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); 0: keep all [default: the model card's recommendation, else 0].",
+    ),
+]
+MinConfidenceOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--min-confidence",
+        min=0.0,
+        max=1.0,
+        help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 keeps all [default: the model card's recommendation, else 0].",
+    ),
+]
+SharpenOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--sharpen",
+        min=1.0,
+        max=10.0,
+        help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].",
+    ),
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines on stderr.")]
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.")]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.",
+    ),
+]
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 
@@ -84,7 +111,9 @@ def _user_errors(interrupted_note: str = "stopped; every file already written is
     except OSError as exc:  # disk full, file-size limit, permissions changed under us
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         reason = exc.strerror or " ".join(str(exc).split())  # one line, whatever the library put in it
-        _stderr(f"Error: cannot write{where}: {reason}; free space or choose another --out (partial files were removed)")
+        _stderr(
+            f"Error: cannot write{where}: {reason}; free space or choose another --out (partial files were removed)"
+        )
         raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -96,7 +125,10 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
 ) -> None:
     """Train a VAE / conditional VAE on MNIST with PaddlePaddle and generate synthetic handwritten digits.
 
@@ -110,7 +142,9 @@ def _root(
 def parse_int_list(text: str, option: str) -> list[int]:
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not p.isdigit() for p in parts):
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of non-negative integers (e.g. 5,25)", param_hint=option)
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of non-negative integers (e.g. 5,25)", param_hint=option
+        )
     return [int(p) for p in parts]
 
 
@@ -123,7 +157,9 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     digits = parse_int_list(text, "--digit")
     bad = [d for d in digits if d >= num_classes]
     if bad:
-        raise typer.BadParameter(f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit")
+        raise typer.BadParameter(
+            f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit"
+        )
     return sorted(set(digits))
 
 
@@ -139,8 +175,10 @@ def _judge_weights(weights, min_confidence: Optional[float], classifier: str):
         try:
             checkpoint.resolve(classifier)
         except MnistgenError as exc:
-            raise MnistgenError(f"model {weights.name} checks its samples with a classifier by default, but {exc}; "
-                                "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check") from None
+            raise MnistgenError(
+                f"model {weights.name} checks its samples with a classifier by default, but {exc}; "
+                "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
+            ) from None
     return _check_model(classifier, "--classifier")
 
 
@@ -156,7 +194,9 @@ def _check_model(spec: str, option: str = "--model"):
     if option == "--model" and weights.is_classifier:
         raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
     if option == "--classifier" and not weights.is_classifier:
-        raise MnistgenError(f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier")
+        raise MnistgenError(
+            f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
+        )
     return weights
 
 
@@ -168,11 +208,24 @@ def _progress(quiet: bool):
     if quiet:
         return _NullProgress()
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
     )
 
 
@@ -208,7 +261,10 @@ def command_line(ctx: typer.Context) -> str:
             flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
             words += [flag] if flag else []
         else:
-            words += [param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0], str(getattr(value, "value", value))]
+            words += [
+                param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0],
+                str(getattr(value, "value", value)),
+            ]
     return shlex.join(words)
 
 
@@ -236,33 +292,111 @@ class _TrainProgress:
         self.progress.update(self.task, completed=step + 1, description=f"epoch {epoch + 1}/{self.epochs}", info=info)
 
     def on_epoch(self, metrics):
-        test = f"test loss {metrics['test_loss']:.2f} (rec {metrics['test_rec']:.2f}, KL {metrics['test_kl']:.2f})" if "test_loss" in metrics else "no test evaluation this epoch"
-        self.progress.console.print(f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.2f}, {test}, {metrics['seconds']:.0f} s")
+        test = (
+            f"test loss {metrics['test_loss']:.2f} (rec {metrics['test_rec']:.2f}, KL {metrics['test_kl']:.2f})"
+            if "test_loss" in metrics
+            else "no test evaluation this epoch"
+        )
+        self.progress.console.print(
+            f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.2f}, {test}, {metrics['seconds']:.0f} s"
+        )
 
 
 @app.command()
 def train(
     ctx: typer.Context,
-    model: Annotated[ModelKind, typer.Option("--model", "-m", help="What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and --min-confidence use.")] = ModelKind.cvae,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d].")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].")] = None,
-    download: Annotated[bool, typer.Option("--download", help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.")] = False,
+    model: Annotated[
+        ModelKind,
+        typer.Option(
+            "--model",
+            "-m",
+            help="What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and --min-confidence use.",
+        ),
+    ] = ModelKind.cvae,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d].",
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data",
+            exists=True,
+            help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].",
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.",
+        ),
+    ] = False,
     epochs: Annotated[int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")] = 20,
     latent: Annotated[int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")] = 2,
-    channels: Annotated[int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")] = 32,
-    likelihood: Annotated[Likelihood, typer.Option("--likelihood", help="gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on [0, 1] pixels.")] = Likelihood.gaussian,
-    kl_warmup: Annotated[int, typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1.")] = 0,
+    channels: Annotated[
+        int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")
+    ] = 32,
+    likelihood: Annotated[
+        Likelihood,
+        typer.Option(
+            "--likelihood",
+            help="gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on [0, 1] pixels.",
+        ),
+    ] = Likelihood.gaussian,
+    kl_warmup: Annotated[
+        int, typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1.")
+    ] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")] = 64,
-    lr: Annotated[float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")] = 1e-3,
-    lr_decay: Annotated[bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")] = True,
-    beta1: Annotated[float, typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")] = 0.5,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")] = None,
-    indices: Annotated[Optional[str], typer.Option("--indices", help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")] = 0,
-    eval_every: Annotated[int, typer.Option("--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last).")] = 1,
-    class_names: Annotated[Optional[str], typer.Option("--class-names", help="Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: \"T-shirt/top,Trouser,...\") [default: 0, 1, ...].")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")] = False,
-    distributed: Annotated[bool, typer.Option("--distributed", help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.")] = False,
+    lr: Annotated[
+        float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")
+    ] = 1e-3,
+    lr_decay: Annotated[
+        bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
+    ] = True,
+    beta1: Annotated[
+        float, typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
+    ] = 0.5,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")
+    ] = None,
+    indices: Annotated[
+        Optional[str],
+        typer.Option(
+            "--indices",
+            help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")
+    ] = 0,
+    eval_every: Annotated[
+        int,
+        typer.Option(
+            "--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last)."
+        ),
+    ] = 1,
+    class_names: Annotated[
+        Optional[str],
+        typer.Option(
+            "--class-names",
+            help='Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: "T-shirt/top,Trouser,...") [default: 0, 1, ...].',
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last finished epoch.")
+    ] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.",
+        ),
+    ] = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -278,9 +412,14 @@ def train(
 
     rank, world = launched_world()
     if distributed and world < 2:
-        raise typer.BadParameter('start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "$(which mnistgen)" train ...', param_hint="--distributed")
+        raise typer.BadParameter(
+            'start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "$(which mnistgen)" train ...',
+            param_hint="--distributed",
+        )
     if world > 1 and model is ModelKind.classifier:
-        raise typer.BadParameter("the classifier trains on one process: drop the distributed launch", param_hint="--model")
+        raise typer.BadParameter(
+            "the classifier trains on one process: drop the distributed launch", param_hint="--model"
+        )
     quiet = quiet or rank != 0  # one progress bar, from rank 0
     names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
@@ -292,20 +431,38 @@ def train(
         dataset = data_lib.load(data, download=download and rank == 0)
         num_classes = max(10, int(dataset.train.labels.max()) + 1)  # MNIST's 10, or up to 256 for other IDX datasets
         if names and len(names) != num_classes:
-            raise MnistgenError(f"--class-names has {len(names)} names but the data has {num_classes} classes: give one name per class")
-        config = ModelConfig(kind=model.value if model is not ModelKind.classifier else "cvae", latent=latent, channels=channels,
-                             num_classes=num_classes, likelihood=likelihood.value)
+            raise MnistgenError(
+                f"--class-names has {len(names)} names but the data has {num_classes} classes: give one name per class"
+            )
+        config = ModelConfig(
+            kind=model.value if model is not ModelKind.classifier else "cvae",
+            latent=latent,
+            channels=channels,
+            num_classes=num_classes,
+            likelihood=likelihood.value,
+        )
         extra = {}
         if chosen is not None:
             bad = [i for i in chosen if i >= len(dataset.train)]
             if bad:
-                raise MnistgenError(f"--indices {bad[0]} is out of range: the training set has {len(dataset.train)} images (0-{len(dataset.train) - 1})")
+                raise MnistgenError(
+                    f"--indices {bad[0]} is out of range: the training set has {len(dataset.train)} images (0-{len(dataset.train) - 1})"
+                )
             dataset.train, extra["indices"] = dataset.train.subset(chosen), chosen
         elif limit is not None:
             dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
         options = train_lib.TrainOptions(
-            epochs=epochs, batch_size=batch_size, lr=lr, beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, eval_every=eval_every, seed=seed,
-            command=command_line(ctx), extra=extra, class_names=names,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            beta1=beta1,
+            lr_decay=lr_decay,
+            kl_warmup=kl_warmup,
+            eval_every=eval_every,
+            seed=seed,
+            command=command_line(ctx),
+            extra=extra,
+            class_names=names,
         )
         from mnistgen.runtime import init_distributed, select_device
 
@@ -314,25 +471,48 @@ def train(
         started = time.perf_counter()
         if model is ModelKind.classifier:
             metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
-            _emit({**metrics, "run": str(out), "model": str(out / "model.safetensors"), "seconds_total": round(time.perf_counter() - started, 1)})
+            _emit(
+                {
+                    **metrics,
+                    "run": str(out),
+                    "model": str(out / "model.safetensors"),
+                    "seconds_total": round(time.perf_counter() - started, 1),
+                }
+            )
             return
         with _progress(quiet) as progress:
             if not quiet:
                 ranks = f" on {world} processes" if world > 1 else ""
-                _stderr(f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}{ranks}, into {out}")
-            metrics = train_lib.train(config, dataset, options, out, resume=resume, callback=_TrainProgress(progress), rank=rank, world=world)
+                _stderr(
+                    f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}{ranks}, into {out}"
+                )
+            metrics = train_lib.train(
+                config, dataset, options, out, resume=resume, callback=_TrainProgress(progress), rank=rank, world=world
+            )
         if rank == 0:
-            _emit({**metrics, "run": str(out), "model": str(out / "model.safetensors"), "seconds_total": round(time.perf_counter() - started, 1), "processes": world})
+            _emit(
+                {
+                    **metrics,
+                    "run": str(out),
+                    "model": str(out / "model.safetensors"),
+                    "seconds_total": round(time.perf_counter() - started, 1),
+                    "processes": world,
+                }
+            )
 
 
-def _train_classifier(dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool) -> dict:
+def _train_classifier(
+    dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool
+) -> dict:
     from mnistgen import classifier as clf
 
     options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
 
     def report(metrics: dict) -> None:
         if not quiet:
-            _stderr(f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, {metrics['seconds']:.0f} s")
+            _stderr(
+                f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, {metrics['seconds']:.0f} s"
+            )
 
     net, history = clf.train(dataset.train, dataset.test, options, on_epoch=report)
     clf.save(net, history, options, out, dataset.source, len(dataset.train))
@@ -350,10 +530,15 @@ def parse_shard(text: Optional[str]):
         return Shard(0, 1)
     index, slash, count = text.partition("/")
     if not slash or not index.strip().isdigit() or not count.strip().isdigit():
-        raise typer.BadParameter(f"{text!r} is not i/n: job i of n, counting from 0 (e.g. 0/4 ... 3/4)", param_hint="--shard")
+        raise typer.BadParameter(
+            f"{text!r} is not i/n: job i of n, counting from 0 (e.g. 0/4 ... 3/4)", param_hint="--shard"
+        )
     index, count = int(index), int(count)
     if count < 1 or index >= count:
-        raise typer.BadParameter(f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... {max(count, 2) - 1}/{max(count, 2)})", param_hint="--shard")
+        raise typer.BadParameter(
+            f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... {max(count, 2) - 1}/{max(count, 2)})",
+            param_hint="--shard",
+        )
     return Shard(index, count)
 
 
@@ -382,27 +567,101 @@ class OutputFormat(str, Enum):
 @app.command()
 def generate(
     ctx: typer.Context,
-    digit: Annotated[Optional[str], typer.Option("--digit", "-d", help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].")] = None,
-    class_: Annotated[Optional[str], typer.Option("--class", help="The general form of --digit for other datasets: class names from the model card or indices, e.g. Sneaker,0.")] = None,
+    digit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--digit",
+            "-d",
+            help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].",
+        ),
+    ] = None,
+    class_: Annotated[
+        Optional[str],
+        typer.Option(
+            "--class",
+            help="The general form of --digit for other datasets: class names from the model card or indices, e.g. Sneaker,0.",
+        ),
+    ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")] = Path("synth"),
-    fmt: Annotated[Optional[OutputFormat], typer.Option("--format", "-f", help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")
+    ] = Path("synth"),
+    fmt: Annotated[
+        Optional[OutputFormat],
+        typer.Option(
+            "--format",
+            "-f",
+            help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].",
+        ),
+    ] = None,
     model: ModelOption = DEFAULT_GENERATOR,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].")] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--seed",
+            min=0,
+            max=MAX_SEED,
+            help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].",
+        ),
+    ] = None,
+    temperature: Annotated[
+        Optional[float],
+        typer.Option(
+            "--temperature",
+            "-t",
+            min=0.0,
+            max=10.0,
+            help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].",
+        ),
+    ] = None,
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
-    prior: Annotated[PriorKind, typer.Option("--prior", help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.")] = "auto",
-    shard: Annotated[Optional[str], typer.Option("--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.")] = None,
-    scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")] = 1,
+    prior: Annotated[
+        PriorKind,
+        typer.Option(
+            "--prior",
+            help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.",
+        ),
+    ] = "auto",
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run."
+        ),
+    ] = None,
+    scale: Annotated[
+        int, typer.Option("--scale", min=1, max=32, help="Enlarge a grid picture by this factor (nearest neighbour).")
+    ] = 1,
     min_confidence: MinConfidenceOption = None,
-    classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights for --min-confidence (name or path).")] = "classifier",
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS].")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace earlier mnistgen output in --out (digit folders, metadata, the target file).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted job: write only the files that are missing.")] = False,
+    classifier: Annotated[
+        str, typer.Option("--classifier", help="Classifier weights for --min-confidence (name or path).")
+    ] = "classifier",
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads",
+            min=1,
+            max=1024,
+            help="CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS].",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace earlier mnistgen output in --out (digit folders, metadata, the target file)."
+        ),
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish an interrupted job: write only the files that are missing.")
+    ] = False,
     device: DeviceOption = Device.auto,
-    precision: Annotated[Precision, typer.Option(
-        "--precision", help="CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels within a few levels), else fp32.")] = Precision.auto,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels within a few levels), else fp32.",
+        ),
+    ] = Precision.auto,
     quiet: QuietOption = False,
 ) -> None:
     """Generate synthetic digits: COUNT per digit, as PNGs, HDF5, NPZ, MNIST IDX or a preview grid.
@@ -428,15 +687,28 @@ def generate(
         weights = _check_model(model)
         if class_ is not None:
             digits = gen.resolve_classes(weights, class_)
-        from mnistgen.sample import default_temperature, make_prior, recommended
+        from mnistgen.sample import default_temperature, make_prior
 
         judge_weights = _judge_weights(weights, min_confidence, classifier)
         chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
         temperature = default_temperature(weights, temperature)
-        job = gen.plan_job(gen.Job(
-            weights=weights, labels=gen.labels_for(weights, digits), count=count, out=out, fmt=gen.infer_format(out, fmt),
-            seed=seed, temperature=temperature, shard=chosen_shard, force=force, resume=resume, scale=scale, command=command_line(ctx), prior=chosen_prior,
-        ))
+        job = gen.plan_job(
+            gen.Job(
+                weights=weights,
+                labels=gen.labels_for(weights, digits),
+                count=count,
+                out=out,
+                fmt=gen.infer_format(out, fmt),
+                seed=seed,
+                temperature=temperature,
+                shard=chosen_shard,
+                force=force,
+                resume=resume,
+                scale=scale,
+                command=command_line(ctx),
+                prior=chosen_prior,
+            )
+        )
         from mnistgen.runtime import select_device
         from mnistgen.sample import make_decoder
 
@@ -452,7 +724,9 @@ def generate(
 
         with _progress(quiet) as progress:
             task = progress.add_task("generating", total=job.size, info="")
-            summary = gen.run_job(job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=info(rate)))
+            summary = gen.run_job(
+                job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=info(rate))
+            )
         _emit(summary)
 
 
@@ -470,7 +744,11 @@ class Method(str, Enum):
     slerp = "slerp"
 
 
-DEFAULT_WALK_OUT = {WalkOutput.gif: Path("interpolate.gif"), WalkOutput.png: Path("interpolate.png"), WalkOutput.frames: Path("interpolate_frames")}
+DEFAULT_WALK_OUT = {
+    WalkOutput.gif: Path("interpolate.gif"),
+    WalkOutput.png: Path("interpolate.png"),
+    WalkOutput.frames: Path("interpolate_frames"),
+}
 
 
 def parse_points(text: str) -> list[list[float]]:
@@ -480,7 +758,10 @@ def parse_points(text: str) -> list[list[float]]:
     except ValueError:
         points = []
     if len(points) < 2 or len({len(p) for p in points}) != 1:
-        raise typer.BadParameter(f"{text!r} is not a list of at least two points like \"x1,y1;x2,y2\" with the same number of coordinates each", param_hint="--points")
+        raise typer.BadParameter(
+            f'{text!r} is not a list of at least two points like "x1,y1;x2,y2" with the same number of coordinates each',
+            param_hint="--points",
+        )
     return points
 
 
@@ -496,23 +777,92 @@ def parse_floats(text: str, count: int, option: str, example: str) -> list[float
 
 @app.command()
 def interpolate(
-    to: Annotated[WalkOutput, typer.Option("--to", help="gif: an animation; png: a strip, one frame per column; frames: a folder of PNGs.")] = WalkOutput.gif,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file or folder [default: interpolate.gif / .png / interpolate_frames/, or grid.png with --grid].")] = None,
-    digits: Annotated[Optional[str], typer.Option("--digits", help="A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) [default: 0,1,...,9].")] = None,
-    images: Annotated[Optional[str], typer.Option("--images", help="Walk between the encoder means of these images, e.g. a.png,b.png.")] = None,
-    points: Annotated[Optional[str], typer.Option("--points", help="Walk through latent points, e.g. \"-2,0;2,0\" (several make a path).")] = None,
-    digit: Annotated[Optional[int], typer.Option("--digit", "-d", min=0, max=255, help="CVAE label for --points, --images without labels, or --grid.")] = None,
+    to: Annotated[
+        WalkOutput,
+        typer.Option("--to", help="gif: an animation; png: a strip, one frame per column; frames: a folder of PNGs."),
+    ] = WalkOutput.gif,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file or folder [default: interpolate.gif / .png / interpolate_frames/, or grid.png with --grid].",
+        ),
+    ] = None,
+    digits: Annotated[
+        Optional[str],
+        typer.Option(
+            "--digits",
+            help="A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) [default: 0,1,...,9].",
+        ),
+    ] = None,
+    images: Annotated[
+        Optional[str],
+        typer.Option("--images", help="Walk between the encoder means of these images, e.g. a.png,b.png."),
+    ] = None,
+    points: Annotated[
+        Optional[str],
+        typer.Option("--points", help='Walk through latent points, e.g. "-2,0;2,0" (several make a path).'),
+    ] = None,
+    digit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--digit", "-d", min=0, max=255, help="CVAE label for --points, --images without labels, or --grid."
+        ),
+    ] = None,
     labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE labels of the --images, e.g. 3,8.")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Frames per segment of the path.")] = 16,
-    method: Annotated[Method, typer.Option("--method", help="lerp: straight lines; slerp: great circles (stays at the prior's typical radius).")] = Method.lerp,
+    method: Annotated[
+        Method,
+        typer.Option(
+            "--method", help="lerp: straight lines; slerp: great circles (stays at the prior's typical radius)."
+        ),
+    ] = Method.lerp,
     fps: Annotated[float, typer.Option("--fps", min=0.1, max=100.0, help="GIF frames per second.")] = 12.0,
-    scale: Annotated[int, typer.Option("--scale", min=1, max=32, help="Enlarge each 28-pixel image by this factor (nearest neighbour).")] = 4,
-    loop: Annotated[bool, typer.Option("--loop/--no-loop", help="Return to the start, so the GIF cycles smoothly.")] = True,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=MAX_SEED, help="CVAE label morphs: draw the fixed z from the prior with this seed [default: z = 0].")] = None,
-    grid: Annotated[Optional[int], typer.Option("--grid", min=2, max=100, help="Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's manifold).")] = None,
-    dims: Annotated[str, typer.Option("--dims", help="The two latent dimensions the grid sweeps (others stay 0).")] = "0,1",
-    bounds: Annotated[Optional[str], typer.Option("--bounds", help="Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the model card].")] = None,
-    sigma: Annotated[Optional[float], typer.Option("--sigma", min=0.0, max=1e6, help="Grid range: +-K standard deviations of the prior instead of the data range.")] = None,
+    scale: Annotated[
+        int,
+        typer.Option("--scale", min=1, max=32, help="Enlarge each 28-pixel image by this factor (nearest neighbour)."),
+    ] = 4,
+    loop: Annotated[
+        bool, typer.Option("--loop/--no-loop", help="Return to the start, so the GIF cycles smoothly.")
+    ] = True,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            "--seed",
+            min=0,
+            max=MAX_SEED,
+            help="CVAE label morphs: draw the fixed z from the prior with this seed [default: z = 0].",
+        ),
+    ] = None,
+    grid: Annotated[
+        Optional[int],
+        typer.Option(
+            "--grid",
+            min=2,
+            max=100,
+            help="Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's manifold).",
+        ),
+    ] = None,
+    dims: Annotated[
+        str, typer.Option("--dims", help="The two latent dimensions the grid sweeps (others stay 0).")
+    ] = "0,1",
+    bounds: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bounds",
+            help="Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the model card].",
+        ),
+    ] = None,
+    sigma: Annotated[
+        Optional[float],
+        typer.Option(
+            "--sigma",
+            min=0.0,
+            max=1e6,
+            help="Grid range: +-K standard deviations of the prior instead of the data range.",
+        ),
+    ] = None,
     model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -524,7 +874,9 @@ def interpolate(
     if sum(x is not None for x in (digits, images, points)) > 1:
         raise typer.BadParameter("give one of --digits, --images, --points", param_hint="--digits/--images/--points")
     if grid is not None and (digits or images or points):
-        raise typer.BadParameter("--grid draws a grid, not a path: drop --digits/--images/--points", param_hint="--grid")
+        raise typer.BadParameter(
+            "--grid draws a grid, not a path: drop --digits/--images/--points", param_hint="--grid"
+        )
     if bounds is not None and sigma is not None:
         raise typer.BadParameter("give --bounds or --sigma, not both", param_hint="--bounds/--sigma")
     chosen_digits = parse_int_list(digits, "--digits") if digits is not None else None
@@ -552,10 +904,21 @@ def interpolate(
         if grid is not None:
             z, onehot, spec = explore.grid(weights, grid, grid_dims, digit, grid_bounds, sigma)
             if weights.config.latent > 2 and not quiet:
-                _stderr(f"note: the latent has {weights.config.latent} dimensions; the grid sweeps {grid_dims[0]} and {grid_dims[1]}, the others are 0")
+                _stderr(
+                    f"note: the latent has {weights.config.latent} dimensions; the grid sweeps {grid_dims[0]} and {grid_dims[1]}, the others are 0"
+                )
             tiles = decode_all(decoder, z, onehot).reshape(grid, grid, 28, 28)
             export.write_png(out, export.upscale(export.tile(tiles), scale))
-            _emit({"grid": grid, "out": str(out), "x": list(spec.x), "y": list(spec.y), "dims": list(grid_dims), "model": weights.name})
+            _emit(
+                {
+                    "grid": grid,
+                    "out": str(out),
+                    "x": list(spec.x),
+                    "y": list(spec.y),
+                    "dims": list(grid_dims),
+                    "model": weights.name,
+                }
+            )
             return
         kwargs = {"digits": chosen_digits, "points": chosen_points, "label": digit, "seed": seed}
         if image_paths is not None:
@@ -575,11 +938,36 @@ RECON_COLUMNS = 16  # images shown in a --reconstruct figure
 
 @app.command()
 def encode(
-    sources_: Annotated[list[Path], typer.Argument(metavar="SOURCES", help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write latents to .npy (means then stds), .csv or .h5 instead of CSV on stdout.")] = None,
-    labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG.")] = None,
-    reconstruct: Annotated[Optional[Path], typer.Option("--reconstruct", help="Also write the first 16 inputs above their reconstructions to this PNG.")] = None,
+    sources_: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="SOURCES",
+            help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.",
+        ),
+    ],
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="Write latents to .npy (means then stds), .csv or .h5 instead of CSV on stdout."
+        ),
+    ] = None,
+    labels: Annotated[
+        Optional[str],
+        typer.Option(
+            "--labels",
+            help="CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none.",
+        ),
+    ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG."
+        ),
+    ] = None,
+    reconstruct: Annotated[
+        Optional[Path],
+        typer.Option("--reconstruct", help="Also write the first 16 inputs above their reconstructions to this PNG."),
+    ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Encode only the first N images.")] = None,
     model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
@@ -605,10 +993,14 @@ def encode(
         image_labels = found.labels
         if chosen_labels is not None:
             if len(chosen_labels) not in (1, len(found.images)):
-                raise MnistgenError(f"--labels has {len(chosen_labels)} values for {len(found.images)} images: give one for all, or one per image")
+                raise MnistgenError(
+                    f"--labels has {len(chosen_labels)} values for {len(found.images)} images: give one for all, or one per image"
+                )
             image_labels = np.resize(np.asarray(chosen_labels, dtype=np.int64), len(found.images))
         if weights.config.conditional and image_labels is not None and image_labels.max() >= weights.config.num_classes:
-            raise MnistgenError(f"label {int(image_labels.max())} is out of range: model {weights.name} knows labels 0-{weights.config.num_classes - 1}")
+            raise MnistgenError(
+                f"label {int(image_labels.max())} is out of range: model {weights.name} knows labels 0-{weights.config.num_classes - 1}"
+            )
         from mnistgen.runtime import select_device
         from mnistgen.sample import load_model, make_decoder
 
@@ -619,7 +1011,12 @@ def encode(
             export.write_latent_scatter(plot, means, stds, image_labels, weights.name)
         if reconstruct is not None:
             shown = slice(0, RECON_COLUMNS)
-            rebuilt = explore.reconstruct(net, make_decoder(weights, device_name), found.images[shown], None if image_labels is None else image_labels[shown])
+            rebuilt = explore.reconstruct(
+                net,
+                make_decoder(weights, device_name),
+                found.images[shown],
+                None if image_labels is None else image_labels[shown],
+            )
             export.write_png(reconstruct, export.upscale(export.tile(np.stack([found.images[shown], rebuilt])), 2))
         if out is None:
             sys.stdout.write(export.latents_csv(found.names, image_labels, means, stds))
@@ -633,14 +1030,42 @@ def encode(
 
 @app.command()
 def evaluate(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Generator to score (name or path) [default: cvae, unless --images is given].")] = None,
-    images: Annotated[Optional[list[Path]], typer.Option("--images", help="Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file from any tool.")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model", "-m", help="Generator to score (name or path) [default: cvae, unless --images is given]."
+        ),
+    ] = None,
+    images: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--images",
+            help="Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file from any tool.",
+        ),
+    ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
     classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights (name or path).")] = "classifier",
-    data: Annotated[Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")] = None,
-    tstr: Annotated[bool, typer.Option("--tstr", help="Also train the classifier on the samples and on as many real images; report both test accuracies.")] = False,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")
+    ] = None,
+    tstr: Annotated[
+        bool,
+        typer.Option(
+            "--tstr",
+            help="Also train the classifier on the samples and on as many real images; report both test accuracies.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", min=0.0, max=10.0, help="Prior scale for the samples [default: the model card's recommendation, else 1].")] = None,
+    temperature: Annotated[
+        Optional[float],
+        typer.Option(
+            "--temperature",
+            "-t",
+            min=0.0,
+            max=10.0,
+            help="Prior scale for the samples [default: the model card's recommendation, else 1].",
+        ),
+    ] = None,
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
     min_confidence: MinConfidenceOption = None,
@@ -654,11 +1079,19 @@ def evaluate(
     """
     if model is not None and images:
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
-    sampling = {"--temperature": temperature, "--sharpen": sharpen, "--truncation": truncation, "--min-confidence": min_confidence,
-                "--prior": None if PriorKind(prior) is PriorKind.auto else prior}
+    sampling = {
+        "--temperature": temperature,
+        "--sharpen": sharpen,
+        "--truncation": truncation,
+        "--min-confidence": min_confidence,
+        "--prior": None if PriorKind(prior) is PriorKind.auto else prior,
+    }
     given = [name for name, value in sampling.items() if value is not None]
     if images and given:
-        raise typer.BadParameter(f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them", param_hint="--images")
+        raise typer.BadParameter(
+            f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them",
+            param_hint="--images",
+        )
     with _user_errors("nothing was written"):
         from mnistgen import data as data_lib
         from mnistgen import evaluate as ev
@@ -668,7 +1101,9 @@ def evaluate(
         judge = _check_model(classifier, "--classifier")
         dataset = data_lib.load(data)
         if dataset.test is None:
-            raise MnistgenError(f"{dataset.source} has no test split: evaluate compares with the MNIST test set; pass --data DIR with the t10k files")
+            raise MnistgenError(
+                f"{dataset.source} has no test split: evaluate compares with the MNIST test set; pass --data DIR with the t10k files"
+            )
         from mnistgen.runtime import select_device
 
         device_name = select_device(device)
@@ -684,8 +1119,17 @@ def evaluate(
 
             chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
             temperature = default_temperature(weights, temperature)
-            report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, temperature=temperature, prior=chosen_prior.kind, truncation=chosen_prior.truncation or 0)
-            report["test_set"] = {k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()}
+            report.update(
+                model=weights.name,
+                model_sha256=weights.sha256,
+                seed=seed,
+                temperature=temperature,
+                prior=chosen_prior.kind,
+                truncation=chosen_prior.truncation or 0,
+            )
+            report["test_set"] = {
+                k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()
+            }
             decoder = make_decoder(weights, device_name, sharpen=sharpen)
             report.update(sharpen=decoder.sharpen, precision=decoder.precision)
             confidence = clf.confidence_filter(weights, min_confidence, judge, device_name)
@@ -721,7 +1165,10 @@ def _evaluation_table(report: dict) -> None:
     table.add_row("classifier-feature FID", f"{scores['fid']:.2f}")
     if "tstr" in report:
         t = report["tstr"]
-        table.add_row(f"TSTR ({t['train_images']} images, {t['epochs']} epochs)", f"synthetic {t['synthetic_accuracy']:.2%} vs real {t['real_accuracy']:.2%}")
+        table.add_row(
+            f"TSTR ({t['train_images']} images, {t['epochs']} epochs)",
+            f"synthetic {t['synthetic_accuracy']:.2%} vs real {t['real_accuracy']:.2%}",
+        )
     Console(stderr=True).print(table)
 
 
@@ -759,7 +1206,15 @@ def models(
                 table.add_row(row["name"], "[red]unreadable[/red]", "", "", "", "", row["error"])
                 continue
             loss = f"{row['test_loss']:.2f}" if row["test_loss"] is not None else "-"
-            table.add_row(row["name"], row["kind"], str(row["latent"] or "-"), str(row["epochs"]), loss, row["sha256"][:12], row["path"])
+            table.add_row(
+                row["name"],
+                row["kind"],
+                str(row["latent"] or "-"),
+                str(row["epochs"]),
+                loss,
+                row["sha256"][:12],
+                row["path"],
+            )
         Console().print(table)
 
 

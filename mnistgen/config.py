@@ -31,7 +31,9 @@ def check_sizes(what: str, sizes, image_size: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
             raise MnistgenError(f"{what} config {name}={value!r} is out of range: it must be 1..{top}")
     if image_size != IMAGE_SIZE:
-        raise MnistgenError(f"{what} config image_size={image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported")
+        raise MnistgenError(
+            f"{what} config image_size={image_size!r}: only {IMAGE_SIZE}x{IMAGE_SIZE} images are supported"
+        )
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,18 @@ class ModelConfig:
         """Side of the 7x7 feature map between the convs and the dense heads."""
         return self.image_size // DOWNSAMPLE
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         if self.kind not in KINDS:
             raise MnistgenError(f"unknown model kind {self.kind!r}: use one of {', '.join(KINDS)}")
-        check_sizes("model", (("latent", self.latent, MAX_LATENT), ("channels", self.channels, MAX_CHANNELS),
-                              ("num_classes", self.num_classes, MAX_CLASSES)), self.image_size)
+        check_sizes(
+            "model",
+            (
+                ("latent", self.latent, MAX_LATENT),
+                ("channels", self.channels, MAX_CHANNELS),
+                ("num_classes", self.num_classes, MAX_CLASSES),
+            ),
+            self.image_size,
+        )
         if self.likelihood not in LIKELIHOODS:
             raise MnistgenError(f"unknown likelihood {self.likelihood!r}: use one of {', '.join(LIKELIHOODS)}")
         return self
@@ -67,13 +76,17 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         if not isinstance(data, dict):
-            raise MnistgenError("model card has no valid 'config' object: the weights file is damaged; re-export it with mnistgen train")
+            raise MnistgenError(
+                "model card has no valid 'config' object: the weights file is damaged; re-export it with mnistgen train"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise MnistgenError(f"model config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen")
+            raise MnistgenError(
+                f"model config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen"
+            )
         return cls(**data).validate()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -133,32 +146,45 @@ class ClassifierConfig:
     def conditional(self) -> bool:
         return False
 
-    def validate(self) -> "ClassifierConfig":
-        check_sizes("classifier", (("channels", self.channels, MAX_CHANNELS), ("hidden", self.hidden, MAX_HIDDEN),
-                                   ("num_classes", self.num_classes, MAX_CLASSES)), self.image_size)
+    def validate(self) -> ClassifierConfig:
+        check_sizes(
+            "classifier",
+            (
+                ("channels", self.channels, MAX_CHANNELS),
+                ("hidden", self.hidden, MAX_HIDDEN),
+                ("num_classes", self.num_classes, MAX_CLASSES),
+            ),
+            self.image_size,
+        )
         return self
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClassifierConfig":
+    def from_dict(cls, data: dict) -> ClassifierConfig:
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise MnistgenError(f"classifier config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen")
+            raise MnistgenError(
+                f"classifier config has unknown fields {unknown}: it was written by a newer mnistgen; upgrade mnistgen"
+            )
         return cls(**data).validate()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         c, k, side = self.channels, CLASSIFIER_KERNEL, self.image_size // DOWNSAMPLE
         return {
-            "conv1.weight": (c, 1, k, k), "conv1.bias": (c,),
-            "conv2.weight": (2 * c, c, k, k), "conv2.bias": (2 * c,),
-            "fc.weight": (2 * c * side * side, self.hidden), "fc.bias": (self.hidden,),
-            "out.weight": (self.hidden, self.num_classes), "out.bias": (self.num_classes,),
+            "conv1.weight": (c, 1, k, k),
+            "conv1.bias": (c,),
+            "conv2.weight": (2 * c, c, k, k),
+            "conv2.bias": (2 * c,),
+            "fc.weight": (2 * c * side * side, self.hidden),
+            "fc.bias": (self.hidden,),
+            "out.weight": (self.hidden, self.num_classes),
+            "out.bias": (self.num_classes,),
         }
 
 
-def config_from_dict(data) -> "ModelConfig | ClassifierConfig":
+def config_from_dict(data) -> ModelConfig | ClassifierConfig:
     """The config class named by the card's `kind`."""
     if isinstance(data, dict) and data.get("kind") == "classifier":
         return ClassifierConfig.from_dict(data)

@@ -47,10 +47,18 @@ class MnistFile:
 
 
 MNIST_FILES = {
-    "train_images": MnistFile("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-    "train_labels": MnistFile("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-    "test_images": MnistFile("t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-    "test_labels": MnistFile("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+    "train_images": MnistFile(
+        "train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"
+    ),
+    "train_labels": MnistFile(
+        "train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"
+    ),
+    "test_images": MnistFile(
+        "t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"
+    ),
+    "test_labels": MnistFile(
+        "t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"
+    ),
 }
 
 
@@ -62,7 +70,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index) -> "Split":
+    def subset(self, index) -> Split:
         return Split(self.images[index], self.labels[index])
 
 
@@ -108,7 +116,9 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = header_len + int(np.prod(dims))
     if len(raw) != expected:
-        raise MnistgenError(f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it again")
+        raise MnistgenError(
+            f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it again"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
 
 
@@ -134,7 +144,9 @@ def _read_split(directory: Path, images_key: str, labels_key: str) -> Split | No
     if images.shape[1:] != (28, 28):
         raise MnistgenError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images: mnistgen needs 28x28")
     if len(images) != len(labels):
-        raise MnistgenError(f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match")
+        raise MnistgenError(
+            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match"
+        )
     return Split(images, labels)
 
 
@@ -155,7 +167,9 @@ def read_mat(path: Path) -> Dataset:
     try:
         with h5py.File(path, "r") as f:
             if "image" not in f or "label" not in f:
-                raise MnistgenError(f"{path} has no 'image' and 'label' datasets: it is not the tutorial's train.mat layout")
+                raise MnistgenError(
+                    f"{path} has no 'image' and 'label' datasets: it is not the tutorial's train.mat layout"
+                )
             image = np.asarray(f["image"], dtype=np.float32)
             label = np.asarray(f["label"])
     except OSError as exc:
@@ -163,7 +177,9 @@ def read_mat(path: Path) -> Dataset:
     image = image.reshape(-1, 28, 28).transpose(0, 2, 1)  # MATLAB stores column-major
     label = label.reshape(label.shape[0], -1) if label.shape[0] == len(image) else label.reshape(-1, len(image)).T
     if len(label) != len(image):
-        raise MnistgenError(f"{path} has {len(image)} images but {len(label)} labels: the file does not match the tutorial's layout")
+        raise MnistgenError(
+            f"{path} has {len(image)} images but {len(label)} labels: the file does not match the tutorial's layout"
+        )
     images = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     labels = label.argmax(axis=1).astype(np.uint8)
     return Dataset(Split(images, labels), None, str(path))
@@ -180,7 +196,9 @@ def load(data: Path | None = None, download: bool = False) -> Dataset:
                 head = f.read(4)
             if head == HDF5_MAGIC:
                 return read_mat(data)
-            raise MnistgenError(f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds the four MNIST files")
+            raise MnistgenError(
+                f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds the four MNIST files"
+            )
         raise MnistgenError(f"--data {data} does not exist: pass the directory that holds the MNIST IDX files")
     cached = cache_dir() / MNIST_SUBDIR
     if download:
@@ -228,7 +246,9 @@ def fetch_mnist(target: Path) -> Path:
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 errors.append(f"{mirror}: {exc}")
         else:
-            raise MnistgenError(f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX files")
+            raise MnistgenError(
+                f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX files"
+            )
         atomic.write_bytes(dest, payload)
     return target
 
@@ -246,4 +266,3 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
     atomic.write_bytes(path, payload)
-

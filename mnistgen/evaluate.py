@@ -32,7 +32,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     values, vectors = np.linalg.eigh(cov_a)
     root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
     middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum())
+    return float(
+        ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum()
+    )
 
 
 def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], reference_features: np.ndarray) -> dict:
@@ -47,13 +49,22 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
     }
     if labels is not None:
         result["accuracy"] = round(float((predicted == labels).mean()), 4)
-        result["accuracy_per_label"] = {str(d): round(float((predicted[labels == d] == d).mean()), 4) for d in np.unique(labels)}
+        result["accuracy_per_label"] = {
+            str(d): round(float((predicted[labels == d] == d).mean()), 4) for d in np.unique(labels)
+        }
         result["mean_confidence_in_label"] = round(float(probs[np.arange(len(labels)), labels].mean()), 4)
     return result
 
 
-def samples(decoder, weights, count: int, seed: int, temperature: float = 1.0, prior: sample.Prior = sample.Prior(),
-            confidence: Optional[sample.ConfidenceFilter] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def samples(
+    decoder,
+    weights,
+    count: int,
+    seed: int,
+    temperature: float = 1.0,
+    prior: sample.Prior = sample.Prior(),
+    confidence: Optional[sample.ConfidenceFilter] = None,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """`count` samples per digit (a VAE: 10 * count unlabelled), exactly as generate makes them."""
     from mnistgen.generate import labels_for
 
@@ -73,5 +84,9 @@ def tstr(images: np.ndarray, labels: np.ndarray, real: Split, test: Split, seed:
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(real))[: len(images)]
     real_net, _ = clf.train(real.subset(pick), None, options)
-    return {"train_images": int(len(images)), "epochs": TSTR_EPOCHS,
-            "synthetic_accuracy": round(clf.accuracy(synthetic_net, test), 4), "real_accuracy": round(clf.accuracy(real_net, test), 4)}
+    return {
+        "train_images": int(len(images)),
+        "epochs": TSTR_EPOCHS,
+        "synthetic_accuracy": round(clf.accuracy(synthetic_net, test), 4),
+        "real_accuracy": round(clf.accuracy(real_net, test), 4),
+    }

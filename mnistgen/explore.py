@@ -60,14 +60,18 @@ def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
     table = stats.get("centroids", {})
     missing = [label for label in labels if str(label) not in table]
     if missing:
-        raise MnistgenError(f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this mnistgen")
+        raise MnistgenError(
+            f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this mnistgen"
+        )
     return np.array([table[str(label)] for label in labels], dtype=np.float32)
 
 
 def _stats(weights: Weights) -> dict:
     stats = weights.card.get("latent_stats")
     if not stats:
-        raise MnistgenError(f"model {weights.name} has no latent statistics in its card: retrain it with mnistgen train, or pass --points / --bounds")
+        raise MnistgenError(
+            f"model {weights.name} has no latent statistics in its card: retrain it with mnistgen train, or pass --points / --bounds"
+        )
     return stats
 
 
@@ -111,7 +115,9 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
 
     cfg = model.cfg
     if cfg.conditional and labels is None:
-        raise MnistgenError("this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels")
+        raise MnistgenError(
+            "this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels"
+        )
     means, stds = [], []
     model.eval()
     with paddle.no_grad():
@@ -144,8 +150,19 @@ def fixed_z(latent: int, seed: Optional[int]) -> np.ndarray:
     return np.random.default_rng([seed, STREAM_INTERPOLATE]).standard_normal(latent, dtype=np.float32)
 
 
-def walk(weights: Weights, steps: int, method: str, loop: bool, *, digits=None, means=None, points=None,
-         label: Optional[int] = None, labels=None, seed: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def walk(
+    weights: Weights,
+    steps: int,
+    method: str,
+    loop: bool,
+    *,
+    digits=None,
+    means=None,
+    points=None,
+    label: Optional[int] = None,
+    labels=None,
+    seed: Optional[int] = None,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Latents (F, d) and label vectors (F, C) or None, for a path through one kind of endpoint:
 
     digits  CVAE: the label morphs from digit to digit at a fixed z; VAE: class centroids
@@ -160,13 +177,17 @@ def walk(weights: Weights, steps: int, method: str, loop: bool, *, digits=None, 
         return path(centroids(weights, digits), steps, method, loop), None
     anchors = np.asarray(means if means is not None else points, dtype=np.float32)
     if anchors.shape[1] != cfg.latent:
-        raise MnistgenError(f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: give {cfg.latent} numbers per point")
+        raise MnistgenError(
+            f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: give {cfg.latent} numbers per point"
+        )
     z = path(anchors, steps, method, loop)
     if not cfg.conditional:
         return z, None
     if labels is None:
         if label is None:
-            raise MnistgenError(f"model {weights.name} is conditional: pass --digit D to choose the label decoded along the path")
+            raise MnistgenError(
+                f"model {weights.name} is conditional: pass --digit D to choose the label decoded along the path"
+            )
         labels = [label] * len(anchors)
     return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
 
@@ -184,11 +205,15 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
     return {"means": means, "labels": known, "label": digit}
 
 
-def grid(weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], bounds=None, sigma: Optional[float] = None):
+def grid(
+    weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], bounds=None, sigma: Optional[float] = None
+):
     """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec)."""
     cfg = weights.config
     if max(dims) >= cfg.latent or dims[0] == dims[1]:
-        raise MnistgenError(f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two different ones")
+        raise MnistgenError(
+            f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two different ones"
+        )
     if bounds is not None:
         x, y = (bounds[0], bounds[1]), (bounds[2], bounds[3])
     elif sigma is not None:
@@ -202,7 +227,9 @@ def grid(weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], 
             raise MnistgenError(f"model {weights.name} is an unconditional VAE and has no labels: drop --digit")
         return z, None, spec
     if digit is None:
-        raise MnistgenError(f"model {weights.name} is conditional: pass --digit D to choose the digit drawn across the grid")
+        raise MnistgenError(
+            f"model {weights.name} is conditional: pass --digit D to choose the digit drawn across the grid"
+        )
     if digit >= cfg.num_classes:
         raise MnistgenError(f"--digit {digit}: model {weights.name} knows labels 0-{cfg.num_classes - 1} only")
     return z, one_hot(np.full(len(z), digit), cfg.num_classes), spec

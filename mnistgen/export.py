@@ -44,8 +44,17 @@ def png_bytes(image: np.ndarray, text: Optional[dict] = None) -> bytes:
     rows = np.zeros((h, w + 1), dtype=np.uint8)
     rows[:, 1:] = image
     header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit depth, grayscale, deflate, no filter, no interlace
-    notes = b"".join(_png_chunk(b"tEXt", k.encode("latin-1") + b"\0" + str(v).encode("latin-1", "replace")) for k, v in (text or {}).items())
-    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + notes + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)) + _PNG_END
+    notes = b"".join(
+        _png_chunk(b"tEXt", k.encode("latin-1") + b"\0" + str(v).encode("latin-1", "replace"))
+        for k, v in (text or {}).items()
+    )
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + notes
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL))
+        + _PNG_END
+    )
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -176,9 +185,13 @@ class Hdf5Writer(FileWriter):
         self.file = h5py.File(self.guard, "w")
         chunk = max(1, min(HDF5_CHUNK, self.total))
         opts = {"compression": "gzip", "compression_opts": HDF5_GZIP_LEVEL, "shuffle": True}
-        self.images = self.file.create_dataset("images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts)
+        self.images = self.file.create_dataset(
+            "images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts
+        )
         self.labels = self.file.create_dataset("labels", (self.total,), "uint8", chunks=(chunk,), **opts)
-        self.latents = self.file.create_dataset("latents", (self.total, self.latent), "float32", chunks=(chunk, self.latent), **opts)
+        self.latents = self.file.create_dataset(
+            "latents", (self.total, self.latent), "float32", chunks=(chunk, self.latent), **opts
+        )
         for key, value in self.attrs.items():
             self.file.attrs[key] = value if not isinstance(value, (list, dict)) else json.dumps(value)
 
@@ -214,7 +227,9 @@ class NpzWriter(FileWriter):
     def finish(self, committing):
         if committing:
             with open(self.tmp, "wb") as f:  # a file object: numpy adds no ".npz" suffix
-                np.savez_compressed(f, **self.arrays, attrs=np.array(json.dumps(self.attrs)))  # a str array: loads without pickle
+                np.savez_compressed(
+                    f, **self.arrays, attrs=np.array(json.dumps(self.attrs))
+                )  # a str array: loads without pickle
 
 
 class GridWriter(FileWriter):
@@ -236,7 +251,11 @@ class GridWriter(FileWriter):
     def finish(self, committing):
         if committing:
             grid = upscale(tile(self.images.reshape(self.rows, self.columns, IMAGE_SIDE, IMAGE_SIDE)), self.scale)
-            self.tmp.write_bytes(png_bytes(grid, text={k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in self.attrs.items()}))
+            self.tmp.write_bytes(
+                png_bytes(
+                    grid, text={k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in self.attrs.items()}
+                )
+            )
 
 
 class IdxWriter:
@@ -273,11 +292,21 @@ class IdxWriter:
         return self._stack.__exit__(exc_type, exc, tb)
 
 
-
 # -- latent-space pictures ----------------------------------------------------------------------
 
 GIF_SUFFIX = ".gif"
-DIGIT_COLORS = ("tab:blue", "tab:red", "tab:green", "gold", "tab:pink", "tab:cyan", "tab:brown", "tab:orange", "limegreen", "blueviolet")
+DIGIT_COLORS = (
+    "tab:blue",
+    "tab:red",
+    "tab:green",
+    "gold",
+    "tab:pink",
+    "tab:cyan",
+    "tab:brown",
+    "tab:orange",
+    "limegreen",
+    "blueviolet",
+)
 PLOT_DPI = 100
 PLOT_POINT_SIZE = 6
 PLOT_INSTALL_HINT = 'plots need matplotlib: pip install "mnistgen[plot]"'
@@ -344,7 +373,13 @@ def write_latent_scatter(path: Path, means: np.ndarray, stds: np.ndarray, labels
         else:
             for digit in np.unique(labels):
                 pick = labels == digit
-                ax.scatter(values[pick, 0], values[pick, 1], s=PLOT_POINT_SIZE, c=DIGIT_COLORS[int(digit) % len(DIGIT_COLORS)], label=str(digit))
+                ax.scatter(
+                    values[pick, 0],
+                    values[pick, 1],
+                    s=PLOT_POINT_SIZE,
+                    c=DIGIT_COLORS[int(digit) % len(DIGIT_COLORS)],
+                    label=str(digit),
+                )
         ax.set_xlabel("dimension 1")
         ax.set_ylabel("dimension 2")
         ax.set_title(f"{title}: {name}")

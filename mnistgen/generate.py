@@ -78,7 +78,9 @@ def resolve_classes(weights: Weights, text: str) -> list[int]:
         elif item.isdigit() and int(item) < len(names):
             found.append(int(item))
         else:
-            raise MnistgenError(f"--class {item!r}: model {weights.name} has classes {', '.join(names)} (or their indices 0-{len(names) - 1})")
+            raise MnistgenError(
+                f"--class {item!r}: model {weights.name} has classes {', '.join(names)} (or their indices 0-{len(names) - 1})"
+            )
     return sorted(set(found))
 
 
@@ -132,10 +134,19 @@ class Job:
 
     def attrs(self) -> dict:
         return {
-            "model": self.weights.name, "model_sha256": self.weights.sha256, "seed": self.seed,
-            "temperature": self.temperature, "prior": self.prior.kind, "truncation": self.prior.truncation or 0, "count_per_label": self.count,
-            "labels": [int(label) for label in self.labels], "shard": f"{self.shard.index}/{self.shard.count}",
-            "sharpen": self.sharpen, "precision": self.precision, "mnistgen_version": __version__, "command": self.command,
+            "model": self.weights.name,
+            "model_sha256": self.weights.sha256,
+            "seed": self.seed,
+            "temperature": self.temperature,
+            "prior": self.prior.kind,
+            "truncation": self.prior.truncation or 0,
+            "count_per_label": self.count,
+            "labels": [int(label) for label in self.labels],
+            "shard": f"{self.shard.index}/{self.shard.count}",
+            "sharpen": self.sharpen,
+            "precision": self.precision,
+            "mnistgen_version": __version__,
+            "command": self.command,
             **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
         }
 
@@ -150,7 +161,9 @@ def _png_path(job: Job, label: int, index: int) -> Path:
 
 def _ours(path: Path) -> bool:
     """Whether an entry of an output directory is something `generate` writes."""
-    if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(MANIFEST_FILE.split(".")[0]):
+    if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(
+        MANIFEST_FILE.split(".")[0]
+    ):
         return path.is_file()
     return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
 
@@ -168,7 +181,9 @@ def _check_writable_dir(directory: Path) -> None:
 def _plan_png(job: Job) -> None:
     out = job.out
     if out.exists() and not out.is_dir():
-        raise MnistgenError(f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)")
+        raise MnistgenError(
+            f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)"
+        )
     _check_writable_dir(out)
     job.targets = [out / job.shard_name(METADATA_FILE)]
     if not out.is_dir() or job.resume:
@@ -176,10 +191,14 @@ def _plan_png(job: Job) -> None:
     if job.sharded:  # other shards may share the directory: only this shard's files conflict
         clash = job.targets[0].exists() or any(_owned_existing(job))
         if clash and not job.force:
-            raise MnistgenError(f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: pass --resume to finish them or --force to replace them")
+            raise MnistgenError(
+                f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: pass --resume to finish them or --force to replace them"
+            )
         return
     if any(out.iterdir()) and not job.force:
-        raise MnistgenError(f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory")
+        raise MnistgenError(
+            f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory"
+        )
 
 
 def _owned_existing(job: Job):
@@ -204,7 +223,9 @@ def _plan_files(job: Job) -> None:
         job.targets = [out / f"{stem}-images-idx3-ubyte.gz", out / f"{stem}-labels-idx1-ubyte.gz"]
     else:
         if out.is_dir():
-            raise MnistgenError(f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name")
+            raise MnistgenError(
+                f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name"
+            )
         job.targets = [out.with_name(job.shard_name(out.name))]
     _check_writable_dir(job.targets[0].parent)
     existing = [t for t in job.targets if t.exists()]
@@ -214,7 +235,11 @@ def _plan_files(job: Job) -> None:
         columns = job.count
         if job.sharded:
             raise MnistgenError("--format grid makes one preview picture: it cannot be sharded; drop --shard")
-        if columns > export.GRID_MAX_COLUMNS and not (len(job.labels) == 1 and columns % export.GRID_WRAP == 0 and columns // export.GRID_WRAP <= export.GRID_MAX_COLUMNS):
+        if columns > export.GRID_MAX_COLUMNS and not (
+            len(job.labels) == 1
+            and columns % export.GRID_WRAP == 0
+            and columns // export.GRID_WRAP <= export.GRID_MAX_COLUMNS
+        ):
             raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
 
 
@@ -223,7 +248,9 @@ def plan_job(job: Job) -> Job:
     if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:
         raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count}: use i/n with 0 <= i < n")
     if job.size == 0:
-        raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use fewer shards")
+        raise MnistgenError(
+            f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use fewer shards"
+        )
     _plan_png(job) if job.fmt is Format.png else _plan_files(job)
     return job
 
@@ -266,8 +293,15 @@ def _prepare_png_dir(job: Job) -> None:
 def _metadata_rows(job: Job, batch, names) -> str:
     label = None if batch.label == sample.UNLABELLED else int(batch.label)
     return "".join(
-        json.dumps({"file_name": f"{label_dir(batch.label)}/{name}", "label": label, "seed": job.seed,
-                    "z": [round(float(v), Z_DECIMALS) for v in z]}) + "\n"
+        json.dumps(
+            {
+                "file_name": f"{label_dir(batch.label)}/{name}",
+                "label": label,
+                "seed": job.seed,
+                "z": [round(float(v), Z_DECIMALS) for v in z],
+            }
+        )
+        + "\n"
         for name, z in zip(names, batch.z)
     )
 
@@ -281,7 +315,11 @@ def _write_pngs(folder: Path, names: list[str], images, skip: set) -> int:
 
 def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
     _prepare_png_dir(job)
-    existing = {label: _existing_pngs(job, label) for label in job.labels} if job.resume else {label: set() for label in job.labels}
+    existing = (
+        {label: _existing_pngs(job, label) for label in job.labels}
+        if job.resume
+        else {label: set() for label in job.labels}
+    )
     width = _index_width(job.count)
 
     def written(label, lo, hi) -> bool:  # resume: a block whose files all exist is not decoded
@@ -295,13 +333,26 @@ def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
         try:
             for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
                 names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
-                batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, decode=not written(label, lo, hi), confidence=job.confidence, prior=job.prior)
+                batch = sample.block_batch(
+                    decoder,
+                    job.seed,
+                    label,
+                    block,
+                    lo,
+                    hi,
+                    job.temperature,
+                    decode=not written(label, lo, hi),
+                    confidence=job.confidence,
+                    prior=job.prior,
+                )
                 meta.write(_metadata_rows(job, batch, names))
                 if batch.images is None:
                     done += len(names)
                     report(done)
                     continue
-                pending.append(pool.submit(_write_pngs, job.out / label_dir(label), names, batch.images, existing[label]))
+                pending.append(
+                    pool.submit(_write_pngs, job.out / label_dir(label), names, batch.images, existing[label])
+                )
                 while len(pending) > MAX_IN_FLIGHT or (pending and pending[0].done()):
                     done += pending.popleft().result()
                     report(done)
@@ -334,7 +385,9 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
-            batch = sample.block_batch(decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence, prior=job.prior)
+            batch = sample.block_batch(
+                decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence, prior=job.prior
+            )
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, _label_byte(label), batch.z, position)
             report(position + hi - lo)
@@ -350,11 +403,31 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
 
     (_run_png if job.fmt is Format.png else _run_file)(job, decoder, report)
     seconds = time.perf_counter() - started
-    outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])] if job.fmt is Format.png else [str(t) for t in job.targets]
+    outputs = (
+        [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])]
+        if job.fmt is Format.png
+        else [str(t) for t in job.targets]
+    )
     return {
-        "count": job.size, "format": job.fmt.value, "outputs": outputs, "seconds": round(seconds, 3),
-        "images_per_s": round(job.size / seconds, 1), "seed": job.seed, "temperature": job.temperature, "prior": job.prior.kind, "truncation": job.prior.truncation or 0, "sharpen": job.sharpen,
-        "shard": f"{job.shard.index}/{job.shard.count}", "model": job.weights.name, "model_sha256": job.weights.sha256,
-        "decoder": decoder.name, "precision": decoder.precision, "mnistgen_version": __version__,
-        **({"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)} if job.confidence else {}),
+        "count": job.size,
+        "format": job.fmt.value,
+        "outputs": outputs,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(job.size / seconds, 1),
+        "seed": job.seed,
+        "temperature": job.temperature,
+        "prior": job.prior.kind,
+        "truncation": job.prior.truncation or 0,
+        "sharpen": job.sharpen,
+        "shard": f"{job.shard.index}/{job.shard.count}",
+        "model": job.weights.name,
+        "model_sha256": job.weights.sha256,
+        "decoder": decoder.name,
+        "precision": decoder.precision,
+        "mnistgen_version": __version__,
+        **(
+            {"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)}
+            if job.confidence
+            else {}
+        ),
     }

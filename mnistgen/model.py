@@ -165,4 +165,3 @@ def load_arrays(model: VAE, arrays: dict) -> None:
     state = model.state_dict()
     for name, param in state.items():
         param.set_value(arrays[name])
-

@@ -45,7 +45,9 @@ def resolve_precision(precision: str) -> str:
         from mnistgen.model import paddle
 
         if not paddle.base.core.supports_bfloat16():
-            raise MnistgenError("--precision bf16: this CPU has no bfloat16 support in oneDNN; use --precision fp32 (or auto)")
+            raise MnistgenError(
+                "--precision bf16: this CPU has no bfloat16 support in oneDNN; use --precision fp32 (or auto)"
+            )
     return precision
 
 
@@ -109,4 +111,6 @@ class Predictor:
 
     def __call__(self, **arrays: np.ndarray) -> np.ndarray:
         rows = len(next(iter(arrays.values())))
-        return np.concatenate([self._run({name: a[i : i + SPLIT] for name, a in arrays.items()}) for i in range(0, rows, SPLIT)])
+        return np.concatenate(
+            [self._run({name: a[i : i + SPLIT] for name, a in arrays.items()}) for i in range(0, rows, SPLIT)]
+        )

@@ -98,13 +98,17 @@ def select_device(device: Device | str = Device.auto) -> str:
     if device is Device.gpu and not gpu_available(paddle):
         if not paddle.is_compiled_with_cuda():
             raise MnistgenError(
-                "--device gpu: this Paddle is a CPU build; install the CUDA build (pip install \"mnistgen[gpu]\") or use --device cpu"
+                '--device gpu: this Paddle is a CPU build; install the CUDA build (pip install "mnistgen[gpu]") or use --device cpu'
             )
-        raise MnistgenError("--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu")
+        raise MnistgenError(
+            "--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu"
+        )
     name = "cpu"
     if device is not Device.cpu and gpu_available(paddle):
         rank, world = launched_world()
-        name = f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if world > 1 else "gpu:0"  # launch gives each rank its GPU
+        name = (
+            f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if world > 1 else "gpu:0"
+        )  # launch gives each rank its GPU
     paddle.set_device(name)
     return name
 

@@ -10,9 +10,9 @@ Reproducibility rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -38,8 +38,15 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((images[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def block_latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0,
-                  truncation: Optional[float] = None) -> np.ndarray:
+def block_latents(
+    seed: int,
+    label: int,
+    block: int,
+    latent: int,
+    temperature: float = 1.0,
+    attempt: int = 0,
+    truncation: Optional[float] = None,
+) -> np.ndarray:
     """float32 (BLOCK, latent): prior samples for images [block*BLOCK, (block+1)*BLOCK) of `label`
     (attempt > 0: the redraws a confidence filter asks for). With a truncation radius R, standard-
     normal draws longer than R are replaced, in order, by the next draws of the block's own
@@ -63,8 +70,10 @@ def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator) -> n
         eps[outside[: len(inside)]] = inside
         outside = outside[len(inside) :]
     if len(outside):
-        raise MnistgenError(f"--truncation {radius:g} keeps almost no draws of a {eps.shape[1]}-dimensional latent "
-                            f"(their typical length is {np.sqrt(eps.shape[1]):.1f}): use a larger radius")
+        raise MnistgenError(
+            f"--truncation {radius:g} keeps almost no draws of a {eps.shape[1]}-dimensional latent "
+            f"(their typical length is {np.sqrt(eps.shape[1]):.1f}): use a larger radius"
+        )
     return eps
 
 
@@ -82,7 +91,9 @@ class Prior:
         if self.kind == "standard":
             return eps
         entry = self.table["all" if label == UNLABELLED else str(label)]
-        return (np.asarray(entry["mean"], np.float32) + eps @ np.asarray(entry["cholesky"], np.float32).T).astype(np.float32)
+        return (np.asarray(entry["mean"], np.float32) + eps @ np.asarray(entry["cholesky"], np.float32).T).astype(
+            np.float32
+        )
 
 
 PRIORS = ("auto", "standard", "fitted")
@@ -115,11 +126,15 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
         return Prior(truncation=radius)
     fitted = weights.card.get("latent_stats", {}).get("fitted")
     if not fitted:
-        raise MnistgenError(f"--prior fitted: model {weights.name}'s card has no fitted prior; retrain it with this mnistgen, or use --prior standard")
+        raise MnistgenError(
+            f"--prior fitted: model {weights.name}'s card has no fitted prior; retrain it with this mnistgen, or use --prior standard"
+        )
     return Prior("fitted", fitted, radius)
 
 
-def latents(seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()) -> np.ndarray:
+def latents(
+    seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()
+) -> np.ndarray:
     """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
     return prior.apply(block_latents(seed, label, block, latent, temperature, attempt, prior.truncation), label)
 
@@ -148,7 +163,9 @@ def decode_all(decoder, z: np.ndarray, onehot: Optional[np.ndarray] = None) -> n
     z = np.concatenate([z, np.zeros((padded - n, z.shape[1]), np.float32)]).astype(np.float32)
     if onehot is not None:
         onehot = np.concatenate([onehot, np.repeat(onehot[-1:], padded - n, axis=0)]).astype(np.float32)
-    out = [decoder(z[i : i + BLOCK], None if onehot is None else onehot[i : i + BLOCK]) for i in range(0, padded, BLOCK)]
+    out = [
+        decoder(z[i : i + BLOCK], None if onehot is None else onehot[i : i + BLOCK]) for i in range(0, padded, BLOCK)
+    ]
     return np.concatenate(out)[:n]
 
 
@@ -186,7 +203,9 @@ class PredictorDecoder:
 
     name = "predictor"
 
-    def __init__(self, weights: Weights, model, threads: int, precision: str = "fp32", sharpen: float = DEFAULT_SHARPEN):
+    def __init__(
+        self, weights: Weights, model, threads: int, precision: str = "fp32", sharpen: float = DEFAULT_SHARPEN
+    ):
         from mnistgen import predictor
         from mnistgen.model import ExportedDecoder, paddle
 
@@ -206,8 +225,14 @@ class PredictorDecoder:
         return to_uint8(self.run(**inputs))  # (B, 1, 28, 28) -> (B, 28, 28)
 
 
-def make_decoder(weights: Weights, device_name: str, backend: str = "auto", threads: Optional[int] = None, precision: str = "auto",
-                 sharpen: Optional[float] = None):
+def make_decoder(
+    weights: Weights,
+    device_name: str,
+    backend: str = "auto",
+    threads: Optional[int] = None,
+    precision: str = "auto",
+    sharpen: Optional[float] = None,
+):
     """The fastest decoder for the device: the Paddle Inference predictor on the CPU, eager on a GPU.
 
     backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
@@ -312,8 +337,18 @@ class ConfidenceFilter:
         )
 
 
-def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, temperature: float = 1.0, decode: bool = True,
-                confidence: Optional[ConfidenceFilter] = None, prior: Prior = Prior()) -> Batch:
+def block_batch(
+    decoder,
+    seed: int,
+    label: int,
+    block: int,
+    lo: int,
+    hi: int,
+    temperature: float = 1.0,
+    decode: bool = True,
+    confidence: Optional[ConfidenceFilter] = None,
+    prior: Prior = Prior(),
+) -> Batch:
     """Images [lo, hi) of `label` from `block`: the whole block's latents are drawn and decoded,
     so the pixels do not depend on which part of the block is wanted. decode=False gives the
     latents only (resume: the images are already on disk); with a filter, decoding is needed
@@ -328,18 +363,35 @@ def block_batch(decoder, seed: int, label: int, block: int, lo: int, hi: int, te
     return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
 
 
-def generate(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0, shard: Shard = Shard(0, 1),
-             prior: Prior = Prior(), confidence: Optional[ConfidenceFilter] = None) -> Iterator[Batch]:
+def generate(
+    decoder,
+    labels: list[int],
+    count: int,
+    seed: int,
+    temperature: float = 1.0,
+    shard: Shard = Shard(0, 1),
+    prior: Prior = Prior(),
+    confidence: Optional[ConfidenceFilter] = None,
+) -> Iterator[Batch]:
     """Generate `count` images per label (this shard's part), block by block."""
     for label, block, lo, hi in plan(labels, count, shard):
         yield block_batch(decoder, seed, label, block, lo, hi, temperature, confidence=confidence, prior=prior)
 
 
-def generate_arrays(decoder, labels: list[int], count: int, seed: int, temperature: float = 1.0,
-                    prior: Prior = Prior(), confidence: Optional[ConfidenceFilter] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def generate_arrays(
+    decoder,
+    labels: list[int],
+    count: int,
+    seed: int,
+    temperature: float = 1.0,
+    prior: Prior = Prior(),
+    confidence: Optional[ConfidenceFilter] = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
     VAE), latents float32 (N, d), in generate's label-major order."""
     batches = list(generate(decoder, labels, count, seed, temperature, prior=prior, confidence=confidence))
-    return (np.concatenate([b.images for b in batches]),
-            np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
-            np.concatenate([b.z for b in batches]))
+    return (
+        np.concatenate([b.images for b in batches]),
+        np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
+        np.concatenate([b.z for b in batches]),
+    )

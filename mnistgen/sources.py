@@ -43,7 +43,9 @@ def _read_picture(path: Path, notes: dict) -> np.ndarray:
                 im = im.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
             return np.asarray(im, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise MnistgenError(f"{path} is not a readable image ({exc.__class__.__name__}): remove it or convert it to PNG") from None
+        raise MnistgenError(
+            f"{path} is not a readable image ({exc.__class__.__name__}): remove it or convert it to PNG"
+        ) from None
 
 
 def _folder_label(path: Path, root: Path) -> Optional[int]:
@@ -58,12 +60,16 @@ def _read_folder(root: Path, notes: dict) -> tuple[list, list, list]:
         if path.suffix.lower() in (".jsonl", ".json", ".csv", ".txt", ".md"):
             continue  # metadata beside images (generate writes metadata.jsonl)
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise MnistgenError(f"{path} in {root} is not an image file: move it out of the folder, or pass the image files themselves")
+            raise MnistgenError(
+                f"{path} in {root} is not an image file: move it out of the folder, or pass the image files themselves"
+            )
         pictures.append(_read_picture(path, notes))
         labels.append(_folder_label(path, root))
         names.append(str(path))
     if not pictures:
-        raise MnistgenError(f"{root} holds no image files: pass PNG files, a folder of them, an IDX file, or an HDF5 file")
+        raise MnistgenError(
+            f"{root} holds no image files: pass PNG files, a folder of them, an IDX file, or an HDF5 file"
+        )
     return pictures, labels, names
 
 
@@ -71,9 +77,15 @@ def _read_idx(path: Path) -> Images:
     images = data.read_idx(path, data.IDX_IMAGES_MAGIC)
     name = path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
     labels_path = path.with_name(name)
-    labels = data.read_idx(labels_path, data.IDX_LABELS_MAGIC).astype(np.int64) if labels_path != path and labels_path.is_file() else None
+    labels = (
+        data.read_idx(labels_path, data.IDX_LABELS_MAGIC).astype(np.int64)
+        if labels_path != path and labels_path.is_file()
+        else None
+    )
     if labels is not None and len(labels) != len(images):
-        raise MnistgenError(f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match")
+        raise MnistgenError(
+            f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match"
+        )
     return Images(images, labels, [f"{path}[{i}]" for i in range(len(images))])
 
 
@@ -86,7 +98,9 @@ def _read_hdf5(path: Path) -> Images:
             labels = np.asarray(f["labels"], dtype=np.int64) if "labels" in f else None
             return Images(images, labels, [f"{path}[{i}]" for i in range(len(images))])
     dataset = data.read_mat(path)  # the tutorial's train.mat
-    return Images(dataset.train.images, dataset.train.labels.astype(np.int64), [f"{path}[{i}]" for i in range(len(dataset.train))])
+    return Images(
+        dataset.train.images, dataset.train.labels.astype(np.int64), [f"{path}[{i}]" for i in range(len(dataset.train))]
+    )
 
 
 def read(paths: list[Path], limit: Optional[int] = None) -> Images:
@@ -95,7 +109,9 @@ def read(paths: list[Path], limit: Optional[int] = None) -> Images:
     notes: dict = {}
     for path in map(Path, paths):
         if not path.exists():
-            raise MnistgenError(f"{path} does not exist: pass PNG files, folders of them, an IDX images file or an HDF5 file")
+            raise MnistgenError(
+                f"{path} does not exist: pass PNG files, folders of them, an IDX images file or an HDF5 file"
+            )
         if path.is_dir():
             pictures, labels, names = _read_folder(path, notes)
             known = None if any(label is None for label in labels) else np.array(labels, dtype=np.int64)

@@ -44,10 +44,14 @@ class TrainOptions:
     beta1: float = 0.5  # Adam's beta1, as the tutorial
     lr_decay: bool = True  # cosine decay to lr * LR_FINAL_RATIO over the run
     kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
-    eval_every: int = 1  # test-set evaluation every N epochs (and always after the last): tiny runs of many short epochs skip most
+    eval_every: int = (
+        1  # test-set evaluation every N epochs (and always after the last): tiny runs of many short epochs skip most
+    )
     seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
     command: str = ""  # the command line, recorded in the model card
-    class_names: list = field(default_factory=list)  # names of the labels (Fashion-MNIST: "T-shirt/top", ...), for the card
+    class_names: list = field(
+        default_factory=list
+    )  # names of the labels (Fashion-MNIST: "T-shirt/top", ...), for the card
     extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
 
 
@@ -78,7 +82,16 @@ def _seed_int(*parts: int) -> int:
 
 
 class Trainer:
-    def __init__(self, config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, callback=None, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        config: ModelConfig,
+        dataset: Dataset,
+        options: TrainOptions,
+        run_dir: Path,
+        callback=None,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.paddle = import_paddle()
         self.rank, self.world = rank, world
         from mnistgen import model as model_lib
@@ -90,7 +103,9 @@ class Trainer:
         self.model = model_lib.VAE(config)
         # Data-parallel: every rank trains on its shard; DataParallel averages the gradients.
         self.net = self.paddle.DataParallel(self.model) if world > 1 else self.model
-        self.optimizer = self.paddle.optimizer.Adam(learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters())
+        self.optimizer = self.paddle.optimizer.Adam(
+            learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters()
+        )
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
         self.onehot = self.paddle.to_tensor(sample.one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
         self.history: list[dict] = []
@@ -98,7 +113,12 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def _state_card(self) -> dict:
-        return {"config": self.config.to_dict(), "epoch": self.start_epoch, "options": asdict(self.options), "history": self.history}
+        return {
+            "config": self.config.to_dict(),
+            "epoch": self.start_epoch,
+            "options": asdict(self.options),
+            "history": self.history,
+        }
 
     def save_state(self) -> None:
         arrays = {f"model/{k}": v for k, v in self.m.state_arrays(self.model).items()}
@@ -107,7 +127,9 @@ class Trainer:
         from safetensors.numpy import save as save_bytes
 
         atomic.write_bytes(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX), save_bytes(arrays))
-        atomic.write_text(self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX), json.dumps(self._state_card(), indent=1))
+        atomic.write_text(
+            self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX), json.dumps(self._state_card(), indent=1)
+        )
 
     def load_state(self) -> None:
         from safetensors.numpy import load_file
@@ -117,11 +139,15 @@ class Trainer:
             card = json.loads(card_path.read_text())
             arrays = load_file(str(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)))
         except (OSError, json.JSONDecodeError, Exception) as exc:
-            raise MnistgenError(f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume") from None
+            raise MnistgenError(
+                f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume"
+            ) from None
         if ModelConfig.from_dict(card.get("config")) != self.config:
-            raise MnistgenError(f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or another --out")
-        self.m.load_arrays(self.model, {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
-        opt_state = {k[len("optim/"):]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
+            raise MnistgenError(
+                f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or another --out"
+            )
+        self.m.load_arrays(self.model, {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")})
+        opt_state = {k[len("optim/") :]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
         self.optimizer.set_state_dict(opt_state)
         saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
         # Resume repeats the saved run; only the epoch target and the recorded command may change.
@@ -166,8 +192,15 @@ class Trainer:
             self.callback.on_step(epoch, step, *(sums / (step + 1)), (step + 1) * batch / max(elapsed, 1e-9))
         seconds = time.perf_counter() - started
         loss, rec, kl = sums / steps
-        return {"epoch": epoch + 1, "lr": learning_rate(opts, epoch), "train_loss": loss, "train_rec": rec, "train_kl": kl,
-                "seconds": round(seconds, 2), "images_per_s": round(steps * batch / seconds, 1)}
+        return {
+            "epoch": epoch + 1,
+            "lr": learning_rate(opts, epoch),
+            "train_loss": loss,
+            "train_rec": rec,
+            "train_kl": kl,
+            "seconds": round(seconds, 2),
+            "images_per_s": round(steps * batch / seconds, 1),
+        }
 
     def evaluate(self) -> dict:
         """Test-set loss with fixed noise (deterministic); empty when the data has no test split."""
@@ -232,7 +265,11 @@ class Trainer:
         }
 
     def run(self) -> dict:
-        self.callback.on_start(self.options.epochs, self.start_epoch, max(1, len(self.dataset.train) // min(self.options.batch_size, len(self.dataset.train))))
+        self.callback.on_start(
+            self.options.epochs,
+            self.start_epoch,
+            max(1, len(self.dataset.train) // min(self.options.batch_size, len(self.dataset.train))),
+        )
         metrics = self.history[-1] if self.history else {}
         for epoch in range(self.start_epoch, self.options.epochs):
             metrics = self.train_epoch(epoch)
@@ -241,11 +278,15 @@ class Trainer:
                 continue
             if (epoch + 1) % self.options.eval_every == 0 or epoch + 1 == self.options.epochs:
                 metrics.update(self.evaluate())
-            metrics = {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
+            metrics = {
+                k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()
+            }
             metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
             self.history.append(metrics)
             self.save_state()
-            checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, self.m.state_arrays(self.model), self.model_card(metrics))
+            checkpoint.save(
+                self.run_dir / checkpoint.RUN_MODEL_STEM, self.m.state_arrays(self.model), self.model_card(metrics)
+            )
             atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
             self.callback.on_epoch(metrics)
         return metrics
@@ -259,7 +300,9 @@ def aggregate_gaussian(means: np.ndarray, variances: np.ndarray) -> dict:
     Variational to Deterministic Autoencoders, ICLR 2020): it avoids the prior's holes.
     """
     d = means.shape[1]
-    cov = (np.cov(means, rowvar=False).reshape(d, d) if len(means) > 1 else np.zeros((d, d))) + np.diag(variances.mean(axis=0))
+    cov = (np.cov(means, rowvar=False).reshape(d, d) if len(means) > 1 else np.zeros((d, d))) + np.diag(
+        variances.mean(axis=0)
+    )
     chol = np.linalg.cholesky(cov + 1e-6 * np.eye(d))
     return {"mean": means.mean(axis=0).round(5).tolist(), "cholesky": chol.round(5).tolist()}
 
@@ -297,7 +340,9 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise MnistgenError(f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory")
+        raise MnistgenError(
+            f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory"
+        )
 
 
 def shard_split(split, rank: int, world: int):
@@ -306,8 +351,16 @@ def shard_split(split, rank: int, world: int):
     return split.subset(rank + world * np.arange(per_rank))
 
 
-def train(config: ModelConfig, dataset: Dataset, options: TrainOptions, run_dir: Path, resume: bool = False, callback=None,
-          rank: int = 0, world: int = 1) -> dict:
+def train(
+    config: ModelConfig,
+    dataset: Dataset,
+    options: TrainOptions,
+    run_dir: Path,
+    resume: bool = False,
+    callback=None,
+    rank: int = 0,
+    world: int = 1,
+) -> dict:
     """Train (or resume) a run in `run_dir`; returns the last epoch's metrics. With world > 1
     (under paddle.distributed.launch), each rank trains on its shard and only rank 0 writes."""
     if rank == 0:

@@ -38,7 +38,9 @@ def _train_tiny(root: Path, kind: str, dataset) -> Path:
 
     small = Dataset(dataset.train.subset(slice(0, TINY_IMAGES)), dataset.test, dataset.source)
     run = root / f"tiny-{kind}"
-    train.train(ModelConfig(kind=kind, channels=TINY_CHANNELS), small, train.TrainOptions(epochs=TINY_EPOCHS, seed=1), run)
+    train.train(
+        ModelConfig(kind=kind, channels=TINY_CHANNELS), small, train.TrainOptions(epochs=TINY_EPOCHS, seed=1), run
+    )
     return run
 
 

@@ -20,7 +20,10 @@ runner = CliRunner()
 
 def test_import_is_cheap():
     code = "import sys, mnistgen; print('paddle' in sys.modules, 'numpy' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False False"
+    )
 
 
 def test_generate_matches_the_cli_pixels(tmp_path, tiny_cvae):
@@ -30,7 +33,10 @@ def test_generate_matches_the_cli_pixels(tmp_path, tiny_cvae):
     images, labels, z = model.generate(digit=[2, 6], count=5, seed=3)
     assert images.shape == (10, 28, 28) and images.dtype == np.uint8
     assert labels.tolist() == [2] * 5 + [6] * 5 and z.shape == (10, 2) and z.dtype == np.float32
-    runner.invoke(app, ["generate", "-d", "6", "-n", "5", "--seed", "3", "--model", str(tiny_cvae), "-o", str(tmp_path / "o"), "-q"])
+    runner.invoke(
+        app,
+        ["generate", "-d", "6", "-n", "5", "--seed", "3", "--model", str(tiny_cvae), "-o", str(tmp_path / "o"), "-q"],
+    )
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "6" / "00004.png")), images[-1])
     assert np.array_equal(model.decode(z[5:], labels=6), images[5:])
 
@@ -57,7 +63,12 @@ def test_models_lists_user_weights(tmp_path, monkeypatch, tiny_cvae):
     assert rows["mine"]["kind"] == "cvae" and rows["mine"]["epochs"] == 2 and len(rows["mine"]["sha256"]) == 64
     shown = runner.invoke(app, ["models", "show", "mine"])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["config"]["channels"] == 8
-    assert runner.invoke(app, ["generate", "--model", "mine", "-d", "1", "-n", "2", "-o", str(tmp_path / "o"), "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["generate", "--model", "mine", "-d", "1", "-n", "2", "-o", str(tmp_path / "o"), "-q"]
+        ).exit_code
+        == 0
+    )
 
 
 def test_cache_show_and_clear(tmp_path, monkeypatch):
@@ -71,10 +82,22 @@ def test_cache_show_and_clear(tmp_path, monkeypatch):
 
 
 def test_thread_count_follows_the_scheduler_not_paddle():
-    code = ("from mnistgen.runtime import import_paddle, usable_cpus; import os; import_paddle(); "
-            "print(usable_cpus(), os.environ.get('OMP_NUM_THREADS'))")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "MNISTGEN_THREADS")}
-    mine = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    code = (
+        "from mnistgen.runtime import import_paddle, usable_cpus; import os; import_paddle(); "
+        "print(usable_cpus(), os.environ.get('OMP_NUM_THREADS'))"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "MNISTGEN_THREADS")
+    }
+    mine = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     assert int(mine[0]) == len(os.sched_getaffinity(0))  # Paddle's own OMP_NUM_THREADS=1 does not count
-    slurm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, "SLURM_CPUS_PER_TASK": "1"}, check=True)
+    slurm = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "SLURM_CPUS_PER_TASK": "1"},
+        check=True,
+    )
     assert slurm.stdout.split()[0] == "1"

@@ -39,9 +39,11 @@ def test_readme_names_every_command():
 
 
 def test_help_imports_neither_paddle_nor_numpy():
-    code = "import sys; from mnistgen.cli import main; sys.argv = ['mnistgen', 'generate', '--help']\n" \
-           "try:\n    main()\nexcept SystemExit:\n    pass\n" \
-           "print('paddle' in sys.modules, 'numpy' in sys.modules)"
+    code = (
+        "import sys; from mnistgen.cli import main; sys.argv = ['mnistgen', 'generate', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('paddle' in sys.modules, 'numpy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
 
@@ -53,7 +55,9 @@ def test_version():
 
 def test_generate_writes_the_imagefolder_layout(tmp_path, tiny_cvae):
     out = tmp_path / "synth"
-    result = invoke("generate", "--digit", "0,7", "--count", 300, "--out", out, "--model", tiny_cvae, "--seed", 5, "--quiet")
+    result = invoke(
+        "generate", "--digit", "0,7", "--count", 300, "--out", out, "--model", tiny_cvae, "--seed", 5, "--quiet"
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["0", "7", "metadata.jsonl", "mnistgen.json"]
     assert json.loads((out / "mnistgen.json").read_text())["model_sha256"] == json.loads(result.stdout)["model_sha256"]
@@ -112,21 +116,65 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["generate", "--digit", "11"], 2, "Invalid value for --digit: 11 is not a digit: use 0-9, a list like 0,3,7, or all"),
-        (["generate", "--digit", "a"], 2, "Invalid value for --digit: 'a' is not a comma-separated list of non-negative integers"),
+        (
+            ["generate", "--digit", "11"],
+            2,
+            "Invalid value for --digit: 11 is not a digit: use 0-9, a list like 0,3,7, or all",
+        ),
+        (
+            ["generate", "--digit", "a"],
+            2,
+            "Invalid value for --digit: 'a' is not a comma-separated list of non-negative integers",
+        ),
         (["generate", "--digit", ""], 2, "Invalid value for --digit: '' is not a comma-separated list"),
-        (["generate", "--count", "0"], 2, "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1"),
-        (["generate", "--count", "-5"], 2, "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1"),
-        (["generate", "--count", "10x"], 2, "Error: Invalid value for '--count' / '-n': Input should be a valid integer"),
-        (["generate", "--temperature", "-1"], 2, "Error: Invalid value for '--temperature' / '-t': Input should be greater than or equal to 0"),
+        (
+            ["generate", "--count", "0"],
+            2,
+            "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1",
+        ),
+        (
+            ["generate", "--count", "-5"],
+            2,
+            "Error: Invalid value for '--count' / '-n': Input should be greater than or equal to 1",
+        ),
+        (
+            ["generate", "--count", "10x"],
+            2,
+            "Error: Invalid value for '--count' / '-n': Input should be a valid integer",
+        ),
+        (
+            ["generate", "--temperature", "-1"],
+            2,
+            "Error: Invalid value for '--temperature' / '-t': Input should be greater than or equal to 0",
+        ),
         (["generate", "--model", "nope"], 2, "Invalid value for --model: unknown model 'nope': use one of"),
         (["generate", "--model", "missing/dir/x.safetensors"], 2, "no weights file at missing/dir/x.safetensors"),
-        (["train", "--data", "no/such/dir"], 2, "Error: Invalid value for '--data': path 'no/such/dir' does not exist."),
-        (["train", "--epochs", "0"], 2, "Error: Invalid value for '--epochs': Input should be greater than or equal to 1"),
+        (
+            ["train", "--data", "no/such/dir"],
+            2,
+            "Error: Invalid value for '--data': path 'no/such/dir' does not exist.",
+        ),
+        (
+            ["train", "--epochs", "0"],
+            2,
+            "Error: Invalid value for '--epochs': Input should be greater than or equal to 1",
+        ),
         (["train", "--indices", "5,x"], 2, "Invalid value for --indices: '5,x' is not a comma-separated list"),
-        (["generate", "--device", "tpu"], 2, "Error: Invalid value for '--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'gpu'."),
-        (["generate", "--seed", "-1"], 2, "Error: Invalid value for '--seed': Input should be greater than or equal to 0"),
-        (["train", "--model", "gan"], 2, "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae', 'classifier'."),
+        (
+            ["generate", "--device", "tpu"],
+            2,
+            "Error: Invalid value for '--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'gpu'.",
+        ),
+        (
+            ["generate", "--seed", "-1"],
+            2,
+            "Error: Invalid value for '--seed': Input should be greater than or equal to 0",
+        ),
+        (
+            ["train", "--model", "gan"],
+            2,
+            "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae', 'classifier'.",
+        ),
     ],
 )
 def test_usage_errors(tmp_path, monkeypatch, args, code, message):
@@ -152,7 +200,10 @@ def test_non_empty_out_is_refused(tmp_path, tiny_cvae):
     (tmp_path / "keep.txt").write_text("precious")
     result = invoke("generate", "-d", "1", "-n", 2, "--model", tiny_cvae, "--out", tmp_path)
     assert result.exit_code == 1
-    assert result.stderr == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory\n"
+    assert (
+        result.stderr
+        == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory\n"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
@@ -160,7 +211,10 @@ def test_out_pointing_at_a_file_is_refused(tmp_path, tiny_cvae):
     (tmp_path / "f").write_text("x")
     result = invoke("generate", "-n", 2, "--model", tiny_cvae, "--out", tmp_path / "f")
     assert result.exit_code == 1
-    assert result.stderr == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)\n"
+    assert (
+        result.stderr
+        == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)\n"
+    )
 
 
 def test_pdparams_is_refused(tmp_path):
@@ -169,7 +223,10 @@ def test_pdparams_is_refused(tmp_path):
     (tmp_path / "old.pdparams").write_bytes(pickle.dumps({"w": [1, 2]}))
     result = invoke("generate", "--model", tmp_path / "old.pdparams", "--out", tmp_path / "o")
     assert result.exit_code == 2
-    assert "is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code" in result.stderr
+    assert (
+        "is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code"
+        in result.stderr
+    )
 
 
 def test_truncated_weights_give_one_error_line(tmp_path, tiny_cvae):
@@ -189,7 +246,10 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
     assert json.loads(result.stdout)["epoch"] == 1
     again = invoke(*base, "--epochs", 1)
     assert again.exit_code == 1
-    assert again.stderr == f"Error: --out {run} is not empty: pass --resume to continue that run, or choose a new directory\n"
+    assert (
+        again.stderr
+        == f"Error: --out {run} is not empty: pass --resume to continue that run, or choose a new directory\n"
+    )
     resumed = invoke(*base, "--epochs", 2, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
@@ -198,7 +258,22 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
 
 
 def test_train_on_chosen_images(tmp_path, mnist_dir):
-    result = invoke("train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--out", tmp_path / "r", "--indices", "5,25", "--epochs", 2, "-q")
+    result = invoke(
+        "train",
+        "--model",
+        "vae",
+        "--channels",
+        4,
+        "--data",
+        mnist_dir,
+        "--out",
+        tmp_path / "r",
+        "--indices",
+        "5,25",
+        "--epochs",
+        2,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "r" / "model.json").read_text())
     assert card["training"]["indices"] == [5, 25] and card["training"]["train_images"] == 2
@@ -217,7 +292,9 @@ def test_missing_paddle_names_the_install_command(tmp_path, tiny_cvae):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: PaddlePaddle is not installed") and proc.stderr.count("\n") == 1
-    assert proc.stderr.rstrip().endswith('install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)')
+    assert proc.stderr.rstrip().endswith(
+        'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
+    )
 
 
 def test_gpu_on_a_cpu_build_is_refused(tmp_path, tiny_cvae):
@@ -232,8 +309,23 @@ def test_gpu_on_a_cpu_build_is_refused(tmp_path, tiny_cvae):
 
 def test_generate_prints_no_paddle_noise(tmp_path, tiny_cvae):
     proc = subprocess.run(
-        [sys.executable, "-m", "mnistgen", "generate", "-d", "1", "-n", "3", "--model", str(tiny_cvae), "--out", str(tmp_path / "o"), "-q"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mnistgen",
+            "generate",
+            "-d",
+            "1",
+            "-n",
+            "3",
+            "--model",
+            str(tiny_cvae),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no ccache warning, no glog lines
@@ -251,7 +343,22 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
     data.write_idx(d / "train-images-idx3-ubyte.gz", dataset.train.images)
     data.write_idx(d / "train-labels-idx1-ubyte.gz", labels)
     names = ",".join([f"c{i}" for i in range(10)] + ["Sneaker", "Bag"])
-    result = invoke("train", "--model", "cvae", "--channels", 4, "--data", d, "--epochs", 1, "--out", tmp_path / "r", "--class-names", names, "-q")
+    result = invoke(
+        "train",
+        "--model",
+        "cvae",
+        "--channels",
+        4,
+        "--data",
+        d,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "r",
+        "--class-names",
+        names,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "r" / "model.json").read_text())
     assert card["config"]["num_classes"] == 12 and card["classes"][10:] == ["Sneaker", "Bag"]

@@ -88,7 +88,9 @@ def test_tutorial_mat_layout(tmp_path, dataset):
 
 def test_cache_is_used_when_no_data_given(tmp_path, monkeypatch, mnist_dir):
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
-    with pytest.raises(MnistgenError, match=r"MNIST is not in the cache .*: pass --data DIR \(the four IDX files\) or --download"):
+    with pytest.raises(
+        MnistgenError, match=r"MNIST is not in the cache .*: pass --data DIR \(the four IDX files\) or --download"
+    ):
         data.load()
     shutil.copytree(mnist_dir, tmp_path / data.MNIST_SUBDIR)
     assert len(data.load().train) == 1000

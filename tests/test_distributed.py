@@ -14,13 +14,36 @@ from mnistgen.cli import app
 
 def test_two_processes_train_one_model(tmp_path, mnist_dir):
     mnistgen = shutil.which("mnistgen") or str(__import__("pathlib").Path(sys.executable).parent / "mnistgen")
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(tmp_path / "log"),
-           mnistgen, "train", "--distributed", "--model", "cvae", "--channels", "4", "--data", str(mnist_dir),
-           "--epochs", "3", "--lr", "0.003", "--out", str(tmp_path / "run"), "--seed", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        "2",
+        "--log_dir",
+        str(tmp_path / "log"),
+        mnistgen,
+        "train",
+        "--distributed",
+        "--model",
+        "cvae",
+        "--channels",
+        "4",
+        "--data",
+        str(mnist_dir),
+        "--epochs",
+        "3",
+        "--lr",
+        "0.003",
+        "--out",
+        str(tmp_path / "run"),
+        "--seed",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     logs = [(tmp_path / "log" / f"workerlog.{rank}").read_text() for rank in (0, 1)]
-    summaries = [line for log in logs for line in log.splitlines() if line.startswith('{') and '"processes"' in line]
+    summaries = [line for log in logs for line in log.splitlines() if line.startswith("{") and '"processes"' in line]
     assert len(summaries) == 1 and json.loads(summaries[0])["processes"] == 2  # rank 0 reports, once
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]  # written once per epoch, by rank 0 only

@@ -36,14 +36,44 @@ def test_classifier_learns_and_round_trips(tiny_classifier, dataset):
 
 
 def test_train_classifier_command(tmp_path, mnist_dir):
-    result = runner.invoke(app, ["train", "--model", "classifier", "--data", str(mnist_dir), "--epochs", "1", "--limit", "256", "--out", str(tmp_path / "c"), "-q"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "classifier",
+            "--data",
+            str(mnist_dir),
+            "--epochs",
+            "1",
+            "--limit",
+            "256",
+            "--out",
+            str(tmp_path / "c"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads(result.stdout)["test_accuracy"] <= 1
     assert json.loads((tmp_path / "c" / "model.json").read_text())["config"]["kind"] == "classifier"
 
 
 def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, mnist_dir):
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_cvae), "--classifier", str(tiny_classifier), "--data", str(mnist_dir), "--count", "20", "--tstr"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(tiny_cvae),
+            "--classifier",
+            str(tiny_classifier),
+            "--data",
+            str(mnist_dir),
+            "--count",
+            "20",
+            "--tstr",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert set(report["test_set"]) == {"test_loss", "test_rec", "test_kl"}
@@ -60,7 +90,19 @@ def test_evaluate_scores_a_folder_of_images(tmp_path, tiny_classifier, mnist_dir
     for i in range(30):
         (tmp_path / "d" / str(dataset.test.labels[i])).mkdir(parents=True, exist_ok=True)
         export.write_png(tmp_path / "d" / str(dataset.test.labels[i]) / f"{i}.png", dataset.test.images[i])
-    result = runner.invoke(app, ["evaluate", "--images", str(tmp_path / "d"), "--classifier", str(tiny_classifier), "--data", str(mnist_dir), "-q"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--images",
+            str(tmp_path / "d"),
+            "--classifier",
+            str(tiny_classifier),
+            "--data",
+            str(mnist_dir),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["samples"]["images"] == 30 and "accuracy" in report["samples"] and "test_set" not in report
@@ -72,7 +114,22 @@ def test_min_confidence_keeps_only_confident_samples_deterministically(tmp_path,
     from mnistgen import checkpoint
     from mnistgen import classifier as clf
 
-    args = ["generate", "--model", str(tiny_cvae), "-d", "1", "-n", "40", "--seed", "3", "--min-confidence", "0.1", "--classifier", str(tiny_classifier), "-q"]
+    args = [
+        "generate",
+        "--model",
+        str(tiny_cvae),
+        "-d",
+        "1",
+        "-n",
+        "40",
+        "--seed",
+        "3",
+        "--min-confidence",
+        "0.1",
+        "--classifier",
+        str(tiny_classifier),
+        "-q",
+    ]
     first = runner.invoke(app, args + ["-o", str(tmp_path / "a.h5")])
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
@@ -80,7 +137,11 @@ def test_min_confidence_keeps_only_confident_samples_deterministically(tmp_path,
     sharded = [runner.invoke(app, args + ["-o", str(tmp_path / "b.h5"), "--shard", f"{i}/2"]) for i in range(2)]
     assert all(r.exit_code == 0 for r in sharded)
     judge = clf.Judge(checkpoint.inspect(str(tiny_classifier)), "cpu")  # the judge generate uses
-    with h5py.File(tmp_path / "a.h5") as f, h5py.File(tmp_path / "b.shard-00000-of-00002.h5") as g, h5py.File(tmp_path / "b.shard-00001-of-00002.h5") as h:
+    with (
+        h5py.File(tmp_path / "a.h5") as f,
+        h5py.File(tmp_path / "b.shard-00000-of-00002.h5") as g,
+        h5py.File(tmp_path / "b.shard-00001-of-00002.h5") as h,
+    ):
         images = f["images"][:]
         assert np.array_equal(images, np.concatenate([g["images"][:], h["images"][:]]))
     assert (judge(images)[:, 1] >= 0.1).all()
@@ -89,7 +150,24 @@ def test_min_confidence_keeps_only_confident_samples_deterministically(tmp_path,
 
 
 def test_impossible_confidence_is_refused(tmp_path, tiny_cvae, tiny_classifier):
-    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-d", "2", "-n", "5", "--min-confidence", "1.0", "--classifier", str(tiny_classifier), "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_cvae),
+            "-d",
+            "2",
+            "-n",
+            "5",
+            "--min-confidence",
+            "1.0",
+            "--classifier",
+            str(tiny_classifier),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 1
     assert "Error: --min-confidence 1.0: only 0.00% of samples of label 2 pass after" in result.stderr
     assert "lower --min-confidence or use a better model" in result.stderr
@@ -98,7 +176,20 @@ def test_impossible_confidence_is_refused(tmp_path, tiny_cvae, tiny_classifier):
 def test_classifier_is_not_a_generator(tmp_path, tiny_classifier, tiny_cvae):
     result = runner.invoke(app, ["generate", "--model", str(tiny_classifier), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1 and "is the classifier, not a generator" in result.stderr
-    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "--min-confidence", "0.5", "--classifier", str(tiny_cvae), "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_cvae),
+            "--min-confidence",
+            "0.5",
+            "--classifier",
+            str(tiny_cvae),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 1 and "is a cvae generator, not a classifier" in result.stderr
 
 
@@ -117,13 +208,31 @@ def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
     whole = sample.block_batch(decoder, 7, 1, 0, 0, sample.BLOCK, confidence=whole_filter)
     assert (judge(whole.images)[:, 1] == 1).all()
     rejected = whole_filter.tried - whole_filter.accepted
-    assert 0 < rejected and whole_filter.tried <= sample.BLOCK + 8 * sample.REDRAW_CHUNK  # a few small redraws, not whole blocks
+    assert (
+        0 < rejected and whole_filter.tried <= sample.BLOCK + 8 * sample.REDRAW_CHUNK
+    )  # a few small redraws, not whole blocks
     part = sample.block_batch(decoder, 7, 1, 0, 100, 180, confidence=sample.ConfidenceFilter(judge, 0.5))
     assert np.array_equal(part.images, whole.images[100:180]) and np.array_equal(part.z, whole.z[100:180])
 
 
 def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
     images = mnist_dir / "t10k-images-idx3-ubyte.gz"
-    result = runner.invoke(app, ["evaluate", "--images", str(images), "--temperature", "2", "--min-confidence", "0.5", "--data", str(mnist_dir)])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--images",
+            str(images),
+            "--temperature",
+            "2",
+            "--min-confidence",
+            "0.5",
+            "--data",
+            str(mnist_dir),
+        ],
+    )
     assert result.exit_code == 2, result.output
-    assert "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are scored as they are: drop them" in result.stderr
+    assert (
+        "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are scored as they are: drop them"
+        in result.stderr
+    )

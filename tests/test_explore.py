@@ -50,15 +50,46 @@ def test_default_interpolation_is_a_looping_gif(tmp_path, tiny_cvae, monkeypatch
 
 
 def test_strip_and_frames(tmp_path, tiny_vae):
-    run("interpolate", "--model", tiny_vae, "--to", "png", "--digits", "3,8", "--steps", 5, "--no-loop", "--scale", 1, "-o", tmp_path / "s.png")
+    run(
+        "interpolate",
+        "--model",
+        tiny_vae,
+        "--to",
+        "png",
+        "--digits",
+        "3,8",
+        "--steps",
+        5,
+        "--no-loop",
+        "--scale",
+        1,
+        "-o",
+        tmp_path / "s.png",
+    )
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (6 * 28, 28)
-    run("interpolate", "--model", tiny_vae, "--to", "frames", "--points", "-1,0;1,0;1,1", "--steps", 2, "-o", tmp_path / "f")
+    run(
+        "interpolate",
+        "--model",
+        tiny_vae,
+        "--to",
+        "frames",
+        "--points",
+        "-1,0;1,0;1,1",
+        "--steps",
+        2,
+        "-o",
+        tmp_path / "f",
+    )
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == [f"frame-{i:04d}.png" for i in range(6)]
 
 
 def test_grid_png(tmp_path, tiny_cvae):
-    summary = json.loads(run("interpolate", "--model", tiny_cvae, "--grid", 5, "--digit", 2, "--scale", 1, "-o", tmp_path / "g.png").stdout)
+    summary = json.loads(
+        run(
+            "interpolate", "--model", tiny_cvae, "--grid", 5, "--digit", 2, "--scale", 1, "-o", tmp_path / "g.png"
+        ).stdout
+    )
     assert summary["x"][0] < summary["x"][1] and summary["dims"] == [0, 1]
     with Image.open(tmp_path / "g.png") as im:
         assert im.size == (5 * 30 - 2, 5 * 30 - 2)
@@ -68,23 +99,65 @@ def test_grid_png(tmp_path, tiny_cvae):
 def test_walk_between_encoded_images(tmp_path, tiny_cvae):
     run("generate", "-d", "3,8", "-n", 2, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 1, "-q")
     images = f"{tmp_path}/s/3/00000.png,{tmp_path}/s/8/00001.png"
-    summary = json.loads(run("interpolate", "--model", tiny_cvae, "--images", images, "--labels", "3,8", "--steps", 4, "-o", tmp_path / "w.gif").stdout)
+    summary = json.loads(
+        run(
+            "interpolate",
+            "--model",
+            tiny_cvae,
+            "--images",
+            images,
+            "--labels",
+            "3,8",
+            "--steps",
+            4,
+            "-o",
+            tmp_path / "w.gif",
+        ).stdout
+    )
     assert summary["frames"] == 8
 
 
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--digits", "3,8", "--points", "0,0;1,1"], 2, "Error: Invalid value for --digits/--images/--points: give one of --digits, --images, --points"),
+        (
+            ["--digits", "3,8", "--points", "0,0;1,1"],
+            2,
+            "Error: Invalid value for --digits/--images/--points: give one of --digits, --images, --points",
+        ),
         (["--points", "0,0"], 2, "is not a list of at least two points"),
         (["--points", "a,b;c,d"], 2, "is not a list of at least two points"),
         (["--dims", "0"], 2, "Error: Invalid value for --dims: '0': give two latent dimensions, e.g. 0,1"),
-        (["--grid", "4", "--bounds", "1,2,3"], 2, "Error: Invalid value for --bounds: '1,2,3': give 4 comma-separated numbers, e.g. -3,3,-3,3"),
-        (["--to", "mp4"], 2, "Error: Invalid value for '--to': Value error, 'mp4' is not one of 'gif', 'png', 'frames'."),
-        (["--grid", "4"], 1, "Error: model tiny-cvae is conditional: pass --digit D to choose the digit drawn across the grid"),
-        (["--grid", "4", "--digit", "1", "--dims", "0,5"], 1, "Error: --dims 0,5: model tiny-cvae has latent dimensions 0-1; give two different ones"),
-        (["--points", "0,0,0;1,1,1", "--digit", "1"], 1, "Error: --points have 3 coordinates but model tiny-cvae has a 2-d latent: give 2 numbers per point"),
-        (["--points", "0,0;1,1"], 1, "Error: model tiny-cvae is conditional: pass --digit D to choose the label decoded along the path"),
+        (
+            ["--grid", "4", "--bounds", "1,2,3"],
+            2,
+            "Error: Invalid value for --bounds: '1,2,3': give 4 comma-separated numbers, e.g. -3,3,-3,3",
+        ),
+        (
+            ["--to", "mp4"],
+            2,
+            "Error: Invalid value for '--to': Value error, 'mp4' is not one of 'gif', 'png', 'frames'.",
+        ),
+        (
+            ["--grid", "4"],
+            1,
+            "Error: model tiny-cvae is conditional: pass --digit D to choose the digit drawn across the grid",
+        ),
+        (
+            ["--grid", "4", "--digit", "1", "--dims", "0,5"],
+            1,
+            "Error: --dims 0,5: model tiny-cvae has latent dimensions 0-1; give two different ones",
+        ),
+        (
+            ["--points", "0,0,0;1,1,1", "--digit", "1"],
+            1,
+            "Error: --points have 3 coordinates but model tiny-cvae has a 2-d latent: give 2 numbers per point",
+        ),
+        (
+            ["--points", "0,0;1,1"],
+            1,
+            "Error: model tiny-cvae is conditional: pass --digit D to choose the label decoded along the path",
+        ),
         (["--digits", "3"], 1, "Error: --digits needs at least two digits to walk between, e.g. 3,8"),
     ],
 )
@@ -98,7 +171,16 @@ def test_interpolate_errors(tmp_path, monkeypatch, tiny_cvae, args, code, messag
 
 def test_encode_csv_files_and_pictures(tmp_path, tiny_cvae):
     run("generate", "-d", "1,7", "-n", 10, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 2, "-q")
-    result = run("encode", tmp_path / "s", "--model", tiny_cvae, "--plot", tmp_path / "lat.png", "--reconstruct", tmp_path / "rec.png")
+    result = run(
+        "encode",
+        tmp_path / "s",
+        "--model",
+        tiny_cvae,
+        "--plot",
+        tmp_path / "lat.png",
+        "--reconstruct",
+        tmp_path / "rec.png",
+    )
     lines = result.stdout.splitlines()
     assert lines[0] == "source,label,mean_0,mean_1,std_0,std_1" and len(lines) == 21
     assert lines[1].startswith(f"{tmp_path}/s/1/00000.png,1,") and lines[-1].startswith(f"{tmp_path}/s/7/00009.png,7,")
@@ -114,7 +196,9 @@ def test_encode_csv_files_and_pictures(tmp_path, tiny_cvae):
 def test_encode_idx_hdf5_and_converted_pictures(tmp_path, tiny_cvae, tiny_vae, mnist_dir):
     import h5py
 
-    idx = run("encode", mnist_dir / "t10k-images-idx3-ubyte.gz", "--model", tiny_cvae, "--limit", 50, "-o", tmp_path / "t.h5")
+    idx = run(
+        "encode", mnist_dir / "t10k-images-idx3-ubyte.gz", "--model", tiny_cvae, "--limit", 50, "-o", tmp_path / "t.h5"
+    )
     assert json.loads(idx.stdout)["count"] == 50
     with h5py.File(tmp_path / "t.h5") as f:
         assert f["means"].shape == (50, 2) and f["labels"][:5].tolist() == [7, 2, 1, 0, 4]
@@ -122,7 +206,10 @@ def test_encode_idx_hdf5_and_converted_pictures(tmp_path, tiny_cvae, tiny_vae, m
     assert len(run("encode", tmp_path / "g.h5", "--model", tiny_cvae).stdout.splitlines()) == 9
     Image.new("RGB", (100, 80), (255, 255, 255)).save(tmp_path / "big.png")
     result = run("encode", tmp_path / "big.png", "--model", tiny_vae)
-    assert "note: 1 image(s) converted to grayscale" in result.stderr and "note: 1 image(s) resized to 28x28" in result.stderr
+    assert (
+        "note: 1 image(s) converted to grayscale" in result.stderr
+        and "note: 1 image(s) resized to 28x28" in result.stderr
+    )
     assert result.stdout.splitlines()[1].startswith(f"{tmp_path}/big.png,,")
 
 
@@ -132,17 +219,26 @@ def test_encode_errors(tmp_path, tiny_cvae):
     (tmp_path / "d" / "model.bin").write_bytes(b"\x00\x01")
     result = runner.invoke(app, ["encode", str(tmp_path / "d"), "--model", str(tiny_cvae)])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {tmp_path}/d/model.bin in {tmp_path}/d is not an image file: move it out of the folder, or pass the image files themselves\n"
+    assert (
+        result.stderr
+        == f"Error: {tmp_path}/d/model.bin in {tmp_path}/d is not an image file: move it out of the folder, or pass the image files themselves\n"
+    )
     (tmp_path / "bad.png").write_bytes(b"not a png")
     result = runner.invoke(app, ["encode", str(tmp_path / "bad.png"), "--model", str(tiny_cvae)])
     assert result.exit_code == 1 and result.stderr.startswith(f"Error: {tmp_path}/bad.png is not a readable image")
     result = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--model", str(tiny_cvae)])
     assert result.exit_code == 1
-    assert result.stderr == "Error: this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels\n"
+    assert (
+        result.stderr
+        == "Error: this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels\n"
+    )
     ok = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--model", str(tiny_cvae), "--labels", "3"])
     assert ok.exit_code == 0 and ok.stdout.splitlines()[1].startswith(f"{tmp_path}/d/a.png,3,")
     result = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--model", str(tiny_cvae), "--labels", "3,4"])
-    assert result.exit_code == 1 and result.stderr == "Error: --labels has 2 values for 1 images: give one for all, or one per image\n"
+    assert (
+        result.exit_code == 1
+        and result.stderr == "Error: --labels has 2 values for 1 images: give one for all, or one per image\n"
+    )
     result = runner.invoke(app, ["encode", str(tmp_path / "none.png"), "--model", str(tiny_cvae)])
     assert result.exit_code == 1 and "none.png does not exist" in result.stderr
     result = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--out", str(tmp_path / "z.txt")])

@@ -111,6 +111,7 @@ def test_hdf5_shards_concatenate_to_one_run(tmp_path, tiny_cvae):
 def test_resume_writes_only_what_is_missing(tmp_path, tiny_cvae):
     out = tmp_path / "o"
     gen(tiny_cvae, "-d", "1,2", "-n", 600, "-o", out, "--seed", 8)
+
     def outputs():  # images and metadata; the manifest records the (resumed) command line
         return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "mnistgen.json"}
 
@@ -137,15 +138,35 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes(tmp_path, tiny_cvae):
     from PIL import Image
 
     out = tmp_path / "big"
-    cmd = [sys.executable, "-m", "mnistgen", "generate", "-d", "all", "-n", 2000, "-o", out, "--model", tiny_cvae, "--seed", 6, "-q"]
-    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mnistgen",
+        "generate",
+        "-d",
+        "all",
+        "-n",
+        2000,
+        "-o",
+        out,
+        "--model",
+        tiny_cvae,
+        "--seed",
+        6,
+        "-q",
+    ]
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("*/*.png"))) < 300:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "Interrupted: every file already written is complete; finish with --resume."
+    assert (
+        stderr.strip().splitlines()[-1] == "Interrupted: every file already written is complete; finish with --resume."
+    )
     assert "Traceback" not in stderr and stdout == ""
     written = list(out.glob("*/*.png"))
     assert 0 < len(written) < 20000
@@ -166,10 +187,16 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes(tmp_path, tiny_cvae):
         (["--shard", "0/0"], "Error: Invalid value for --shard: '0/0': need 0 <= i < n"),
         (["--shard", "1-2"], "Error: Invalid value for --shard: '1-2' is not i/n"),
         (["--format", "gif"], "Error: Invalid value for '--format' / '-f': Value error, 'gif' is not one of"),
-        (["--force", "--resume"], "Error: Invalid value for --force/--resume: --force replaces, --resume keeps: choose one"),
+        (
+            ["--force", "--resume"],
+            "Error: Invalid value for --force/--resume: --force replaces, --resume keeps: choose one",
+        ),
         (["--scale", "0"], "Error: Invalid value for '--scale': Input should be greater than or equal to 1"),
         (["--sharpen", "0.5"], "Error: Invalid value for '--sharpen': Input should be greater than or equal to 1"),
-        (["--precision", "fp16"], "Error: Invalid value for '--precision': Value error, 'fp16' is not one of 'auto', 'fp32', 'bf16'."),
+        (
+            ["--precision", "fp16"],
+            "Error: Invalid value for '--precision': Value error, 'fp16' is not one of 'auto', 'fp32', 'bf16'.",
+        ),
     ],
 )
 def test_bad_generate_options(tmp_path, monkeypatch, args, message):
@@ -183,11 +210,31 @@ def test_bad_generate_options(tmp_path, monkeypatch, args, message):
 @pytest.mark.parametrize(
     "make, args, message",
     [
-        (lambda t: (t / "f").write_text("x"), ["-o", "{t}/f/sub"], "Error: --out {t}/f/sub: {t}/f is a file, not a directory"),
-        (lambda t: (t / "d.h5").mkdir(), ["-o", "{t}/d.h5"], "Error: --out {t}/d.h5 is a directory: --format hdf5 writes one file; give a file name"),
-        (lambda t: (t / "x.npz").write_bytes(b"old"), ["-o", "{t}/x.npz"], "Error: {t}/x.npz already exists: pass --force to replace it, or choose another --out"),
-        (lambda t: None, ["-o", "{t}/g.png", "-n", "500"], "Error: --format grid draws --count images per row: use at most 200"),
-        (lambda t: None, ["-o", "{t}/s", "-d", "1", "-n", "2", "--shard", "0/3"], "Error: --shard 0/3 gets no images out of 2: use fewer shards"),
+        (
+            lambda t: (t / "f").write_text("x"),
+            ["-o", "{t}/f/sub"],
+            "Error: --out {t}/f/sub: {t}/f is a file, not a directory",
+        ),
+        (
+            lambda t: (t / "d.h5").mkdir(),
+            ["-o", "{t}/d.h5"],
+            "Error: --out {t}/d.h5 is a directory: --format hdf5 writes one file; give a file name",
+        ),
+        (
+            lambda t: (t / "x.npz").write_bytes(b"old"),
+            ["-o", "{t}/x.npz"],
+            "Error: {t}/x.npz already exists: pass --force to replace it, or choose another --out",
+        ),
+        (
+            lambda t: None,
+            ["-o", "{t}/g.png", "-n", "500"],
+            "Error: --format grid draws --count images per row: use at most 200",
+        ),
+        (
+            lambda t: None,
+            ["-o", "{t}/s", "-d", "1", "-n", "2", "--shard", "0/3"],
+            "Error: --shard 0/3 gets no images out of 2: use fewer shards",
+        ),
     ],
 )
 def test_bad_outputs_change_nothing(tmp_path, tiny_cvae, make, args, message):
@@ -213,7 +260,9 @@ def test_another_architecture_is_refused(tmp_path, tiny_cvae, tiny_vae):
     (tmp_path / "m.json").write_bytes((tiny_cvae / "model.json").read_bytes())
     result = runner.invoke(app, ["generate", "--model", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {tmp_path / 'm.safetensors'} does not match its model card (cvae, latent 2)")
+    assert result.stderr.startswith(
+        f"Error: {tmp_path / 'm.safetensors'} does not match its model card (cvae, latent 2)"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -221,7 +270,10 @@ def test_not_safetensors_is_refused(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"hello, I am not a tensor file at all")
     result = runner.invoke(app, ["generate", "--model", str(tmp_path / "junk.safetensors"), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download it again\n"
+    assert (
+        result.stderr
+        == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download it again\n"
+    )
 
 
 def test_unlabelled_grid_wraps_into_rows_of_twenty(tmp_path, tiny_vae):
@@ -256,7 +308,9 @@ def test_fitted_prior_needs_a_card_that_has_it(tmp_path, tiny_cvae):
     card = json.loads((tmp_path / "old.json").read_text())
     del card["latent_stats"]["fitted"]
     (tmp_path / "old.json").write_text(json.dumps(card))
-    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", "fitted", "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", "fitted", "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1
     assert "card has no fitted prior; retrain it with this mnistgen, or use --prior standard" in result.stderr
 
@@ -271,7 +325,9 @@ def _bf16_kernels() -> bool:
 def test_bf16_decoding_is_deterministic_and_within_a_few_levels_of_fp32(tmp_path, tiny_cvae):
     runs = {}
     for name, precision in (("a", "bf16"), ("b", "bf16"), ("c", "fp32")):
-        summary = gen(tiny_cvae, "-d", "3,8", "-n", 300, "-o", tmp_path / f"{name}.npz", "--seed", 4, "--precision", precision)
+        summary = gen(
+            tiny_cvae, "-d", "3,8", "-n", 300, "-o", tmp_path / f"{name}.npz", "--seed", 4, "--precision", precision
+        )
         assert summary["precision"] == precision
         with np.load(tmp_path / f"{name}.npz") as f:
             runs[name] = f["images"].astype(int)
@@ -287,7 +343,9 @@ def test_sharpen_scales_the_logits_and_pushes_pixels_to_black_and_white(tmp_path
 
     runs = {}
     for factor in (1, 3):
-        summary = gen(tiny_cvae, "-d", "4", "-n", 300, "-o", tmp_path / f"s{factor}.npz", "--seed", 2, "--sharpen", factor)
+        summary = gen(
+            tiny_cvae, "-d", "4", "-n", 300, "-o", tmp_path / f"s{factor}.npz", "--seed", 2, "--sharpen", factor
+        )
         assert summary["sharpen"] == factor
         with np.load(tmp_path / f"s{factor}.npz") as f:
             runs[factor] = f["images"]
@@ -312,7 +370,9 @@ def test_truncation_redraws_long_latents_deterministically(tmp_path, tiny_cvae):
     assert np.array_equal(cut[inside], free[inside])  # draws inside the radius are kept as they are
     assert (np.linalg.norm(cut, axis=1) <= 1.0).all() and not inside.all()
     assert np.array_equal(cut, sample.block_latents(5, 3, 0, 2, truncation=1.0))
-    summary = gen(tiny_cvae, "-d", "3", "-n", 300, "-o", tmp_path / "t.npz", "--seed", 5, "--truncation", 1, "--temperature", 2)
+    summary = gen(
+        tiny_cvae, "-d", "3", "-n", 300, "-o", tmp_path / "t.npz", "--seed", 5, "--truncation", 1, "--temperature", 2
+    )
     assert summary["truncation"] == 1
     with np.load(tmp_path / "t.npz") as f:
         radius = np.linalg.norm(f["latents"], axis=1)
@@ -320,7 +380,26 @@ def test_truncation_redraws_long_latents_deterministically(tmp_path, tiny_cvae):
 
 
 def test_a_truncation_radius_too_small_for_the_latent_is_refused(tmp_path, tiny_cvae):
-    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-q", "-d", "1", "-n", "5", "-o", str(tmp_path / "t.npz"), "--truncation", "0.001"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_cvae),
+            "-q",
+            "-d",
+            "1",
+            "-n",
+            "5",
+            "-o",
+            str(tmp_path / "t.npz"),
+            "--truncation",
+            "0.001",
+        ],
+    )
     assert result.exit_code == 1, result.output
-    assert result.stderr.strip() == "Error: --truncation 0.001 keeps almost no draws of a 2-dimensional latent (their typical length is 1.4): use a larger radius"
+    assert (
+        result.stderr.strip()
+        == "Error: --truncation 0.001 keeps almost no draws of a 2-dimensional latent (their typical length is 1.4): use a larger radius"
+    )
     assert list(tmp_path.iterdir()) == []

@@ -42,7 +42,12 @@ def _small(dataset, n):
 
 
 def test_loss_falls(tmp_path, dataset):
-    metrics = train.train(ModelConfig(kind="vae", channels=8), _small(dataset, 640), train.TrainOptions(epochs=3, seed=2, lr_decay=False), tmp_path / "run")
+    metrics = train.train(
+        ModelConfig(kind="vae", channels=8),
+        _small(dataset, 640),
+        train.TrainOptions(epochs=3, seed=2, lr_decay=False),
+        tmp_path / "run",
+    )
     history = [json.loads(line) for line in (tmp_path / "run" / train.METRICS_FILE).read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < 0.85 * history[0]["train_loss"]
@@ -55,7 +60,14 @@ def test_run_writes_a_complete_model_card(tiny_cvae):
     weights = checkpoint.inspect(str(tiny_cvae))
     card = weights.card
     assert card["format"] == "mnistgen-weights" and card["format_version"] == 1
-    assert card["config"] == {"kind": "cvae", "latent": 2, "channels": 8, "num_classes": 10, "image_size": 28, "likelihood": "gaussian"}
+    assert card["config"] == {
+        "kind": "cvae",
+        "latent": 2,
+        "channels": 8,
+        "num_classes": 10,
+        "image_size": 28,
+        "likelihood": "gaussian",
+    }
     assert card["training"]["epochs_done"] == 2 and card["sha256"] == weights.sha256
     assert set(card["metrics"]) >= {"test_loss", "test_rec", "test_kl", "train_loss"}
     stats = card["latent_stats"]
@@ -72,7 +84,9 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
     assert all(np.array_equal(arrays[k], reloaded[k]) for k in arrays)
     z = sample.block_latents(5, 3, 0, 2)
     labels = sample.one_hot(np.full(len(z), 3), 10)
-    assert np.array_equal(sample.decode(sample.load_model(original), z, labels), sample.decode(sample.load_model(again), z, labels))
+    assert np.array_equal(
+        sample.decode(sample.load_model(original), z, labels), sample.decode(sample.load_model(again), z, labels)
+    )
 
 
 def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
@@ -96,13 +110,17 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
 
 
 def test_training_into_a_used_directory_is_refused(tiny_vae, dataset):
-    with pytest.raises(MnistgenError, match="is not empty: pass --resume to continue that run, or choose a new directory"):
+    with pytest.raises(
+        MnistgenError, match="is not empty: pass --resume to continue that run, or choose a new directory"
+    ):
         train.train(ModelConfig(kind="vae"), dataset, train.TrainOptions(epochs=1), tiny_vae)
 
 
 def test_divergence_stops_with_a_clear_message(tmp_path, dataset):
     huge = train.TrainOptions(epochs=1, lr=1e12, seed=0, lr_decay=False)
-    with pytest.raises(MnistgenError, match=r"training diverged at epoch 1, step \d+ \(loss is (nan|inf)\): lower --lr"):
+    with pytest.raises(
+        MnistgenError, match=r"training diverged at epoch 1, step \d+ \(loss is (nan|inf)\): lower --lr"
+    ):
         train.train(ModelConfig(kind="vae", channels=4), _small(dataset, 640), huge, tmp_path / "boom")
 
 
@@ -111,7 +129,10 @@ def test_divergence_stops_with_a_clear_message(tmp_path, dataset):
     [
         (lambda card: card.update(format_version=99), "card format version 99, newer than this mnistgen reads"),
         (lambda card: card["config"].update(latent=10**9), "latent=1000000000 is out of range"),
-        (lambda card: card["config"].update(latent=3), "tensor decoder.fc.weight is F32 \\[12, 392\\], the card's config needs F32 \\[13, 392\\]"),
+        (
+            lambda card: card["config"].update(latent=3),
+            "tensor decoder.fc.weight is F32 \\[12, 392\\], the card's config needs F32 \\[13, 392\\]",
+        ),
         (lambda card: card.update(sha256="0" * 64), "does not match the sha256 in its card"),
     ],
 )
@@ -166,6 +187,11 @@ def test_header_length_starting_like_a_pickle_still_loads(tmp_path, tiny_cvae):
 
 
 def test_eval_every_skips_test_evaluation_between(tmp_path, dataset):
-    train.train(ModelConfig(kind="vae", channels=4), _small(dataset, 128), train.TrainOptions(epochs=3, eval_every=2), tmp_path / "r")
+    train.train(
+        ModelConfig(kind="vae", channels=4),
+        _small(dataset, 128),
+        train.TrainOptions(epochs=3, eval_every=2),
+        tmp_path / "r",
+    )
     history = [json.loads(line) for line in (tmp_path / "r" / train.METRICS_FILE).read_text().splitlines()]
     assert ["test_loss" in h for h in history] == [False, True, True]  # epoch 2, and always the last

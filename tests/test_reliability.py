@@ -25,6 +25,8 @@ def _default_sigint():
     """A background shell (nohup, CI runners) starts children with SIGINT ignored, and Python
     keeps an inherited SIG_IGN: restore the default so the child gets a KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 CVAE, VAE, MNIST = "{cvae}", "{vae}", "{mnist}"
 
 # (arguments, expected exit code, text the error line must contain). {t} is a scratch directory
@@ -52,15 +54,47 @@ BAD_INPUTS = [
     (["generate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "is a file: give a directory"),
     (["generate", "--model", CVAE, "-o", "{t}/file.txt/sub"], 1, "is a file, not a directory"),
     (["generate", "--model", CVAE, "-o", "{t}/notes"], 1, "is not empty: pass --force"),
-    (["generate", "--model", CVAE, "-o", "{t}/dir with spaces/x.h5", "--format", "npz", "-n", "5000", "--shard", "9/9"], 2, "need 0 <= i < n"),
-    (["generate", "--model", CVAE, "-o", "{t}/ünïcødé", "--format", "hdf5"], 1, "is a directory: --format hdf5 writes one file"),
+    (
+        [
+            "generate",
+            "--model",
+            CVAE,
+            "-o",
+            "{t}/dir with spaces/x.h5",
+            "--format",
+            "npz",
+            "-n",
+            "5000",
+            "--shard",
+            "9/9",
+        ],
+        2,
+        "need 0 <= i < n",
+    ),
+    (
+        ["generate", "--model", CVAE, "-o", "{t}/ünïcødé", "--format", "hdf5"],
+        1,
+        "is a directory: --format hdf5 writes one file",
+    ),
     (["generate", "--model", CVAE, "-o", "{t}/g.png", "-n", "201"], 1, "use at most 200"),
     (["interpolate", "--model", CVAE, "--points", "1,2;3"], 2, "is not a list of at least two points"),
     (["interpolate", "--model", CVAE, "--steps", "0"], 2, "greater than or equal to 1"),
     (["interpolate", "--model", CVAE, "--grid", "1"], 2, "greater than or equal to 2"),
-    (["interpolate", "--model", CVAE, "--images", "{t}/missing.png,{t}/file.txt", "-o", "{t}/w.gif"], 1, "missing.png does not exist"),
-    (["interpolate", "--model", CVAE, "--images", "{t}/file.txt,{t}/file.txt", "--digit", "1", "-o", "{t}/w.gif"], 1, "is not a readable image"),
-    (["interpolate", "--model", CVAE, "--grid", "3", "--digit", "12", "-o", "{t}/g2.png"], 1, "--digit 12: model tiny-cvae knows labels 0-9 only"),
+    (
+        ["interpolate", "--model", CVAE, "--images", "{t}/missing.png,{t}/file.txt", "-o", "{t}/w.gif"],
+        1,
+        "missing.png does not exist",
+    ),
+    (
+        ["interpolate", "--model", CVAE, "--images", "{t}/file.txt,{t}/file.txt", "--digit", "1", "-o", "{t}/w.gif"],
+        1,
+        "is not a readable image",
+    ),
+    (
+        ["interpolate", "--model", CVAE, "--grid", "3", "--digit", "12", "-o", "{t}/g2.png"],
+        1,
+        "--digit 12: model tiny-cvae knows labels 0-9 only",
+    ),
     (["encode", "{t}/ünïcødé", "--model", CVAE], 1, "holds no image files"),
     (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
     (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
@@ -73,7 +107,11 @@ BAD_INPUTS = [
     (["train", "--data", MNIST, "--batch-size", "0"], 2, "greater than or equal to 1"),
     (["train", "--data", MNIST, "--indices", "5,-3"], 2, "is not a comma-separated list"),
     (["train", "--data", MNIST, "--indices", "99999", "--out", "{t}/run2"], 1, "--indices 99999 is out of range"),
-    (["train", "--data", "{t}/file.txt", "--out", "{t}/run3"], 1, "is neither a directory of IDX files nor an HDF5 .mat file"),
+    (
+        ["train", "--data", "{t}/file.txt", "--out", "{t}/run3"],
+        1,
+        "is neither a directory of IDX files nor an HDF5 .mat file",
+    ),
     (["models", "show", "no-such-model"], 2, "unknown model 'no-such-model'"),
 ]
 
@@ -119,7 +157,14 @@ def test_bad_input(tmp_path, monkeypatch, tiny_cvae, tiny_vae, mnist_dir, args, 
 
 
 def _start(args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "mnistgen", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnistgen", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+        **kwargs,
+    )
 
 
 def _wait_for(predicate, timeout=60.0):
@@ -140,37 +185,83 @@ def test_sigkill_mid_generate_then_resume_is_bit_exact(tmp_path, tiny_cvae):
     for path in (tmp_path / "killed").glob("*/*.png"):  # every PNG present is whole
         with Image.open(path) as im:
             im.load()
-    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "killed", "--resume"])], capture_output=True).returncode == 0
-    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "straight"])], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "killed", "--resume"])],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "mnistgen", *map(str, base + ["-o", tmp_path / "straight"])], capture_output=True
+        ).returncode
+        == 0
+    )
 
     def files(root):
-        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "mnistgen.json"}
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and p.name != "mnistgen.json"
+        }
 
     assert files(tmp_path / "killed") == files(tmp_path / "straight")
     assert not list((tmp_path / "killed").rglob("*.part"))
 
 
 def test_sigkill_mid_train_then_resume_is_bit_exact(tmp_path, mnist_dir):
-    base = ["train", "--model", "cvae", "--channels", 4, "--data", mnist_dir, "--limit", 640, "--epochs", 3, "--seed", 5, "-q"]
+    base = [
+        "train",
+        "--model",
+        "cvae",
+        "--channels",
+        4,
+        "--data",
+        mnist_dir,
+        "--limit",
+        640,
+        "--epochs",
+        3,
+        "--seed",
+        5,
+        "-q",
+    ]
     proc = _start(base + ["--out", tmp_path / "killed"])
     _wait_for(lambda: (tmp_path / "killed" / "metrics.jsonl").exists())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     done = len((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines())
     assert done < 3
-    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "killed", "--resume"])], capture_output=True).returncode == 0
-    assert subprocess.run([sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "straight"])], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "killed", "--resume"])],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "mnistgen", *map(str, base + ["--out", tmp_path / "straight"])], capture_output=True
+        ).returncode
+        == 0
+    )
     killed = (tmp_path / "killed" / "model.safetensors").read_bytes()
     assert killed == (tmp_path / "straight" / "model.safetensors").read_bytes()
 
 
 def test_sigint_during_training_keeps_the_last_epoch(tmp_path, mnist_dir):
-    proc = _start(["train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--epochs", 50, "--out", tmp_path / "r", "-q"])
+    proc = _start(
+        ["train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--epochs", 50, "--out", tmp_path / "r", "-q"]
+    )
     _wait_for(lambda: (tmp_path / "r" / "metrics.jsonl").exists())
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert stderr.strip().splitlines()[-1] == f"Interrupted: kept the last finished epoch in {tmp_path / 'r'}; continue with --resume."
+    assert (
+        stderr.strip().splitlines()[-1]
+        == f"Interrupted: kept the last finished epoch in {tmp_path / 'r'}; continue with --resume."
+    )
     state = json.loads((tmp_path / "r" / "train_state.json").read_text())
     assert state["epoch"] >= 1 and (tmp_path / "r" / "model.safetensors").is_file()
 

@@ -17,7 +17,9 @@ def test_shipped_cards_record_how_they_were_made(name):
     card = weights.card
     assert weights.path.parent == checkpoint.shipped_dir()
     assert card["training"]["command"].startswith("mnistgen train") and card["training"]["train_images"] == 60000
-    assert card["metrics"]["test_loss"] == pytest.approx(card["metrics"]["test_rec"] + card["metrics"]["test_kl"], abs=0.01)
+    assert card["metrics"]["test_loss"] == pytest.approx(
+        card["metrics"]["test_rec"] + card["metrics"]["test_kl"], abs=0.01
+    )
     assert set(card["latent_stats"]["centroids"]) == {str(d) for d in range(10)}
 
 
@@ -67,12 +69,40 @@ def test_default_generator_uses_its_recommended_sampling(tmp_path):
     summary = json.loads(result.stdout)
     card = checkpoint.inspect("cvae").card
     assert summary["model"] == "cvae" and summary["prior"] == card["sampling"]["prior"] == "fitted"
-    assert summary["temperature"] == card["sampling"]["temperature"] and summary["sharpen"] == card["sampling"]["sharpen"]
+    assert (
+        summary["temperature"] == card["sampling"]["temperature"] and summary["sharpen"] == card["sampling"]["sharpen"]
+    )
     assert summary["min_confidence"] == card["sampling"]["min_confidence"] and 0.5 < summary["acceptance_rate"] <= 1
-    explicit = CliRunner().invoke(app, ["generate", "-d", "7", "-n", "3", "-o", str(tmp_path / "p"), "--seed", "1", "-q", "--prior", "standard", "-t", "1",
-                                        "--sharpen", "1", "--min-confidence", "0"])
+    explicit = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "-d",
+            "7",
+            "-n",
+            "3",
+            "-o",
+            str(tmp_path / "p"),
+            "--seed",
+            "1",
+            "-q",
+            "--prior",
+            "standard",
+            "-t",
+            "1",
+            "--sharpen",
+            "1",
+            "--min-confidence",
+            "0",
+        ],
+    )
     plain = json.loads(explicit.stdout)
-    assert plain["prior"] == "standard" and plain["temperature"] == 1.0 and plain["sharpen"] == 1.0 and "min_confidence" not in plain
+    assert (
+        plain["prior"] == "standard"
+        and plain["temperature"] == 1.0
+        and plain["sharpen"] == 1.0
+        and "min_confidence" not in plain
+    )
 
 
 def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tmp_path):
@@ -81,11 +111,30 @@ def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tm
     from mnistgen.cli import app
 
     missing = tmp_path / "nope.safetensors"
-    result = CliRunner().invoke(app, ["generate", "-d", "3", "-n", "5", "-o", str(tmp_path / "o"), "--classifier", str(missing)])
+    result = CliRunner().invoke(
+        app, ["generate", "-d", "3", "-n", "5", "-o", str(tmp_path / "o"), "--classifier", str(missing)]
+    )
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == (
         f"Error: model cvae checks its samples with a classifier by default, but no weights file at {missing}: check the path "
-        "(a .safetensors file, its .json card, or a run directory); pass --classifier NAME|PATH, or --min-confidence 0 to skip the check")
+        "(a .safetensors file, its .json card, or a run directory); pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
+    )
     assert not (tmp_path / "o").exists()
-    skipped = CliRunner().invoke(app, ["generate", "-d", "3", "-n", "5", "-o", str(tmp_path / "o"), "--classifier", str(missing), "--min-confidence", "0", "-q"])
+    skipped = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "-d",
+            "3",
+            "-n",
+            "5",
+            "-o",
+            str(tmp_path / "o"),
+            "--classifier",
+            str(missing),
+            "--min-confidence",
+            "0",
+            "-q",
+        ],
+    )
     assert skipped.exit_code == 0, skipped.output
