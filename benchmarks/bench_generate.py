@@ -41,15 +41,15 @@ DIGIT = 7
 
 
 def eager_paths(weights, count: int, out: Path):
-    from mnistgen import export, sample
+    from mnistgen import decoders, export, sample
 
-    model = sample.load_model(weights)
+    model = decoders.load_model(weights)
     z = np.random.default_rng(0).standard_normal((count, weights.config.latent), dtype=np.float32)
     labels = sample.one_hot(np.full(count, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
     def decode_only():
         return [
-            sample.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH])
+            decoders.decode(model, z[i : i + BATCH], None if labels is None else labels[i : i + BATCH])
             for i in range(0, count, BATCH)
         ]
 
@@ -65,9 +65,9 @@ def eager_paths(weights, count: int, out: Path):
 
 
 def predictor_decode(weights, count: int, precision: str):
-    from mnistgen import sample
+    from mnistgen import decoders, sample
 
-    decoder = sample.make_decoder(weights, "cpu", backend="predictor", precision=precision)
+    decoder = decoders.make_decoder(weights, "cpu", sample.Sampling(precision=precision), backend="predictor")
     blocks = -(-count // sample.BLOCK)
     labels = (
         sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
@@ -100,22 +100,14 @@ def file_ceiling(count: int, root: Path, threads: int):
 
 def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path, confidence=None):
     from mnistgen import generate as gen
+    from mnistgen import sample
 
     def run():
         n = next(JOB_NUMBERS)
         out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
-        job = gen.plan_job(
-            gen.Job(
-                weights=weights,
-                labels=gen.labels_for(weights, [DIGIT] if weights.config.conditional else None),
-                count=count,
-                out=out,
-                fmt=gen.Format(fmt),
-                seed=1,
-                confidence=confidence,
-            )
-        )
-        gen.run_job(job, decoder)
+        labels = sample.labels_for(weights, [DIGIT] if weights.config.conditional else None)
+        job = gen.plan_job(weights, labels, count, out, seed=1, fmt=gen.Format(fmt))
+        gen.run_job(job, sample.Sampler(decoder, job.sampling, confidence))
 
     return run
 
@@ -267,7 +259,8 @@ def main() -> None:
         extra = peak_memory_and_cold_start(args.model, root) if args.memory else {}
 
     print(
-        f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, {usable_cpus()} CPUs"
+        f"generate benchmark: model {weights.name}, {args.count} images of digit {DIGIT}, median of {args.repeats}, "
+        f"{usable_cpus()} CPUs"
     )
     base = rates["eager+png"]
     for name, rate in rates.items():

@@ -223,7 +223,8 @@ def main() -> None:
     if torch_run is not None:
         rates["torch"] = median_rate(torch_run, n, args.repeats)
     print(
-        f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, {usable_cpus()} CPUs"
+        f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, "
+        f"{usable_cpus()} CPUs"
     )
     for name, rate in rates.items():
         line = f"  {name:11s} {rate:8.0f} images/s   x{rate / rates['tutorial']:5.2f} vs tutorial"

@@ -8,9 +8,8 @@ See `mnistgen.api` for the whole API. Importing this package is cheap: Paddle an
 imported on first use of `load` / `models`.
 """
 
-__version__ = "0.1.0"
-
-from mnistgen.errors import MnistgenError  # noqa: E402
+from mnistgen.errors import MnistgenError
+from mnistgen.version import __version__
 
 __all__ = ["MnistgenError", "Model", "__version__", "load", "models"]
 

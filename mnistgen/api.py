@@ -1,36 +1,45 @@
-"""The Python API: load a model, then generate, decode, interpolate and encode numpy arrays.
+"""The Python API: everything the CLI does, as calls that return numpy arrays and dicts.
 
     import mnistgen
     model = mnistgen.load("cvae")                          # a name, a .safetensors path or a run dir
     images, labels, z = model.generate(digit=7, count=100, seed=0)
     frames = model.interpolate(digits=[3, 8], steps=16)     # uint8 (F, 28, 28)
     means, stds = model.encode(images, labels)              # float32 (N, d) each
+    picture, spec = model.grid(20)                          # the latent manifold, uint8
+    report = model.evaluate(count=1000, data="mnist/")      # what `mnistgen evaluate` prints
 
-The CLI is built on the same functions (sample.py, explore.py); images here are uint8
-(N, 28, 28) with MNIST's white-on-black convention, labels int64 (N,), latents float32 (N, d).
-Pixels equal what `mnistgen generate` writes for the same seed, digit and index.
+The CLI is a thin layer over these functions; images here are uint8 (N, 28, 28) with MNIST's
+white-on-black convention, labels int64 (N,), latents float32 (N, d). Pixels equal what
+`mnistgen generate` writes for the same seed, digit and index.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional, Union
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional, Union
 
 import numpy as np
 
-from mnistgen import checkpoint, explore, sample
+from mnistgen import checkpoint, data, decoders, explore, sample, sources
+from mnistgen import classifier as clf
+from mnistgen import evaluate as evaluation
+from mnistgen import generate as jobs
+from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, Precision, PriorKind
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, select_device
+from mnistgen.sample import Sampling, resolve_sampling
 
 
 class Model:
-    """A loaded, checked model and the fastest decoder for its device."""
+    """A loaded, checked model and the fastest decoders for its device."""
 
     def __init__(self, weights: checkpoint.Weights, device: Union[Device, str] = Device.auto):
         self.weights = weights
         self.device = select_device(device)
         self._net = None
-        self._decoder = None
+        self._decoders: dict = {}  # (sharpen, precision) -> decoder: each is built (and exported) once
 
     # -- what it is
     @property
@@ -44,7 +53,7 @@ class Model:
 
     @property
     def card(self) -> dict:
-        """The JSON model card: training command, metrics, latent statistics."""
+        """The JSON model card: training command, metrics, latent statistics, sampling advice."""
         return self.weights.card
 
     @property
@@ -55,14 +64,29 @@ class Model:
     def net(self):
         """The Paddle `VAE` layer (encoder and decoder), loaded on first use."""
         if self._net is None:
-            self._net = sample.load_model(self.weights)
+            self._net = decoders.load_model(self.weights)
         return self._net
 
     @property
     def decoder(self):
-        if self._decoder is None:
-            self._decoder = sample.make_decoder(self.weights, self.device)
-        return self._decoder
+        """The decoder with the card's sampling settings."""
+        return self._decoder(resolve_sampling(self.weights, min_confidence=0))
+
+    def _decoder(self, sampling: Sampling):
+        key = (sampling.sharpen, sampling.precision)
+        if key not in self._decoders:
+            self._decoders[key] = decoders.make_decoder(self.weights, self.device, sampling)
+        return self._decoders[key]
+
+    def sampling(self, **options) -> Sampling:
+        """The resolved sampling spec for these options (see `sample.resolve_sampling`): None
+        takes the model card's recommendation, as `mnistgen generate` does."""
+        return resolve_sampling(self.weights, **{k: v for k, v in options.items() if v is not None})
+
+    def sampler(self, sampling: Optional[Sampling] = None) -> sample.Sampler:
+        """The decoder and confidence filter that draw images as `sampling` (default: the card's) says."""
+        sampling = sampling or self.sampling()
+        return sample.Sampler(self._decoder(sampling), sampling, clf.confidence_filter(sampling, self.device))
 
     def __repr__(self) -> str:
         c = self.config
@@ -75,38 +99,35 @@ class Model:
         count: int = 100,
         seed: int = 0,
         temperature: Optional[float] = None,
-        prior: str = "auto",
+        prior: str = PriorKind.auto.value,
         truncation: Optional[float] = None,
         min_confidence: Optional[float] = None,
-        classifier: str = "classifier",
+        classifier: str = DEFAULT_CLASSIFIER,
+        sharpen: Optional[float] = None,
+        precision: str = Precision.auto.value,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`count` images per digit (all digits by default; an unconditional model ignores none and
-        refuses a digit). `prior`: "standard", "fitted" or "auto"; `temperature`, `truncation` (a radius,
-        0 for none) and `min_confidence` (keep samples `classifier` assigns to their digit with at least
-        this probability, 0 for all): None takes the card's choice, as generate does. Returns images uint8 (N, 28, 28), labels int64 (N,) (-1 when unlabelled),
-        latents float32 (N, d)."""
+        """`count` images per digit (all digits by default; an unconditional model takes no digit).
+        The sampling options are generate's: None takes the card's choice. Returns images uint8
+        (N, 28, 28), labels int64 (N,) (-1 when unlabelled), latents float32 (N, d)."""
         if count < 1:
             raise MnistgenError(f"count must be at least 1, got {count}")
         digits = None if digit is None else ([int(digit)] if np.isscalar(digit) else [int(d) for d in digit])
-        from mnistgen.generate import labels_for
-
-        temperature = sample.default_temperature(self.weights, temperature)
-        confidence = None
-        if sample.recommended(self.weights, "min_confidence", min_confidence, 0):
-            from mnistgen import classifier as clf
-
-            confidence = clf.confidence_filter(
-                self.weights, min_confidence, checkpoint.inspect(classifier), self.device
-            )
-        return sample.generate_arrays(
-            self.decoder,
-            labels_for(self.weights, digits),
-            count,
-            seed,
-            temperature,
-            sample.make_prior(self.weights, prior, truncation),
-            confidence,
+        spec = resolve_sampling(
+            self.weights,
+            prior=prior,
+            temperature=temperature,
+            truncation=truncation,
+            sharpen=sharpen,
+            min_confidence=min_confidence,
+            classifier=classifier,
+            precision=precision,
         )
+        return self.sampler(spec).arrays(sample.labels_for(self.weights, digits), count, seed)
+
+    def write(self, job: jobs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
+        """Run a planned generate job (`generate.plan_job`): write its files; returns the summary.
+        on_progress(images written, images/s, share of candidates the verifier kept)."""
+        return jobs.run_job(job, self.sampler(job.sampling), on_progress)
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
         """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""
@@ -115,9 +136,10 @@ class Model:
         if self.config.conditional:
             if labels is None:
                 raise MnistgenError(f"model {self.name} is conditional: pass labels")
-            onehot = sample.one_hot(np.resize(np.asarray(labels), len(z)), self.config.num_classes)
-        return sample.decode_all(self.decoder, z, onehot)
+            onehot = data.one_hot(np.resize(np.asarray(labels), len(z)), self.config.num_classes)
+        return decoders.decode_all(self.decoder, z, onehot)
 
+    # -- latent space
     def interpolate(
         self,
         digits: Optional[Sequence[int]] = None,
@@ -127,14 +149,48 @@ class Model:
         method: str = "lerp",
         loop: bool = False,
         seed: Optional[int] = None,
+        images: Optional[Sequence[Path]] = None,
+        labels: Optional[Sequence[int]] = None,
     ) -> np.ndarray:
-        """Frames uint8 (F, 28, 28) along a path through digits or latent points (see explore.walk)."""
-        if digits is None and points is None:
-            digits = list(range(self.config.num_classes))
-        z, onehot = explore.walk(
-            self.weights, steps, method, loop, digits=digits, points=points, label=digit, seed=seed
-        )
-        return sample.decode_all(self.decoder, z, onehot)
+        """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
+        of `images` (see explore.walk); by default through every digit."""
+        if images is not None:
+            anchors = explore.image_anchors(self.weights, self.net, [Path(p) for p in images], labels, digit)
+            z, onehot = explore.walk(self.weights, steps, method, loop, **anchors)
+        else:
+            if digits is None and points is None:
+                digits = list(range(self.config.num_classes))
+            z, onehot = explore.walk(
+                self.weights, steps, method, loop, digits=digits, points=points, label=digit, seed=seed
+            )
+        return decoders.decode_all(self.decoder, z, onehot)
+
+    def grid(
+        self, n: int, dims: tuple[int, int] = (0, 1), digit: Optional[int] = None, bounds=None, sigma=None
+    ) -> tuple[np.ndarray, explore.GridSpec]:
+        """The tutorial's latent manifold as one uint8 picture (an n x n grid; a conditional model
+        without `digit`: one labelled panel per class) and the ranges it covers."""
+        return explore.manifold(self.weights, self.decoder, n, tuple(dims), digit, bounds, sigma)
+
+    def read(
+        self, paths: Sequence[Union[str, Path]], labels: Optional[Sequence[int]] = None, limit: Optional[int] = None
+    ) -> sources.Images:
+        """Images from files, folders, IDX or HDF5 (see sources.read) with their labels: `labels`
+        (one for all, or one per image) where given, else the source's; checked against the model."""
+        found = sources.read([Path(p) for p in paths], limit)
+        if labels is not None:
+            if len(labels) not in (1, len(found.images)):
+                raise MnistgenError(
+                    f"--labels has {len(labels)} values for {len(found.images)} images: "
+                    "give one for all, or one per image"
+                )
+            found = replace(found, labels=np.resize(np.asarray(labels, dtype=np.int64), len(found.images)))
+        classes = self.config.num_classes if self.config.conditional else None
+        if classes and found.labels is not None and found.labels.max() >= classes:
+            raise MnistgenError(
+                f"label {int(found.labels.max())} is out of range: model {self.name} knows labels 0-{classes - 1}"
+            )
+        return found
 
     def encode(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (N, 28, 28) [+ labels for a CVAE] -> means and standard deviations, float32 (N, d)."""
@@ -142,10 +198,68 @@ class Model:
         labels = None if labels is None else np.resize(np.asarray(labels, dtype=np.int64), len(images))
         return explore.encode(self.net, images, labels if self.config.conditional else None)
 
+    def reconstruct(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
+        """uint8 images (N, 28, 28) [+ labels] -> their reconstructions through the encoder means."""
+        images = np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28)
+        labels = None if labels is None else np.resize(np.asarray(labels, dtype=np.int64), len(images))
+        return explore.reconstruct(self.net, self.decoder, images, labels if self.config.conditional else None)
 
-def load(model: str = "cvae", device: Union[Device, str] = Device.auto) -> Model:
+    # -- quality
+    def evaluate(
+        self,
+        count: int = 1000,
+        seed: int = 0,
+        data_dir: Optional[Union[str, Path]] = None,
+        classifier: str = DEFAULT_CLASSIFIER,
+        tstr: bool = False,
+        sampling: Optional[Sampling] = None,
+    ) -> dict:
+        """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
+        digit (drawn as `sampling` says, default the card's) scored by `classifier`."""
+        return evaluation.evaluate(
+            data.load(None if data_dir is None else Path(data_dir)),
+            checkpoint.inspect_role(classifier, "--classifier"),
+            self.weights,
+            sampling or self.sampling(),
+            count=count,
+            seed=seed,
+            with_tstr=tstr,
+            device_name=self.device,
+        )
+
+
+def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.auto) -> Model:
     """Load a model by name (shipped, or in $MNISTGEN_WEIGHTS), .safetensors path or run directory."""
-    return Model(checkpoint.inspect(str(model)), device)
+    return Model(checkpoint.inspect_role(str(model), "--model"), device)
+
+
+def evaluate(
+    model: Optional[str] = DEFAULT_GENERATOR,
+    images: Optional[Sequence[Union[str, Path]]] = None,
+    count: int = 1000,
+    seed: int = 0,
+    data_dir: Optional[Union[str, Path]] = None,
+    classifier: str = DEFAULT_CLASSIFIER,
+    tstr: bool = False,
+    device: Union[Device, str] = Device.auto,
+    **sampling_options,
+) -> dict:
+    """`mnistgen evaluate` as a call: score a model's samples (sampling options as in generate) or,
+    with `images` (and model=None), images from any tool."""
+    if images:
+        if sampling_options:
+            raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
+        return evaluation.evaluate(
+            data.load(None if data_dir is None else Path(data_dir)),
+            checkpoint.inspect_role(classifier, "--classifier"),
+            images=[Path(p) for p in images],
+            seed=seed,
+            with_tstr=tstr,
+            device_name=select_device(device),
+        )
+    loaded = load(model or DEFAULT_GENERATOR, device)
+    spec = loaded.sampling(classifier=classifier, **sampling_options)
+    return loaded.evaluate(count, seed, data_dir, classifier, tstr, spec)
 
 
 def models() -> list[dict]:

@@ -104,7 +104,8 @@ def resolve(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise MnistgenError(
-            f"{spec} is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code"
+            f"{spec} is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a "
+            "file can run arbitrary code"
         )
     if path.is_dir():
         path = path / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)
@@ -166,14 +167,16 @@ def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
         missing = sorted(set(expected) - set(found))[:3]
         extra = sorted(set(found) - set(expected))[:3]
         raise MnistgenError(
-            f"{path} does not match its model card ({config.kind}, latent {getattr(config, 'latent', '-')}): missing {missing}, unexpected {extra}; it is another architecture"
+            f"{path} does not match its model card ({config.kind}, latent {getattr(config, 'latent', '-')}): missing "
+            f"{missing}, unexpected {extra}; it is another architecture"
         )
     data_size = header["__file_size__"]
     for name, info in found.items():
         shape = tuple(info.get("shape", ()))
         if info.get("dtype") not in DTYPE_BYTES or shape != expected[name]:
             raise MnistgenError(
-                f"{path}: tensor {name} is {info.get('dtype')} {list(shape)}, the card's config needs F32 {list(expected[name])}; it is another architecture"
+                f"{path}: tensor {name} is {info.get('dtype')} {list(shape)}, the card's config needs F32 "
+                f"{list(expected[name])}; it is another architecture"
             )
         begin, end = info.get("data_offsets", (0, -1))
         count = 1
@@ -189,7 +192,8 @@ def _card_from_metadata(path: Path, header: dict) -> dict:
     meta = header.get("__metadata__") or {}
     if METADATA_KEY not in meta:
         raise MnistgenError(
-            f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not written by mnistgen"
+            f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not "
+            "written by mnistgen"
         )
     try:
         config = json.loads(meta[METADATA_KEY])
@@ -210,7 +214,8 @@ def read_card(path: Path) -> dict:
     version = card.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise MnistgenError(
-            f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade mnistgen"
+            f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade "
+            "mnistgen"
         )
     return card
 
@@ -227,9 +232,23 @@ def inspect(spec: str) -> Weights:
     recorded = card.get("sha256")
     if recorded and recorded != digest:
         raise MnistgenError(
-            f"{path} does not match the sha256 in its card {card_path.name}: the file was changed or damaged; train or download it again"
+            f"{path} does not match the sha256 in its card {card_path.name}: the file was changed or damaged; train "
+            "or download it again"
         )
     return Weights(path=path, config=config, card=card, sha256=digest)
+
+
+def inspect_role(spec: str, option: str = "--model") -> Weights:
+    """`inspect`, then check the weights fit their role: a VAE/CVAE for --model, a classifier for
+    --classifier (other option names: any kind)."""
+    weights = inspect(spec)
+    if option == "--model" and weights.is_classifier:
+        raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
+    if option == "--classifier" and not weights.is_classifier:
+        raise MnistgenError(
+            f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
+        )
+    return weights
 
 
 def save(stem: Path, arrays: dict, card: dict) -> Weights:

@@ -17,11 +17,14 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import __version__, atomic, checkpoint
+from mnistgen import atomic, checkpoint, predictor
 from mnistgen.config import CLASSIFIER_KERNEL, ClassifierConfig
 from mnistgen.data import Split, to_unit_range
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import import_paddle
+from mnistgen.runtime import import_paddle, usable_cpus
+from mnistgen.sample import ConfidenceFilter, Sampling
+from mnistgen.schedule import cosine_lr
+from mnistgen.version import __version__
 
 paddle = import_paddle()
 nn = paddle.nn
@@ -102,8 +105,6 @@ class Judge:
     def __init__(
         self, weights: checkpoint.Weights, device_name: str, precision: str = "auto", threads: Optional[int] = None
     ):
-        from mnistgen import predictor
-        from mnistgen.runtime import usable_cpus
 
         self.net = load(weights)
         self.run = None
@@ -130,21 +131,12 @@ class Judge:
         return self.run(x=to_unit_range(images))
 
 
-def confidence_filter(
-    generator: checkpoint.Weights,
-    min_confidence: Optional[float],
-    judge_weights: Optional[checkpoint.Weights],
-    device_name: str,
-    precision: str = "auto",
-):
-    """The filter `--min-confidence` asks for (None: the generator's card recommendation), judged by
-    `judge_weights`; None when no filtering is wanted."""
-    from mnistgen.sample import ConfidenceFilter, recommended
-
-    threshold = recommended(generator, "min_confidence", min_confidence, 0)
-    if not threshold or judge_weights is None:
+def confidence_filter(sampling: Sampling, device_name: str) -> Optional[ConfidenceFilter]:
+    """The filter a resolved sampling spec asks for (its verifier and threshold), None when it
+    keeps every sample."""
+    if not sampling.verified:
         return None
-    return ConfidenceFilter(Judge(judge_weights, device_name, precision), threshold)
+    return ConfidenceFilter(Judge(sampling.classifier, device_name, sampling.precision), sampling.min_confidence)
 
 
 @dataclass
@@ -177,7 +169,6 @@ def train(
     on_epoch=lambda metrics: None,
 ) -> tuple[Classifier, list[dict]]:
     """Train a classifier from scratch; returns it and one metrics dict per epoch."""
-    from mnistgen.train import cosine_lr
 
     paddle.seed(options.seed)
     with paddle.utils.unique_name.guard():
@@ -240,3 +231,11 @@ def save(
     }
     arrays = {name: p.numpy() for name, p in net.state_dict().items()}
     return checkpoint.save(run_dir / checkpoint.RUN_MODEL_STEM, arrays, card)
+
+
+def fit(dataset, run_dir: Path, options: ClassifierOptions, on_epoch=lambda metrics: None) -> dict:
+    """Train the classifier on `dataset`'s training split (scored on its test split), save it as
+    a weights file and card in `run_dir`; returns the last epoch's metrics."""
+    net, history = train(dataset.train, dataset.test, options, on_epoch=on_epoch)
+    save(net, history, options, run_dir, dataset.source, len(dataset.train))
+    return history[-1]

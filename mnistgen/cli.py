@@ -9,9 +9,12 @@ stderr, results (one JSON line) to stdout.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import secrets
 import shlex
+import shutil
 import sys
 import time
 from enum import Enum
@@ -20,13 +23,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen import __version__
+from mnistgen.config import (
+    DEFAULT_CLASSIFIER,
+    DEFAULT_GENERATOR,
+    DEFAULT_PICTURES,
+    Format,
+    Likelihood,
+    ModelConfig,
+    Precision,
+    PriorKind,
+    TrainKind,
+    TrainOptions,
+)
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device
+from mnistgen.runtime import THREADS_ENV, Device, init_distributed, launched_world, select_device
+from mnistgen.version import __version__
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 MAX_SEED = 2**32 - 1
+READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
 
 app = typer.Typer(
@@ -39,17 +55,6 @@ app = typer.Typer(
 )
 
 
-class Likelihood(str, Enum):
-    gaussian = "gaussian"
-    bernoulli = "bernoulli"
-
-
-class ModelKind(str, Enum):
-    vae = "vae"
-    cvae = "cvae"
-    classifier = "classifier"
-
-
 DeviceOption = Annotated[
     Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")
 ]
@@ -59,7 +64,10 @@ TruncationOption = Annotated[
         "--truncation",
         min=0.0,
         max=100.0,
-        help="Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); 0: keep all [default: the model card's recommendation, else 0].",
+        help=(
+            "Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); "
+            "0: keep all [default: the model card's recommendation, else 0]."
+        ),
     ),
 ]
 MinConfidenceOption = Annotated[
@@ -68,7 +76,10 @@ MinConfidenceOption = Annotated[
         "--min-confidence",
         min=0.0,
         max=1.0,
-        help="Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 keeps all [default: the model card's recommendation, else 0].",
+        help=(
+            "Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 "
+            "keeps all [default: the model card's recommendation, else 0]."
+        ),
     ),
 ]
 SharpenOption = Annotated[
@@ -77,7 +88,10 @@ SharpenOption = Annotated[
         "--sharpen",
         min=1.0,
         max=10.0,
-        help="Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) [default: the model card's recommendation, else 1].",
+        help=(
+            "Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) "
+            "[default: the model card's recommendation, else 1]."
+        ),
     ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines on stderr.")]
@@ -86,11 +100,12 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a .safetensors file or run directory.",
+        help=(
+            "Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a "
+            ".safetensors file or run directory."
+        ),
     ),
 ]
-DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
-DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 
 
 def _stderr(message: str) -> None:
@@ -98,8 +113,12 @@ def _stderr(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _user_errors(interrupted_note: str = "stopped; every file already written is complete"):
-    """Turn library errors into one line on stderr and the documented exit codes."""
+def _user_errors(
+    interrupted_note: str = "stopped; every file already written is complete",
+    os_fix: str = "free space or choose another --out (partial files were removed)",
+):
+    """Turn library errors into one line on stderr and the documented exit codes; `os_fix` is what
+    to do about a failed read or write (disk full, permissions) in this command."""
     try:
         yield
     except MnistgenError as exc:
@@ -111,9 +130,8 @@ def _user_errors(interrupted_note: str = "stopped; every file already written is
     except OSError as exc:  # disk full, file-size limit, permissions changed under us
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         reason = exc.strerror or " ".join(str(exc).split())  # one line, whatever the library put in it
-        _stderr(
-            f"Error: cannot write{where}: {reason}; free space or choose another --out (partial files were removed)"
-        )
+        verb = "read" if exc.errno in READ_ERRNOS else "write"
+        _stderr(f"Error: cannot {verb}{where}: {reason}; {os_fix}")
         raise typer.Exit(EXIT_ERROR) from None
 
 
@@ -163,41 +181,16 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
     return sorted(set(digits))
 
 
-def _judge_weights(weights, min_confidence: Optional[float], classifier: str):
-    """The classifier weights a filter needs, or None; when the filter is the card's default, a
-    missing classifier is reported with the way to do without it."""
-    from mnistgen import checkpoint
-    from mnistgen.sample import recommended
-
-    if not recommended(weights, "min_confidence", min_confidence, 0):
-        return None
-    if min_confidence is None:
-        try:
-            checkpoint.resolve(classifier)
-        except MnistgenError as exc:
-            raise MnistgenError(
-                f"model {weights.name} checks its samples with a classifier by default, but {exc}; "
-                "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
-            ) from None
-    return _check_model(classifier, "--classifier")
-
-
 def _check_model(spec: str, option: str = "--model"):
-    """Resolve and check weights: an unknown name is a usage error; a damaged file an Error."""
+    """Resolve and check weights for their role: an unknown name is a usage error; a damaged
+    file, or weights of the wrong kind, an Error."""
     from mnistgen import checkpoint
 
     try:
         checkpoint.resolve(spec)
     except MnistgenError as exc:
         raise typer.BadParameter(str(exc), param_hint=option) from None
-    weights = checkpoint.inspect(spec)
-    if option == "--model" and weights.is_classifier:
-        raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
-    if option == "--classifier" and not weights.is_classifier:
-        raise MnistgenError(
-            f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
-        )
-    return weights
+    return checkpoint.inspect_role(spec, option)
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -306,13 +299,16 @@ class _TrainProgress:
 def train(
     ctx: typer.Context,
     model: Annotated[
-        ModelKind,
+        TrainKind,
         typer.Option(
             "--model",
             "-m",
-            help="What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and --min-confidence use.",
+            help=(
+                "What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and "
+                "--min-confidence use."
+            ),
         ),
-    ] = ModelKind.cvae,
+    ] = TrainKind.cvae,
     out: Annotated[
         Optional[Path],
         typer.Option(
@@ -326,7 +322,10 @@ def train(
         typer.Option(
             "--data",
             exists=True,
-            help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].",
+            help=(
+                "MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the "
+                "cache]."
+            ),
         ),
     ] = None,
     download: Annotated[
@@ -336,31 +335,40 @@ def train(
             help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.",
         ),
     ] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")] = 20,
-    latent: Annotated[int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")] = 2,
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")
+    ] = TrainOptions.epochs,
+    latent: Annotated[
+        int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")
+    ] = ModelConfig.latent,
     channels: Annotated[
         int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")
-    ] = 32,
+    ] = ModelConfig.channels,
     likelihood: Annotated[
         Likelihood,
         typer.Option(
             "--likelihood",
-            help="gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on [0, 1] pixels.",
+            help=(
+                "gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on "
+                "[0, 1] pixels."
+            ),
         ),
-    ] = Likelihood.gaussian,
+    ] = Likelihood(ModelConfig.likelihood),
     kl_warmup: Annotated[
         int, typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1.")
-    ] = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")] = 64,
+    ] = TrainOptions.kl_warmup,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")
+    ] = TrainOptions.batch_size,
     lr: Annotated[
         float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")
-    ] = 1e-3,
+    ] = TrainOptions.lr,
     lr_decay: Annotated[
         bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
-    ] = True,
+    ] = TrainOptions.lr_decay,
     beta1: Annotated[
         float, typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
-    ] = 0.5,
+    ] = TrainOptions.beta1,
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")
     ] = None,
@@ -373,18 +381,21 @@ def train(
     ] = None,
     seed: Annotated[
         int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")
-    ] = 0,
+    ] = TrainOptions.seed,
     eval_every: Annotated[
         int,
         typer.Option(
             "--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last)."
         ),
-    ] = 1,
+    ] = TrainOptions.eval_every,
     class_names: Annotated[
         Optional[str],
         typer.Option(
             "--class-names",
-            help='Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: "T-shirt/top,Trouser,...") [default: 0, 1, ...].',
+            help=(
+                "Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: "
+                '"T-shirt/top,Trouser,...") [default: 0, 1, ...].'
+            ),
         ),
     ] = None,
     resume: Annotated[
@@ -394,7 +405,10 @@ def train(
         bool,
         typer.Option(
             "--distributed",
-            help="Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched runs are data-parallel anyway.",
+            help=(
+                "Require a data-parallel launch (python -m paddle.distributed.launch ... mnistgen train); launched "
+                "runs are data-parallel anyway."
+            ),
         ),
     ] = False,
     device: DeviceOption = Device.auto,
@@ -404,119 +418,75 @@ def train(
 
     Example: mnistgen train --model cvae --epochs 20 --data ../shared/data/mnist --out runs/cvae-2d
     """
-    from mnistgen.config import ModelConfig
-
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
     out = out or Path("runs") / f"{model.value}-{latent}d"
-    from mnistgen.runtime import launched_world
-
     rank, world = launched_world()
     if distributed and world < 2:
         raise typer.BadParameter(
-            'start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "$(which mnistgen)" train ...',
+            "start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "
+            '"$(which mnistgen)" train ...',
             param_hint="--distributed",
         )
-    if world > 1 and model is ModelKind.classifier:
+    if world > 1 and model is TrainKind.classifier:
         raise typer.BadParameter(
             "the classifier trains on one process: drop the distributed launch", param_hint="--model"
         )
     quiet = quiet or rank != 0  # one progress bar, from rank 0
     names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
+        from mnistgen import classifier as clf
         from mnistgen import data as data_lib
         from mnistgen import train as train_lib
 
         if rank == 0:
             train_lib.check_run_dir(out, resume)
-        dataset = data_lib.load(data, download=download and rank == 0)
-        num_classes = max(10, int(dataset.train.labels.max()) + 1)  # MNIST's 10, or up to 256 for other IDX datasets
-        if names and len(names) != num_classes:
-            raise MnistgenError(
-                f"--class-names has {len(names)} names but the data has {num_classes} classes: give one name per class"
-            )
+        dataset, extra = train_lib.select(data_lib.load(data, download=download and rank == 0), limit, chosen)
         config = ModelConfig(
-            kind=model.value if model is not ModelKind.classifier else "cvae",
+            kind=model.value if model is not TrainKind.classifier else "cvae",
             latent=latent,
             channels=channels,
-            num_classes=num_classes,
+            num_classes=train_lib.class_count(dataset, names),
             likelihood=likelihood.value,
         )
-        extra = {}
-        if chosen is not None:
-            bad = [i for i in chosen if i >= len(dataset.train)]
-            if bad:
-                raise MnistgenError(
-                    f"--indices {bad[0]} is out of range: the training set has {len(dataset.train)} images (0-{len(dataset.train) - 1})"
-                )
-            dataset.train, extra["indices"] = dataset.train.subset(chosen), chosen
-        elif limit is not None:
-            dataset.train, extra["limit"] = dataset.train.subset(slice(0, limit)), limit
-        options = train_lib.TrainOptions(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            beta1=beta1,
-            lr_decay=lr_decay,
-            kl_warmup=kl_warmup,
-            eval_every=eval_every,
-            seed=seed,
-            command=command_line(ctx),
-            extra=extra,
-            class_names=names,
-        )
-        from mnistgen.runtime import init_distributed, select_device
-
+        command = command_line(ctx)
         device_name = select_device(device)
         init_distributed()
         started = time.perf_counter()
-        if model is ModelKind.classifier:
-            metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
-            _emit(
-                {
-                    **metrics,
-                    "run": str(out),
-                    "model": str(out / "model.safetensors"),
-                    "seconds_total": round(time.perf_counter() - started, 1),
-                }
+        if model is TrainKind.classifier:
+            options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
+            metrics = clf.fit(dataset, out, options, on_epoch=(lambda m: None) if quiet else _classifier_epoch)
+        else:
+            options = TrainOptions(
+                epochs, batch_size, lr, beta1, lr_decay, kl_warmup, eval_every, seed, command, names, extra
             )
-            return
-        with _progress(quiet) as progress:
-            if not quiet:
-                ranks = f" on {world} processes" if world > 1 else ""
-                _stderr(
-                    f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, {device_name}{ranks}, into {out}"
-                )
-            metrics = train_lib.train(
-                config, dataset, options, out, resume=resume, callback=_TrainProgress(progress), rank=rank, world=world
-            )
+            with _progress(quiet) as progress:
+                if not quiet:
+                    ranks = f" on {world} processes" if world > 1 else ""
+                    _stderr(
+                        f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, "
+                        f"{device_name}{ranks}, into {out}"
+                    )
+                callback = _TrainProgress(progress)
+                metrics = train_lib.train(config, dataset, options, out, resume, callback, rank, world)
         if rank == 0:
+            seconds = round(time.perf_counter() - started, 1)
             _emit(
                 {
                     **metrics,
                     "run": str(out),
                     "model": str(out / "model.safetensors"),
-                    "seconds_total": round(time.perf_counter() - started, 1),
+                    "seconds_total": seconds,
                     "processes": world,
                 }
             )
 
 
-def _train_classifier(
-    dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool
-) -> dict:
-    from mnistgen import classifier as clf
-
-    options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
-
-    def report(metrics: dict) -> None:
-        if not quiet:
-            _stderr(
-                f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, {metrics['seconds']:.0f} s"
-            )
-
-    net, history = clf.train(dataset.train, dataset.test, options, on_epoch=report)
-    clf.save(net, history, options, out, dataset.source, len(dataset.train))
-    return history[-1]
+def _classifier_epoch(metrics: dict) -> None:
+    accuracy = metrics.get("test_accuracy", float("nan"))
+    _stderr(
+        f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {accuracy:.4f}, "
+        f"{metrics['seconds']:.0f} s"
+    )
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -536,32 +506,11 @@ def parse_shard(text: Optional[str]):
     index, count = int(index), int(count)
     if count < 1 or index >= count:
         raise typer.BadParameter(
-            f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... {max(count, 2) - 1}/{max(count, 2)})",
+            f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... "
+            f"{max(count, 2) - 1}/{max(count, 2)})",
             param_hint="--shard",
         )
     return Shard(index, count)
-
-
-# The choices below mirror generate.Format, sample.PRIORS and predictor.PRECISIONS; they are spelled out here because
-# importing those modules would import numpy, and `mnistgen --help` must not.
-class PriorKind(str, Enum):
-    auto = "auto"
-    standard = "standard"
-    fitted = "fitted"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-class OutputFormat(str, Enum):
-    png = "png"
-    hdf5 = "hdf5"
-    npz = "npz"
-    idx = "idx"
-    grid = "grid"
 
 
 @app.command()
@@ -579,7 +528,10 @@ def generate(
         Optional[str],
         typer.Option(
             "--class",
-            help="The general form of --digit for other datasets: class names from the model card or indices, e.g. Sneaker,0.",
+            help=(
+                "The general form of --digit for other datasets: class names from the model card or indices, e.g. "
+                "Sneaker,0."
+            ),
         ),
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
@@ -587,11 +539,14 @@ def generate(
         Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")
     ] = Path("synth"),
     fmt: Annotated[
-        Optional[OutputFormat],
+        Optional[Format],
         typer.Option(
             "--format",
             "-f",
-            help="png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png].",
+            help=(
+                "png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one "
+                "preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png]."
+            ),
         ),
     ] = None,
     model: ModelOption = DEFAULT_GENERATOR,
@@ -601,7 +556,10 @@ def generate(
             "--seed",
             min=0,
             max=MAX_SEED,
-            help="Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: random, printed in the summary].",
+            help=(
+                "Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: "
+                "random, printed in the summary]."
+            ),
         ),
     ] = None,
     temperature: Annotated[
@@ -611,7 +569,10 @@ def generate(
             "-t",
             min=0.0,
             max=10.0,
-            help="Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the model card's recommendation, else 1].",
+            help=(
+                "Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the "
+                "model card's recommendation, else 1]."
+            ),
         ),
     ] = None,
     sharpen: SharpenOption = None,
@@ -620,9 +581,12 @@ def generate(
         PriorKind,
         typer.Option(
             "--prior",
-            help="standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post density estimation); auto: what the model card recommends.",
+            help=(
+                "standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post "
+                "density estimation); auto: what the model card recommends."
+            ),
         ),
-    ] = "auto",
+    ] = PriorKind.auto,
     shard: Annotated[
         Optional[str],
         typer.Option(
@@ -642,7 +606,10 @@ def generate(
             "--threads",
             min=1,
             max=1024,
-            help="CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, SLURM_CPUS_PER_TASK, OMP_NUM_THREADS].",
+            help=(
+                "CPU threads for decoding and writing [default: the CPUs this job may use: affinity, cgroup quota, "
+                "SLURM_CPUS_PER_TASK, OMP_NUM_THREADS]."
+            ),
         ),
     ] = None,
     force: Annotated[
@@ -659,7 +626,10 @@ def generate(
         Precision,
         typer.Option(
             "--precision",
-            help="CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels within a few levels), else fp32.",
+            help=(
+                "CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels "
+                "within a few levels), else fp32."
+            ),
         ),
     ] = Precision.auto,
     quiet: QuietOption = False,
@@ -676,57 +646,37 @@ def generate(
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     if threads is not None:
-        import os
-
-        from mnistgen.runtime import THREADS_ENV
-
         os.environ[THREADS_ENV] = str(threads)
     with _user_errors("every file already written is complete; finish with --resume"):
+        from mnistgen import api, sample
         from mnistgen import generate as gen
 
         weights = _check_model(model)
-        if class_ is not None:
-            digits = gen.resolve_classes(weights, class_)
-        from mnistgen.sample import default_temperature, make_prior
-
-        judge_weights = _judge_weights(weights, min_confidence, classifier)
-        chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
-        temperature = default_temperature(weights, temperature)
-        job = gen.plan_job(
-            gen.Job(
-                weights=weights,
-                labels=gen.labels_for(weights, digits),
-                count=count,
-                out=out,
-                fmt=gen.infer_format(out, fmt),
-                seed=seed,
-                temperature=temperature,
-                shard=chosen_shard,
-                force=force,
-                resume=resume,
-                scale=scale,
-                command=command_line(ctx),
-                prior=chosen_prior,
-            )
+        if min_confidence:  # asked for: an unknown --classifier is a usage error
+            _check_model(classifier, "--classifier")
+        labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ else digits)
+        spec = sample.resolve_sampling(
+            weights,
+            prior=prior.value,
+            temperature=temperature,
+            truncation=truncation,
+            sharpen=sharpen,
+            min_confidence=min_confidence,
+            classifier=classifier,
+            precision=precision.value,
         )
-        from mnistgen.runtime import select_device
-        from mnistgen.sample import make_decoder
-
-        device_name = select_device(device)
-        decoder = make_decoder(weights, device_name, precision=precision.value, sharpen=sharpen)
-        from mnistgen import classifier as clf
-
-        job.confidence = clf.confidence_filter(weights, min_confidence, judge_weights, device_name, precision.value)
-
-        def info(rate: float) -> str:
-            kept = f"  {1 - job.confidence.acceptance:5.1%} rejected" if job.confidence else ""
-            return f"{rate:6.0f} img/s{kept}"
-
+        job = gen.plan_job(
+            weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command_line(ctx)
+        )
+        sampler = api.Model(weights, device).sampler(spec)  # loads, exports and checks before the bar starts
         with _progress(quiet) as progress:
             task = progress.add_task("generating", total=job.size, info="")
-            summary = gen.run_job(
-                job, decoder, on_progress=lambda done, rate: progress.update(task, completed=done, info=info(rate))
-            )
+
+            def show(done: int, rate: float, acceptance: float) -> None:
+                rejected = f"  {1 - acceptance:5.1%} rejected" if spec.verified else ""
+                progress.update(task, completed=done, info=f"{rate:6.0f} img/s{rejected}")
+
+            summary = gen.run_job(job, sampler, show)
         _emit(summary)
 
 
@@ -759,7 +709,8 @@ def parse_points(text: str) -> list[list[float]]:
         points = []
     if len(points) < 2 or len({len(p) for p in points}) != 1:
         raise typer.BadParameter(
-            f'{text!r} is not a list of at least two points like "x1,y1;x2,y2" with the same number of coordinates each',
+            f'{text!r} is not a list of at least two points like "x1,y1;x2,y2" with the same number of coordinates '
+            "each",
             param_hint="--points",
         )
     return points
@@ -786,14 +737,20 @@ def interpolate(
         typer.Option(
             "--out",
             "-o",
-            help="Output file or folder [default: interpolate.gif / .png / interpolate_frames/, or grid.png with --grid].",
+            help=(
+                "Output file or folder [default: interpolate.gif / .png / interpolate_frames/, or grid.png with "
+                "--grid]."
+            ),
         ),
     ] = None,
     digits: Annotated[
         Optional[str],
         typer.Option(
             "--digits",
-            help="A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) [default: 0,1,...,9].",
+            help=(
+                "A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) "
+                "[default: 0,1,...,9]."
+            ),
         ),
     ] = None,
     images: Annotated[
@@ -841,7 +798,10 @@ def interpolate(
             "--grid",
             min=2,
             max=100,
-            help="Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's manifold).",
+            help=(
+                "Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's "
+                "manifold)."
+            ),
         ),
     ] = None,
     dims: Annotated[
@@ -851,7 +811,10 @@ def interpolate(
         Optional[str],
         typer.Option(
             "--bounds",
-            help="Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the model card].",
+            help=(
+                "Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the "
+                "model card]."
+            ),
         ),
     ] = None,
     sigma: Annotated[
@@ -889,29 +852,27 @@ def interpolate(
     image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
     out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
     with _user_errors("nothing was left half-written"):
-        from mnistgen import explore, export
+        from mnistgen import api, export
 
         weights = _check_model(model)
         if image_paths is not None and len(image_paths) < 2:
             raise MnistgenError("--images needs at least two images to walk between, e.g. a.png,b.png")
         if chosen_digits is not None and len(chosen_digits) < 2:
             raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
-        from mnistgen.runtime import select_device
-        from mnistgen.sample import decode_all, load_model, make_decoder
-
-        device_name = select_device(device)
-        decoder = make_decoder(weights, device_name)
+        loaded = api.Model(weights, device)
         if grid is not None:
-            z, onehot, spec = explore.grid(weights, grid, grid_dims, digit, grid_bounds, sigma)
             if weights.config.latent > 2 and not quiet:
                 _stderr(
-                    f"note: the latent has {weights.config.latent} dimensions; the grid sweeps {grid_dims[0]} and {grid_dims[1]}, the others are 0"
+                    f"note: the latent has {weights.config.latent} dimensions; the grid sweeps "
+                    f"{grid_dims[0]} and {grid_dims[1]}, the others are 0"
                 )
-            tiles = decode_all(decoder, z, onehot).reshape(grid, grid, 28, 28)
-            export.write_png(out, export.upscale(export.tile(tiles), scale))
+            picture, spec = loaded.grid(grid, grid_dims, digit, grid_bounds, sigma)
+            export.write_png(out, export.upscale(picture, scale))
+            panels = 1 if digit is not None or not weights.config.conditional else weights.config.num_classes
             _emit(
                 {
                     "grid": grid,
+                    "panels": panels,
                     "out": str(out),
                     "x": list(spec.x),
                     "y": list(spec.y),
@@ -920,14 +881,10 @@ def interpolate(
                 }
             )
             return
-        kwargs = {"digits": chosen_digits, "points": chosen_points, "label": digit, "seed": seed}
-        if image_paths is not None:
-            kwargs = explore.image_anchors(weights, load_model(weights), image_paths, chosen_labels, digit)
-        elif chosen_points is None and chosen_digits is None:
-            kwargs["digits"] = list(range(weights.config.num_classes))
-        z, onehot = explore.walk(weights, steps, method.value, loop, **kwargs)
-        frames = export.upscale(decode_all(decoder, z, onehot), scale)
-        export.write_walk(out, frames, to.value, fps, loop)
+        frames = loaded.interpolate(
+            chosen_digits, chosen_points, digit, steps, method.value, loop, seed, image_paths, chosen_labels
+        )
+        export.write_walk(out, export.upscale(frames, scale), to.value, fps, loop)
         _emit({"frames": len(frames), "out": str(out), "to": to.value, "model": weights.name})
 
 
@@ -942,7 +899,10 @@ def encode(
         list[Path],
         typer.Argument(
             metavar="SOURCES",
-            help="PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file from generate, or the tutorial's .mat.",
+            help=(
+                "PNG files, folders of them (ImageFolder layout gives labels), an IDX images file, an HDF5 file "
+                "from generate, or the tutorial's .mat."
+            ),
         ),
     ],
     out: Annotated[
@@ -955,7 +915,9 @@ def encode(
         Optional[str],
         typer.Option(
             "--labels",
-            help="CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none.",
+            help=(
+                "CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none."
+            ),
         ),
     ] = None,
     plot: Annotated[
@@ -983,46 +945,25 @@ def encode(
     with _user_errors("nothing was left half-written"):
         import numpy as np
 
-        from mnistgen import explore, export, sources
+        from mnistgen import api, export
 
-        weights = _check_model(model)
-        found = sources.read(sources_, limit)
+        loaded = api.Model(_check_model(model), device)
+        found = loaded.read(sources_, chosen_labels, limit)
         if not quiet:
             for note in found.notes:
                 _stderr(f"note: {note}")
-        image_labels = found.labels
-        if chosen_labels is not None:
-            if len(chosen_labels) not in (1, len(found.images)):
-                raise MnistgenError(
-                    f"--labels has {len(chosen_labels)} values for {len(found.images)} images: give one for all, or one per image"
-                )
-            image_labels = np.resize(np.asarray(chosen_labels, dtype=np.int64), len(found.images))
-        if weights.config.conditional and image_labels is not None and image_labels.max() >= weights.config.num_classes:
-            raise MnistgenError(
-                f"label {int(image_labels.max())} is out of range: model {weights.name} knows labels 0-{weights.config.num_classes - 1}"
-            )
-        from mnistgen.runtime import select_device
-        from mnistgen.sample import load_model, make_decoder
-
-        device_name = select_device(device)
-        net = load_model(weights)
-        means, stds = explore.encode(net, found.images, image_labels if weights.config.conditional else None)
+        means, stds = loaded.encode(found.images, found.labels)
         if plot is not None:
-            export.write_latent_scatter(plot, means, stds, image_labels, weights.name)
+            export.write_latent_scatter(plot, means, stds, found.labels, loaded.name)
         if reconstruct is not None:
             shown = slice(0, RECON_COLUMNS)
-            rebuilt = explore.reconstruct(
-                net,
-                make_decoder(weights, device_name),
-                found.images[shown],
-                None if image_labels is None else image_labels[shown],
-            )
+            rebuilt = loaded.reconstruct(found.images[shown], None if found.labels is None else found.labels[shown])
             export.write_png(reconstruct, export.upscale(export.tile(np.stack([found.images[shown], rebuilt])), 2))
         if out is None:
-            sys.stdout.write(export.latents_csv(found.names, image_labels, means, stds))
+            sys.stdout.write(export.latents_csv(found.names, found.labels, means, stds))
         else:
-            export.write_latents(out, found.names, image_labels, means, stds)
-            _emit({"count": len(means), "out": str(out), "model": weights.name})
+            export.write_latents(out, found.names, found.labels, means, stds)
+            _emit({"count": len(means), "out": str(out), "model": loaded.name})
 
 
 # -- evaluate -------------------------------------------------------------------------------------
@@ -1040,11 +981,16 @@ def evaluate(
         Optional[list[Path]],
         typer.Option(
             "--images",
-            help="Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file from any tool.",
+            help=(
+                "Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file "
+                "from any tool."
+            ),
         ),
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
-    classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights (name or path).")] = "classifier",
+    classifier: Annotated[
+        str, typer.Option("--classifier", help="Classifier weights (name or path).")
+    ] = DEFAULT_CLASSIFIER,
     data: Annotated[
         Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")
     ] = None,
@@ -1069,11 +1015,13 @@ def evaluate(
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
     min_confidence: MinConfidenceOption = None,
-    prior: Annotated[PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")] = "auto",
+    prior: Annotated[
+        PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")
+    ] = PriorKind.auto,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
-    """Score a generator: test-set loss, classifier accuracy and confidence on its samples, classifier-feature FID, TSTR.
+    """Score a generator: test-set loss, classifier accuracy and confidence on its samples, FID, TSTR.
 
     Example: mnistgen evaluate --model cvae-2d --count 1000 --data ../shared/data/mnist
     """
@@ -1092,57 +1040,24 @@ def evaluate(
             f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them",
             param_hint="--images",
         )
-    with _user_errors("nothing was written"):
-        from mnistgen import data as data_lib
-        from mnistgen import evaluate as ev
-        from mnistgen import sources
+    with _user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
+        from mnistgen import api
 
-        weights = None if images else _check_model(model or DEFAULT_GENERATOR)
-        judge = _check_model(classifier, "--classifier")
-        dataset = data_lib.load(data)
-        if dataset.test is None:
-            raise MnistgenError(
-                f"{dataset.source} has no test split: evaluate compares with the MNIST test set; pass --data DIR with the t10k files"
-            )
-        from mnistgen.runtime import select_device
-
-        device_name = select_device(device)
-        from mnistgen import classifier as clf
-        from mnistgen.sample import load_model, make_decoder
-        from mnistgen.train import test_loss
-
-        net = clf.load(judge)
-        _, reference = clf.predict(net, dataset.test.images)
-        report = {"classifier": judge.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
-        if weights is not None:
-            from mnistgen.sample import default_temperature, make_prior
-
-            chosen_prior = make_prior(weights, PriorKind(prior).value, truncation)
-            temperature = default_temperature(weights, temperature)
-            report.update(
-                model=weights.name,
-                model_sha256=weights.sha256,
-                seed=seed,
-                temperature=temperature,
-                prior=chosen_prior.kind,
-                truncation=chosen_prior.truncation or 0,
-            )
-            report["test_set"] = {
-                k: round(float(v), 3) for k, v in test_loss(load_model(weights), dataset.test).items()
+        _check_model(classifier, "--classifier")
+        if not images:
+            _check_model(model or DEFAULT_GENERATOR)
+        options = (
+            {}
+            if images
+            else {
+                "prior": prior.value,
+                "temperature": temperature,
+                "sharpen": sharpen,
+                "truncation": truncation,
+                "min_confidence": min_confidence,
             }
-            decoder = make_decoder(weights, device_name, sharpen=sharpen)
-            report.update(sharpen=decoder.sharpen, precision=decoder.precision)
-            confidence = clf.confidence_filter(weights, min_confidence, judge, device_name)
-            pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior, confidence)
-            if confidence is not None:
-                report.update(min_confidence=confidence.threshold, acceptance_rate=round(confidence.acceptance, 4))
-        else:
-            found = sources.read(images)
-            pictures, labels = found.images, found.labels
-            report["images"] = [str(p) for p in images]
-        report["samples"] = ev.score_images(net, pictures, labels, reference)
-        if tstr:
-            report["tstr"] = ev.tstr(pictures, labels, dataset.train, dataset.test, seed)
+        )
+        report = api.evaluate(model, images, count, seed, data, classifier, tstr, device, **options)
         if not quiet:
             _evaluation_table(report)
         _emit(report)
@@ -1239,7 +1154,9 @@ def _tree_size(path: Path) -> int:
 
 @cache_app.callback(invoke_without_command=True)
 def cache(ctx: typer.Context) -> None:
-    """Show the cache ($MNISTGEN_DATA, default ~/.cache/mnistgen: downloads, exported decoders); `cache clear` empties it.
+    """Show the cache ($MNISTGEN_DATA, default ~/.cache/mnistgen: downloads, exported decoders).
+
+    `mnistgen cache clear` empties it.
 
     Example: mnistgen cache
     """
@@ -1258,8 +1175,6 @@ def cache_clear() -> None:
 
     Example: mnistgen cache clear
     """
-    import shutil
-
     from mnistgen.data import cache_dir
 
     root = cache_dir()

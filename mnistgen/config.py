@@ -1,4 +1,5 @@
-"""Model configuration: the typed description that travels inside every weights file.
+"""Model configuration: the typed description that travels inside every weights file, and the
+choices (str enums) that the library and the CLI share, defined once.
 
 Pure Python (no Paddle, no numpy), so a weights card can be checked - kind, sizes, the
 shape of every tensor - before anything heavy is imported or allocated.
@@ -6,12 +7,66 @@ shape of every tensor - before anything heavy is imported or allocated.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 
 from mnistgen.errors import MnistgenError
 
-KINDS = ("vae", "cvae")
-LIKELIHOODS = ("gaussian", "bernoulli")
+
+class Kind(str, Enum):
+    """What a generator is: unconditional, or conditioned on a one-hot label."""
+
+    vae = "vae"
+    cvae = "cvae"
+
+
+class TrainKind(str, Enum):
+    """What `train` makes: a generator, or the classifier that verifies and judges samples."""
+
+    vae = "vae"
+    cvae = "cvae"
+    classifier = "classifier"
+
+
+class Likelihood(str, Enum):
+    """The decoder's output distribution: tanh + squared error (the tutorial), or sigmoid + cross-entropy."""
+
+    gaussian = "gaussian"
+    bernoulli = "bernoulli"
+
+
+class PriorKind(str, Enum):
+    """Where latents come from: the card's choice, N(0, I), or the Gaussian fitted per label."""
+
+    auto = "auto"
+    standard = "standard"
+    fitted = "fitted"
+
+
+class Precision(str, Enum):
+    """The CPU decoder's arithmetic: bf16 where the CPU has fast bfloat16 (auto), or as asked."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Format(str, Enum):
+    """What `generate` writes."""
+
+    png = "png"
+    hdf5 = "hdf5"
+    npz = "npz"
+    idx = "idx"
+    grid = "grid"
+
+
+DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
+DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
+DEFAULT_CLASSIFIER = "classifier"  # the shipped verifier for --min-confidence
+
+KINDS = tuple(k.value for k in Kind)
+LIKELIHOODS = tuple(v.value for v in Likelihood)
 
 # Bounds that keep a card from a stranger from asking for absurd allocations.
 MAX_LATENT = 512
@@ -36,6 +91,23 @@ def check_sizes(what: str, sizes, image_size: int) -> None:
         )
 
 
+@dataclass
+class TrainOptions:
+    """How a VAE / CVAE is trained: the single source of train's defaults (the CLI reads them)."""
+
+    epochs: int = 20  # passes over the training set
+    batch_size: int = 64  # the tutorial's batch size
+    lr: float = 1e-3  # Adam's peak learning rate (the tutorial: 1e-4, constant, 100 epochs)
+    beta1: float = 0.5  # Adam's beta1, as the tutorial
+    lr_decay: bool = True  # cosine decay to lr * schedule.LR_FINAL_RATIO over the run
+    kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
+    eval_every: int = 1  # test-set evaluation every N epochs (and always after the last)
+    seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
+    command: str = ""  # the command line, recorded in the model card
+    class_names: list = field(default_factory=list)  # names of the labels (Fashion-MNIST: "T-shirt/top", ...)
+    extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of the tutorial's conv VAE / CVAE."""
@@ -45,7 +117,8 @@ class ModelConfig:
     channels: int = 32  # width of the first conv; the second conv has twice as many
     num_classes: int = 10  # size of the one-hot label (CVAE only; MNIST has 10 digits)
     image_size: int = IMAGE_SIZE  # side of the square grayscale input; fixed by the architecture
-    likelihood: str = "gaussian"  # "gaussian": tanh output, summed squared error (the tutorial); "bernoulli": sigmoid output, cross-entropy on [0, 1] pixels
+    # "gaussian": tanh output, summed squared error (the tutorial); "bernoulli": sigmoid, cross-entropy on [0, 1]
+    likelihood: str = "gaussian"
 
     @property
     def conditional(self) -> bool:

@@ -85,6 +85,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """int labels (B,) -> float32 (B, num_classes)."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], as the tutorial scales them."""
     return (images.astype(np.float32) / 127.5 - 1.0)[:, None, :, :]
@@ -117,7 +122,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     expected = header_len + int(np.prod(dims))
     if len(raw) != expected:
         raise MnistgenError(
-            f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it again"
+            f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it "
+            "again"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
 
@@ -145,7 +151,8 @@ def _read_split(directory: Path, images_key: str, labels_key: str) -> Split | No
         raise MnistgenError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images: mnistgen needs 28x28")
     if len(images) != len(labels):
         raise MnistgenError(
-            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match"
+            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair "
+            "does not match"
         )
     return Split(images, labels)
 
@@ -154,7 +161,8 @@ def read_idx_dir(directory: Path) -> Dataset:
     train = _read_split(directory, "train_images", "train_labels")
     if train is None:
         raise MnistgenError(
-            f"{directory} has no MNIST training files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]): point --data at the directory that holds them"
+            f"{directory} has no MNIST training files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]): "
+            "point --data at the directory that holds them"
         )
     test = _read_split(directory, "test_images", "test_labels")
     return Dataset(train, test, str(directory))
@@ -197,7 +205,8 @@ def load(data: Path | None = None, download: bool = False) -> Dataset:
             if head == HDF5_MAGIC:
                 return read_mat(data)
             raise MnistgenError(
-                f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds the four MNIST files"
+                f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds "
+                "the four MNIST files"
             )
         raise MnistgenError(f"--data {data} does not exist: pass the directory that holds the MNIST IDX files")
     cached = cache_dir() / MNIST_SUBDIR
@@ -247,7 +256,8 @@ def fetch_mnist(target: Path) -> Path:
                 errors.append(f"{mirror}: {exc}")
         else:
             raise MnistgenError(
-                f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX files"
+                f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX "
+                "files"
             )
         atomic.write_bytes(dest, payload)
     return target

@@ -8,14 +8,17 @@ not with FIDs published for natural images (Heusel et al., NeurIPS 2017, for the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from mnistgen import classifier as clf
-from mnistgen import sample
-from mnistgen.data import Split
+from mnistgen import decoders, sample, sources
+from mnistgen.checkpoint import Weights
+from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
+from mnistgen.train import test_loss
 
 UNLABELLED_FACTOR = 10  # a VAE has no labels: as many samples as a CVAE's ten digits
 TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comparison is fair
@@ -57,20 +60,12 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
 
 
 def samples(
-    decoder,
-    weights,
-    count: int,
-    seed: int,
-    temperature: float = 1.0,
-    prior: sample.Prior = sample.Prior(),
-    confidence: Optional[sample.ConfidenceFilter] = None,
+    sampler: sample.Sampler, weights: Weights, count: int, seed: int
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """`count` samples per digit (a VAE: 10 * count unlabelled), exactly as generate makes them."""
-    from mnistgen.generate import labels_for
-
-    labels = labels_for(weights, None)
+    labels = sample.labels_for(weights, None)
     per_label = count if weights.config.conditional else count * UNLABELLED_FACTOR
-    images, found, _ = sample.generate_arrays(decoder, labels, per_label, seed, temperature, prior, confidence)
+    images, found, _ = sampler.arrays(labels, per_label, seed)
     return images, (found if weights.config.conditional else None)
 
 
@@ -90,3 +85,42 @@ def tstr(images: np.ndarray, labels: np.ndarray, real: Split, test: Split, seed:
         "synthetic_accuracy": round(clf.accuracy(synthetic_net, test), 4),
         "real_accuracy": round(clf.accuracy(real_net, test), 4),
     }
+
+
+def evaluate(
+    dataset: Dataset,
+    classifier: Weights,
+    weights: Optional[Weights] = None,
+    sampling: Optional[sample.Sampling] = None,
+    images: Optional[list[Path]] = None,
+    count: int = 1000,
+    seed: int = 0,
+    with_tstr: bool = False,
+    device_name: str = "cpu",
+) -> dict:
+    """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
+    `sampling` says), or the given `images`, scored by `classifier` against `dataset`'s test split."""
+    if dataset.test is None:
+        raise MnistgenError(
+            f"{dataset.source} has no test split: evaluate compares with the MNIST test set; "
+            "pass --data DIR with the t10k files"
+        )
+    net = clf.load(classifier)
+    _, reference = clf.predict(net, dataset.test.images)
+    report = {"classifier": classifier.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
+    if weights is not None:
+        sampler = decoders.make_sampler(weights, sampling or sample.resolve_sampling(weights), device_name)
+        losses = test_loss(decoders.load_model(weights), dataset.test)
+        report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, **sampler.sampling.attrs())
+        report.update(precision=sampler.decoder.precision, test_set={k: round(float(v), 3) for k, v in losses.items()})
+        pictures, labels = samples(sampler, weights, count, seed)
+        if sampler.confidence is not None:
+            report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
+    else:
+        found = sources.read(images)
+        pictures, labels = found.images, found.labels
+        report["images"] = [str(p) for p in images]
+    report["samples"] = score_images(net, pictures, labels, reference)
+    if with_tstr:
+        report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed)
+    return report

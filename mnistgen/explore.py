@@ -11,9 +11,13 @@ from typing import Optional
 
 import numpy as np
 
+from mnistgen import export, sources
 from mnistgen.checkpoint import Weights
+from mnistgen.data import one_hot
+from mnistgen.decoders import decode_all
 from mnistgen.errors import MnistgenError
-from mnistgen.sample import one_hot
+from mnistgen.export import IMAGE_SIDE
+from mnistgen.model import inputs, paddle
 
 ENCODE_BATCH = 1000
 SLERP_EPS = 1e-6  # below this angle slerp is lerp
@@ -61,7 +65,8 @@ def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
     missing = [label for label in labels if str(label) not in table]
     if missing:
         raise MnistgenError(
-            f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this mnistgen"
+            f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this "
+            "mnistgen"
         )
     return np.array([table[str(label)] for label in labels], dtype=np.float32)
 
@@ -70,7 +75,8 @@ def _stats(weights: Weights) -> dict:
     stats = weights.card.get("latent_stats")
     if not stats:
         raise MnistgenError(
-            f"model {weights.name} has no latent statistics in its card: retrain it with mnistgen train, or pass --points / --bounds"
+            f"model {weights.name} has no latent statistics in its card: retrain it with mnistgen train, or pass "
+            "--points / --bounds"
         )
     return stats
 
@@ -111,12 +117,12 @@ def grid_latents(spec: GridSpec, latent: int) -> np.ndarray:
 def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, 28, 28) [+ int labels (N,) for a CVAE] -> encoder means and standard
     deviations, float32 (N, d) each."""
-    from mnistgen.model import inputs, paddle
 
     cfg = model.cfg
     if cfg.conditional and labels is None:
         raise MnistgenError(
-            "this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels"
+            "this model is conditional: its encoder needs each image's label; pass --labels, or use a source that "
+            "has labels"
         )
     means, stds = [], []
     model.eval()
@@ -131,7 +137,6 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
 
 def reconstruct(model, decoder, images: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
     """Decode the encoder means: uint8 (N, 28, 28)."""
-    from mnistgen.sample import decode_all
 
     means, _ = encode(model, images, labels)
     onehot = one_hot(labels, model.cfg.num_classes) if model.cfg.conditional else None
@@ -178,7 +183,8 @@ def walk(
     anchors = np.asarray(means if means is not None else points, dtype=np.float32)
     if anchors.shape[1] != cfg.latent:
         raise MnistgenError(
-            f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: give {cfg.latent} numbers per point"
+            f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: "
+            f"give {cfg.latent} numbers per point"
         )
     z = path(anchors, steps, method, loop)
     if not cfg.conditional:
@@ -195,8 +201,6 @@ def walk(
 def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[int] = None) -> dict:
     """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
     needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
-    from mnistgen import sources
-
     found = sources.read(paths)
     known = np.asarray(labels) if labels is not None else found.labels
     if weights.config.conditional and known is None and digit is not None:
@@ -208,11 +212,13 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
 def grid(
     weights: Weights, n: int, dims: tuple[int, int], digit: Optional[int], bounds=None, sigma: Optional[float] = None
 ):
-    """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec)."""
+    """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec).
+    A conditional model without `digit` gets the grid once per class, class-major (P*n*n, d)."""
     cfg = weights.config
     if max(dims) >= cfg.latent or dims[0] == dims[1]:
         raise MnistgenError(
-            f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two different ones"
+            f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two "
+            "different ones"
         )
     if bounds is not None:
         x, y = (bounds[0], bounds[1]), (bounds[2], bounds[3])
@@ -226,10 +232,28 @@ def grid(
         if digit is not None:
             raise MnistgenError(f"model {weights.name} is an unconditional VAE and has no labels: drop --digit")
         return z, None, spec
-    if digit is None:
-        raise MnistgenError(
-            f"model {weights.name} is conditional: pass --digit D to choose the digit drawn across the grid"
-        )
+    if digit is None:  # the tutorial draws a CVAE's manifold per digit: one panel for each
+        labels = np.repeat(np.arange(cfg.num_classes), len(z))
+        return np.tile(z, (cfg.num_classes, 1)), one_hot(labels, cfg.num_classes), spec
     if digit >= cfg.num_classes:
         raise MnistgenError(f"--digit {digit}: model {weights.name} knows labels 0-{cfg.num_classes - 1} only")
     return z, one_hot(np.full(len(z), digit), cfg.num_classes), spec
+
+
+def manifold(
+    weights: Weights,
+    decoder,
+    n: int,
+    dims: tuple[int, int] = (0, 1),
+    digit: Optional[int] = None,
+    bounds=None,
+    sigma: Optional[float] = None,
+) -> tuple[np.ndarray, GridSpec]:
+    """The tutorial's manifold picture, uint8: an n x n grid of decoded latents over two
+    dimensions; for a conditional model without `digit`, one labelled panel per class."""
+    z, onehot, spec = grid(weights, n, dims, digit, bounds, sigma)
+    tiles = decode_all(decoder, z, onehot).reshape(-1, n, n, IMAGE_SIDE, IMAGE_SIDE)  # (P, n, n, 28, 28)
+    if len(tiles) == 1:
+        return export.tile(tiles[0]), spec
+    names = weights.card.get("classes") or [str(i) for i in range(len(tiles))]
+    return export.panels([export.tile(t) for t in tiles], names), spec

@@ -72,6 +72,29 @@ def tile(images: np.ndarray, pad: int = GRID_PAD) -> np.ndarray:
     return out
 
 
+PANEL_GAP = 8  # pixels between the panels of a multi-panel picture
+PANEL_CAPTION = 14  # height of the caption strip above each panel
+PANEL_COLUMNS = 5  # panels per row: ten digits make two rows
+PANEL_BACKGROUND = 96  # grey between panels and behind captions, so black-edged panels stand apart
+
+
+def panels(pictures: list[np.ndarray], captions: list[str], columns: int = PANEL_COLUMNS) -> np.ndarray:
+    """Same-sized uint8 pictures (H, W) -> one uint8 picture of captioned panels, `columns` a row."""
+    from PIL import Image, ImageDraw
+
+    h, w = pictures[0].shape
+    cols = min(columns, len(pictures))
+    rows = -(-len(pictures) // cols)
+    cell_h, cell_w = h + PANEL_CAPTION, w + PANEL_GAP
+    canvas = Image.new("L", (cols * cell_w - PANEL_GAP, rows * (cell_h + PANEL_GAP) - PANEL_GAP), PANEL_BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for i, (picture, caption) in enumerate(zip(pictures, captions)):
+        left, top = (i % cols) * cell_w, (i // cols) * (cell_h + PANEL_GAP)
+        draw.text((left + 2, top + 1), caption, fill=255)
+        canvas.paste(Image.fromarray(picture), (left, top + PANEL_CAPTION))
+    return np.asarray(canvas)
+
+
 # -- dataset writers ----------------------------------------------------------------------------
 # Each writer is a context manager: `write(batch, position)` puts a batch of images at their
 # position in this job's sequence; leaving the block normally commits (rename into place),

@@ -15,32 +15,24 @@ import shutil
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from mnistgen import __version__, atomic, export, sample
+from mnistgen import atomic, export, sample
 from mnistgen.checkpoint import Weights
+from mnistgen.config import Format
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import usable_cpus
-from mnistgen.sample import Shard
+from mnistgen.sample import UNLABELLED_DIR, Sampler, Sampling, Shard
+from mnistgen.version import __version__
 
 METADATA_FILE = "metadata.jsonl"
 MANIFEST_FILE = "mnistgen.json"  # model, sha256, seed, command: beside PNG and IDX outputs
-UNLABELLED_DIR = "unlabelled"
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
 MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory flat
 Z_DECIMALS = 6
-
-
-class Format(str, Enum):
-    png = "png"
-    hdf5 = "hdf5"
-    npz = "npz"
-    idx = "idx"
-    grid = "grid"
 
 
 SUFFIX_FORMATS = {".h5": Format.hdf5, ".hdf5": Format.hdf5, ".npz": Format.npz, ".png": Format.grid}
@@ -51,39 +43,6 @@ def infer_format(out: Path, fmt: Optional[Format]) -> Format:
     return Format(fmt) if fmt is not None else SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
 
 
-def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
-    """The labels to generate: the requested digits for a CVAE, the one unlabelled stream for a VAE."""
-    config = weights.config
-    if not config.conditional:
-        if digits is not None:
-            raise MnistgenError(
-                f"model {weights.name} is an unconditional VAE and has no labels: drop --digit (it writes to {UNLABELLED_DIR}/), or use a conditional model such as cvae-2d"
-            )
-        return [sample.UNLABELLED]
-    if digits is None:
-        return list(range(config.num_classes))
-    bad = [d for d in digits if d >= config.num_classes]
-    if bad:
-        raise MnistgenError(f"--digit {bad[0]}: model {weights.name} knows labels 0-{config.num_classes - 1} only")
-    return digits
-
-
-def resolve_classes(weights: Weights, text: str) -> list[int]:
-    """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
-    names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]
-    found = []
-    for item in (part.strip() for part in text.split(",")):
-        if item in names:
-            found.append(names.index(item))
-        elif item.isdigit() and int(item) < len(names):
-            found.append(int(item))
-        else:
-            raise MnistgenError(
-                f"--class {item!r}: model {weights.name} has classes {', '.join(names)} (or their indices 0-{len(names) - 1})"
-            )
-    return sorted(set(found))
-
-
 def label_dir(label: int) -> str:
     return UNLABELLED_DIR if label == sample.UNLABELLED else str(label)
 
@@ -92,25 +51,24 @@ def _label_byte(label: int) -> int:
     return 0 if label == sample.UNLABELLED else label  # file formats store uint8 labels
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
+    """A whole generate request, complete when made by `plan_job` (output conflicts checked,
+    targets named) and never changed after: what `run_job` writes and records."""
+
     weights: Weights
-    labels: list[int]  # in output order
+    labels: tuple[int, ...]  # in output order
     count: int  # images per label
     out: Path
     fmt: Format
     seed: int
-    temperature: float = 1.0
+    sampling: Sampling = Sampling()
     shard: Shard = Shard(0, 1)
     force: bool = False
     resume: bool = False
     scale: int = 1  # grid only
     command: str = ""
-    confidence: Optional[sample.ConfidenceFilter] = None  # --min-confidence
-    prior: sample.Prior = sample.Prior()  # --prior
-    precision: str = "fp32"  # the decoder's arithmetic (set by run_job), recorded with the output
-    sharpen: float = 1.0  # the decoder's output sharpening (set by run_job), recorded with the output
-    targets: list[Path] = field(default_factory=list)  # files this job writes (set by plan_job)
+    targets: tuple[Path, ...] = ()  # files this job writes (named by plan_job)
 
     @property
     def sharded(self) -> bool:
@@ -132,22 +90,20 @@ class Job:
         stem, dot, suffix = name.partition(".")
         return f"{stem}.shard-{self.shard.index:05d}-of-{self.shard.count:05d}{dot}{suffix}"
 
-    def attrs(self) -> dict:
+    def attrs(self, precision: str) -> dict:
+        """What is recorded beside the output (file attributes, manifest) and in the summary;
+        `precision`: what the decoder runs."""
         return {
             "model": self.weights.name,
             "model_sha256": self.weights.sha256,
             "seed": self.seed,
-            "temperature": self.temperature,
-            "prior": self.prior.kind,
-            "truncation": self.prior.truncation or 0,
+            **self.sampling.attrs(),
             "count_per_label": self.count,
             "labels": [int(label) for label in self.labels],
             "shard": f"{self.shard.index}/{self.shard.count}",
-            "sharpen": self.sharpen,
-            "precision": self.precision,
+            "precision": precision,
             "mnistgen_version": __version__,
             "command": self.command,
-            **({"min_confidence": self.confidence.threshold} if self.confidence else {}),
         }
 
 
@@ -178,27 +134,30 @@ def _check_writable_dir(directory: Path) -> None:
         raise MnistgenError(f"--out {directory} is not writable: choose a directory you can write to")
 
 
-def _plan_png(job: Job) -> None:
+def _plan_png(job: Job) -> tuple[Path, ...]:
     out = job.out
     if out.exists() and not out.is_dir():
         raise MnistgenError(
             f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)"
         )
     _check_writable_dir(out)
-    job.targets = [out / job.shard_name(METADATA_FILE)]
+    targets = (out / job.shard_name(METADATA_FILE),)
     if not out.is_dir() or job.resume:
-        return
+        return targets
     if job.sharded:  # other shards may share the directory: only this shard's files conflict
-        clash = job.targets[0].exists() or any(_owned_existing(job))
+        clash = targets[0].exists() or any(_owned_existing(job))
         if clash and not job.force:
             raise MnistgenError(
-                f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: pass --resume to finish them or --force to replace them"
+                f"--out {out} already holds shard {job.shard.index}/{job.shard.count}'s files: "
+                "pass --resume to finish them or --force to replace them"
             )
-        return
+        return targets
     if any(out.iterdir()) and not job.force:
         raise MnistgenError(
-            f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory"
+            f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, "
+            "or choose another directory"
         )
+    return targets
 
 
 def _owned_existing(job: Job):
@@ -214,21 +173,21 @@ def _existing_pngs(job: Job, label: int) -> set[str]:
     return {entry.name for entry in os.scandir(folder)} if folder.is_dir() else set()
 
 
-def _plan_files(job: Job) -> None:
+def _plan_files(job: Job) -> tuple[Path, ...]:
     out = job.out
     if job.fmt is Format.idx:
         if out.exists() and not out.is_dir():
             raise MnistgenError(f"--out {out} is a file: --format idx writes a pair of files into a directory")
         stem = job.shard_name(IDX_PREFIX)
-        job.targets = [out / f"{stem}-images-idx3-ubyte.gz", out / f"{stem}-labels-idx1-ubyte.gz"]
+        targets = (out / f"{stem}-images-idx3-ubyte.gz", out / f"{stem}-labels-idx1-ubyte.gz")
     else:
         if out.is_dir():
             raise MnistgenError(
                 f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name"
             )
-        job.targets = [out.with_name(job.shard_name(out.name))]
-    _check_writable_dir(job.targets[0].parent)
-    existing = [t for t in job.targets if t.exists()]
+        targets = (out.with_name(job.shard_name(out.name)),)
+    _check_writable_dir(targets[0].parent)
+    existing = [t for t in targets if t.exists()]
     if existing and not (job.force or job.resume):
         raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
     if job.fmt is Format.grid:
@@ -241,18 +200,35 @@ def _plan_files(job: Job) -> None:
             and columns // export.GRID_WRAP <= export.GRID_MAX_COLUMNS
         ):
             raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
+    return targets
 
 
-def plan_job(job: Job) -> Job:
-    """Check the output for conflicts and fill `job.targets`; writes nothing."""
+def plan_job(
+    weights: Weights,
+    labels: list[int],
+    count: int,
+    out: Path,
+    seed: int,
+    fmt: Optional[Format] = None,
+    sampling: Sampling = Sampling(),
+    shard: Shard = Shard(0, 1),
+    force: bool = False,
+    resume: bool = False,
+    scale: int = 1,
+    command: str = "",
+) -> Job:
+    """The whole job, frozen: the format (from `out`'s suffix when not given), conflicts with what
+    `out` holds checked, the files it writes named. Pure Python, writes nothing."""
+    job = Job(weights, tuple(labels), count, Path(out), infer_format(out, fmt), seed, sampling, shard, force, resume)
+    job = replace(job, scale=scale, command=command)
     if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:
         raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count}: use i/n with 0 <= i < n")
     if job.size == 0:
         raise MnistgenError(
-            f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use fewer shards"
+            f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use "
+            "fewer shards"
         )
-    _plan_png(job) if job.fmt is Format.png else _plan_files(job)
-    return job
+    return replace(job, targets=_plan_png(job) if job.fmt is Format.png else _plan_files(job))
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -264,14 +240,14 @@ def remove_stale_temporaries(folder: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def write_manifest(job: Job, folder: Path) -> Path:
+def write_manifest(job: Job, folder: Path, attrs: dict) -> Path:
     """A small JSON file beside the output naming the model, its sha256, the seed and the command."""
     path = folder / job.shard_name(MANIFEST_FILE)
-    atomic.write_text(path, json.dumps(job.attrs(), indent=1) + "\n")
+    atomic.write_text(path, json.dumps(attrs, indent=1) + "\n")
     return path
 
 
-def _prepare_png_dir(job: Job) -> None:
+def _prepare_png_dir(job: Job, attrs: dict) -> None:
     out = job.out
     if job.force and out.is_dir() and not job.sharded:
         for entry in out.iterdir():
@@ -287,7 +263,7 @@ def _prepare_png_dir(job: Job) -> None:
             remove_stale_temporaries(out)
     except OSError as exc:
         raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
-    write_manifest(job, out)
+    write_manifest(job, out, attrs)
 
 
 def _metadata_rows(job: Job, batch, names) -> str:
@@ -313,8 +289,8 @@ def _write_pngs(folder: Path, names: list[str], images, skip: set) -> int:
     return len(names)
 
 
-def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
-    _prepare_png_dir(job)
+def _run_png(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
+    _prepare_png_dir(job, attrs)
     existing = (
         {label: _existing_pngs(job, label) for label in job.labels}
         if job.resume
@@ -333,18 +309,7 @@ def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
         try:
             for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
                 names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
-                batch = sample.block_batch(
-                    decoder,
-                    job.seed,
-                    label,
-                    block,
-                    lo,
-                    hi,
-                    job.temperature,
-                    decode=not written(label, lo, hi),
-                    confidence=job.confidence,
-                    prior=job.prior,
-                )
+                batch = sampler.batch(job.seed, label, block, lo, hi, decode=not written(label, lo, hi))
                 meta.write(_metadata_rows(job, batch, names))
                 if batch.images is None:
                     done += len(names)
@@ -363,11 +328,11 @@ def _run_png(job: Job, decoder, report: Callable[[int], None]) -> None:
             pool.shutdown(wait=True, cancel_futures=True)  # running writes finish (each is atomic)
 
 
-def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
+def _run_file(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
     if job.resume and all(t.exists() for t in job.targets):
         report(job.size)  # already complete: files appear only when whole
         return
-    latent, attrs = decoder.config.latent, job.attrs()
+    latent = sampler.decoder.config.latent
     if job.fmt is Format.hdf5:
         writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs)
     elif job.fmt is Format.npz:
@@ -381,53 +346,42 @@ def _run_file(job: Job, decoder, report: Callable[[int], None]) -> None:
     if job.resume or job.force:
         remove_stale_temporaries(folder)
     if job.fmt is Format.idx:
-        write_manifest(job, folder)
+        write_manifest(job, folder, attrs)
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
-            batch = sample.block_batch(
-                decoder, job.seed, label, block, lo, hi, job.temperature, confidence=job.confidence, prior=job.prior
-            )
+            batch = sampler.batch(job.seed, label, block, lo, hi)
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, _label_byte(label), batch.z, position)
             report(position + hi - lo)
 
 
-def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambda done, rate: None) -> dict:
-    """Generate and write this job's images; returns the summary printed as JSON."""
+def run_job(job: Job, sampler: Sampler, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
+    """Generate and write this job's images; returns the summary printed as JSON: the recorded
+    attributes (one source with the files') plus what the run measured."""
     started = time.perf_counter()
-    job.precision, job.sharpen = decoder.precision, decoder.sharpen
+    attrs = job.attrs(sampler.decoder.precision)
 
-    def report(done: int) -> None:
-        on_progress(done, done / max(time.perf_counter() - started, 1e-9))
+    def report(done: int) -> None:  # images written, images/s, share of candidates the filter kept
+        if on_progress is not None:
+            kept = sampler.confidence.acceptance if sampler.confidence else 1.0
+            on_progress(done, done / max(time.perf_counter() - started, 1e-9), kept)
 
-    (_run_png if job.fmt is Format.png else _run_file)(job, decoder, report)
+    (_run_png if job.fmt is Format.png else _run_file)(job, sampler, attrs, report)
     seconds = time.perf_counter() - started
     outputs = (
         [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])]
         if job.fmt is Format.png
         else [str(t) for t in job.targets]
     )
-    return {
+    measured = {
         "count": job.size,
         "format": job.fmt.value,
         "outputs": outputs,
         "seconds": round(seconds, 3),
         "images_per_s": round(job.size / seconds, 1),
-        "seed": job.seed,
-        "temperature": job.temperature,
-        "prior": job.prior.kind,
-        "truncation": job.prior.truncation or 0,
-        "sharpen": job.sharpen,
-        "shard": f"{job.shard.index}/{job.shard.count}",
-        "model": job.weights.name,
-        "model_sha256": job.weights.sha256,
-        "decoder": decoder.name,
-        "precision": decoder.precision,
-        "mnistgen_version": __version__,
-        **(
-            {"min_confidence": job.confidence.threshold, "acceptance_rate": round(job.confidence.acceptance, 4)}
-            if job.confidence
-            else {}
-        ),
+        "decoder": sampler.decoder.name,
     }
+    if sampler.confidence is not None:
+        measured["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
+    return {**measured, **attrs}

@@ -14,9 +14,8 @@ must list exactly the same names and shapes.
 from __future__ import annotations
 
 from mnistgen.config import KERNEL, OUT_KERNEL, ModelConfig
-from mnistgen.data import to_unit_range
+from mnistgen.data import one_hot, to_unit_range
 from mnistgen.runtime import import_paddle
-from mnistgen.sample import one_hot
 
 paddle = import_paddle()
 nn = paddle.nn

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from mnistgen.errors import MnistgenError
+from mnistgen.runtime import import_paddle
 
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
 EXPORT_STEM = "model"
@@ -30,8 +31,7 @@ BF16_SKIPPED_PASSES = ("elementwise_act_onednn_fuse_pass",)
 
 def fast_bf16() -> bool:
     """Whether this CPU runs bfloat16 convolutions fast (AMX or AVX-512 BF16), as Paddle reports it."""
-    from mnistgen.model import paddle
-
+    paddle = import_paddle()
     return bool(paddle.base.core.supports_bfloat16_fast_performance())
 
 
@@ -42,8 +42,7 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if fast_bf16() else "fp32"
     if precision == "bf16":
-        from mnistgen.model import paddle
-
+        paddle = import_paddle()
         if not paddle.base.core.supports_bfloat16():
             raise MnistgenError(
                 "--precision bf16: this CPU has no bfloat16 support in oneDNN; use --precision fp32 (or auto)"
@@ -56,8 +55,8 @@ def exported(kind: str, sha256: str, build: Callable[[], tuple], tag: str = "") 
     the graph), made on first use: build() returns the layer and its input specs, which
     `paddle.jit.save` writes into a temporary folder renamed into place."""
     from mnistgen.data import cache_dir
-    from mnistgen.model import paddle
 
+    paddle = import_paddle()
     folder = cache_dir() / INFERENCE_SUBDIR / f"{kind}-{sha256[:SHA_PREFIX]}{tag}"
     stem = folder / EXPORT_STEM
     if (folder / (EXPORT_STEM + ".pdiparams")).is_file():

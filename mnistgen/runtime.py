@@ -47,7 +47,8 @@ def import_paddle():
     version = tuple(int(p) for p in paddle.__version__.split(".")[:2] if p.isdigit())
     if version and version != (0, 0) and version < MIN_PADDLE:
         raise MnistgenError(
-            f"PaddlePaddle {paddle.__version__} is too old: mnistgen needs 2.6 or newer (3.3.1+ recommended); {INSTALL_HINT}"
+            f"PaddlePaddle {paddle.__version__} is too old: mnistgen needs 2.6 or newer (3.3.1+ recommended); "
+            f"{INSTALL_HINT}"
         )
     return paddle
 
@@ -98,7 +99,8 @@ def select_device(device: Device | str = Device.auto) -> str:
     if device is Device.gpu and not gpu_available(paddle):
         if not paddle.is_compiled_with_cuda():
             raise MnistgenError(
-                '--device gpu: this Paddle is a CPU build; install the CUDA build (pip install "mnistgen[gpu]") or use --device cpu'
+                '--device gpu: this Paddle is a CPU build; install the CUDA build (pip install "mnistgen[gpu]") or '
+                "use --device cpu"
             )
         raise MnistgenError(
             "--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu"

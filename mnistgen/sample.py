@@ -1,4 +1,5 @@
-"""Sampling from a trained model: latents, decoding, generation plans. Returns arrays; writes nothing.
+"""Sampling decisions and latents: the resolved sampling spec, labels, priors, block plans and the
+confidence filter. Pure numpy (decoders are passed in, see decoders.py); writes nothing.
 
 Reproducibility rules:
 - latents are drawn per block of BLOCK images aligned to the global index within a label,
@@ -16,7 +17,10 @@ from typing import Optional
 
 import numpy as np
 
+from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
+from mnistgen.config import DEFAULT_CLASSIFIER, Precision, PriorKind
+from mnistgen.data import one_hot
 from mnistgen.errors import MnistgenError
 
 BLOCK = 256  # images per latent draw and per decode call
@@ -25,17 +29,13 @@ STREAM_TRUNCATE = 11  # the redraws that replace draws outside a truncation radi
 TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when truncating
 TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
 UNLABELLED = -1  # the label of an unconditional model's samples
+UNLABELLED_DIR = "unlabelled"  # where an unconditional model's PNGs go
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
 IMAGE_SIDE = 28
 MAX_FILTER_ATTEMPTS = 200  # redraw chunks per block before a confidence filter gives up
 REDRAW_CHUNK = 32  # candidates decoded per redraw when a block misses only a few images
 MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
 MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float (B, 1, 28, 28) in [-1, 1] -> uint8 (B, 28, 28)."""
-    return np.clip(np.rint((images[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def block_latents(
@@ -96,7 +96,7 @@ class Prior:
         )
 
 
-PRIORS = ("auto", "standard", "fitted")
+PRIORS = tuple(p.value for p in PriorKind)
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
 
@@ -109,27 +109,123 @@ def recommended(weights: Weights, key: str, explicit, default):
     return weights.card.get("sampling", {}).get(key, default)
 
 
-def default_temperature(weights: Weights, temperature: Optional[float]) -> float:
-    return float(recommended(weights, "temperature", temperature, DEFAULT_TEMPERATURE))
-
-
-def default_sharpen(weights: Weights, sharpen: Optional[float]) -> float:
-    return float(recommended(weights, "sharpen", sharpen, DEFAULT_SHARPEN))
-
-
 def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float] = None) -> Prior:
     """`auto` takes the prior the model card recommends, else standard. truncation: a radius for
     the standard-normal draws, 0 for none, None for the card's recommendation (else none)."""
-    kind = recommended(weights, "prior", None if kind == "auto" else kind, "standard")
+    kind = recommended(
+        weights, "prior", None if PriorKind(kind) is PriorKind.auto else PriorKind(kind).value, "standard"
+    )
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
-    if kind == "standard":
+    if kind == PriorKind.standard.value:
         return Prior(truncation=radius)
     fitted = weights.card.get("latent_stats", {}).get("fitted")
     if not fitted:
         raise MnistgenError(
-            f"--prior fitted: model {weights.name}'s card has no fitted prior; retrain it with this mnistgen, or use --prior standard"
+            f"--prior fitted: model {weights.name}'s card has no fitted prior; "
+            "retrain it with this mnistgen, or use --prior standard"
         )
     return Prior("fitted", fitted, radius)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a model's samples are drawn, decided once by `resolve_sampling` from the user's options
+    and the model card, then carried by generate jobs, evaluate, the Python API and datasets; the
+    one source of the settings recorded beside every output."""
+
+    prior: Prior = Prior()
+    temperature: float = DEFAULT_TEMPERATURE
+    sharpen: float = DEFAULT_SHARPEN
+    min_confidence: float = 0.0  # 0: every sample is kept
+    classifier: Optional[Weights] = None  # the verifier, when min_confidence > 0
+    precision: str = Precision.auto.value  # asked for; the decoder records what it runs
+
+    @property
+    def verified(self) -> bool:
+        return self.min_confidence > 0 and self.classifier is not None
+
+    def attrs(self) -> dict:
+        """The settings as recorded in file attributes, manifests and summaries."""
+        return {
+            "temperature": self.temperature,
+            "prior": self.prior.kind,
+            "truncation": self.prior.truncation or 0,
+            "sharpen": self.sharpen,
+            **({"min_confidence": self.min_confidence} if self.verified else {}),
+        }
+
+
+def resolve_sampling(
+    weights: Weights,
+    *,
+    prior: str = PriorKind.auto.value,
+    temperature: Optional[float] = None,
+    truncation: Optional[float] = None,
+    sharpen: Optional[float] = None,
+    min_confidence: Optional[float] = None,
+    classifier: str = DEFAULT_CLASSIFIER,
+    precision: str = Precision.auto.value,
+) -> Sampling:
+    """The one place sampling settings are decided: every None takes the model card's
+    recommendation, else the library default. A card that verifies by default names the way out
+    when its classifier is missing."""
+    threshold = float(recommended(weights, "min_confidence", min_confidence, 0))
+    verifier = _verifier(weights, classifier, card_default=min_confidence is None) if threshold else None
+    return Sampling(
+        prior=make_prior(weights, prior, truncation),
+        temperature=float(recommended(weights, "temperature", temperature, DEFAULT_TEMPERATURE)),
+        sharpen=float(recommended(weights, "sharpen", sharpen, DEFAULT_SHARPEN)),
+        min_confidence=threshold,
+        classifier=verifier,
+        precision=Precision(precision).value,
+    )
+
+
+def _verifier(generator: Weights, classifier: str, card_default: bool) -> Weights:
+    try:
+        return checkpoint.inspect_role(classifier, "--classifier")
+    except MnistgenError as exc:
+        if not card_default:
+            raise
+        raise MnistgenError(
+            f"model {generator.name} checks its samples with a classifier by default, but {exc}; "
+            "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
+        ) from None
+
+
+def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
+    """The labels to generate: the requested digits for a CVAE, the one unlabelled stream for a VAE."""
+    config = weights.config
+    if not config.conditional:
+        if digits is not None:
+            raise MnistgenError(
+                f"model {weights.name} is an unconditional VAE and has no labels: drop --digit "
+                f"(it writes to {UNLABELLED_DIR}/), or use a conditional model such as cvae-2d"
+            )
+        return [UNLABELLED]
+    if digits is None:
+        return list(range(config.num_classes))
+    bad = [d for d in digits if d >= config.num_classes]
+    if bad:
+        raise MnistgenError(f"--digit {bad[0]}: model {weights.name} knows labels 0-{config.num_classes - 1} only")
+    return digits
+
+
+def resolve_classes(weights: Weights, text: str) -> list[int]:
+    """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
+    names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if item in names:
+            found.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            found.append(int(item))
+        else:
+            raise MnistgenError(
+                f"--class {item!r}: model {weights.name} has classes {', '.join(names)} "
+                f"(or their indices 0-{len(names) - 1})"
+            )
+    return sorted(set(found))
 
 
 def latents(
@@ -137,122 +233,6 @@ def latents(
 ) -> np.ndarray:
     """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
     return prior.apply(block_latents(seed, label, block, latent, temperature, attempt, prior.truncation), label)
-
-
-def one_hot(labels, num_classes: int) -> np.ndarray:
-    """int labels (B,) -> float32 (B, num_classes)."""
-    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
-
-
-def decode(model, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-    """Decode float32 latents (B, d) [with float labels (B, C): one-hot, or a blend] eagerly -> uint8 (B, 28, 28)."""
-    from mnistgen.model import paddle
-
-    model.eval()
-    with paddle.no_grad():
-        label = paddle.to_tensor(onehot) if onehot is not None else None
-        out = model.decoder(paddle.to_tensor(z), label)  # (B, 1, 28, 28)
-    return to_uint8(out.numpy())
-
-
-def decode_all(decoder, z: np.ndarray, onehot: Optional[np.ndarray] = None) -> np.ndarray:
-    """Decode any number of latents in whole blocks of BLOCK (padding the last), so each image's
-    pixels are what generate would give for the same z, whatever the count."""
-    n = len(z)
-    padded = -(-n // BLOCK) * BLOCK
-    z = np.concatenate([z, np.zeros((padded - n, z.shape[1]), np.float32)]).astype(np.float32)
-    if onehot is not None:
-        onehot = np.concatenate([onehot, np.repeat(onehot[-1:], padded - n, axis=0)]).astype(np.float32)
-    out = [
-        decoder(z[i : i + BLOCK], None if onehot is None else onehot[i : i + BLOCK]) for i in range(0, padded, BLOCK)
-    ]
-    return np.concatenate(out)[:n]
-
-
-def load_model(weights: Weights, sharpen: float = DEFAULT_SHARPEN):
-    """Build the Paddle model described by a checked weights file and load its tensors
-    (with the decoder's output sharpened by `sharpen`, see model.sharpen)."""
-    from mnistgen import model as model_lib
-
-    net = model_lib.build(weights.config)
-    model_lib.load_arrays(net, weights.arrays())
-    if sharpen != DEFAULT_SHARPEN:
-        model_lib.sharpen(net.decoder, sharpen)
-    net.eval()
-    return net
-
-
-class EagerDecoder:
-    """Paddle eager mode: works on every device; the path used on a GPU."""
-
-    name = "eager"
-    precision = "fp32"
-
-    def __init__(self, model, sharpen: float = DEFAULT_SHARPEN):
-        self.model, self.config, self.sharpen = model, model.cfg, sharpen
-
-    def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-        return decode(self.model, z, onehot)
-
-
-class PredictorDecoder:
-    """Paddle Inference with oneDNN on the CPU: the decoder exported once per weights file and
-    sharpening (cached under $MNISTGEN_DATA/inference) and run as a static predictor, about 5-7x
-    faster than eager mode on two cores; precision "bf16" about 1.3x faster again on CPUs with AMX,
-    pixels within a few levels of fp32."""
-
-    name = "predictor"
-
-    def __init__(
-        self, weights: Weights, model, threads: int, precision: str = "fp32", sharpen: float = DEFAULT_SHARPEN
-    ):
-        from mnistgen import predictor
-        from mnistgen.model import ExportedDecoder, paddle
-
-        self.config, self.precision, self.sharpen = weights.config, precision, sharpen
-
-        def build():
-            specs = [paddle.static.InputSpec([None, weights.config.latent], "float32", "z")]
-            if weights.config.conditional:
-                specs.append(paddle.static.InputSpec([None, weights.config.num_classes], "float32", "onehot"))
-            return ExportedDecoder(model.decoder), specs
-
-        tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
-        self.run = predictor.Predictor(predictor.exported("decoder", weights.sha256, build, tag), threads, precision)
-
-    def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
-        inputs = {"z": z, "onehot": onehot} if self.config.conditional else {"z": z}
-        return to_uint8(self.run(**inputs))  # (B, 1, 28, 28) -> (B, 28, 28)
-
-
-def make_decoder(
-    weights: Weights,
-    device_name: str,
-    backend: str = "auto",
-    threads: Optional[int] = None,
-    precision: str = "auto",
-    sharpen: Optional[float] = None,
-):
-    """The fastest decoder for the device: the Paddle Inference predictor on the CPU, eager on a GPU.
-
-    backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
-    precision applies to the predictor (eager decoding is fp32); sharpen None takes the card's.
-    """
-    from mnistgen.predictor import resolve_precision
-    from mnistgen.runtime import usable_cpus
-
-    sharpen = default_sharpen(weights, sharpen)
-    model = load_model(weights, sharpen)
-    if backend == "eager" or not device_name.startswith("cpu"):
-        return EagerDecoder(model, sharpen)
-    try:
-        return PredictorDecoder(weights, model, threads or usable_cpus(), resolve_precision(precision), sharpen)
-    except MnistgenError:
-        raise
-    except Exception:  # an old Paddle without PIR export, a Paddle built without oneDNN
-        if backend == "predictor":
-            raise
-        return EagerDecoder(model, sharpen)
 
 
 @dataclass
@@ -333,7 +313,8 @@ class ConfidenceFilter:
         if not len(missing):
             return z, images
         raise MnistgenError(
-            f"--min-confidence {self.threshold}: only {self.acceptance:.2%} of samples of label {label} pass after {self.tried} tries; lower --min-confidence or use a better model"
+            f"--min-confidence {self.threshold}: only {self.acceptance:.2%} of samples of label {label} pass after "
+            f"{self.tried} tries; lower --min-confidence or use a better model"
         )
 
 
@@ -363,35 +344,32 @@ def block_batch(
     return Batch(label, np.arange(lo, hi, dtype=np.int64), z[keep], images)
 
 
-def generate(
-    decoder,
-    labels: list[int],
-    count: int,
-    seed: int,
-    temperature: float = 1.0,
-    shard: Shard = Shard(0, 1),
-    prior: Prior = Prior(),
-    confidence: Optional[ConfidenceFilter] = None,
-) -> Iterator[Batch]:
-    """Generate `count` images per label (this shard's part), block by block."""
-    for label, block, lo, hi in plan(labels, count, shard):
-        yield block_batch(decoder, seed, label, block, lo, hi, temperature, confidence=confidence, prior=prior)
+@dataclass
+class Sampler:
+    """A resolved sampling spec with what runs it: a decoder (decoders.py) and, when the spec
+    verifies, its confidence filter. The one way generate, evaluate, the API and datasets draw
+    images, so pixels agree everywhere for the same seed."""
 
+    decoder: object  # (z (B, d), onehot (B, C) | None) -> uint8 (B, 28, 28), with .config/.name/.precision
+    sampling: Sampling = Sampling()
+    confidence: Optional[ConfidenceFilter] = None
 
-def generate_arrays(
-    decoder,
-    labels: list[int],
-    count: int,
-    seed: int,
-    temperature: float = 1.0,
-    prior: Prior = Prior(),
-    confidence: Optional[ConfidenceFilter] = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
-    VAE), latents float32 (N, d), in generate's label-major order."""
-    batches = list(generate(decoder, labels, count, seed, temperature, prior=prior, confidence=confidence))
-    return (
-        np.concatenate([b.images for b in batches]),
-        np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
-        np.concatenate([b.z for b in batches]),
-    )
+    def batch(self, seed: int, label: int, block: int, lo: int, hi: int, decode: bool = True) -> Batch:
+        """Images [lo, hi) of `label` from `block` (see block_batch)."""
+        s = self.sampling
+        return block_batch(self.decoder, seed, label, block, lo, hi, s.temperature, decode, self.confidence, s.prior)
+
+    def generate(self, labels: list[int], count: int, seed: int, shard: Shard = Shard(0, 1)) -> Iterator[Batch]:
+        """`count` images per label (this shard's part), block by block."""
+        for label, block, lo, hi in plan(labels, count, shard):
+            yield self.batch(seed, label, block, lo, hi)
+
+    def arrays(self, labels: list[int], count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
+        VAE), latents float32 (N, d), in generate's label-major order."""
+        batches = list(self.generate(labels, count, seed))
+        return (
+            np.concatenate([b.images for b in batches]),
+            np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),
+            np.concatenate([b.z for b in batches]),
+        )

@@ -84,7 +84,8 @@ def _read_idx(path: Path) -> Images:
     )
     if labels is not None and len(labels) != len(images):
         raise MnistgenError(
-            f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match"
+            f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does "
+            "not match"
         )
     return Images(images, labels, [f"{path}[{i}]" for i in range(len(images))])
 

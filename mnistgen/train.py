@@ -13,18 +13,22 @@ Randomness is derived from (seed, epoch), so a resumed run repeats the uninterru
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from mnistgen import __version__, atomic, checkpoint, explore, export, sample
-from mnistgen.config import ModelConfig
-from mnistgen.data import Dataset, to_unit_range
+from mnistgen import atomic, checkpoint, decoders, explore, export
+from mnistgen import model as model_lib
+from mnistgen.config import ModelConfig, TrainOptions
+from mnistgen.data import Dataset, one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
+from mnistgen.model import inputs, vae_loss
 from mnistgen.runtime import import_paddle
+from mnistgen.schedule import cosine_lr
+from mnistgen.version import __version__
 
 STATE_STEM = "train_state"
 METRICS_FILE = "metrics.jsonl"
@@ -32,27 +36,7 @@ SAMPLES_DIR = "samples"
 EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
 STATS_IMAGES = 10_000  # training images encoded for the card's latent statistics
 GRID_ROWS, GRID_COLS = 10, 20  # the tutorial's 10x20 sample figure
-LR_FINAL_RATIO = 0.05  # cosine decay ends at lr * this
 STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID = 1, 2, 3  # independent random streams per purpose
-
-
-@dataclass
-class TrainOptions:
-    epochs: int = 20  # passes over the training set
-    batch_size: int = 64  # the tutorial's batch size
-    lr: float = 1e-3  # Adam's peak learning rate (the tutorial: 1e-4, constant, 100 epochs)
-    beta1: float = 0.5  # Adam's beta1, as the tutorial
-    lr_decay: bool = True  # cosine decay to lr * LR_FINAL_RATIO over the run
-    kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
-    eval_every: int = (
-        1  # test-set evaluation every N epochs (and always after the last): tiny runs of many short epochs skip most
-    )
-    seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
-    command: str = ""  # the command line, recorded in the model card
-    class_names: list = field(
-        default_factory=list
-    )  # names of the labels (Fashion-MNIST: "T-shirt/top", ...), for the card
-    extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
 
 
 class TrainCallback:
@@ -63,14 +47,6 @@ class TrainCallback:
     def on_step(self, epoch: int, step: int, loss: float, rec: float, kl: float, images_per_s: float) -> None: ...
 
     def on_epoch(self, metrics: dict) -> None: ...
-
-
-def cosine_lr(lr: float, epoch: int, epochs: int) -> float:
-    """Cosine decay from `lr` at the first epoch to lr * LR_FINAL_RATIO at the last."""
-    if epochs <= 1:
-        return lr
-    final = lr * LR_FINAL_RATIO
-    return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * epoch / (epochs - 1)))
 
 
 def learning_rate(options: TrainOptions, epoch: int) -> float:
@@ -94,7 +70,6 @@ class Trainer:
     ):
         self.paddle = import_paddle()
         self.rank, self.world = rank, world
-        from mnistgen import model as model_lib
 
         self.m = model_lib
         self.config, self.dataset, self.options, self.run_dir = config.validate(), dataset, options, Path(run_dir)
@@ -107,7 +82,7 @@ class Trainer:
             learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters()
         )
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
-        self.onehot = self.paddle.to_tensor(sample.one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
+        self.onehot = self.paddle.to_tensor(one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
         self.history: list[dict] = []
         self.start_epoch = 0
 
@@ -144,7 +119,8 @@ class Trainer:
             ) from None
         if ModelConfig.from_dict(card.get("config")) != self.config:
             raise MnistgenError(
-                f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or another --out"
+                f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or "
+                "another --out"
             )
         self.m.load_arrays(self.model, {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")})
         opt_state = {k[len("optim/") :]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
@@ -185,7 +161,8 @@ class Trainer:
             values = np.array([rec.item() + kl.item(), rec.item(), kl.item()])  # the true negative ELBO
             if not np.all(np.isfinite(values)):
                 raise MnistgenError(
-                    f"training diverged at epoch {epoch + 1}, step {step + 1} (loss is {values[0]}): lower --lr; the last good checkpoint is kept in {self.run_dir}"
+                    f"training diverged at epoch {epoch + 1}, step {step + 1} (loss is {values[0]}): lower --lr; the "
+                    f"last good checkpoint is kept in {self.run_dir}"
                 )
             sums += values
             elapsed = time.perf_counter() - started
@@ -234,8 +211,8 @@ class Trainer:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
         z = rng.standard_normal((GRID_ROWS * GRID_COLS, self.config.latent), dtype=np.float32)
         labels = np.repeat(np.arange(GRID_ROWS) % self.config.num_classes, GRID_COLS)
-        onehot = sample.one_hot(labels, self.config.num_classes) if self.config.conditional else None
-        images = sample.decode(self.model, z, onehot)
+        onehot = one_hot(labels, self.config.num_classes) if self.config.conditional else None
+        images = decoders.decode(self.model, z, onehot)
         path = self.run_dir / SAMPLES_DIR / f"epoch-{epoch:03d}.png"
         path.parent.mkdir(exist_ok=True)
         export.write_png(path, export.tile(images.reshape(GRID_ROWS, GRID_COLS, *images.shape[1:])))
@@ -311,7 +288,6 @@ def test_loss(model, split, seed: int = 0) -> dict:
     """Mean negative ELBO, reconstruction and KL per image on `split`, with noise fixed by `seed`."""
     if split is None or len(split) == 0:
         return {}
-    from mnistgen.model import inputs, vae_loss
 
     paddle, cfg = import_paddle(), model.cfg
     rng = np.random.default_rng([seed, STREAM_EVAL])
@@ -327,6 +303,37 @@ def test_loss(model, split, seed: int = 0) -> dict:
             totals += np.array([rec.item() + kl.item(), rec.item(), kl.item()]) * len(part)
     loss, rec, kl = totals / len(split)
     return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
+
+
+MNIST_CLASSES = 10
+
+
+def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list[int]] = None) -> tuple[Dataset, dict]:
+    """The training images a run uses: `indices` (the tutorial's one- and two-image experiments),
+    else the first `limit`, else all; returns the dataset and what to record in the card."""
+    train_split = dataset.train
+    if indices is not None:
+        bad = [i for i in indices if i >= len(train_split)]
+        if bad:
+            raise MnistgenError(
+                f"--indices {bad[0]} is out of range: the training set has {len(train_split)} images "
+                f"(0-{len(train_split) - 1})"
+            )
+        return replace(dataset, train=train_split.subset(indices)), {"indices": list(indices)}
+    if limit is not None:
+        return replace(dataset, train=train_split.subset(slice(0, limit))), {"limit": limit}
+    return dataset, {}
+
+
+def class_count(dataset: Dataset, names: list[str]) -> int:
+    """The labels a model of this data knows: MNIST's 10, or up to 256 for other IDX datasets;
+    class names, when given, must name each of them."""
+    count = max(MNIST_CLASSES, int(dataset.train.labels.max()) + 1)
+    if names and len(names) != count:
+        raise MnistgenError(
+            f"--class-names has {len(names)} names but the data has {count} classes: give one name per class"
+        )
+    return count
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:

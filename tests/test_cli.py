@@ -202,7 +202,8 @@ def test_non_empty_out_is_refused(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, --resume to finish an interrupted job, or choose another directory\n"
+        == f"Error: --out {tmp_path} is not empty: pass --force to replace its images, --resume to finish an "
+        "interrupted job, or choose another directory\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
@@ -213,7 +214,8 @@ def test_out_pointing_at_a_file_is_refused(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)\n"
+        == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for "
+        "one file)\n"
     )
 
 
@@ -224,8 +226,8 @@ def test_pdparams_is_refused(tmp_path):
     result = invoke("generate", "--model", tmp_path / "old.pdparams", "--out", tmp_path / "o")
     assert result.exit_code == 2
     assert (
-        "is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can run arbitrary code"
-        in result.stderr
+        "is a pickle-based file: mnistgen loads only .safetensors + .json weights, because unpickling a file can "
+        "run arbitrary code" in result.stderr
     )
 
 
@@ -286,7 +288,8 @@ def test_missing_paddle_names_the_install_command(tmp_path, tiny_cvae):
     code = (
         "import sys; sys.modules['paddle'] = None\n"  # makes `import paddle` raise ImportError
         "from mnistgen.cli import main\n"
-        f"sys.argv = ['mnistgen', 'generate', '-d', '1', '-n', '1', '--model', {str(tiny_cvae)!r}, '--out', {str(tmp_path / 'o')!r}]\n"
+        f"sys.argv = ['mnistgen', 'generate', '-d', '1', '-n', '1', '--model', {str(tiny_cvae)!r}, '--out', "
+        f"{str(tmp_path / 'o')!r}]\n"
         "main()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -372,7 +375,9 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
 
 
 def test_cli_choices_match_the_library():
-    from mnistgen import cli, generate, sample
+    from mnistgen import cli, config, generate, predictor, sample
 
-    assert [f.value for f in cli.OutputFormat] == [f.value for f in generate.Format]
+    assert cli.Format is config.Format is generate.Format  # one definition, not a copy
     assert tuple(p.value for p in cli.PriorKind) == sample.PRIORS
+    assert tuple(p.value for p in cli.Precision) == predictor.PRECISIONS
+    assert cli.TrainOptions is config.TrainOptions

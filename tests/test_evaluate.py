@@ -194,9 +194,9 @@ def test_classifier_is_not_a_generator(tmp_path, tiny_classifier, tiny_cvae):
 
 
 def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
-    from mnistgen import checkpoint, sample
+    from mnistgen import checkpoint, decoders, sample
 
-    decoder = sample.make_decoder(checkpoint.inspect(str(tiny_cvae)), "cpu")
+    decoder = decoders.make_decoder(checkpoint.inspect(str(tiny_cvae)), "cpu")
     plain = sample.block_batch(decoder, 7, 1, 0, 0, sample.BLOCK).images.astype(np.float32).mean(axis=(1, 2))
     cut = np.percentile(plain, 5)
 
@@ -233,6 +233,6 @@ def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
     )
     assert result.exit_code == 2, result.output
     assert (
-        "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are scored as they are: drop them"
-        in result.stderr
+        "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are "
+        "scored as they are: drop them" in result.stderr
     )

@@ -96,6 +96,28 @@ def test_grid_png(tmp_path, tiny_cvae):
     run("interpolate", "--model", tiny_cvae, "--grid", 3, "--digit", 0, "--sigma", 3, "-o", tmp_path / "p.png")
 
 
+def test_grid_of_a_conditional_model_without_digit_draws_every_digit(tmp_path, tiny_cvae):
+    summary = json.loads(
+        run("interpolate", "--model", tiny_cvae, "--grid", 4, "--scale", 1, "-o", tmp_path / "g.png").stdout
+    )
+    assert summary["panels"] == 10 and summary["grid"] == 4
+    with Image.open(tmp_path / "g.png") as im:
+        picture = np.asarray(im)
+    panel = 4 * 30 - 2  # four tiles of 28 with 2-pixel gaps
+    gap, caption = 8, 14  # export.PANEL_GAP, export.PANEL_CAPTION
+    assert picture.shape == (2 * (panel + caption) + gap, 5 * (panel + gap) - gap)
+    one = json.loads(
+        run(
+            "interpolate", "--model", tiny_cvae, "--grid", 4, "--digit", 7, "--scale", 1, "-o", tmp_path / "7.png"
+        ).stdout
+    )
+    assert one["panels"] == 1
+    with Image.open(tmp_path / "7.png") as im:
+        seven = np.asarray(im)
+    left, top = 2 * (panel + gap), 1 * (panel + caption + gap) + caption  # digit 7: row 1, column 2
+    assert np.array_equal(picture[top : top + panel, left : left + panel], seven)  # the same pixels as --digit 7
+
+
 def test_walk_between_encoded_images(tmp_path, tiny_cvae):
     run("generate", "-d", "3,8", "-n", 2, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 1, "-q")
     images = f"{tmp_path}/s/3/00000.png,{tmp_path}/s/8/00001.png"
@@ -137,11 +159,6 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
             ["--to", "mp4"],
             2,
             "Error: Invalid value for '--to': Value error, 'mp4' is not one of 'gif', 'png', 'frames'.",
-        ),
-        (
-            ["--grid", "4"],
-            1,
-            "Error: model tiny-cvae is conditional: pass --digit D to choose the digit drawn across the grid",
         ),
         (
             ["--grid", "4", "--digit", "1", "--dims", "0,5"],
@@ -221,7 +238,8 @@ def test_encode_errors(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: {tmp_path}/d/model.bin in {tmp_path}/d is not an image file: move it out of the folder, or pass the image files themselves\n"
+        == f"Error: {tmp_path}/d/model.bin in {tmp_path}/d is not an image file: move it out of the folder, or pass "
+        "the image files themselves\n"
     )
     (tmp_path / "bad.png").write_bytes(b"not a png")
     result = runner.invoke(app, ["encode", str(tmp_path / "bad.png"), "--model", str(tiny_cvae)])
@@ -230,7 +248,8 @@ def test_encode_errors(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "Error: this model is conditional: its encoder needs each image's label; pass --labels, or use a source that has labels\n"
+        == "Error: this model is conditional: its encoder needs each image's label; pass --labels, or use a source "
+        "that has labels\n"
     )
     ok = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--model", str(tiny_cvae), "--labels", "3"])
     assert ok.exit_code == 0 and ok.stdout.splitlines()[1].startswith(f"{tmp_path}/d/a.png,3,")

@@ -272,7 +272,8 @@ def test_not_safetensors_is_refused(tmp_path):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download it again\n"
+        == f"Error: {tmp_path / 'junk.safetensors'} is not a safetensors file (or is truncated): train or download "
+        "it again\n"
     )
 
 
@@ -338,7 +339,7 @@ def test_bf16_decoding_is_deterministic_and_within_a_few_levels_of_fp32(tmp_path
 
 
 def test_sharpen_scales_the_logits_and_pushes_pixels_to_black_and_white(tmp_path, tiny_cvae):
-    from mnistgen import checkpoint, sample
+    from mnistgen import checkpoint, data, decoders
     from mnistgen.model import paddle, to_image
 
     runs = {}
@@ -353,11 +354,11 @@ def test_sharpen_scales_the_logits_and_pushes_pixels_to_black_and_white(tmp_path
     assert from_mid_grey[3] > 1.5 * from_mid_grey[1], from_mid_grey
     # the exact meaning: the same latents through the plain decoder, head multiplied by 3
     weights = checkpoint.inspect(str(tiny_cvae))
-    plain, sharp = sample.load_model(weights), sample.EagerDecoder(sample.load_model(weights, 3.0))
-    z, onehot = np.random.default_rng(0).standard_normal((8, 2), dtype=np.float32), sample.one_hot([4] * 8, 10)
+    plain, sharp = decoders.load_model(weights), decoders.EagerDecoder(decoders.load_model(weights, 3.0))
+    z, onehot = np.random.default_rng(0).standard_normal((8, 2), dtype=np.float32), data.one_hot([4] * 8, 10)
     with paddle.no_grad():
         head = plain.decoder.head(paddle.to_tensor(z), paddle.to_tensor(onehot))
-        expected = sample.to_uint8(to_image(3.0 * head, weights.config.likelihood).numpy())
+        expected = decoders.to_uint8(to_image(3.0 * head, weights.config.likelihood).numpy())
     assert np.abs(sharp(z, onehot).astype(int) - expected).max() <= 1
 
 
@@ -400,6 +401,7 @@ def test_a_truncation_radius_too_small_for_the_latent_is_refused(tmp_path, tiny_
     assert result.exit_code == 1, result.output
     assert (
         result.stderr.strip()
-        == "Error: --truncation 0.001 keeps almost no draws of a 2-dimensional latent (their typical length is 1.4): use a larger radius"
+        == "Error: --truncation 0.001 keeps almost no draws of a 2-dimensional latent (their typical length is "
+        "1.4): use a larger radius"
     )
     assert list(tmp_path.iterdir()) == []

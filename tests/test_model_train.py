@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mnistgen import checkpoint, sample, train
+from mnistgen import checkpoint, data, decoders, sample, train
 from mnistgen.config import ModelConfig
 from mnistgen.data import Dataset
 from mnistgen.errors import MnistgenError
@@ -28,7 +28,7 @@ def test_forward_shapes_and_loss_terms():
 
     net = model.build(ModelConfig(kind="cvae", latent=3, channels=4))
     x = paddle.uniform([5, 1, 28, 28], min=-1, max=1)
-    onehot = paddle.to_tensor(sample.one_hot([0, 1, 2, 3, 9], 10))
+    onehot = paddle.to_tensor(data.one_hot([0, 1, 2, 3, 9], 10))
     head, mean, logvar = net(x, onehot, paddle.randn([5, 3]))
     assert head.shape == [5, 1, 28, 28] and mean.shape == [5, 3] and logvar.shape == [5, 3]
     assert float(net.decoder(mean, onehot).abs().max()) <= 1.0  # images in [-1, 1]
@@ -83,9 +83,10 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
     reloaded = again.arrays()
     assert all(np.array_equal(arrays[k], reloaded[k]) for k in arrays)
     z = sample.block_latents(5, 3, 0, 2)
-    labels = sample.one_hot(np.full(len(z), 3), 10)
+    labels = data.one_hot(np.full(len(z), 3), 10)
     assert np.array_equal(
-        sample.decode(sample.load_model(original), z, labels), sample.decode(sample.load_model(again), z, labels)
+        decoders.decode(decoders.load_model(original), z, labels),
+        decoders.decode(decoders.load_model(again), z, labels),
     )
 
 

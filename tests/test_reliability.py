@@ -269,7 +269,8 @@ def test_sigint_during_training_keeps_the_last_epoch(tmp_path, mnist_dir):
 @pytest.mark.parametrize("name", ["big.npz", "big.h5", "idx"])
 def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae, name):
     fmt = "--format idx" if name == "idx" else ""
-    cmd = f"ulimit -f 64; exec {sys.executable} -m mnistgen generate -d all -n 2000 --model {tiny_cvae} -o {tmp_path / name} {fmt} --seed 1 -q"
+    job = f"generate -d all -n 2000 --model {tiny_cvae} -o {tmp_path / name} {fmt} --seed 1 -q"
+    cmd = f"ulimit -f 64; exec {sys.executable} -m mnistgen {job}"
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -116,8 +116,10 @@ def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tm
     )
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == (
-        f"Error: model cvae checks its samples with a classifier by default, but no weights file at {missing}: check the path "
-        "(a .safetensors file, its .json card, or a run directory); pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
+        f"Error: model cvae checks its samples with a classifier by default, but no weights file at {missing}: check "
+        "the path "
+        "(a .safetensors file, its .json card, or a run directory); pass --classifier NAME|PATH, or "
+        "--min-confidence 0 to skip the check"
     )
     assert not (tmp_path / "o").exists()
     skipped = CliRunner().invoke(
