@@ -326,7 +326,11 @@ def train(
         typer.Option(
             "--data",
             exists=True,
-            help="MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the cache].",
+            help=(
+                "A directory of MNIST's IDX files (.gz or not), the tutorial's train.mat, an ImageFolder "
+                "DIR/<class>/*.png|jpg|jpeg|bmp (class names from the folders), a flat folder of pictures "
+                "(--model vae only), or an .h5/.npz written by generate [default: the MNIST cache]."
+            ),
         ),
     ] = None,
     download: Annotated[
@@ -423,13 +427,17 @@ def train(
     quiet = quiet or rank != 0  # one progress bar, from rank 0
     names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
-        from mnistgen import data as data_lib
+        from mnistgen import sources
         from mnistgen import train as train_lib
 
         if rank == 0:
             train_lib.check_run_dir(out, resume)
-        dataset = data_lib.load(data, download=download and rank == 0)
-        num_classes = max(10, int(dataset.train.labels.max()) + 1)  # MNIST's 10, or up to 256 for other IDX datasets
+        dataset = sources.load(data, download=download and rank == 0, need_labels=model is not ModelKind.vae)
+        for note in [] if quiet else dataset.notes:
+            _stderr(f"note: {note}")
+        names = names or dataset.classes  # an ImageFolder's class names, unless --class-names renames them
+        # MNIST's 10, up to 256 for other IDX datasets, or an ImageFolder's named classes
+        num_classes = len(dataset.classes) or max(10, int(dataset.train.labels.max()) + 1)
         if names and len(names) != num_classes:
             raise MnistgenError(
                 f"--class-names has {len(names)} names but the data has {num_classes} classes: give one name per class"
@@ -986,7 +994,7 @@ def encode(
         from mnistgen import explore, export, sources
 
         weights = _check_model(model)
-        found = sources.read(sources_, limit)
+        found = sources.read(sources_, limit, classes=weights.card.get("classes") if chosen_labels is None else None)
         if not quiet:
             for note in found.notes:
                 _stderr(f"note: {note}")
@@ -1093,13 +1101,12 @@ def evaluate(
             param_hint="--images",
         )
     with _user_errors("nothing was written"):
-        from mnistgen import data as data_lib
         from mnistgen import evaluate as ev
         from mnistgen import sources
 
         weights = None if images else _check_model(model or DEFAULT_GENERATOR)
         judge = _check_model(classifier, "--classifier")
-        dataset = data_lib.load(data)
+        dataset = sources.load(data)
         if dataset.test is None:
             raise MnistgenError(
                 f"{dataset.source} has no test split: evaluate compares with the MNIST test set; pass --data DIR with the t10k files"
@@ -1137,7 +1144,9 @@ def evaluate(
             if confidence is not None:
                 report.update(min_confidence=confidence.threshold, acceptance_rate=round(confidence.acceptance, 4))
         else:
-            found = sources.read(images)
+            found = sources.read(images, classes=judge.card.get("classes"))
+            for note in [] if quiet else found.notes:
+                _stderr(f"note: {note}")
             pictures, labels = found.images, found.labels
             report["images"] = [str(p) for p in images]
         report["samples"] = ev.score_images(net, pictures, labels, reference)

@@ -1,9 +1,9 @@
-"""MNIST on disk: IDX files (gzipped or not), the tutorial's `train.mat`, the cache, downloads.
+"""Data in memory and MNIST's cache: `Split`/`Dataset`, the [-1, 1] scaling, held-out splits,
+downloading MNIST into the cache (md5-checked) and writing IDX files.
 
-Everything is checked before it is used: IDX magic numbers and sizes, image/label counts,
-download checksums. A bad file is refused with one line that names it; nothing is ever
-half-loaded. Images come back as uint8 (N, 28, 28); `to_unit_range` scales them to the
-[-1, 1] the model is trained on.
+Reading any input from disk (IDX, .mat, ImageFolder, HDF5, NPZ, pictures) is `sources.py`'s
+job; this module reads nothing the user points at. Images are uint8 (N, 28, 28);
+`to_unit_range` scales them to the [-1, 1] the model is trained on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,6 @@ MNIST_SUBDIR = "mnist"
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 GZIP_MAGIC = b"\x1f\x8b"
-HDF5_MAGIC = b"\x89HDF"
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -77,8 +76,11 @@ class Split:
 @dataclass
 class Dataset:
     train: Split
-    test: Split | None  # None when the source has no test split (the tutorial's train.mat)
+    test: Split | None  # None when the source has no test split (.mat, ImageFolder, HDF5, NPZ): see `holdout`
     source: str  # where it was read from, for the model card
+    classes: list[str] = field(default_factory=list)  # label names from the source (ImageFolder); [] = 0, 1, ...
+    labelled: bool = True  # False for a flat folder of pictures: labels are all 0 and mean nothing
+    notes: list[str] = field(default_factory=list)  # conversions made while reading, for the user (stderr)
 
 
 def cache_dir() -> Path:
@@ -88,124 +90,6 @@ def cache_dir() -> Path:
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], as the tutorial scales them."""
     return (images.astype(np.float32) / 127.5 - 1.0)[:, None, :, :]
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise MnistgenError(f"cannot read {path}: {exc.strerror}") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error):
-            raise MnistgenError(f"{path} is a truncated or corrupt gzip file: download it again") from None
-    return raw
-
-
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """Read one IDX file (images: (N, rows, cols); labels: (N,)) and check its header."""
-    raw = _read_bytes(path)
-    ndim = 3 if magic == IDX_IMAGES_MAGIC else 1
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise MnistgenError(f"{path} is too short to be an IDX file: download it again")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise MnistgenError(f"{path} has IDX magic number {found}, expected {magic}: is it the right file?")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header_len + int(np.prod(dims))
-    if len(raw) != expected:
-        raise MnistgenError(
-            f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it again"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
-
-
-def _find(directory: Path, stem: str) -> Path | None:
-    dotted = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _read_split(directory: Path, images_key: str, labels_key: str) -> Split | None:
-    images_path = _find(directory, MNIST_FILES[images_key].stem)
-    labels_path = _find(directory, MNIST_FILES[labels_key].stem)
-    if images_path is None and labels_path is None:
-        return None
-    if images_path is None or labels_path is None:
-        missing = MNIST_FILES[images_key if images_path is None else labels_key].stem
-        raise MnistgenError(f"{directory} has no {missing}[.gz]: it needs both the images and the labels file")
-    images = read_idx(images_path, IDX_IMAGES_MAGIC)
-    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
-    if images.shape[1:] != (28, 28):
-        raise MnistgenError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images: mnistgen needs 28x28")
-    if len(images) != len(labels):
-        raise MnistgenError(
-            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does not match"
-        )
-    return Split(images, labels)
-
-
-def read_idx_dir(directory: Path) -> Dataset:
-    train = _read_split(directory, "train_images", "train_labels")
-    if train is None:
-        raise MnistgenError(
-            f"{directory} has no MNIST training files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]): point --data at the directory that holds them"
-        )
-    test = _read_split(directory, "test_images", "test_labels")
-    return Dataset(train, test, str(directory))
-
-
-def read_mat(path: Path) -> Dataset:
-    """The tutorial's train.mat: HDF5 with `image` (N, 1, 28, 28) in [0, 1], stored transposed, and one-hot `label`."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "image" not in f or "label" not in f:
-                raise MnistgenError(
-                    f"{path} has no 'image' and 'label' datasets: it is not the tutorial's train.mat layout"
-                )
-            image = np.asarray(f["image"], dtype=np.float32)
-            label = np.asarray(f["label"])
-    except OSError as exc:
-        raise MnistgenError(f"cannot read {path} as HDF5: {exc}") from None
-    image = image.reshape(-1, 28, 28).transpose(0, 2, 1)  # MATLAB stores column-major
-    label = label.reshape(label.shape[0], -1) if label.shape[0] == len(image) else label.reshape(-1, len(image)).T
-    if len(label) != len(image):
-        raise MnistgenError(
-            f"{path} has {len(image)} images but {len(label)} labels: the file does not match the tutorial's layout"
-        )
-    images = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    labels = label.argmax(axis=1).astype(np.uint8)
-    return Dataset(Split(images, labels), None, str(path))
-
-
-def load(data: Path | None = None, download: bool = False) -> Dataset:
-    """Read MNIST from `data` (IDX directory or .mat file), or from the cache (downloading if asked)."""
-    if data is not None:
-        data = Path(data)
-        if data.is_dir():
-            return read_idx_dir(data)
-        if data.is_file():
-            with open(data, "rb") as f:
-                head = f.read(4)
-            if head == HDF5_MAGIC:
-                return read_mat(data)
-            raise MnistgenError(
-                f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds the four MNIST files"
-            )
-        raise MnistgenError(f"--data {data} does not exist: pass the directory that holds the MNIST IDX files")
-    cached = cache_dir() / MNIST_SUBDIR
-    if download:
-        fetch_mnist(cached)
-    if _find(cached, MNIST_FILES["train_images"].stem) is None:
-        raise MnistgenError(f"MNIST is not in the cache ({cached}): pass --data DIR (the four IDX files) or --download")
-    return read_idx_dir(cached)
 
 
 def md5_of(data: bytes) -> str:
@@ -247,7 +131,8 @@ def fetch_mnist(target: Path) -> Path:
                 errors.append(f"{mirror}: {exc}")
         else:
             raise MnistgenError(
-                f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX files"
+                f"cannot download MNIST ({len(errors)} mirrors failed; offline?): pass --data DIR with the four IDX "
+                "files"
             )
         atomic.write_bytes(dest, payload)
     return target
