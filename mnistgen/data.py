@@ -92,6 +92,68 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 127.5 - 1.0)[:, None, :, :]
 
 
+VAL_FRACTION = 0.1  # held out for validation (early stopping), per label
+TEST_FRACTION = 0.1  # held out for testing when the source has no test split, per label
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """What `holdout` kept for training and what it held out, with the record for the model card."""
+
+    train: Split
+    val: Split
+    test: Split
+    val_index: np.ndarray  # int64 positions in the split given to `holdout`
+    test_index: np.ndarray
+    record: dict  # counts, fractions, seed: JSON for the card's "training"
+
+
+def holdout(split: Split, val: float = VAL_FRACTION, test: float = TEST_FRACTION, seed: int = 0) -> Holdout:
+    """Hold out a seeded share of `split`, stratified by label: `val` and `test` of each label's images.
+
+    Per label with n images: round(n * fraction) each, but at least 1 for every non-zero fraction
+    while at least one image of that label stays for training (a label with 1 image is only
+    trained on; with 2, one trains and one is tested). The three parts are disjoint, keep the
+    split's order, and depend only on the labels, the fractions and `seed`. Pass val=0 or test=0
+    for a two-way split. Pure: no Paddle, nothing read or written.
+    """
+    for name, value in (("val", val), ("test", test)):
+        if not 0.0 <= value < 1.0:
+            raise MnistgenError(f"held-out {name} fraction {value} is out of range: use 0 <= fraction < 1")
+    if val + test >= 1.0:
+        raise MnistgenError(f"held-out fractions {val} + {test} leave nothing to train on: keep their sum below 1")
+    rng = np.random.default_rng(seed)
+    val_parts, test_parts = [], []
+    for label in np.unique(split.labels):
+        members = rng.permutation(np.flatnonzero(split.labels == label))
+        n_test = _share(len(members), test, spare=len(members) - 1)
+        n_val = _share(len(members), val, spare=len(members) - 1 - n_test)
+        test_parts.append(members[:n_test])
+        val_parts.append(members[n_test : n_test + n_val])
+    test_index = np.sort(np.concatenate(test_parts or [np.zeros(0, np.int64)])).astype(np.int64)
+    val_index = np.sort(np.concatenate(val_parts or [np.zeros(0, np.int64)])).astype(np.int64)
+    keep = np.ones(len(split), bool)
+    keep[test_index] = keep[val_index] = False
+    train = split.subset(np.flatnonzero(keep))
+    record = {
+        "seed": seed,
+        "val_fraction": val,
+        "test_fraction": test,
+        "stratified_by": "label",
+        "train_images": len(train),
+        "val_images": len(val_index),
+        "test_images": len(test_index),
+    }
+    return Holdout(train, split.subset(val_index), split.subset(test_index), val_index, test_index, record)
+
+
+def _share(n: int, fraction: float, spare: int) -> int:
+    """round(n * fraction), at least 1 if fraction > 0, never more than `spare` images."""
+    if fraction <= 0:
+        return 0
+    return max(0, min(max(1, round(n * fraction)), spare))
+
+
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
