@@ -197,7 +197,7 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
     needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
     from mnistgen import sources
 
-    found = sources.read(paths)
+    found = sources.read(paths, classes=None if labels is not None else weights.card.get("classes"))
     known = np.asarray(labels) if labels is not None else found.labels
     if weights.config.conditional and known is None and digit is not None:
         known = np.full(len(found.images), digit)
