@@ -117,9 +117,9 @@ def evaluate(
         if sampler.confidence is not None:
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
     else:
-        found = sources.read(images)
+        found = sources.read(images, classes=classifier.card.get("classes"))
         pictures, labels = found.images, found.labels
-        report["images"] = [str(p) for p in images]
+        report.update(images=[str(p) for p in images], notes=found.notes)
     report["samples"] = score_images(net, pictures, labels, reference)
     if with_tstr:
         report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed)
