@@ -714,6 +714,10 @@ def generate(
 
         device_name = select_device(device)
         decoder = make_decoder(weights, device_name, precision=precision.value, sharpen=sharpen)
+        from mnistgen.predictor import decoder_note
+
+        if note := decoder_note(decoder):
+            _stderr(f"note: {note}")  # printed even with --quiet: the job runs, but slower than it should
         from mnistgen import classifier as clf
 
         job.confidence = clf.confidence_filter(weights, min_confidence, judge_weights, device_name, precision.value)

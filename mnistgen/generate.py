@@ -23,6 +23,7 @@ from typing import Callable, Optional
 from mnistgen import __version__, atomic, export, sample
 from mnistgen.checkpoint import Weights
 from mnistgen.errors import MnistgenError
+from mnistgen.predictor import decoder_note
 from mnistgen.runtime import usable_cpus
 from mnistgen.sample import Shard
 
@@ -423,6 +424,7 @@ def run_job(job: Job, decoder, on_progress: Callable[[int, float], None] = lambd
         "model": job.weights.name,
         "model_sha256": job.weights.sha256,
         "decoder": decoder.name,
+        **({"decoder_note": note} if (note := decoder_note(decoder)) else {}),
         "precision": decoder.precision,
         "mnistgen_version": __version__,
         **(

@@ -187,6 +187,7 @@ class EagerDecoder:
 
     name = "eager"
     precision = "fp32"
+    fallback_reason = None  # why the predictor, when it was wanted, could not be used (see make_decoder)
 
     def __init__(self, model, sharpen: float = DEFAULT_SHARPEN):
         self.model, self.config, self.sharpen = model, model.cfg, sharpen
@@ -238,7 +239,7 @@ def make_decoder(
     backend "eager" forces eager mode; "auto" falls back to eager if the predictor cannot be built.
     precision applies to the predictor (eager decoding is fp32); sharpen None takes the card's.
     """
-    from mnistgen.predictor import resolve_precision
+    from mnistgen.predictor import failure_reason, resolve_precision
     from mnistgen.runtime import usable_cpus
 
     sharpen = default_sharpen(weights, sharpen)
@@ -249,10 +250,12 @@ def make_decoder(
         return PredictorDecoder(weights, model, threads or usable_cpus(), resolve_precision(precision), sharpen)
     except MnistgenError:
         raise
-    except Exception:  # an old Paddle without PIR export, a Paddle built without oneDNN
+    except Exception as exc:  # a Paddle built without oneDNN, an export this Paddle cannot make
         if backend == "predictor":
             raise
-        return EagerDecoder(model, sharpen)
+        decoder = EagerDecoder(model, sharpen)
+        decoder.fallback_reason = failure_reason(exc)
+        return decoder
 
 
 @dataclass

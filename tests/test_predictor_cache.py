@@ -155,3 +155,20 @@ def test_generate_gives_identical_bytes_after_a_rebuild(cache, tmp_path, tiny_cv
     assert first["decoder"] == second["decoder"] == "predictor"
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a["images"], b["images"])
+
+
+def test_an_unavailable_predictor_is_named_once_on_stderr_and_in_the_summary(tmp_path, monkeypatch, tiny_cvae):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the cache lies under a file: the export cannot be written
+    monkeypatch.setenv(data.CACHE_ENV, str(blocker / "cache"))
+    out = tmp_path / "x.npz"
+    result = runner.invoke(
+        app, ["generate", "--model", str(tiny_cvae), "--digit", "1", "--count", "5", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["decoder"] == "eager"
+    assert summary["decoder_note"].startswith("the fast CPU decoder is unavailable (NotADirectoryError")
+    assert summary["decoder_note"].endswith("decoding in eager Paddle, about 5x slower")
+    assert result.stderr.count("note: ") == 1
+    assert result.stderr.strip() == f"note: {summary['decoder_note']}"
