@@ -1233,6 +1233,46 @@ def models_show(name: Annotated[str, typer.Argument(help="A model name or path."
         sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout instead of a table.")
+    ] = False,
+) -> None:
+    """Check this installation: versions, CPU and GPU, cache, shipped weights, then a short self-test.
+
+    Example: mnistgen doctor --json
+    """
+    with _user_errors():
+        from mnistgen import doctor as doctor_lib
+
+        report = doctor_lib.diagnose(on_step=lambda step: None if as_json else _stderr(f"doctor: {step}..."))
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        else:
+            _doctor_table(report)
+        failed = doctor_lib.failures(report)
+        if failed:
+            raise MnistgenError(f"{failed[0]['check']}: {failed[0]['detail']}; {failed[0]['fix']}")
+
+
+def _doctor_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    env = Table("environment", "value", title="mnistgen doctor")
+    for key, value in report["environment"].items():
+        env.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    checks = Table("check", "status", "detail", "fix")
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for row in report["checks"]:
+        status = f"[{colour[row['status']]}]{row['status']}[/{colour[row['status']]}]"
+        checks.add_row(row["check"], status, row["detail"], row.get("fix", ""))
+    console = Console(stderr=True)
+    console.print(env)
+    console.print(checks)
+
+
 cache_app = typer.Typer(rich_markup_mode=None)
 app.add_typer(cache_app, name="cache")
 

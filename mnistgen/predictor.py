@@ -218,19 +218,21 @@ def exported(kind: str, sha256: str, build: Callable[[], tuple], tag: str = "") 
 
 
 def list_exports() -> list[dict]:
-    """Every export in the cache: its name, size, whether this Paddle uses it, and its check."""
+    """Every export in the cache: its name, size, its manifest check, and whether this Paddle uses it
+    (exports of other Paddle versions or formats, or from before manifests, are kept but unused)."""
     from mnistgen.data import cache_dir
 
     root = cache_dir() / INFERENCE_SUBDIR
     identity = paddle_identity()
+    suffix = f"-paddle{identity['paddle']}-{identity['format']}"
     rows = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir() or folder.name.startswith("."):
             continue
-        problem = check_export(folder)
-        mine = problem is None and check_export(folder, identity) is None
+        used = folder.name.endswith(suffix)
+        problem = check_export(folder, identity if used else None)
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-        rows.append({"name": folder.name, "bytes": size, "status": problem or "ok", "this_paddle": mine})
+        rows.append({"name": folder.name, "bytes": size, "status": problem or "ok", "this_paddle": used})
     return rows
 
 
