@@ -659,7 +659,8 @@ def generate(
         Precision,
         typer.Option(
             "--precision",
-            help="CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels within a few levels), else fp32.",
+            help="CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, "
+            "pixels within a few levels), else fp32. A GPU decodes in fp32.",
         ),
     ] = Precision.auto,
     quiet: QuietOption = False,
