@@ -172,3 +172,35 @@ def test_an_unavailable_predictor_is_named_once_on_stderr_and_in_the_summary(tmp
     assert summary["decoder_note"].endswith("decoding in eager Paddle, about 5x slower")
     assert result.stderr.count("note: ") == 1
     assert result.stderr.strip() == f"note: {summary['decoder_note']}"
+
+
+EXPORTER = textwrap.dedent(
+    """
+    import os, sys
+    from mnistgen.runtime import import_paddle
+    paddle = import_paddle()
+
+    class Layer(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.fc = paddle.nn.Linear(4, 8)
+
+        def forward(self, z):
+            return self.fc(z)
+
+    spec = [paddle.static.InputSpec([None, 4], "float32", "z")]
+    paddle.jit.save(paddle.jit.to_static(Layer(), input_spec=spec, full_graph=True), sys.argv[1])
+    print(sorted(os.listdir(os.path.dirname(sys.argv[1]))))
+    """
+)
+
+
+def test_a_fresh_process_can_export_with_the_paddle_import_paddle_gives(tmp_path):
+    """Paddle 2.6.2 under a pyenv Python segfaulted in inflateReset2 here (its bundled zlib)."""
+    script = tmp_path / "export.py"
+    script.write_text(EXPORTER)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "out" / "model")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model.pdiparams" in done.stdout
