@@ -633,7 +633,7 @@ def generate(
             "--precision",
             help=(
                 "CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels "
-                "within a few levels), else fp32."
+                "within a few levels), else fp32. A GPU decodes in fp32."
             ),
         ),
     ] = Precision.auto,
@@ -653,7 +653,7 @@ def generate(
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
     with _user_errors("every file already written is complete; finish with --resume"):
-        from mnistgen import api, sample
+        from mnistgen import api, predictor, sample
         from mnistgen import generate as gen
 
         weights = _check_model(model)
@@ -674,6 +674,8 @@ def generate(
             weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command_line(ctx)
         )
         sampler = api.Model(weights, device).sampler(spec)  # loads, exports and checks before the bar starts
+        if note := predictor.decoder_note(sampler.decoder):
+            _stderr(f"note: {note}")  # printed even with --quiet: the job runs, but slower than it should
         with _progress(quiet) as progress:
             task = progress.add_task("generating", total=job.size, info="")
 
@@ -1149,6 +1151,46 @@ def models_show(name: Annotated[str, typer.Argument(help="A model name or path."
     with _user_errors():
         weights = _check_model(name, "NAME")
         sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout instead of a table.")
+    ] = False,
+) -> None:
+    """Check this installation: versions, CPU and GPU, cache, shipped weights, then a short self-test.
+
+    Example: mnistgen doctor --json
+    """
+    with _user_errors():
+        from mnistgen import doctor as doctor_lib
+
+        report = doctor_lib.diagnose(on_step=lambda step: None if as_json else _stderr(f"doctor: {step}..."))
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        else:
+            _doctor_table(report)
+        failed = doctor_lib.failures(report)
+        if failed:
+            raise MnistgenError(f"{failed[0]['check']}: {failed[0]['detail']}; {failed[0]['fix']}")
+
+
+def _doctor_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    env = Table("environment", "value", title="mnistgen doctor")
+    for key, value in report["environment"].items():
+        env.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    checks = Table("check", "status", "detail", "fix")
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for row in report["checks"]:
+        status = f"[{colour[row['status']]}]{row['status']}[/{colour[row['status']]}]"
+        checks.add_row(row["check"], status, row["detail"], row.get("fix", ""))
+    console = Console(stderr=True)
+    console.print(env)
+    console.print(checks)
 
 
 cache_app = typer.Typer(rich_markup_mode=None)

@@ -62,6 +62,7 @@ class EagerDecoder:
 
     name = "eager"
     precision = "fp32"
+    fallback_reason = None  # why the predictor, when it was wanted, could not be used (see make_decoder)
 
     def __init__(self, model, sharpen: float = DEFAULT_SHARPEN):
         self.model, self.config, self.sharpen = model, model.cfg, sharpen
@@ -120,10 +121,12 @@ def make_decoder(
         return PredictorDecoder(weights, model, threads or usable_cpus(), precision, sampling.sharpen)
     except MnistgenError:
         raise
-    except Exception:  # an old Paddle without PIR export, a Paddle built without oneDNN
+    except Exception as exc:  # a Paddle built without oneDNN, an export this Paddle cannot make
         if backend == "predictor":
             raise
-        return EagerDecoder(model, sampling.sharpen)
+        decoder = EagerDecoder(model, sampling.sharpen)
+        decoder.fallback_reason = predictor.failure_reason(exc)
+        return decoder
 
 
 def make_sampler(weights: Weights, sampling: Sampling, device_name: str, backend: str = "auto") -> Sampler:

@@ -23,6 +23,7 @@ from mnistgen import atomic, export, sample
 from mnistgen.checkpoint import Weights
 from mnistgen.config import Format
 from mnistgen.errors import MnistgenError
+from mnistgen.predictor import decoder_note
 from mnistgen.runtime import usable_cpus
 from mnistgen.sample import UNLABELLED_DIR, Sampler, Sampling, Shard
 from mnistgen.version import __version__
@@ -381,6 +382,7 @@ def run_job(job: Job, sampler: Sampler, on_progress: Optional[Callable[[int, flo
         "seconds": round(seconds, 3),
         "images_per_s": round(job.size / seconds, 1),
         "decoder": sampler.decoder.name,
+        **({"decoder_note": note} if (note := decoder_note(sampler.decoder)) else {}),
     }
     if sampler.confidence is not None:
         measured["acceptance_rate"] = round(sampler.confidence.acceptance, 4)

@@ -38,6 +38,12 @@ def _quiet_environment() -> None:
 def import_paddle():
     """Import and return the `paddle` module without its start-up noise."""
     _quiet_environment()
+    # Paddle 2.6's libpaddle.so exports its own zlib symbols; where the system zlib has not yet been
+    # used when it loads (numpy 2 imports numpy.random lazily, and its first import inflates), the
+    # system zlib binds to them and the process segfaults in inflateReset2 (seen with 2.6.2 under a
+    # pyenv Python, in paddle.jit.save). Importing numpy.random first binds zlib to itself.
+    import numpy.random  # noqa: F401
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "No ccache found" and similar UserWarnings
