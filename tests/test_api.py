@@ -101,3 +101,67 @@ def test_thread_count_follows_the_scheduler_not_paddle():
         check=True,
     )
     assert slurm.stdout.split()[0] == "1"
+
+
+def test_evaluate_in_python_gives_what_the_command_prints(tiny_cvae, tiny_classifier, mnist_dir):
+    args = ["--model", str(tiny_cvae), "--classifier", str(tiny_classifier), "--data", str(mnist_dir)]
+    result = runner.invoke(app, ["evaluate", *args, "--count", "10", "--seed", "4", "--temperature", "0.8", "-q"])
+    assert result.exit_code == 0, result.output
+    from mnistgen import api
+
+    report = api.evaluate(
+        str(tiny_cvae), classifier=str(tiny_classifier), data_dir=mnist_dir, count=10, seed=4, temperature=0.8
+    )
+    assert report == json.loads(result.stdout)
+    model = mnistgen.load(str(tiny_cvae))
+    spec = model.sampling(temperature=0.8, classifier=str(tiny_classifier))
+    assert model.evaluate(10, 4, mnist_dir, str(tiny_classifier), sampling=spec) == report
+    assert report["temperature"] == 0.8 and report["samples"]["images"] == 100
+
+
+def test_the_summary_and_the_file_record_the_same_settings(tmp_path, tiny_cvae):
+    import h5py
+
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_cvae),
+            "-d",
+            "1",
+            "-n",
+            "3",
+            "-o",
+            str(tmp_path / "s.h5"),
+            "-q",
+            "--seed",
+            "2",
+            "--sharpen",
+            "2",
+            "--truncation",
+            "2.5",
+            "--precision",
+            "fp32",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    with h5py.File(tmp_path / "s.h5") as f:
+        attrs = {k: (json.loads(v) if k == "labels" else v) for k, v in f.attrs.items()}
+    assert {k: summary[k] for k in attrs} == attrs  # one source: Job.attrs
+    assert attrs["sharpen"] == 2.0 and attrs["truncation"] == 2.5 and attrs["precision"] == "fp32"
+
+
+def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
+    from mnistgen import checkpoint, sample
+
+    weights = checkpoint.inspect("cvae")
+    card = weights.card["sampling"]
+    spec = sample.resolve_sampling(weights)
+    assert (spec.prior.kind, spec.temperature, spec.sharpen) == (card["prior"], card["temperature"], card["sharpen"])
+    assert spec.min_confidence == card["min_confidence"] and spec.classifier.name == "classifier"
+    assert sample.resolve_sampling(weights, temperature=0.5, min_confidence=0).attrs()["temperature"] == 0.5
+    assert not sample.resolve_sampling(weights, min_confidence=0).verified
+    plain = sample.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults
+    assert (plain.prior.kind, plain.temperature, plain.sharpen, plain.verified) == ("standard", 1.0, 1.0, False)
