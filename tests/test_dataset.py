@@ -52,7 +52,9 @@ from paddle.vision.transforms import ToTensor
 import mnistgen
 
 ds = mnistgen.SyntheticMNIST(model=sys.argv[1], count=300, seed=3, transform=ToTensor())
-batches = list(paddle.io.DataLoader(ds, batch_size=50, num_workers=2))
+# Paddle (2.6.2 and 3.3.1) crashes now and then moving Tensor items through shared memory,
+# its own MNIST included: the README's advice
+batches = list(paddle.io.DataLoader(ds, batch_size=50, num_workers=2, use_shared_memory=False))
 images, labels = batches[0]
 assert images.shape == [50, 1, 28, 28] and images.dtype == paddle.float32, images
 assert labels.shape == [50, 1] and labels.dtype == paddle.int64, labels
@@ -63,9 +65,7 @@ np.savez(sys.argv[2], pixels=np.concatenate([b[0].numpy() for b in batches]),
 
 
 def test_dataloader_with_two_workers_gives_generates_pixels(tmp_path, tiny_cvae):
-    """In a fresh interpreter, as a training script runs it. (Inside this test session, whose
-    process has trained models, Paddle's DataLoader itself crashes now and then passing worker
-    tensors through shared memory - with any dataset whose items are Paddle tensors.)"""
+    """In a fresh interpreter, as a training script runs it."""
     out = tmp_path / "loaded.npz"
     proc = subprocess.run(
         [sys.executable, "-c", LOADER_SCRIPT, str(tiny_cvae), str(out)], capture_output=True, text=True, timeout=600
