@@ -3,15 +3,17 @@
     import mnistgen
     model = mnistgen.load("cvae-2d")
     images, labels, z = model.generate(digit=7, count=100, seed=0)   # uint8 (100, 28, 28), ...
+    ds = mnistgen.SyntheticMNIST(count=6000, transform=ToTensor())   # a paddle.io.Dataset
 
-See `mnistgen.api` for the whole API. Importing this package is cheap: Paddle and numpy are
-imported on first use of `load` / `models`.
+See `mnistgen.api` for the whole API and `mnistgen.dataset` for the datasets. Importing this
+package is cheap: Paddle and numpy are imported on first use of `load` / `models` /
+`SyntheticMNIST` / `mix`.
 """
 
 from mnistgen.errors import MnistgenError
 from mnistgen.version import __version__
 
-__all__ = ["MnistgenError", "Model", "__version__", "load", "models"]
+__all__ = ["MnistgenError", "Model", "SyntheticMNIST", "__version__", "load", "mix", "models"]
 
 
 def __getattr__(name):
@@ -19,4 +21,8 @@ def __getattr__(name):
         from mnistgen import api
 
         return getattr(api, name)
+    if name in ("SyntheticMNIST", "mix"):
+        from mnistgen import dataset
+
+        return getattr(dataset, name)
     raise AttributeError(f"module 'mnistgen' has no attribute {name!r}")

@@ -261,10 +261,11 @@ def command_line(ctx: typer.Context) -> str:
     return shlex.join(words)
 
 
-def _emit(summary: dict) -> None:
-    """The one result line on stdout."""
-    sys.stdout.write(json.dumps(summary) + "\n")
-    sys.stdout.flush()
+def _emit(summary: dict, err: bool = False) -> None:
+    """The one result line on stdout (on stderr when stdout carries data, err=True)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(json.dumps(summary) + "\n")
+    stream.flush()
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -541,7 +542,15 @@ def generate(
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Where to write: a directory for png/idx, a file for hdf5/npz/grid.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help=(
+                "Where to write: a directory for png/idx, a file for hdf5/npz/grid/tar ({shard} in the name: the "
+                "shard's index); - streams a tar to stdout (the JSON summary then goes to stderr)."
+            ),
+        ),
     ] = Path("synth"),
     fmt: Annotated[
         Optional[Format],
@@ -550,7 +559,8 @@ def generate(
             "-f",
             help=(
                 "png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one "
-                "preview PNG, a row per digit) [default: from --out's suffix (.h5, .npz, .png), else png]."
+                "preview PNG, a row per digit); tar (WebDataset shard: KEY.png/.cls/.json) [default: from --out's "
+                "suffix (.h5, .npz, .png, .tar; - is tar), else png]."
             ),
         ),
     ] = None,
@@ -639,9 +649,10 @@ def generate(
     ] = Precision.auto,
     quiet: QuietOption = False,
 ) -> None:
-    """Generate synthetic digits: COUNT per digit, as PNGs, HDF5, NPZ, MNIST IDX or a preview grid.
+    """Generate synthetic digits: COUNT per digit, as PNGs, HDF5, NPZ, MNIST IDX, a WebDataset tar or a preview grid.
 
     Example: mnistgen generate --digit 7 --count 1000 --out synth/
+    Example: mnistgen generate --digit 7 --count 1000 --format tar --out - | tar -t
     """
     digits = parse_digits(digit)
     if digit is not None and class_ is not None:
@@ -653,8 +664,8 @@ def generate(
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
     with _user_errors("every file already written is complete; finish with --resume"):
-        from mnistgen import api, predictor, sample
-        from mnistgen import generate as gen
+        from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
+        from mnistgen import sample
 
         weights = _check_model(model)
         if min_confidence:  # asked for: an unknown --classifier is a usage error
@@ -673,18 +684,60 @@ def generate(
         job = gen.plan_job(
             weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command_line(ctx)
         )
+        if job.streams and sys.stdout.isatty():
+            raise MnistgenError(
+                "--out - would write a binary tar to the terminal: give --out FILE, or pipe it "
+                "(mnistgen generate ... --out - | tar -t)"
+            )
+        from mnistgen import api, predictor
+
         sampler = api.Model(weights, device).sampler(spec)  # loads, exports and checks before the bar starts
         if note := predictor.decoder_note(sampler.decoder):
             _stderr(f"note: {note}")  # printed even with --quiet: the job runs, but slower than it should
-        with _progress(quiet) as progress:
+        with _progress(quiet) as progress, _data_stdout(job.streams) as stream:
             task = progress.add_task("generating", total=job.size, info="")
 
             def show(done: int, rate: float, acceptance: float) -> None:
                 rejected = f"  {1 - acceptance:5.1%} rejected" if spec.verified else ""
                 progress.update(task, completed=done, info=f"{rate:6.0f} img/s{rejected}")
 
-            summary = gen.run_job(job, sampler, show)
-        _emit(summary)
+            summary = gen.run_job(job, sampler, show, stream)
+        _emit(summary, err=job.streams)
+
+
+@contextlib.contextmanager
+def _data_stdout(streams: bool):
+    """While a command streams data on stdout: yield a binary file on the real stdout and point
+    everything else that would print there (Python's sys.stdout, a library's C-level output on fd
+    1) at stderr, so nothing can corrupt the stream. A reader that closes the pipe early is an Error."""
+    if not streams:
+        yield None
+        return
+    sys.stdout.flush()
+    saved = sys.stdout
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's capture)
+        fd = None
+    data = os.fdopen(os.dup(fd), "wb") if fd is not None else saved.buffer
+    if fd is not None:
+        kept = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)
+    sys.stdout = sys.stderr
+    try:
+        yield data
+        data.flush()
+    except BrokenPipeError:
+        raise MnistgenError(
+            "the reader closed the pipe before the stream ended: the tar it got is incomplete"
+        ) from None
+    finally:
+        sys.stdout = saved
+        if fd is not None:
+            os.dup2(kept, fd)
+            os.close(kept)
+            with contextlib.suppress(OSError):
+                data.close()
 
 
 # -- interpolate --------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class Format(str, Enum):
     npz = "npz"
     idx = "idx"
     grid = "grid"
+    tar = "tar"
 
 
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate

@@ -129,7 +129,10 @@ def make_decoder(
         return decoder
 
 
-def make_sampler(weights: Weights, sampling: Sampling, device_name: str, backend: str = "auto") -> Sampler:
-    """The decoder and the confidence filter that a resolved sampling spec asks for."""
-    decoder = make_decoder(weights, device_name, sampling, backend)
+def make_sampler(
+    weights: Weights, sampling: Sampling, device_name: str, backend: str = "auto", threads: Optional[int] = None
+) -> Sampler:
+    """The decoder (on `threads` CPU threads, default all usable) and the confidence filter that a
+    resolved sampling spec asks for."""
+    decoder = make_decoder(weights, device_name, sampling, backend, threads)
     return Sampler(decoder, sampling, classifier.confidence_filter(sampling, device_name))

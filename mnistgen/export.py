@@ -8,9 +8,10 @@ import io
 import json
 import struct
 import sys
+import tarfile
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 import numpy as np
 
@@ -234,6 +235,11 @@ class Hdf5Writer(FileWriter):
 class NpzWriter(FileWriter):
     """`images`, `labels`, `latents` in one compressed .npz (held in memory until the end)."""
 
+    @staticmethod
+    def held_bytes(total: int, latent: int) -> int:
+        """What the arrays take (numpy writes them into the zip in 16 MiB pieces)."""
+        return total * (IMAGE_SIDE * IMAGE_SIDE + 1 + 4 * latent)
+
     def open(self):
         self.arrays = {
             "images": np.zeros((self.total, IMAGE_SIDE, IMAGE_SIDE), np.uint8),
@@ -261,9 +267,22 @@ class GridWriter(FileWriter):
 
     def __init__(self, path, total, latent, attrs, rows: int, scale: int = 1):
         super().__init__(path, total, latent, attrs)
+        self.rows, self.columns = self.shape(total, rows)
+        self.scale = scale
+
+    @staticmethod
+    def shape(total: int, rows: int) -> tuple[int, int]:
+        """(rows, columns) of tiles: a row per label; a lone label wraps at GRID_WRAP columns."""
         if rows == 1 and total > GRID_WRAP and total % GRID_WRAP == 0:
             rows = total // GRID_WRAP
-        self.rows, self.columns, self.scale = rows, total // rows, scale
+        return rows, total // rows
+
+    @classmethod
+    def held_bytes(cls, total: int, rows: int, scale: int) -> int:
+        """The tiles, plus the picture three times over (tiled, enlarged, PNG rows)."""
+        rows, columns = cls.shape(total, rows)
+        side = IMAGE_SIDE + GRID_PAD
+        return total * IMAGE_SIDE * IMAGE_SIDE + 3 * (rows * side) * (columns * side) * scale * scale
 
     def open(self):
         self.images = np.zeros((self.total, IMAGE_SIDE, IMAGE_SIDE), np.uint8)
@@ -282,37 +301,119 @@ class GridWriter(FileWriter):
 
 
 class IdxWriter:
-    """The MNIST IDX pair `PREFIX-images-idx3-ubyte.gz` + `PREFIX-labels-idx1-ubyte.gz`, streamed."""
+    """The MNIST IDX pair `PREFIX-images-idx3-ubyte.gz` + `PREFIX-labels-idx1-ubyte.gz`, both
+    streamed (the headers carry the total up front), so nothing grows with the count."""
 
     def __init__(self, images_path: Path, labels_path: Path, total: int):
         self.images_path, self.labels_path, self.total = Path(images_path), Path(labels_path), total
 
     def __enter__(self):
         self._stack = contextlib.ExitStack()
-        self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path))
-        self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path))
-        self.stream = gzip.open(self.images_tmp, "wb", compresslevel=6)
+        try:
+            self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path))
+            self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path))
+            self.stream = self._stack.enter_context(gzip.open(self.images_tmp, "wb", compresslevel=6))
+            self.labels = self._stack.enter_context(gzip.open(self.labels_tmp, "wb"))
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
         self.stream.write(idx_header(IDX_IMAGES_MAGIC, (self.total, IMAGE_SIDE, IMAGE_SIDE)))
-        self.labels = np.zeros(self.total, np.uint8)
+        self.labels.write(idx_header(IDX_LABELS_MAGIC, (self.total,)))
         self.written = 0
         return self
 
     def write(self, images, labels, latents, position: int):
         assert position == self.written, "IDX is written in order"
         self.stream.write(np.ascontiguousarray(images, np.uint8).tobytes())
-        self.labels[position : position + len(images)] = labels
+        self.labels.write(np.broadcast_to(np.asarray(labels, np.uint8), (len(images),)).tobytes())
         self.written += len(images)
 
     def __exit__(self, exc_type, exc, tb):
+        return self._stack.__exit__(exc_type, exc, tb)  # closes the streams, then commits or removes
+
+
+TAR_MTIME = 946_684_800  # 2000-01-01: a fixed time stamp, so the same seed gives the same bytes
+TAR_MIN_KEY_WIDTH = 6  # 000000.png: WebDataset's usual key width; wider for more images
+UNLABELLED = -1
+
+
+def tar_key_width(total: int) -> int:
+    return max(TAR_MIN_KEY_WIDTH, len(str(total - 1)))
+
+
+class TarWriter(FileWriter):
+    """A WebDataset shard: for each image `KEY.png`, `KEY.cls` (the label as text; none for an
+    unconditional model) and `KEY.json` (seed, label, latent z), KEY the image's index in the
+    whole job, so keys stay unique across shards. To a file (atomically, like every writer) or,
+    with `stream`, straight into a binary stream such as stdout; nothing is held but one block."""
+
+    def __init__(
+        self,
+        path: Optional[Path],
+        total: int,
+        latent: int,
+        attrs: dict,
+        first: int,
+        key_width: int,
+        stream: Optional[BinaryIO] = None,
+    ):
+        super().__init__(path or Path("-"), total, latent, attrs)
+        self.first, self.key_width, self.stream = first, key_width, stream
+        self.seed = attrs.get("seed")
+
+    def __enter__(self):
+        if self.stream is None:
+            return super().__enter__()
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.stream is None:
+            return super().__exit__(exc_type, exc, tb)
+        self.finish(committing=exc_type is None)
+        return False
+
+    def open(self):
+        self.out = self.stream if self.stream is not None else open(self.tmp, "wb")
+        self.offset = 0
+
+    def _member(self, name: str, payload: bytes) -> bytes:
+        """A USTAR header, the payload and its padding to whole 512-byte blocks (what tarfile
+        writes, done here so a stream and a file get the same bytes, one write per block)."""
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(payload), TAR_MTIME, 0o644
+        pad = -len(payload) % tarfile.BLOCKSIZE
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict") + payload + tarfile.NUL * pad
+
+    def _emit(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
+
+    def write(self, images, label: int, latents, position: int):
+        """Images of one label (its true label: UNLABELLED for an unconditional model) at `position`."""
+        labelled = label != UNLABELLED
+        members = []
+        for offset, (image, z) in enumerate(zip(images, latents)):
+            key = f"{self.first + position + offset:0{self.key_width}d}"
+            if labelled:
+                members.append(self._member(f"{key}.cls", str(int(label)).encode()))
+            meta = {"seed": self.seed, "label": int(label) if labelled else None, "z": [round(float(v), 6) for v in z]}
+            members.append(self._member(f"{key}.json", json.dumps(meta).encode()))
+            members.append(self._member(f"{key}.png", png_bytes(image)))
+        self._emit(b"".join(members))
+
+    def finish(self, committing):
         try:
-            self.stream.close()
-            if exc_type is None:
-                with gzip.open(self.labels_tmp, "wb") as f:
-                    f.write(idx_header(IDX_LABELS_MAGIC, (self.total,)) + self.labels.tobytes())
-        except BaseException:
-            self._stack.__exit__(*sys.exc_info())
-            raise
-        return self._stack.__exit__(exc_type, exc, tb)
+            if committing:  # the end-of-archive blocks, padded to a whole record: only a complete archive
+                end = tarfile.NUL * (2 * tarfile.BLOCKSIZE)
+                self._emit(end + tarfile.NUL * (-(self.offset + len(end)) % tarfile.RECORDSIZE))
+                self.out.flush()
+            elif self.stream is not None:
+                with contextlib.suppress(OSError):  # a closed pipe: no reader is left to tell
+                    self.out.flush()  # what was written stays: a reader sees a truncated archive
+        finally:
+            if self.stream is None:
+                self.out.close()
 
 
 # -- latent-space pictures ----------------------------------------------------------------------

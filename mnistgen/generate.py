@@ -5,6 +5,10 @@
 `run_job` decodes block by block and hands images to a writer (export.py); for PNGs the
 encoding runs in a thread pool beside the decoder. Every file appears under its final name
 only when complete, so Ctrl-C or a kill leaves complete files, and `--resume` writes the rest.
+A tar can also go to a stream (`--out -`: stdout), written forward as the blocks come.
+
+Every output bounds what it holds in memory: npz and grid hold the whole job until the end, so
+`plan_job` refuses one that would not fit (runtime.memory_budget) and names the formats that stream.
 """
 
 from __future__ import annotations
@@ -12,19 +16,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional
 
 from mnistgen import atomic, export, sample
 from mnistgen.checkpoint import Weights
 from mnistgen.config import Format
 from mnistgen.errors import MnistgenError
 from mnistgen.predictor import decoder_note
-from mnistgen.runtime import usable_cpus
+from mnistgen.runtime import human_bytes, memory_budget, usable_cpus
 from mnistgen.sample import UNLABELLED_DIR, Sampler, Sampling, Shard
 from mnistgen.version import __version__
 
@@ -36,12 +41,25 @@ MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory fla
 Z_DECIMALS = 6
 
 
-SUFFIX_FORMATS = {".h5": Format.hdf5, ".hdf5": Format.hdf5, ".npz": Format.npz, ".png": Format.grid}
-FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid)
+SUFFIX_FORMATS = {
+    ".h5": Format.hdf5,
+    ".hdf5": Format.hdf5,
+    ".npz": Format.npz,
+    ".png": Format.grid,
+    ".tar": Format.tar,
+}
+FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid, Format.tar)
+STDOUT = "-"  # --out -: a stream on standard output (tar only)
+SHARD_FIELD = "{shard}"  # --out synth-{shard}.tar: the shard's index, 00000, 00001, ...
+STREAMING_FORMATS = "--format hdf5 or --format tar (to a file, or --out - for a pipe)"
 
 
 def infer_format(out: Path, fmt: Optional[Format]) -> Format:
-    return Format(fmt) if fmt is not None else SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
+    if fmt is not None:
+        return Format(fmt)
+    if str(out) == STDOUT:
+        return Format.tar
+    return SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
 
 
 def label_dir(label: int) -> str:
@@ -74,6 +92,16 @@ class Job:
     @property
     def sharded(self) -> bool:
         return self.shard.count > 1
+
+    @property
+    def streams(self) -> bool:
+        """Whether the output is a stream (`--out -`, standard output) rather than files."""
+        return str(self.out) == STDOUT
+
+    @property
+    def total(self) -> int:
+        """Images in the whole job, every shard's."""
+        return len(self.labels) * self.count
 
     @property
     def bounds(self) -> tuple[int, int]:
@@ -186,7 +214,10 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
             raise MnistgenError(
                 f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name"
             )
-        targets = (out.with_name(job.shard_name(out.name)),)
+        if SHARD_FIELD in out.name:
+            targets = (out.with_name(out.name.replace(SHARD_FIELD, f"{job.shard.index:05d}")),)
+        else:
+            targets = (out.with_name(job.shard_name(out.name)),)
     _check_writable_dir(targets[0].parent)
     existing = [t for t in targets if t.exists()]
     if existing and not (job.force or job.resume):
@@ -202,6 +233,42 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
         ):
             raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
     return targets
+
+
+def _plan_stream(job: Job) -> tuple[Path, ...]:
+    if job.fmt is not Format.tar:
+        raise MnistgenError(
+            f"--out - streams to standard output as --format tar only; --format {job.fmt.value} needs --out FILE"
+        )
+    if job.resume:
+        raise MnistgenError("--resume finishes files on disk; a stream is written whole: drop --resume")
+    return ()
+
+
+def held_bytes(job: Job) -> int:
+    """Bytes the job's writer holds in memory at once, where that grows with the job (npz, grid)."""
+    latent = getattr(job.weights.config, "latent", 0)
+    if job.fmt is Format.npz:
+        return export.NpzWriter.held_bytes(job.size, latent)
+    if job.fmt is Format.grid:
+        return export.GridWriter.held_bytes(job.size, len(job.labels), job.scale)
+    return 0  # png, hdf5, idx, tar: written block by block
+
+
+def _check_memory(job: Job) -> None:
+    need = held_bytes(job)
+    budget, source = memory_budget()
+    if need <= budget:
+        return
+    what = (
+        f"--format npz holds all {job.size:,} images in memory until the end ({human_bytes(need)})"
+        if job.fmt is Format.npz
+        else f"--format grid draws one picture of {job.size:,} images ({human_bytes(need)} in memory)"
+    )
+    fix = (
+        f"use {STREAMING_FORMATS}" if job.fmt is Format.npz else f"lower --count or --scale, or use {STREAMING_FORMATS}"
+    )
+    raise MnistgenError(f"{what}, more than the {human_bytes(budget)} an output may use ({source}): {fix}")
 
 
 def plan_job(
@@ -229,7 +296,12 @@ def plan_job(
             f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use "
             "fewer shards"
         )
-    return replace(job, targets=_plan_png(job) if job.fmt is Format.png else _plan_files(job))
+    if job.streams:
+        targets = _plan_stream(job)
+    else:
+        targets = _plan_png(job) if job.fmt is Format.png else _plan_files(job)
+    _check_memory(job)
+    return replace(job, targets=targets)
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -329,7 +401,9 @@ def _run_png(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], No
             pool.shutdown(wait=True, cancel_futures=True)  # running writes finish (each is atomic)
 
 
-def _run_file(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
+def _run_file(
+    job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None], stream: Optional[BinaryIO] = None
+) -> None:
     if job.resume and all(t.exists() for t in job.targets):
         report(job.size)  # already complete: files appear only when whole
         return
@@ -340,26 +414,37 @@ def _run_file(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], N
         writer = export.NpzWriter(job.targets[0], job.size, latent, attrs)
     elif job.fmt is Format.grid:
         writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows=len(job.labels), scale=job.scale)
+    elif job.fmt is Format.tar:
+        width = export.tar_key_width(job.total)  # the whole job's: every shard's keys sort alike
+        target = None if job.streams else job.targets[0]
+        writer = export.TarWriter(target, job.size, latent, attrs, job.bounds[0], width, stream)
     else:
         writer = export.IdxWriter(job.targets[0], job.targets[1], job.size)
-    folder = job.targets[0].parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if job.resume or job.force:
-        remove_stale_temporaries(folder)
-    if job.fmt is Format.idx:
-        write_manifest(job, folder, attrs)
+    if not job.streams:
+        folder = job.targets[0].parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if job.resume or job.force:
+            remove_stale_temporaries(folder)
+        if job.fmt is Format.idx:
+            write_manifest(job, folder, attrs)
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
             batch = sampler.batch(job.seed, label, block, lo, hi)
             position = job.labels.index(label) * job.count + lo - start
-            writer.write(batch.images, _label_byte(label), batch.z, position)
+            writer.write(batch.images, label if job.fmt is Format.tar else _label_byte(label), batch.z, position)
             report(position + hi - lo)
 
 
-def run_job(job: Job, sampler: Sampler, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
+def run_job(
+    job: Job,
+    sampler: Sampler,
+    on_progress: Optional[Callable[[int, float, float], None]] = None,
+    stream: Optional[BinaryIO] = None,
+) -> dict:
     """Generate and write this job's images; returns the summary printed as JSON: the recorded
-    attributes (one source with the files') plus what the run measured."""
+    attributes (one source with the files') plus what the run measured. A streaming job (`--out -`)
+    writes into `stream` (default: standard output's binary buffer)."""
     started = time.perf_counter()
     attrs = job.attrs(sampler.decoder.precision)
 
@@ -368,13 +453,17 @@ def run_job(job: Job, sampler: Sampler, on_progress: Optional[Callable[[int, flo
             kept = sampler.confidence.acceptance if sampler.confidence else 1.0
             on_progress(done, done / max(time.perf_counter() - started, 1e-9), kept)
 
-    (_run_png if job.fmt is Format.png else _run_file)(job, sampler, attrs, report)
+    if job.fmt is Format.png:
+        _run_png(job, sampler, attrs, report)
+    else:
+        _run_file(job, sampler, attrs, report, (stream or sys.stdout.buffer) if job.streams else None)
     seconds = time.perf_counter() - started
-    outputs = (
-        [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])]
-        if job.fmt is Format.png
-        else [str(t) for t in job.targets]
-    )
+    if job.streams:
+        outputs = [STDOUT]
+    elif job.fmt is Format.png:
+        outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])]
+    else:
+        outputs = [str(t) for t in job.targets]
     measured = {
         "count": job.size,
         "format": job.fmt.value,

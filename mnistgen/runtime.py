@@ -139,3 +139,48 @@ def init_distributed() -> tuple[int, int]:
     if world > 1:
         import_paddle().distributed.init_parallel_env()
     return rank, world
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+MEMORY_ENV = "MNISTGEN_MAX_MEMORY"  # bytes an output may hold in memory: 8G, 512M, 2000000
+MEMORY_SHARE = 0.5  # of physical memory (or the cgroup limit), when MNISTGEN_MAX_MEMORY is unset
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _cgroup_memory() -> Optional[int]:
+    try:
+        text = open("/sys/fs/cgroup/memory.max").read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def memory_budget() -> tuple[int, str]:
+    """(bytes, where the number comes from): what one output may hold in memory at once. The
+    MNISTGEN_MAX_MEMORY override (8G, 512M, or bytes), else half of physical memory or of the
+    cgroup's limit, whichever is smaller."""
+    text = os.environ.get(MEMORY_ENV, "").strip().upper().removesuffix("IB").removesuffix("B")
+    if text:
+        unit = text[-1] if text[-1] in _UNITS else ""
+        try:
+            value = float(text[: len(text) - len(unit)]) * _UNITS[unit]
+        except ValueError:
+            raise MnistgenError(
+                f"{MEMORY_ENV}={os.environ[MEMORY_ENV]!r} is not a size: use e.g. 8G, 512M or a number of bytes"
+            ) from None
+        return int(value), f"{MEMORY_ENV}"
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): no bound but the override's
+        physical = 2**62
+    limits = [physical] + [v for v in (_cgroup_memory(),) if v]
+    return int(min(limits) * MEMORY_SHARE), f"half of this machine's memory; set {MEMORY_ENV} to change it"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
