@@ -201,11 +201,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from mnistgen import data
+    from mnistgen import data, sources
     from mnistgen.runtime import select_device, usable_cpus
 
     select_device("cpu")
-    dataset = data.load(args.data)
+    dataset = sources.load(args.data)
     reps = -(-args.images // len(dataset.train))
     train = data.Split(
         np.tile(dataset.train.images, (reps, 1, 1))[: args.images], np.tile(dataset.train.labels, reps)[: args.images]

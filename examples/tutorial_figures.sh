@@ -28,8 +28,8 @@ python - "$train_images" "$out/prior_vs_posterior.png" <<'PY'
 import sys
 import numpy as np
 import mnistgen
-from mnistgen import data, export
-images = data.read_idx(__import__("pathlib").Path(sys.argv[1]), data.IDX_IMAGES_MAGIC)[:10]
+from mnistgen import data, export, sources
+images = sources.read_idx(__import__("pathlib").Path(sys.argv[1]), data.IDX_IMAGES_MAGIC)[:10]
 model = mnistgen.load("vae-2d")
 means, stds = model.encode(images)
 noise = np.random.default_rng(0).standard_normal(means.shape).astype(np.float32)

@@ -177,7 +177,9 @@ class Model:
     ) -> sources.Images:
         """Images from files, folders, IDX or HDF5 (see sources.read) with their labels: `labels`
         (one for all, or one per image) where given, else the source's; checked against the model."""
-        found = sources.read([Path(p) for p in paths], limit)
+        found = sources.read(
+            [Path(p) for p in paths], limit, classes=self.card.get("classes") if labels is None else None
+        )
         if labels is not None:
             if len(labels) not in (1, len(found.images)):
                 raise MnistgenError(
@@ -217,7 +219,7 @@ class Model:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
         digit (drawn as `sampling` says, default the card's) scored by `classifier`."""
         return evaluation.evaluate(
-            data.load(None if data_dir is None else Path(data_dir)),
+            sources.load(None if data_dir is None else Path(data_dir)),
             checkpoint.inspect_role(classifier, "--classifier"),
             self.weights,
             sampling or self.sampling(),
@@ -250,7 +252,7 @@ def evaluate(
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
         return evaluation.evaluate(
-            data.load(None if data_dir is None else Path(data_dir)),
+            sources.load(None if data_dir is None else Path(data_dir)),
             checkpoint.inspect_role(classifier, "--classifier"),
             images=[Path(p) for p in images],
             seed=seed,

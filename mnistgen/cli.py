@@ -323,8 +323,9 @@ def train(
             "--data",
             exists=True,
             help=(
-                "MNIST: a directory of the four IDX files (.gz or not) or the tutorial's train.mat [default: the "
-                "cache]."
+                "A directory of MNIST's IDX files (.gz or not), the tutorial's train.mat, an ImageFolder "
+                "DIR/<class>/*.png|jpg|jpeg|bmp (class names from the folders), a flat folder of pictures "
+                "(--model vae only), or an .h5/.npz written by generate [default: the MNIST cache]."
             ),
         ),
     ] = None,
@@ -435,12 +436,16 @@ def train(
     names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import classifier as clf
-        from mnistgen import data as data_lib
+        from mnistgen import sources
         from mnistgen import train as train_lib
 
         if rank == 0:
             train_lib.check_run_dir(out, resume)
-        dataset, extra = train_lib.select(data_lib.load(data, download=download and rank == 0), limit, chosen)
+        loaded = sources.load(data, download=download and rank == 0, need_labels=model is not TrainKind.vae)
+        for note in [] if quiet else loaded.notes:
+            _stderr(f"note: {note}")
+        names = names or loaded.classes  # an ImageFolder's class names, unless --class-names renames them
+        dataset, extra = train_lib.select(loaded, limit, chosen)
         config = ModelConfig(
             kind=model.value if model is not TrainKind.classifier else "cvae",
             latent=latent,

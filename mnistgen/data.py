@@ -1,9 +1,9 @@
-"""MNIST on disk: IDX files (gzipped or not), the tutorial's `train.mat`, the cache, downloads.
+"""Data in memory and MNIST's cache: `Split`/`Dataset`, the [-1, 1] scaling, held-out splits,
+downloading MNIST into the cache (md5-checked) and writing IDX files.
 
-Everything is checked before it is used: IDX magic numbers and sizes, image/label counts,
-download checksums. A bad file is refused with one line that names it; nothing is ever
-half-loaded. Images come back as uint8 (N, 28, 28); `to_unit_range` scales them to the
-[-1, 1] the model is trained on.
+Reading any input from disk (IDX, .mat, ImageFolder, HDF5, NPZ, pictures) is `sources.py`'s
+job; this module reads nothing the user points at. Images are uint8 (N, 28, 28);
+`to_unit_range` scales them to the [-1, 1] the model is trained on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,6 @@ MNIST_SUBDIR = "mnist"
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 GZIP_MAGIC = b"\x1f\x8b"
-HDF5_MAGIC = b"\x89HDF"
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -77,8 +76,11 @@ class Split:
 @dataclass
 class Dataset:
     train: Split
-    test: Split | None  # None when the source has no test split (the tutorial's train.mat)
+    test: Split | None  # None when the source has no test split (.mat, ImageFolder, HDF5, NPZ): see `holdout`
     source: str  # where it was read from, for the model card
+    classes: list[str] = field(default_factory=list)  # label names from the source (ImageFolder); [] = 0, 1, ...
+    labelled: bool = True  # False for a flat folder of pictures: labels are all 0 and mean nothing
+    notes: list[str] = field(default_factory=list)  # conversions made while reading, for the user (stderr)
 
 
 def cache_dir() -> Path:
@@ -95,126 +97,66 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 127.5 - 1.0)[:, None, :, :]
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise MnistgenError(f"cannot read {path}: {exc.strerror}") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error):
-            raise MnistgenError(f"{path} is a truncated or corrupt gzip file: download it again") from None
-    return raw
+VAL_FRACTION = 0.1  # held out for validation (early stopping), per label
+TEST_FRACTION = 0.1  # held out for testing when the source has no test split, per label
 
 
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """Read one IDX file (images: (N, rows, cols); labels: (N,)) and check its header."""
-    raw = _read_bytes(path)
-    ndim = 3 if magic == IDX_IMAGES_MAGIC else 1
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
-        raise MnistgenError(f"{path} is too short to be an IDX file: download it again")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise MnistgenError(f"{path} has IDX magic number {found}, expected {magic}: is it the right file?")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header_len + int(np.prod(dims))
-    if len(raw) != expected:
-        raise MnistgenError(
-            f"{path} holds {len(raw)} bytes but its header promises {expected}: the file is truncated; download it "
-            "again"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+@dataclass(frozen=True)
+class Holdout:
+    """What `holdout` kept for training and what it held out, with the record for the model card."""
+
+    train: Split
+    val: Split
+    test: Split
+    val_index: np.ndarray  # int64 positions in the split given to `holdout`
+    test_index: np.ndarray
+    record: dict  # counts, fractions, seed: JSON for the card's "training"
 
 
-def _find(directory: Path, stem: str) -> Path | None:
-    dotted = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
+def holdout(split: Split, val: float = VAL_FRACTION, test: float = TEST_FRACTION, seed: int = 0) -> Holdout:
+    """Hold out a seeded share of `split`, stratified by label: `val` and `test` of each label's images.
+
+    Per label with n images: round(n * fraction) each, but at least 1 for every non-zero fraction
+    while at least one image of that label stays for training (a label with 1 image is only
+    trained on; with 2, one trains and one is tested). The three parts are disjoint, keep the
+    split's order, and depend only on the labels, the fractions and `seed`. Pass val=0 or test=0
+    for a two-way split. Pure: no Paddle, nothing read or written.
+    """
+    for name, value in (("val", val), ("test", test)):
+        if not 0.0 <= value < 1.0:
+            raise MnistgenError(f"held-out {name} fraction {value} is out of range: use 0 <= fraction < 1")
+    if val + test >= 1.0:
+        raise MnistgenError(f"held-out fractions {val} + {test} leave nothing to train on: keep their sum below 1")
+    rng = np.random.default_rng(seed)
+    val_parts, test_parts = [], []
+    for label in np.unique(split.labels):
+        members = rng.permutation(np.flatnonzero(split.labels == label))
+        n_test = _share(len(members), test, spare=len(members) - 1)
+        n_val = _share(len(members), val, spare=len(members) - 1 - n_test)
+        test_parts.append(members[:n_test])
+        val_parts.append(members[n_test : n_test + n_val])
+    test_index = np.sort(np.concatenate(test_parts or [np.zeros(0, np.int64)])).astype(np.int64)
+    val_index = np.sort(np.concatenate(val_parts or [np.zeros(0, np.int64)])).astype(np.int64)
+    keep = np.ones(len(split), bool)
+    keep[test_index] = keep[val_index] = False
+    train = split.subset(np.flatnonzero(keep))
+    record = {
+        "seed": seed,
+        "val_fraction": val,
+        "test_fraction": test,
+        "stratified_by": "label",
+        "train_images": len(train),
+        "val_images": len(val_index),
+        "test_images": len(test_index),
+    }
+    return Holdout(train, split.subset(val_index), split.subset(test_index), val_index, test_index, record)
 
 
-def _read_split(directory: Path, images_key: str, labels_key: str) -> Split | None:
-    images_path = _find(directory, MNIST_FILES[images_key].stem)
-    labels_path = _find(directory, MNIST_FILES[labels_key].stem)
-    if images_path is None and labels_path is None:
-        return None
-    if images_path is None or labels_path is None:
-        missing = MNIST_FILES[images_key if images_path is None else labels_key].stem
-        raise MnistgenError(f"{directory} has no {missing}[.gz]: it needs both the images and the labels file")
-    images = read_idx(images_path, IDX_IMAGES_MAGIC)
-    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
-    if images.shape[1:] != (28, 28):
-        raise MnistgenError(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images: mnistgen needs 28x28")
-    if len(images) != len(labels):
-        raise MnistgenError(
-            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair "
-            "does not match"
-        )
-    return Split(images, labels)
-
-
-def read_idx_dir(directory: Path) -> Dataset:
-    train = _read_split(directory, "train_images", "train_labels")
-    if train is None:
-        raise MnistgenError(
-            f"{directory} has no MNIST training files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]): "
-            "point --data at the directory that holds them"
-        )
-    test = _read_split(directory, "test_images", "test_labels")
-    return Dataset(train, test, str(directory))
-
-
-def read_mat(path: Path) -> Dataset:
-    """The tutorial's train.mat: HDF5 with `image` (N, 1, 28, 28) in [0, 1], stored transposed, and one-hot `label`."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "image" not in f or "label" not in f:
-                raise MnistgenError(
-                    f"{path} has no 'image' and 'label' datasets: it is not the tutorial's train.mat layout"
-                )
-            image = np.asarray(f["image"], dtype=np.float32)
-            label = np.asarray(f["label"])
-    except OSError as exc:
-        raise MnistgenError(f"cannot read {path} as HDF5: {exc}") from None
-    image = image.reshape(-1, 28, 28).transpose(0, 2, 1)  # MATLAB stores column-major
-    label = label.reshape(label.shape[0], -1) if label.shape[0] == len(image) else label.reshape(-1, len(image)).T
-    if len(label) != len(image):
-        raise MnistgenError(
-            f"{path} has {len(image)} images but {len(label)} labels: the file does not match the tutorial's layout"
-        )
-    images = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    labels = label.argmax(axis=1).astype(np.uint8)
-    return Dataset(Split(images, labels), None, str(path))
-
-
-def load(data: Path | None = None, download: bool = False) -> Dataset:
-    """Read MNIST from `data` (IDX directory or .mat file), or from the cache (downloading if asked)."""
-    if data is not None:
-        data = Path(data)
-        if data.is_dir():
-            return read_idx_dir(data)
-        if data.is_file():
-            with open(data, "rb") as f:
-                head = f.read(4)
-            if head == HDF5_MAGIC:
-                return read_mat(data)
-            raise MnistgenError(
-                f"{data} is neither a directory of IDX files nor an HDF5 .mat file: pass the directory that holds "
-                "the four MNIST files"
-            )
-        raise MnistgenError(f"--data {data} does not exist: pass the directory that holds the MNIST IDX files")
-    cached = cache_dir() / MNIST_SUBDIR
-    if download:
-        fetch_mnist(cached)
-    if _find(cached, MNIST_FILES["train_images"].stem) is None:
-        raise MnistgenError(f"MNIST is not in the cache ({cached}): pass --data DIR (the four IDX files) or --download")
-    return read_idx_dir(cached)
+def _share(n: int, fraction: float, spare: int) -> int:
+    """round(n * fraction), at least 1 if fraction > 0, never more than `spare` images."""
+    if fraction <= 0:
+        return 0
+    return max(0, min(max(1, round(n * fraction)), spare))
 
 
 def md5_of(data: bytes) -> str:

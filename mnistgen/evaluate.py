@@ -117,7 +117,7 @@ def evaluate(
         if sampler.confidence is not None:
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
     else:
-        found = sources.read(images)
+        found = sources.read(images, classes=classifier.card.get("classes"))
         pictures, labels = found.images, found.labels
         report["images"] = [str(p) for p in images]
     report["samples"] = score_images(net, pictures, labels, reference)

@@ -201,7 +201,7 @@ def walk(
 def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[int] = None) -> dict:
     """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
     needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
-    found = sources.read(paths)
+    found = sources.read(paths, classes=None if labels is not None else weights.card.get("classes"))
     known = np.asarray(labels) if labels is not None else found.labels
     if weights.config.conditional and known is None and digit is not None:
         known = np.full(len(found.images), digit)

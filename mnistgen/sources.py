@@ -1,13 +1,24 @@
-"""Images to encode, from wherever users keep them: PNG/JPEG files and folders (an ImageFolder
-layout gives labels), an MNIST IDX pair, an HDF5 file written by `generate`, the tutorial's .mat.
+"""The one input reader: every form of images a user points mnistgen at, for `train --data`,
+`encode` and `evaluate` alike.
 
-Everything comes back as uint8 (N, 28, 28) with optional labels and a name per image. Images
-that are not 28x28 grayscale are converted (RGB -> L, resized with antialiasing) and counted in
-`notes`; an unreadable file is refused with its name.
+Forms: a directory of MNIST IDX files (test split included), one IDX images file (its labels
+file beside it), the tutorial's `train.mat`, an ImageFolder `DIR/<class>/*.png|jpg|...` (labels
+from the folder names), a flat folder of pictures (unlabelled), single pictures, and the
+HDF5/NPZ files `generate` writes (`images` uint8 (N, 28, 28), `labels`, `z`).
+
+Every reader bounds what it allocates before reading: picture sizes from their headers, image
+counts from IDX/HDF5/NPZ headers, files in a folder. A bad input is refused with one line that
+names the file and the fix; nothing is half-read. Pictures that are not 28x28 grayscale are
+converted (to grayscale, then resized with Lanczos) and summed up in one note, returned to the
+caller (the library prints nothing). `load` gives a `data.Dataset` (training), `read` gives
+`Images` (encoding, scoring).
 """
 
 from __future__ import annotations
 
+import gzip
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -15,10 +26,26 @@ from typing import Optional
 import numpy as np
 
 from mnistgen import data
+from mnistgen.config import IMAGE_SIZE, MAX_CLASSES
+from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES, Dataset, Split
 from mnistgen.errors import MnistgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-SIDE = 28
+METADATA_SUFFIXES = {".jsonl", ".json", ".csv", ".txt", ".md"}  # beside images (generate writes metadata.jsonl)
+UNLABELLED_DIR = "unlabelled"  # generate's folder for an unconditional model's samples
+SIDE = IMAGE_SIZE
+
+MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
+MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
+
+GZIP_MAGIC = data.GZIP_MAGIC
+HDF5_MAGIC = b"\x89HDF"
+ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip of .npy files
+
+FORMS = (
+    "an MNIST IDX directory, an ImageFolder DIR/<class>/*.png, a folder of pictures, "
+    "an .h5/.npz from generate, or the tutorial's .mat"
+)
 
 
 @dataclass
@@ -26,59 +53,125 @@ class Images:
     images: np.ndarray  # uint8 (N, 28, 28)
     labels: Optional[np.ndarray]  # int64 (N,), or None when no source gave labels
     names: list[str]  # where each image came from: a path, or file[index]
-    notes: list[str] = field(default_factory=list)  # conversions made, for the user
+    notes: list[str] = field(default_factory=list)  # one summary of the conversions made, for the user
+    classes: list[str] = field(default_factory=list)  # label names, when the source named them (ImageFolder)
 
 
-def _read_picture(path: Path, notes: dict) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+@dataclass
+class _Part:
+    """What one source holds: the common result of every reader below."""
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode != "L":
-                notes["converted to grayscale"] = notes.get("converted to grayscale", 0) + 1
-                im = im.convert("L")
-            if im.size != (SIDE, SIDE):
-                notes[f"resized to {SIDE}x{SIDE}"] = notes.get(f"resized to {SIDE}x{SIDE}", 0) + 1
-                im = im.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    images: np.ndarray  # uint8 (N, 28, 28)
+    labels: Optional[np.ndarray]  # int64 (N,) or None
+    source: Path
+    names: Optional[list[str]] = None  # None: "source[i]"
+    classes: list[str] = field(default_factory=list)
+    test: Optional[Split] = None  # an IDX directory's t10k pair
+
+    def image_names(self) -> list[str]:
+        return self.names if self.names is not None else [f"{self.source}[{i}]" for i in range(len(self.images))]
+
+
+# -- IDX ------------------------------------------------------------------------------------------
+
+
+def _check_count(path: Path, count: int) -> None:
+    if count > MAX_IMAGES:
         raise MnistgenError(
-            f"{path} is not a readable image ({exc.__class__.__name__}): remove it or convert it to PNG"
-        ) from None
-
-
-def _folder_label(path: Path, root: Path) -> Optional[int]:
-    parent = path.parent
-    return int(parent.name) if parent != root and parent.name.isdigit() else None
-
-
-def _read_folder(root: Path, notes: dict) -> tuple[list, list, list]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    pictures, labels, names = [], [], []
-    for path in files:
-        if path.suffix.lower() in (".jsonl", ".json", ".csv", ".txt", ".md"):
-            continue  # metadata beside images (generate writes metadata.jsonl)
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise MnistgenError(
-                f"{path} in {root} is not an image file: move it out of the folder, or pass the image files themselves"
-            )
-        pictures.append(_read_picture(path, notes))
-        labels.append(_folder_label(path, root))
-        names.append(str(path))
-    if not pictures:
-        raise MnistgenError(
-            f"{root} holds no image files: pass PNG files, a folder of them, an IDX file, or an HDF5 file"
+            f"{path} declares {count:,} images, more than mnistgen reads at once ({MAX_IMAGES:,}): split it into "
+            "smaller files"
         )
-    return pictures, labels, names
 
 
-def _read_idx(path: Path) -> Images:
-    images = data.read_idx(path, data.IDX_IMAGES_MAGIC)
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read one IDX file (images: (N, 28, 28); labels: (N,)), gzipped or not. The header is checked
+    (magic number, 28x28, count bound) before the body is read; gzip is read as a stream, so a
+    file cannot inflate past what its header promises."""
+    path = Path(path)
+    ndim = 3 if magic == IDX_IMAGES_MAGIC else 1
+    header_len = 4 + 4 * ndim
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 (closed below, with the gzip stream)
+    except OSError as exc:
+        raise MnistgenError(f"cannot read {path}: {exc.strerror}") from None
+    with raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        try:
+            header = stream.read(header_len)
+            if len(header) < header_len:
+                raise MnistgenError(f"{path} is too short to be an IDX file: download it again")
+            found = int.from_bytes(header[:4], "big")
+            if found != magic:
+                raise MnistgenError(f"{path} has IDX magic number {found}, expected {magic}: is it the right file?")
+            dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+            _check_count(path, dims[0])
+            if ndim == 3 and tuple(dims[1:]) != (SIDE, SIDE):
+                raise MnistgenError(f"{path} holds {dims[1]}x{dims[2]} images: mnistgen needs {SIDE}x{SIDE}")
+            expected = int(np.prod(dims))
+            body = stream.read(expected)
+            longer = stream.read(1) != b""
+        except (EOFError, OSError, zlib.error):
+            raise MnistgenError(f"{path} is a truncated or corrupt gzip file: download it again") from None
+    if len(body) < expected:
+        raise MnistgenError(
+            f"{path} holds {header_len + len(body)} bytes but its header promises {header_len + expected}: the file "
+            "is truncated; download it again"
+        )
+    if longer:
+        raise MnistgenError(
+            f"{path} holds more bytes than its header promises ({header_len + expected}): is it an IDX file? "
+            "download it again"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _find(directory: Path, stem: str) -> Optional[Path]:
+    dotted = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_split(directory: Path, images_key: str, labels_key: str) -> Optional[Split]:
+    images_path = _find(directory, MNIST_FILES[images_key].stem)
+    labels_path = _find(directory, MNIST_FILES[labels_key].stem)
+    if images_path is None and labels_path is None:
+        return None
+    if images_path is None or labels_path is None:
+        missing = MNIST_FILES[images_key if images_path is None else labels_key].stem
+        raise MnistgenError(f"{directory} has no {missing}[.gz]: it needs both the images and the labels file")
+    images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise MnistgenError(
+            f"{images_path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair "
+            "does not match"
+        )
+    return Split(images, labels)
+
+
+def read_idx_dir(directory: Path) -> Dataset:
+    """A directory holding MNIST's IDX files (train pair required, t10k pair optional)."""
+    train = _read_split(directory, "train_images", "train_labels")
+    if train is None:
+        raise MnistgenError(
+            f"{directory} has no MNIST training files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]): "
+            "point --data at the directory that holds them"
+        )
+    test = _read_split(directory, "test_images", "test_labels")
+    return Dataset(train, test, str(directory))
+
+
+def _read_idx_file(path: Path) -> _Part:
+    images = read_idx(path, IDX_IMAGES_MAGIC)
     name = path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
     labels_path = path.with_name(name)
     labels = (
-        data.read_idx(labels_path, data.IDX_LABELS_MAGIC).astype(np.int64)
+        read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
         if labels_path != path and labels_path.is_file()
         else None
     )
@@ -87,49 +180,331 @@ def _read_idx(path: Path) -> Images:
             f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does "
             "not match"
         )
-    return Images(images, labels, [f"{path}[{i}]" for i in range(len(images))])
+    return _Part(images, labels, path)
 
 
-def _read_hdf5(path: Path) -> Images:
+# -- HDF5 (generate's files, the tutorial's .mat) and NPZ -----------------------------------------
+
+
+def _check_images_shape(path: Path, key: str, shape: tuple) -> None:
+    if len(shape) != 3 or tuple(shape[1:]) != (SIDE, SIDE):
+        raise MnistgenError(f"{path}: '{key}' has shape {tuple(shape)}, expected (N, {SIDE}, {SIDE}) images")
+    _check_count(path, shape[0])
+
+
+def _check_labels_shape(path: Path, shape: tuple, count: int) -> None:
+    if tuple(shape) != (count,):
+        raise MnistgenError(
+            f"{path}: 'labels' has shape {tuple(shape)} for {count} images: expected one label per image"
+        )
+
+
+def read_mat(path: Path) -> Dataset:
+    """The tutorial's train.mat: HDF5 with `image` (N, 1, 28, 28) in [0, 1], stored transposed, and one-hot `label`."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        if "images" in f:  # written by mnistgen generate
-            images = np.asarray(f["images"], dtype=np.uint8)
-            labels = np.asarray(f["labels"], dtype=np.int64) if "labels" in f else None
-            return Images(images, labels, [f"{path}[{i}]" for i in range(len(images))])
-    dataset = data.read_mat(path)  # the tutorial's train.mat
-    return Images(
-        dataset.train.images, dataset.train.labels.astype(np.int64), [f"{path}[{i}]" for i in range(len(dataset.train))]
+    try:
+        with h5py.File(path, "r") as f:
+            return _mat_from(path, f)
+    except OSError as exc:
+        raise MnistgenError(f"cannot read {path} as HDF5: {exc}") from None
+
+
+def _mat_from(path: Path, f) -> Dataset:
+    if "image" not in f or "label" not in f:
+        raise MnistgenError(
+            f"{path} has neither 'images' (a file from mnistgen generate) nor 'image' and 'label' (the tutorial's "
+            f"train.mat): pass one of {FORMS}"
+        )
+    if f["image"].size % (SIDE * SIDE):
+        raise MnistgenError(f"{path}: 'image' has shape {f['image'].shape}, not a whole number of 28x28 images")
+    _check_count(path, f["image"].size // (SIDE * SIDE))
+    image = np.asarray(f["image"], dtype=np.float32)
+    if f["label"].size > MAX_IMAGES * MAX_CLASSES:
+        raise MnistgenError(f"{path}: 'label' has shape {f['label'].shape}, far more than its images need")
+    label = np.asarray(f["label"])
+    image = image.reshape(-1, SIDE, SIDE).transpose(0, 2, 1)  # MATLAB stores column-major
+    if label.size % max(len(image), 1):
+        raise MnistgenError(
+            f"{path} has {len(image)} images but {label.size} label values: the file does not match the tutorial's "
+            "layout"
+        )
+    label = label.reshape(label.shape[0], -1) if label.shape[0] == len(image) else label.reshape(-1, len(image)).T
+    images = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    labels = label.argmax(axis=1).astype(np.uint8)
+    return Dataset(Split(images, labels), None, str(path))
+
+
+def _read_hdf5(path: Path) -> _Part:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "images" not in f:  # the tutorial's train.mat
+                mat = _mat_from(path, f)
+                return _Part(mat.train.images, mat.train.labels.astype(np.int64), path)
+            _check_images_shape(path, "images", f["images"].shape)  # written by mnistgen generate
+            labels = None
+            if "labels" in f:
+                _check_labels_shape(path, f["labels"].shape, f["images"].shape[0])
+                labels = np.asarray(f["labels"], dtype=np.int64)
+            return _Part(np.asarray(f["images"], dtype=np.uint8), labels, path)
+    except OSError as exc:
+        raise MnistgenError(f"cannot read {path} as HDF5 ({exc}): is the file complete?") from None
+
+
+def _npy_header(path: Path, archive, key: str) -> tuple[tuple, np.dtype]:
+    """Shape and dtype of `key` in an .npz, from its .npy header: nothing is decompressed."""
+    with archive.open(key + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(f)
+    if dtype.hasobject:
+        raise MnistgenError(
+            f"{path}: '{key}' holds pickled Python objects, which mnistgen never loads: save it as a plain uint8 "
+            "array (np.savez)"
+        )
+    return shape, dtype
+
+
+def _read_npz(path: Path) -> _Part:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            if "images.npy" not in members:
+                raise MnistgenError(
+                    f"{path} has no 'images' array: mnistgen reads an .npz with images uint8 (N, 28, 28) and labels "
+                    "(N,), as generate writes"
+                )
+            shape, _ = _npy_header(path, archive, "images")
+            _check_images_shape(path, "images", shape)
+            has_labels = "labels.npy" in members
+            if has_labels:
+                _check_labels_shape(path, _npy_header(path, archive, "labels")[0], shape[0])
+        with np.load(path, allow_pickle=False) as arrays:
+            images = np.asarray(arrays["images"], dtype=np.uint8)
+            labels = np.asarray(arrays["labels"], dtype=np.int64) if has_labels else None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
+        raise MnistgenError(f"{path} is not a readable .npz ({exc.__class__.__name__}): write it again") from None
+    return _Part(images, labels, path)
+
+
+# -- pictures and folders -------------------------------------------------------------------------
+
+
+def _read_picture(path: Path, counts: dict) -> np.ndarray:
+    """One picture as uint8 (28, 28): converted to grayscale, then resized, each counted in `counts`.
+    Its header size is checked before anything is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    bomb = MnistgenError(
+        f"{path} declares a picture larger than {MAX_PICTURE_PIXELS:,} pixels (a decompression bomb?): shrink it "
+        f"towards {SIDE}x{SIDE}, or remove it"
     )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.size[0] * im.size[1] > MAX_PICTURE_PIXELS:
+                    raise bomb
+                im.load()
+                if im.mode != "L":
+                    counts["grayscale"] = counts.get("grayscale", 0) + 1
+                    im = im.convert("L")
+                if im.size != (SIDE, SIDE):
+                    counts["resized"] = counts.get("resized", 0) + 1
+                    im = im.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+                return np.asarray(im, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise bomb from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise MnistgenError(
+            f"{path} is not a readable image ({exc.__class__.__name__}): remove it or convert it to PNG"
+        ) from None
 
 
-def read(paths: list[Path], limit: Optional[int] = None) -> Images:
-    """Read and concatenate every source, in order; `limit` keeps the first N images."""
-    parts: list[Images] = []
-    notes: dict = {}
-    for path in map(Path, paths):
-        if not path.exists():
-            raise MnistgenError(
-                f"{path} does not exist: pass PNG files, folders of them, an IDX images file or an HDF5 file"
-            )
-        if path.is_dir():
-            pictures, labels, names = _read_folder(path, notes)
-            known = None if any(label is None for label in labels) else np.array(labels, dtype=np.int64)
-            parts.append(Images(np.stack(pictures), known, names))
-            continue
+def conversion_note(counts: dict) -> list[str]:
+    """The one summary of conversions, e.g. "812 images were resized to 28x28; 812 were converted to grayscale"."""
+    parts = []
+    for key, what in (("resized", f"resized to {SIDE}x{SIDE}"), ("grayscale", "converted to grayscale")):
+        n = counts.get(key, 0)
+        if n:
+            noun = ("image " if n == 1 else "images ") if not parts else ""
+            parts.append(f"{n} {noun}{'was' if n == 1 else 'were'} {what}")
+    return ["; ".join(parts)] if parts else []
+
+
+def _pictures_in(folder: Path, root: Path) -> list[Path]:
+    """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused."""
+    return [p for p in sorted(folder.rglob("*")) if not p.name.startswith(".") and p.is_file() and _is_picture(p, root)]
+
+
+def _is_picture(path: Path, root: Path) -> bool:
+    """True for a picture, False for metadata beside pictures; anything else is refused."""
+    if path.suffix.lower() in METADATA_SUFFIXES:
+        return False
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise MnistgenError(
+            f"{path} in {root} is not an image file: move it out of the folder, or pass the image files themselves"
+        )
+    return True
+
+
+def _class_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
+    """Folder name -> label. With a model's `classes`: a class name, or a label index (generate writes
+    OUT/<index>/). Without: digit names are their integer; otherwise sorted names -> 0, 1, ..."""
+    if classes:
+        known = {name: i for i, name in enumerate(classes)}
+        mapping = {}
+        for name in names:
+            if name in known:
+                mapping[name] = known[name]
+            elif name.isdigit() and int(name) < len(classes):
+                mapping[name] = int(name)
+            elif name == UNLABELLED_DIR:
+                mapping[name] = None
+            else:
+                shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+                raise MnistgenError(
+                    f"folder {root / name} is not a class of the model (classes: {shown}): rename it to one of them, "
+                    "or pass --labels"
+                )
+        return mapping, []
+    if all(name.isdigit() or name == UNLABELLED_DIR for name in names):
+        return {name: None if name == UNLABELLED_DIR else int(name) for name in names}, []
+    if len(names) > MAX_CLASSES:
+        raise MnistgenError(f"{root} has {len(names)} class folders: mnistgen handles up to {MAX_CLASSES} classes")
+    return {name: i for i, name in enumerate(names)}, list(names)
+
+
+def _read_folder(
+    root: Path, counts: dict, classes: Optional[list[str]], need_labels: bool, limit: Optional[int]
+) -> _Part:
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    folders = [p for p in entries if p.is_dir()]
+    loose = [p for p in entries if p.is_file() and _is_picture(p, root)]
+    if folders and loose:
+        raise MnistgenError(
+            f"{root} mixes pictures ({loose[0].name}, ...) with class folders ({folders[0].name}/, ...): move the "
+            "pictures into a class folder"
+        )
+    per_folder = {p.name: _pictures_in(p, root) for p in folders}
+    empty = [name for name, files in per_folder.items() if not files]
+    if folders and empty:
+        raise MnistgenError(f"{root / empty[0]} holds no image files: add pictures to it, or remove the folder")
+    if not loose and not folders:
+        raise MnistgenError(f"{root} holds no image files and no MNIST IDX files: pass {FORMS}")
+    mapping, names = _class_labels(root, sorted(per_folder), classes)
+    if need_labels and (not folders or any(v is None for v in mapping.values())):
+        raise MnistgenError(
+            f"{root} holds unlabelled pictures: only --model vae trains on them; sort them into {root}/<class>/ "
+            "folders for a cvae or the classifier"
+        )
+    if need_labels and len(folders) < 2:
+        raise MnistgenError(
+            f"{root} has one class folder ({folders[0].name}/): a cvae or the classifier needs at least 2 classes; "
+            "add another, or train --model vae"
+        )
+    files = loose + [p for name in sorted(per_folder) for p in per_folder[name]]
+    labels = [None] * len(loose) + [mapping[name] for name in sorted(per_folder) for _ in per_folder[name]]
+    _check_count(root, len(files))
+    if limit is not None:
+        files, labels = files[:limit], labels[:limit]
+    pictures = np.stack([_read_picture(path, counts) for path in files]).reshape(-1, SIDE, SIDE)
+    known = None if any(label is None for label in labels) else np.array(labels, dtype=np.int64)
+    return _Part(pictures, known, root, [str(p) for p in files], names)
+
+
+# -- one entry for every form -----------------------------------------------------------------------
+
+
+def _read_path(
+    path: Path,
+    counts: dict,
+    classes: Optional[list[str]] = None,
+    need_labels: bool = False,
+    limit: Optional[int] = None,
+    pictures: bool = True,
+) -> _Part:
+    """Any form, by what it is: a directory (IDX or pictures), else by the file's first bytes."""
+    if not path.exists():
+        raise MnistgenError(f"{path} does not exist: pass {FORMS}")
+    if path.is_dir():
+        if _find(path, MNIST_FILES["train_images"].stem) is not None:
+            idx = read_idx_dir(path)
+            return _Part(idx.train.images, idx.train.labels.astype(np.int64), path, test=idx.test)
+        return _read_folder(path, counts, classes, need_labels, limit)
+    try:
         with open(path, "rb") as f:
             head = f.read(4)
-        if head[:2] == data.GZIP_MAGIC or int.from_bytes(head, "big") == data.IDX_IMAGES_MAGIC:
-            parts.append(_read_idx(path))
-        elif head == data.HDF5_MAGIC:
-            parts.append(_read_hdf5(path))
-        else:
-            parts.append(Images(_read_picture(path, notes)[None], None, [str(path)]))
+    except OSError as exc:
+        raise MnistgenError(f"cannot read {path}: {exc.strerror}") from None
+    if head[:2] == GZIP_MAGIC or int.from_bytes(head, "big") == IDX_IMAGES_MAGIC:
+        return _read_idx_file(path)
+    if head == HDF5_MAGIC:
+        return _read_hdf5(path)
+    if head == ZIP_MAGIC:
+        return _read_npz(path)
+    if not pictures:
+        raise MnistgenError(f"{path} is not an IDX, HDF5 (.mat, .h5) or NPZ file: pass {FORMS}")
+    return _Part(_read_picture(path, counts)[None], None, path, [str(path)])
+
+
+def load(data_path: Optional[Path] = None, download: bool = False, need_labels: bool = False) -> Dataset:
+    """Training data from `data_path` (any form in this module's docstring), or MNIST from the cache
+    (downloading it if asked). `need_labels` (a cvae, the classifier) refuses unlabelled data and a
+    single class. Only an IDX directory with the t10k pair has a test split: see `data.holdout`."""
+    if data_path is None:
+        cached = data.cache_dir() / data.MNIST_SUBDIR
+        if download:
+            data.fetch_mnist(cached)
+        if _find(cached, MNIST_FILES["train_images"].stem) is None:
+            raise MnistgenError(
+                f"MNIST is not in the cache ({cached}): pass --data DIR (the four IDX files) or --download"
+            )
+        return read_idx_dir(cached)
+    path = Path(data_path)
+    counts: dict = {}
+    part = _read_path(path, counts, need_labels=need_labels, pictures=False)  # no training on one picture
+    if part.labels is None:
+        if need_labels:
+            raise MnistgenError(
+                f"{path} has no labels: only --model vae trains without them; pass labelled data for a cvae or the "
+                "classifier"
+            )
+        labels = np.zeros(len(part.images), np.uint8)
+    else:
+        if len(part.labels) and (part.labels.min() < 0 or part.labels.max() >= MAX_CLASSES):
+            raise MnistgenError(f"{path} has labels outside 0-{MAX_CLASSES - 1}: mnistgen trains on labels 0-255 only")
+        if need_labels and len(np.unique(part.labels)) < 2:
+            raise MnistgenError(
+                f"{path} has one class only: a cvae or the classifier needs at least 2; add images of another class, "
+                "or train --model vae"
+            )
+        labels = part.labels.astype(np.uint8)
+    train = Split(np.ascontiguousarray(part.images, dtype=np.uint8), labels)
+    return Dataset(train, part.test, str(path), part.classes, part.labels is not None, conversion_note(counts))
+
+
+def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None) -> Images:
+    """Read and concatenate every source, in order; `limit` keeps the first N images. With `classes`
+    (a model card's), ImageFolder folder names must be among them (or be label indices)."""
+    parts: list[_Part] = []
+    counts: dict = {}
+    for path in map(Path, paths):
+        left = None if limit is None else limit - sum(len(p.images) for p in parts)
+        if left is not None and left <= 0:
+            break
+        parts.append(_read_path(path, counts, classes, limit=left))
+    if not parts:
+        raise MnistgenError(f"no images given: pass {FORMS}")
     images = np.concatenate([p.images for p in parts])
     labels = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
-    names = [n for p in parts for n in p.names]
+    names = [n for p in parts for n in p.image_names()]
     if limit is not None:
         images, names = images[:limit], names[:limit]
         labels = None if labels is None else labels[:limit]
-    return Images(images, labels, names, [f"{count} image(s) {what}" for what, count in notes.items()])
+    named = list(classes or next((p.classes for p in parts if p.classes), []))
+    return Images(images, labels, names, conversion_note(counts), named)

@@ -326,9 +326,9 @@ def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list
 
 
 def class_count(dataset: Dataset, names: list[str]) -> int:
-    """The labels a model of this data knows: MNIST's 10, or up to 256 for other IDX datasets;
-    class names, when given, must name each of them."""
-    count = max(MNIST_CLASSES, int(dataset.train.labels.max()) + 1)
+    """The labels a model of this data knows: MNIST's 10, up to 256 for other IDX datasets, or an
+    ImageFolder's named classes; class names, when given, must name each of them."""
+    count = len(dataset.classes) or max(MNIST_CLASSES, int(dataset.train.labels.max()) + 1)
     if names and len(names) != count:
         raise MnistgenError(
             f"--class-names has {len(names)} names but the data has {count} classes: give one name per class"

@@ -26,9 +26,9 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def dataset():
-    from mnistgen import data
+    from mnistgen import sources
 
-    return data.load(FIXTURE_MNIST)
+    return sources.load(FIXTURE_MNIST)
 
 
 def _train_tiny(root: Path, kind: str, dataset) -> Path:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mnistgen import data
+from mnistgen import data, sources
 from mnistgen.errors import MnistgenError
 
 
@@ -29,7 +29,7 @@ def test_scaling_to_minus_one_one(dataset):
 def test_uncompressed_idx_reads_the_same(tmp_path, mnist_dir, dataset):
     for gz in mnist_dir.glob("*.gz"):
         (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
-    raw = data.load(tmp_path)
+    raw = sources.load(tmp_path)
     assert np.array_equal(raw.train.images, dataset.train.images)
     assert np.array_equal(raw.test.labels, dataset.test.labels)
 
@@ -39,7 +39,7 @@ def test_truncated_gzip_is_refused(tmp_path, mnist_dir):
     target = tmp_path / "d" / "train-images-idx3-ubyte.gz"
     target.write_bytes(target.read_bytes()[:5000])
     with pytest.raises(MnistgenError, match="truncated or corrupt gzip"):
-        data.load(tmp_path / "d")
+        sources.load(tmp_path / "d")
 
 
 def test_truncated_raw_idx_is_refused(tmp_path, dataset):
@@ -48,7 +48,7 @@ def test_truncated_raw_idx_is_refused(tmp_path, dataset):
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(MnistgenError, match="header promises .* the file is truncated"):
-        data.load(tmp_path)
+        sources.load(tmp_path)
 
 
 def test_wrong_magic_is_refused(tmp_path, dataset):
@@ -56,19 +56,21 @@ def test_wrong_magic_is_refused(tmp_path, dataset):
     data.write_idx(tmp_path / "train-images-idx3-ubyte.gz", dataset.train.labels)
     data.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", dataset.train.labels)
     with pytest.raises(MnistgenError, match="IDX magic number 2049, expected 2051"):
-        data.load(tmp_path)
+        sources.load(tmp_path)
 
 
 def test_mismatched_counts_are_refused(tmp_path, dataset):
     data.write_idx(tmp_path / "train-images-idx3-ubyte.gz", dataset.train.images[:10])
     data.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", dataset.train.labels[:9])
     with pytest.raises(MnistgenError, match="has 10 images but train-labels-idx1-ubyte.gz has 9 labels"):
-        data.load(tmp_path)
+        sources.load(tmp_path)
 
 
 def test_directory_without_mnist_names_the_fix(tmp_path):
-    with pytest.raises(MnistgenError, match="has no MNIST training files .* point --data"):
-        data.load(tmp_path)
+    with pytest.raises(
+        MnistgenError, match="holds no image files and no MNIST IDX files: pass an MNIST IDX directory, an ImageFolder"
+    ):
+        sources.load(tmp_path)
 
 
 def test_tutorial_mat_layout(tmp_path, dataset):
@@ -80,7 +82,7 @@ def test_tutorial_mat_layout(tmp_path, dataset):
     with h5py.File(tmp_path / "train.mat", "w") as f:
         f["image"] = images.transpose(0, 2, 1)[:, None]  # (N, 1, 28, 28), rows and columns swapped
         f["label"] = onehot
-    got = data.load(tmp_path / "train.mat")
+    got = sources.load(tmp_path / "train.mat")
     assert got.test is None
     assert np.array_equal(got.train.images, dataset.train.images[:n])
     assert np.array_equal(got.train.labels, dataset.train.labels[:n])
@@ -91,16 +93,16 @@ def test_cache_is_used_when_no_data_given(tmp_path, monkeypatch, mnist_dir):
     with pytest.raises(
         MnistgenError, match=r"MNIST is not in the cache .*: pass --data DIR \(the four IDX files\) or --download"
     ):
-        data.load()
+        sources.load()
     shutil.copytree(mnist_dir, tmp_path / data.MNIST_SUBDIR)
-    assert len(data.load().train) == 1000
+    assert len(sources.load().train) == 1000
 
 
 def test_download_offline_says_pass_data(tmp_path, monkeypatch):
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # nothing listens on port 9
     with pytest.raises(MnistgenError, match=r"cannot download MNIST \(1 mirrors failed; offline\?\): pass --data DIR"):
-        data.load(download=True)
+        sources.load(download=True)
     assert not list((tmp_path / data.MNIST_SUBDIR).iterdir())  # nothing half-written
 
 

@@ -58,7 +58,7 @@ def test_hdf5_layout_and_same_pixels_as_png(tmp_path, tiny_cvae):
 
 
 def test_npz_and_idx_hold_the_same_images(tmp_path, tiny_cvae):
-    from mnistgen import data
+    from mnistgen import sources
 
     gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "a.npz", "--seed", 4)
     gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "idx", "--format", "idx", "--seed", 4)
@@ -66,7 +66,7 @@ def test_npz_and_idx_hold_the_same_images(tmp_path, tiny_cvae):
     assert json.loads(str(npz["attrs"]))["seed"] == 4
     assert npz["images"].shape == (300, 28, 28) and npz["labels"].tolist() == [d for d in range(10) for _ in range(30)]
     # the IDX pair reads with an MNIST loader (here mnistgen's own, which checks headers)
-    loaded = data.load(tmp_path / "idx")
+    loaded = sources.load(tmp_path / "idx")
     assert np.array_equal(loaded.train.images, npz["images"])
     assert np.array_equal(loaded.train.labels, npz["labels"])
 

@@ -98,7 +98,7 @@ BAD_INPUTS = [
     (["encode", "{t}/ünïcødé", "--model", CVAE], 1, "holds no image files"),
     (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
     (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
-    (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "has no MNIST training files"),
+    (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "holds no image files and no MNIST IDX files"),
     (["train", "--data", "{t}/nope"], 2, "does not exist"),
     (["train", "--data", MNIST, "--out", "{t}/notes"], 1, "is not empty: pass --resume"),
     (["train", "--data", MNIST, "--out", "{t}/fresh", "--resume"], 1, "holds no checkpoint"),
@@ -110,7 +110,7 @@ BAD_INPUTS = [
     (
         ["train", "--data", "{t}/file.txt", "--out", "{t}/run3"],
         1,
-        "is neither a directory of IDX files nor an HDF5 .mat file",
+        "is not an IDX, HDF5 (.mat, .h5) or NPZ file: pass an MNIST IDX directory",
     ),
     (["models", "show", "no-such-model"], 2, "unknown model 'no-such-model'"),
 ]

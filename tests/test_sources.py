@@ -1,0 +1,321 @@
+"""The one input reader (sources.py) and the held-out split (data.holdout).
+
+Every input is built in tmp_path from the fixture's IDX files with PIL, h5py or numpy; no
+binaries are committed. Bad inputs are refused with one exact line, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mnistgen import data, export, sources
+from mnistgen.cli import app
+from mnistgen.errors import MnistgenError
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).parent.parent / "examples" / "make_imagefolder.py"
+
+
+def image_folder(root: Path, dataset, per_class: int, names: dict | None = None) -> Path:
+    """ROOT/<name>/<index>.png from the first `per_class` fixture images of each digit in `names`."""
+    names = names or {d: str(d) for d in range(10)}
+    for digit, name in names.items():
+        (root / name).mkdir(parents=True)
+        for i in np.flatnonzero(dataset.train.labels == digit)[:per_class]:
+            Image.fromarray(dataset.train.images[i]).save(root / name / f"{i:05d}.png")
+    return root
+
+
+def flat_folder(root: Path, dataset, count: int) -> Path:
+    root.mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(dataset.train.images[i]).save(root / f"{i:05d}.png")
+    return root
+
+
+def png_declaring(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header declares width x height 8-bit grey pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (width + 1) * 4)  # four rows of zeros: the rest is missing
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def npy_header_only(path: Path, key: str, shape: tuple, descr: str = "|u1") -> Path:
+    """An .npz whose `key` member declares `shape` but holds no data."""
+    with zipfile.ZipFile(path, "w") as archive, archive.open(key + ".npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+    return path
+
+
+# -- each reader --------------------------------------------------------------------------------------
+
+
+def test_image_folder_with_digit_names(tmp_path, dataset):
+    root = image_folder(tmp_path / "digits", dataset, 3, {7: "7", 2: "2", 0: "0"})
+    got = sources.load(root, need_labels=True)
+    assert got.train.images.shape == (9, 28, 28) and got.train.images.dtype == np.uint8
+    assert got.train.labels.tolist() == [0, 0, 0, 2, 2, 2, 7, 7, 7]  # folders sorted, digit names are their label
+    assert got.classes == [] and got.labelled and got.test is None and got.notes == []
+    first_seven = np.flatnonzero(dataset.train.labels == 7)[0]
+    assert np.array_equal(got.train.images[6], dataset.train.images[first_seven])
+
+
+def test_image_folder_with_named_classes(tmp_path, dataset):
+    root = image_folder(tmp_path / "named", dataset, 2, {3: "cat", 1: "ant", 5: "bee"})
+    got = sources.load(root)
+    assert got.classes == ["ant", "bee", "cat"]  # sorted names, labels 0, 1, 2
+    assert got.train.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    found = sources.read([root])
+    assert found.classes == ["ant", "bee", "cat"] and found.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert found.names[0] == str(root / "ant" / f"{np.flatnonzero(dataset.train.labels == 1)[0]:05d}.png")
+
+
+def test_flat_folder_is_unlabelled(tmp_path, dataset):
+    root = flat_folder(tmp_path / "flat", dataset, 5)
+    got = sources.load(root)
+    assert not got.labelled and got.train.labels.tolist() == [0] * 5 and got.test is None
+    assert np.array_equal(got.train.images, dataset.train.images[:5])
+    assert sources.read([root]).labels is None
+
+
+def test_files_generate_writes(tmp_path, dataset):
+    images, labels = dataset.train.images[:40], dataset.train.labels[:40]
+    latents = np.zeros((40, 2), np.float32)
+    for name, writer in (("g.h5", export.Hdf5Writer), ("g.npz", export.NpzWriter)):
+        with writer(tmp_path / name, 40, 2, {"model": "m", "seed": 1}) as out:
+            out.write(images, labels, latents, 0)
+        got = sources.load(tmp_path / name)
+        assert np.array_equal(got.train.images, images) and np.array_equal(got.train.labels, labels)
+        assert got.test is None and got.source == str(tmp_path / name)
+        found = sources.read([tmp_path / name], limit=5)
+        assert found.labels.tolist() == labels[:5].tolist() and found.names[4] == f"{tmp_path / name}[4]"
+
+
+def test_idx_directory_keeps_its_test_split(mnist_dir, dataset):
+    got = sources.load(mnist_dir)
+    assert len(got.train) == 1000 and len(got.test) == 200 and got.classes == [] and got.labelled
+    assert np.array_equal(sources.read([mnist_dir]).images, dataset.train.images)
+
+
+def test_conversion_is_summed_up_in_one_note(tmp_path, dataset):
+    root = tmp_path / "colour"
+    (root / "4").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(dataset.train.images[i]).convert("RGB").resize((56, 56)).save(root / "4" / f"{i}.png")
+    Image.fromarray(dataset.train.images[3]).save(root / "4" / "3.png")  # already 28x28 grey: not counted
+    got = sources.load(root)
+    assert got.notes == ["3 images were resized to 28x28; 3 were converted to grayscale"]
+    with Image.open(root / "4" / "0.png") as im:  # the conversion encode always made: L, then Lanczos
+        expected = np.asarray(im.convert("L").resize((28, 28), Image.Resampling.LANCZOS))
+    assert np.array_equal(got.train.images[0], expected)
+    assert sources.read([root]).notes == got.notes
+    assert sources.conversion_note({"grayscale": 1}) == ["1 image was converted to grayscale"]
+    assert sources.conversion_note({}) == []
+
+
+def test_model_classes_name_the_folders(tmp_path, dataset):
+    root = image_folder(tmp_path / "f", dataset, 1, {1: "Trouser", 0: "0"})
+    found = sources.read([root], classes=["T-shirt/top", "Trouser", "Pullover"])
+    assert found.labels.tolist() == [0, 1]  # "0" is a label index (generate writes OUT/<index>/), "Trouser" a name
+    (root / "Sneaker").mkdir()
+    Image.fromarray(dataset.train.images[0]).save(root / "Sneaker" / "a.png")
+    with pytest.raises(MnistgenError) as caught:
+        sources.read([root], classes=["T-shirt/top", "Trouser", "Pullover"])
+    assert str(caught.value) == (
+        f"folder {root / 'Sneaker'} is not a class of the model (classes: T-shirt/top, Trouser, Pullover): "
+        "rename it to one of them, or pass --labels"
+    )
+
+
+# -- the held-out split ---------------------------------------------------------------------------------
+
+
+def test_holdout_is_stratified_disjoint_and_seeded(dataset):
+    split = dataset.train
+    held = data.holdout(split, seed=7)
+    train_index = np.setdiff1d(np.arange(len(split)), np.concatenate([held.val_index, held.test_index]))
+    assert len(np.intersect1d(held.val_index, held.test_index)) == 0  # disjoint
+    assert len(held.train) + len(held.val) + len(held.test) == len(split)
+    assert np.array_equal(held.train.images, split.images[train_index])  # never the training images themselves
+    for label in range(10):
+        n = int((split.labels == label).sum())
+        assert int((held.test.labels == label).sum()) == round(n * 0.1)  # stratified: 10% of every label
+        assert int((held.val.labels == label).sum()) == round(n * 0.1)
+    assert held.record == {
+        "seed": 7,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+        "stratified_by": "label",
+        "train_images": 800,
+        "val_images": 100,
+        "test_images": 100,
+    }
+    again = data.holdout(split, seed=7)
+    assert np.array_equal(again.test_index, held.test_index) and np.array_equal(again.val_index, held.val_index)
+    assert not np.array_equal(data.holdout(split, seed=8).test_index, held.test_index)
+
+
+def test_holdout_keeps_one_per_class_where_it_can():
+    labels = np.array([0] * 1 + [1] * 2 + [2] * 3 + [3] * 30, np.uint8)
+    split = data.Split(np.zeros((len(labels), 28, 28), np.uint8), labels)
+    held = data.holdout(split, seed=0)
+    count = {part: np.bincount(getattr(held, part).labels, minlength=4).tolist() for part in ("train", "val", "test")}
+    assert count == {"train": [1, 1, 1, 24], "val": [0, 0, 1, 3], "test": [0, 1, 1, 3]}
+    two_way = data.holdout(split, val=0.0, test=0.2, seed=0)
+    assert len(two_way.val) == 0 and len(two_way.test) == 8
+    with pytest.raises(MnistgenError, match=r"held-out fractions 0.5 \+ 0.5 leave nothing to train on"):
+        data.holdout(split, val=0.5, test=0.5)
+
+
+# -- train on an ImageFolder ---------------------------------------------------------------------------
+
+
+def test_train_on_image_folder_records_class_names(tmp_path, dataset):
+    root = image_folder(tmp_path / "named", dataset, 20, {3: "cat", 1: "ant", 5: "bee"})
+    out = tmp_path / "run"
+    argv = ["train", "--model", "cvae", "--data", str(root), "--epochs", "1", "--channels", "8", "--out", str(out)]
+    result = runner.invoke(app, [*argv, "--limit", "45", "-q"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model.json").read_text())
+    assert card["classes"] == ["ant", "bee", "cat"] and card["config"]["num_classes"] == 3
+    assert card["training"]["train_images"] == 45 and card["training"]["data"] == str(root)
+
+
+def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
+    out = tmp_path / "folder"
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--data", str(mnist_dir), "--count", "30", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = sources.load(out)
+    assert sorted(got.train.labels.tolist()) == sorted(dataset.train.labels[:30].tolist())
+    assert (out / str(dataset.train.labels[0]) / "0.png").is_file()
+
+
+# -- bad inputs: one line naming the file and the fix, nothing written ------------------------------------
+
+
+def _bad_inputs(tmp: Path, dataset) -> list[tuple[str, Path, str]]:
+    """(model kind, --data, the exact error line) for every refused input."""
+    empty = tmp / "empty"
+    empty.mkdir()
+    one_class = image_folder(tmp / "one", dataset, 3, {4: "4"})
+    flat = flat_folder(tmp / "flat", dataset, 3)
+    corrupt = image_folder(tmp / "corrupt", dataset, 2, {0: "0", 1: "1"})
+    (corrupt / "1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    other = image_folder(tmp / "other", dataset, 2, {0: "0", 1: "1"})
+    (other / "1" / "weights.bin").write_bytes(b"\x00\x01")
+    bomb = image_folder(tmp / "bomb", dataset, 2, {0: "0", 1: "1"})
+    png_declaring(bomb / "1" / "bomb.png", 20_000, 20_000)  # PIL itself refuses this one
+    big = image_folder(tmp / "big", dataset, 2, {0: "0", 1: "1"})
+    png_declaring(big / "1" / "big.png", 6_000, 6_000)  # under PIL's limit, over mnistgen's
+    pickled = tmp / "pickled.npz"
+    np.savez(pickled, images=np.zeros((2, 28, 28), np.uint8), labels=np.array([0, "x"], dtype=object))
+    huge_npz = npy_header_only(tmp / "huge.npz", "images", (3_000_000, 28, 28))
+    huge_idx = tmp / "idx"
+    huge_idx.mkdir()
+    (huge_idx / "train-images-idx3-ubyte").write_bytes(data.idx_header(data.IDX_IMAGES_MAGIC, (3_000_000, 28, 28)))
+    data.write_idx(huge_idx / "train-labels-idx1-ubyte", np.zeros(5, np.uint8))
+    import h5py
+
+    huge_h5 = tmp / "huge.h5"
+    with h5py.File(huge_h5, "w") as f:
+        f.create_dataset("images", (3_000_000, 28, 28), "uint8", chunks=(64, 28, 28))  # declared, never written
+    bomb_message = (
+        "declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
+        "shrink it towards 28x28, or remove it"
+    )
+    forms = (
+        "pass an MNIST IDX directory, an ImageFolder DIR/<class>/*.png, a folder of pictures, "
+        "an .h5/.npz from generate, or the tutorial's .mat"
+    )
+    many = "declares 3,000,000 images, more than mnistgen reads at once (2,000,000): split it into smaller files"
+    return [
+        ("vae", empty, f"{empty} holds no image files and no MNIST IDX files: {forms}"),
+        (
+            "cvae",
+            one_class,
+            f"{one_class} has one class folder (4/): a cvae or the classifier needs at least 2 classes; "
+            "add another, or train --model vae",
+        ),
+        (
+            "classifier",
+            flat,
+            f"{flat} holds unlabelled pictures: only --model vae trains on them; "
+            f"sort them into {flat}/<class>/ folders for a cvae or the classifier",
+        ),
+        (
+            "cvae",
+            corrupt,
+            f"{corrupt / '1' / 'broken.png'} is not a readable image (OSError): remove it or convert it to PNG",
+        ),
+        (
+            "cvae",
+            other,
+            f"{other / '1' / 'weights.bin'} in {other} is not an image file: "
+            "move it out of the folder, or pass the image files themselves",
+        ),
+        ("cvae", bomb, f"{bomb / '1' / 'bomb.png'} {bomb_message}"),
+        ("vae", big, f"{big / '1' / 'big.png'} {bomb_message}"),
+        (
+            "cvae",
+            pickled,
+            f"{pickled}: 'labels' holds pickled Python objects, which mnistgen never loads: "
+            "save it as a plain uint8 array (np.savez)",
+        ),
+        ("vae", huge_npz, f"{huge_npz} {many}"),
+        ("vae", huge_idx, f"{huge_idx / 'train-images-idx3-ubyte'} {many}"),
+        ("vae", huge_h5, f"{huge_h5} {many}"),
+    ]
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, dataset):
+    for kind, path, message in _bad_inputs(tmp_path, dataset):
+        out = tmp_path / f"run-{path.name}"
+        argv = ["train", "--model", kind, "--data", str(path), "--epochs", "1", "--out", str(out), "-q"]
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 1, result.output
+        assert result.stderr == f"Error: {message}\n"
+        assert not out.exists()
+
+
+def test_encode_refuses_a_folder_that_is_not_a_class_of_the_model(tmp_path, dataset, tiny_cvae):
+    root = image_folder(tmp_path / "f", dataset, 2, {3: "3", 5: "cat"})
+    out = tmp_path / "z.csv"
+    result = runner.invoke(app, ["encode", str(root), "--model", str(tiny_cvae), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: folder {root / 'cat'} is not a class of the model (classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9): "
+        "rename it to one of them, or pass --labels\n"
+    )
+    assert not out.exists()
+    labelled = runner.invoke(app, ["encode", str(root), "--model", str(tiny_cvae), "--labels", "3", "-o", str(out)])
+    assert labelled.exit_code == 0, labelled.output
+
+
+def test_encode_refuses_a_bomb(tmp_path, tiny_cvae):
+    bomb = png_declaring(tmp_path / "bomb.png", 20_000, 20_000)
+    result = runner.invoke(app, ["encode", str(bomb), "--model", str(tiny_cvae), "--labels", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: {bomb} declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
+        "shrink it towards 28x28, or remove it\n"
+    )
