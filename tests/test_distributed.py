@@ -25,6 +25,7 @@ def test_two_processes_train_one_model(tmp_path, mnist_dir):
         mnistgen,
         "train",
         "--distributed",
+        "--no-classifier",
         "--model",
         "cvae",
         "--channels",
