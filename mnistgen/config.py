@@ -196,10 +196,10 @@ SMALL_DATA_RECIPES = (  # (at most this many training images, recipe)
         3_000,
         Recipe(
             "medium",
-            "<= 3,000 images: 16-d latent, KL warm-up 10, shifts of 1 px, early stopping",
+            "<= 3,000 images: 16-d latent, KL warm-up 10, shifts of 1 px, early stopping (at most 90 epochs)",
             kl_warmup=10,
-            patience=15,
-            max_epochs=200,
+            patience=10,
+            max_epochs=90,
             shift=1,
         ),
     ),

@@ -442,13 +442,20 @@ def plan(
     return config, chosen.train_options(class_names=list(class_names), **given)
 
 
-def hold_out(dataset: Dataset, seed: int, test: Optional[Split] = None) -> tuple[Dataset, Split, dict]:
-    """Hold out a seeded, label-stratified share of the training images (data.holdout): always a
-    validation part; a test part too unless `test` is given or the source has a test split."""
+def hold_out(
+    dataset: Dataset, seed: int, test: Optional[Split] = None, chosen: bool = False
+) -> tuple[Dataset, Split, dict]:
+    """Hold out a seeded, label-stratified share of the training images (data.holdout): a
+    validation part; a test part too unless `test` is given or the source has a test split.
+    `chosen` (train --indices: the user named each training image) holds nothing out of them."""
     own_test = test if test is not None else dataset.test
-    parts = data.holdout(dataset.train, test=0.0 if own_test is not None else data.TEST_FRACTION, seed=seed)
+    val_share = 0.0 if chosen else data.VAL_FRACTION
+    test_share = 0.0 if own_test is not None or chosen else data.TEST_FRACTION
+    parts = data.holdout(dataset.train, val=val_share, test=test_share, seed=seed)
     record = dict(parts.record)
     record["test"] = "held out" if own_test is None else ("--test" if test is not None else "the source's test split")
+    if chosen:
+        record["note"] = "--indices names every training image: none is held out"
     if own_test is not None:
         record["test_images"] = len(own_test)
     return replace(dataset, train=parts.train, test=parts.test if own_test is None else own_test), parts.val, record
@@ -473,7 +480,7 @@ def train(
     if rank == 0:
         check_run_dir(run_dir, resume)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-    dataset, val, record = hold_out(dataset, options.seed, test)
+    dataset, val, record = hold_out(dataset, options.seed, test, chosen="indices" in options.extra)
     whole = dataset
     if world > 1:
         dataset = replace(dataset, train=shard_split(dataset.train, rank, world))
