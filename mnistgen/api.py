@@ -102,7 +102,7 @@ class Model:
         prior: str = PriorKind.auto.value,
         truncation: Optional[float] = None,
         min_confidence: Optional[float] = None,
-        classifier: str = DEFAULT_CLASSIFIER,
+        classifier: Optional[str] = None,
         sharpen: Optional[float] = None,
         precision: str = Precision.auto.value,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,11 +214,18 @@ class Model:
         classifier: str = DEFAULT_CLASSIFIER,
         tstr: bool = False,
         sampling: Optional[Sampling] = None,
+        augment: Optional[Union[str, Path]] = None,
+        limit: Optional[int] = None,
+        seeds: Sequence[int] = evaluation.AUGMENT_SEEDS,
+        steps: int = evaluation.AUGMENT_STEPS,
+        test: Optional[Union[str, Path]] = None,
     ) -> dict:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
-        digit (drawn as `sampling` says, default the card's) scored by `classifier`."""
+        digit (drawn as `sampling` says, default the card's) scored by `classifier`; with
+        `augment` (a labelled set, its first `limit` images), whether the samples help a
+        classifier trained on it (evaluate.augment)."""
         return evaluation.evaluate(
-            sources.load(None if data_dir is None else Path(data_dir)),
+            _test_data(data_dir, test),
             checkpoint.inspect_role(classifier, "--classifier"),
             self.weights,
             sampling or self.sampling(),
@@ -226,7 +233,26 @@ class Model:
             seed=seed,
             with_tstr=tstr,
             device_name=self.device,
+            augment_real=_real(augment, limit),
+            seeds=seeds,
+            steps=steps,
         )
+
+
+def _test_data(data_dir, test):
+    """The data evaluate compares with: --data (its test split), with --test's images as the test split."""
+    dataset = sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
+    if test is not None:
+        dataset = replace(dataset, test=sources.load(Path(test), need_labels=True).train)
+    return dataset
+
+
+def _real(augment, limit: Optional[int]) -> Optional[data.Split]:
+    """The user's labelled set for --augment (its first `limit` images): any form --data takes."""
+    if augment is None:
+        return None
+    found = sources.load(Path(augment), need_labels=True).train
+    return found.subset(slice(0, limit)) if limit is not None else found
 
 
 def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.auto) -> Model:
@@ -243,24 +269,34 @@ def evaluate(
     classifier: str = DEFAULT_CLASSIFIER,
     tstr: bool = False,
     device: Union[Device, str] = Device.auto,
+    augment: Optional[Union[str, Path]] = None,
+    limit: Optional[int] = None,
+    seeds: Sequence[int] = evaluation.AUGMENT_SEEDS,
+    steps: int = evaluation.AUGMENT_STEPS,
+    test: Optional[Union[str, Path]] = None,
     **sampling_options,
 ) -> dict:
     """`mnistgen evaluate` as a call: score a model's samples (sampling options as in generate) or,
-    with `images` (and model=None), images from any tool."""
+    with `images` (and model=None), images from any tool. With `augment` (a labelled set in any
+    form train --data takes, its first `limit` images): train the classifier on it alone and with
+    the generated images, `steps` steps per seed, and score both on the test set (`test`, else
+    `data_dir`'s test split)."""
+    more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps}
     if images:
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
         return evaluation.evaluate(
-            sources.load(None if data_dir is None else Path(data_dir)),
+            _test_data(data_dir, test),
             checkpoint.inspect_role(classifier, "--classifier"),
             images=[Path(p) for p in images],
             seed=seed,
             with_tstr=tstr,
             device_name=select_device(device),
+            **more,
         )
     loaded = load(model or DEFAULT_GENERATOR, device)
-    spec = loaded.sampling(classifier=classifier, **sampling_options)
-    return loaded.evaluate(count, seed, data_dir, classifier, tstr, spec)
+    spec = loaded.sampling(**sampling_options)  # verified by the model's own verifier, scored by `classifier`
+    return loaded.evaluate(count, seed, data_dir, classifier, tstr, spec, augment, limit, seeds, steps, test)
 
 
 def models() -> list[dict]:

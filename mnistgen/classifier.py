@@ -146,6 +146,7 @@ class ClassifierOptions:
     lr: float = 1e-3  # Adam, cosine-decayed to 5% of it
     seed: int = 0
     command: str = ""
+    max_steps: Optional[int] = None  # stop after this many optimisation steps (the schedule spans `epochs`)
 
 
 def _shift(x, rng: np.random.Generator):
@@ -180,13 +181,17 @@ def train(
     batch = min(options.batch_size, n)
     steps = max(1, n // batch)
     history = []
+    done = 0
     for epoch in range(options.epochs):
+        if options.max_steps is not None and done >= options.max_steps:
+            break
         opt.set_lr(cosine_lr(options.lr, epoch, options.epochs))
         rng = np.random.default_rng([options.seed, STREAM_SHUFFLE, epoch])
         perm = paddle.to_tensor(rng.permutation(n))
         net.train()
         started, total = time.perf_counter(), 0.0
-        for step in range(steps):
+        for step in range(steps if options.max_steps is None else min(steps, options.max_steps - done)):
+            done += 1
             index = perm[step * batch : (step + 1) * batch]
             x = _shift(paddle.gather(images, index), rng)
             loss = F.cross_entropy(net(x), paddle.gather(labels, index))
@@ -196,7 +201,7 @@ def train(
             total += loss.item()
         metrics = {
             "epoch": epoch + 1,
-            "train_loss": round(total / steps, 5),
+            "train_loss": round(total / max(1, step + 1), 5),
             "seconds": round(time.perf_counter() - started, 1),
         }
         if test_split is not None:
@@ -208,15 +213,24 @@ def train(
 
 
 def save(
-    net: Classifier, history: list[dict], options: ClassifierOptions, run_dir: Path, source: str, train_images: int
+    net: Classifier,
+    history: list[dict],
+    options: ClassifierOptions,
+    run_dir: Path,
+    source: str,
+    train_images: int,
+    classes: Optional[list[str]] = None,
+    stem: str = checkpoint.RUN_MODEL_STEM,
 ) -> checkpoint.Weights:
+    """Write `run_dir`/`stem`.safetensors + .json (and the epochs' metrics); `classes` names the labels."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    metrics_name = "metrics.jsonl" if stem == checkpoint.RUN_MODEL_STEM else f"{stem}-metrics.jsonl"
+    atomic.write_text(run_dir / metrics_name, "".join(json.dumps(h) + "\n" for h in history))
     card = {
-        "name": run_dir.name,
+        "name": run_dir.name if stem == checkpoint.RUN_MODEL_STEM else f"{run_dir.name}/{stem}",
         "config": net.cfg.to_dict(),
-        "classes": [str(c) for c in range(net.cfg.num_classes)],
+        "classes": list(classes) if classes else [str(c) for c in range(net.cfg.num_classes)],
         "training": {
             **asdict(options),
             "epochs_done": len(history),
@@ -230,7 +244,7 @@ def save(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     arrays = {name: p.numpy() for name, p in net.state_dict().items()}
-    return checkpoint.save(run_dir / checkpoint.RUN_MODEL_STEM, arrays, card)
+    return checkpoint.save(run_dir / stem, arrays, card)
 
 
 def fit(dataset, run_dir: Path, options: ClassifierOptions, on_epoch=lambda metrics: None) -> dict:

@@ -29,7 +29,6 @@ from mnistgen.config import (
     DEFAULT_PICTURES,
     Format,
     Likelihood,
-    ModelConfig,
     Precision,
     PriorKind,
     TrainKind,
@@ -337,17 +336,63 @@ def train(
             help="Download MNIST into the cache ($MNISTGEN_DATA or ~/.cache/mnistgen) first, checking md5s.",
         ),
     ] = False,
+    recipe: Annotated[
+        Optional[str],
+        typer.Option(
+            "--recipe",
+            help=(
+                "A named recipe: cvae-2d (the tutorial's), cvae (the shipped default's), vae-2d; options given here "
+                "override its fields [default: chosen by the size of the data, see README]."
+            ),
+        ),
+    ] = None,
+    test: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--test",
+            exists=True,
+            help=(
+                "A labelled test set in any form --data takes [default: the source's test split, else a seeded "
+                "10% of --data held out]."
+            ),
+        ),
+    ] = None,
     epochs: Annotated[
-        int, typer.Option("--epochs", min=1, max=10_000, help="Passes over the training set.")
-    ] = TrainOptions.epochs,
+        Optional[int],
+        typer.Option(
+            "--epochs",
+            min=1,
+            max=10_000,
+            help="Exactly N passes over the training set [default: the recipe's; else until the held-out loss stops "
+            "improving, keeping the best epoch].",
+        ),
+    ] = None,
     latent: Annotated[
-        int, typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn).")
-    ] = ModelConfig.latent,
+        Optional[int],
+        typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn) [default: the recipe's]."),
+    ] = None,
     channels: Annotated[
-        int, typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many).")
-    ] = ModelConfig.channels,
+        Optional[int],
+        typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many)."),
+    ] = None,
+    shift: Annotated[
+        Optional[int],
+        typer.Option(
+            "--shift",
+            min=0,
+            max=4,
+            help="Move each training image by up to N pixels, per epoch [default: the recipe's].",
+        ),
+    ] = None,
+    companion: Annotated[
+        bool,
+        typer.Option(
+            "--classifier/--no-classifier",
+            help="Also train a companion classifier on the same images and calibrate sampling with it (a cvae).",
+        ),
+    ] = TrainOptions.companion,
     likelihood: Annotated[
-        Likelihood,
+        Optional[Likelihood],
         typer.Option(
             "--likelihood",
             help=(
@@ -355,22 +400,24 @@ def train(
                 "[0, 1] pixels."
             ),
         ),
-    ] = Likelihood(ModelConfig.likelihood),
+    ] = None,
     kl_warmup: Annotated[
-        int, typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1.")
-    ] = TrainOptions.kl_warmup,
+        Optional[int],
+        typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1."),
+    ] = None,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")
-    ] = TrainOptions.batch_size,
+        Optional[int], typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")
+    ] = None,
     lr: Annotated[
-        float, typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it).")
-    ] = TrainOptions.lr,
+        Optional[float],
+        typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it)."),
+    ] = None,
     lr_decay: Annotated[
-        bool, typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
-    ] = TrainOptions.lr_decay,
+        Optional[bool], typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
+    ] = None,
     beta1: Annotated[
-        float, typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
-    ] = TrainOptions.beta1,
+        Optional[float], typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
+    ] = None,
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")
     ] = None,
@@ -442,38 +489,49 @@ def train(
 
         if rank == 0:
             train_lib.check_run_dir(out, resume)
-        dataset = sources.load(data, download=download and rank == 0, need_labels=model is not TrainKind.vae)
-        for note in [] if quiet else dataset.notes:
+        loaded = sources.load(data, download=download and rank == 0, need_labels=model is not TrainKind.vae)
+        for note in [] if quiet else loaded.notes:
             _stderr(f"note: {note}")
-        names = names or dataset.classes  # an ImageFolder's class names, unless --class-names renames them
-        dataset, extra = train_lib.select(dataset, limit, chosen)
-        config = ModelConfig(
-            kind=model.value if model is not TrainKind.classifier else "cvae",
-            latent=latent,
-            channels=channels,
-            num_classes=train_lib.class_count(dataset, names),
-            likelihood=likelihood.value,
-        )
+        names = names or loaded.classes  # an ImageFolder's class names, unless --class-names renames them
+        dataset, extra = train_lib.select(loaded, limit, chosen)
+        held_out = sources.load(test, need_labels=True).train if test is not None else None
         command = command_line(ctx)
         device_name = select_device(device)
         init_distributed()
         started = time.perf_counter()
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command}
         if model is TrainKind.classifier:
-            options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
+            options = clf.ClassifierOptions(**{k: v for k, v in given.items() if v is not None})
             metrics = clf.fit(dataset, out, options, on_epoch=(lambda m: None) if quiet else _classifier_epoch)
         else:
-            options = TrainOptions(
-                epochs, batch_size, lr, beta1, lr_decay, kl_warmup, eval_every, seed, command, names, extra
+            config, options = train_lib.plan(
+                model.value,
+                dataset,
+                recipe,
+                names,
+                **given,
+                latent=latent,
+                channels=channels,
+                likelihood=likelihood.value if likelihood else None,
+                beta1=beta1,
+                lr_decay=lr_decay,
+                kl_warmup=kl_warmup,
+                eval_every=eval_every,
+                shift=shift,
+                companion=companion,
+                extra=extra,
             )
             with _progress(quiet) as progress:
                 if not quiet:
                     ranks = f" on {world} processes" if world > 1 else ""
                     _stderr(
-                        f"training {config.kind} (latent {latent}) on {len(dataset.train)} images, "
-                        f"{device_name}{ranks}, into {out}"
+                        f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on "
+                        f"{len(dataset.train)} images, {device_name}{ranks}, into {out}"
                     )
                 callback = _TrainProgress(progress)
-                metrics = train_lib.train(config, dataset, options, out, resume, callback, rank, world)
+                metrics = train_lib.train(
+                    config, dataset, options, out, resume, callback, rank, world, held_out, device_name
+                )
         if rank == 0:
             seconds = round(time.perf_counter() - started, 1)
             _emit(
@@ -613,8 +671,15 @@ def generate(
     ] = 1,
     min_confidence: MinConfidenceOption = None,
     classifier: Annotated[
-        str, typer.Option("--classifier", help="Classifier weights for --min-confidence (name or path).")
-    ] = "classifier",
+        Optional[str],
+        typer.Option(
+            "--classifier",
+            help=(
+                "Classifier weights for --min-confidence (name or path) [default: the model's companion classifier "
+                "from its card, else the shipped classifier]."
+            ),
+        ),
+    ] = None,
     threads: Annotated[
         Optional[int],
         typer.Option(
@@ -668,7 +733,7 @@ def generate(
         from mnistgen import sample
 
         weights = _check_model(model)
-        if min_confidence:  # asked for: an unknown --classifier is a usage error
+        if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             _check_model(classifier, "--classifier")
         labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ else digits)
         spec = sample.resolve_sampling(
@@ -1061,6 +1126,34 @@ def evaluate(
             help="Also train the classifier on the samples and on as many real images; report both test accuracies.",
         ),
     ] = False,
+    augment: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--augment",
+            exists=True,
+            help=(
+                "A labelled set in any form train --data takes: train the classifier on it alone and on it plus the "
+                "generated images (--model/--count, or --images), the same steps on each --seeds; report both "
+                "test accuracies and the gain."
+            ),
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="--augment: use the first N images of the set only.")
+    ] = None,
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="--augment: classifier seeds, comma-separated (at least 2 for a spread).")
+    ] = "0,1",
+    steps: Annotated[
+        int,
+        typer.Option("--steps", min=1, max=100_000, help="--augment: optimisation steps (batches of 64) per training."),
+    ] = 500,
+    test: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--test", exists=True, help="A labelled test set in any form --data takes [default: --data's test split]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
     temperature: Annotated[
         Optional[float],
@@ -1087,6 +1180,9 @@ def evaluate(
     """
     if model is not None and images:
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
+    chosen_seeds = parse_int_list(seeds, "--seeds")
+    if augment is None and limit is not None:
+        raise typer.BadParameter("--limit chooses images of the --augment set: pass --augment", param_hint="--limit")
     sampling = {
         "--temperature": temperature,
         "--sharpen": sharpen,
@@ -1117,7 +1213,22 @@ def evaluate(
                 "min_confidence": min_confidence,
             }
         )
-        report = api.evaluate(model, images, count, seed, data, classifier, tstr, device, **options)
+        report = api.evaluate(
+            model,
+            images,
+            count,
+            seed,
+            data,
+            classifier,
+            tstr,
+            device,
+            augment,
+            limit,
+            chosen_seeds,
+            steps,
+            test,
+            **options,
+        )
         for note in [] if quiet else report.get("notes", []):
             _stderr(f"note: {note}")
         if not quiet:
@@ -1146,6 +1257,17 @@ def _evaluation_table(report: dict) -> None:
             f"TSTR ({t['train_images']} images, {t['epochs']} epochs)",
             f"synthetic {t['synthetic_accuracy']:.2%} vs real {t['real_accuracy']:.2%}",
         )
+    if "augment" in report:
+        a = report["augment"]
+        where = f"{a['real_images']} real + {a['generated_images']} generated, {a['steps']} steps, seeds {a['seeds']}"
+        table.add_row("augment: real alone", f"{a['real_accuracy']:.2%}")
+        table.add_row(f"augment: real + generated ({where})", f"{a['augmented_accuracy']:.2%}")
+        table.add_row(
+            "augment: gain (points)",
+            f"{100 * a['gain']:+.2f} (min {100 * a['gain_min']:+.2f}, max {100 * a['gain_max']:+.2f})",
+        )
+        copies = a["nearest_training_image"]
+        table.add_row("near-copies of training images", f"{copies['near_copies']} ({copies['near_copy_rate']:.2%})")
     Console(stderr=True).print(table)
 
 

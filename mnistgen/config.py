@@ -7,8 +7,9 @@ shape of every tensor - before anything heavy is imported or allocated.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
+from typing import Optional
 
 from mnistgen.errors import MnistgenError
 
@@ -94,19 +95,133 @@ def check_sizes(what: str, sizes, image_size: int) -> None:
 
 @dataclass
 class TrainOptions:
-    """How a VAE / CVAE is trained: the single source of train's defaults (the CLI reads them)."""
+    """How a VAE / CVAE is trained: the single source of train's defaults (the CLI reads them).
 
-    epochs: int = 20  # passes over the training set
+    A `Recipe` fills in the hyper-parameters; these are what one run actually used."""
+
+    epochs: Optional[int] = None  # exactly this many passes; None: until the held-out loss stops improving
     batch_size: int = 64  # the tutorial's batch size
     lr: float = 1e-3  # Adam's peak learning rate (the tutorial: 1e-4, constant, 100 epochs)
     beta1: float = 0.5  # Adam's beta1, as the tutorial
-    lr_decay: bool = True  # cosine decay to lr * schedule.LR_FINAL_RATIO over the run
+    lr_decay: bool = True  # cosine decay to lr * schedule.LR_FINAL_RATIO over the run (max_epochs when stopping early)
     kl_warmup: int = 0  # epochs over which the KL weight rises from 0 to 1 (keeps a large latent in use early)
     eval_every: int = 1  # test-set evaluation every N epochs (and always after the last)
-    seed: int = 0  # drives init, shuffling, noise: the same seed repeats the run
+    seed: int = 0  # drives init, shuffling, noise, the held-out split: the same seed repeats the run
     command: str = ""  # the command line, recorded in the model card
     class_names: list = field(default_factory=list)  # names of the labels (Fashion-MNIST: "T-shirt/top", ...)
     extra: dict = field(default_factory=dict)  # data selection etc., recorded in the card
+    max_epochs: int = 200  # early stopping's bound (epochs=None)
+    patience: int = 10  # epochs without a better held-out loss before early stopping ends the run
+    shift: int = 0  # random translation of each training image by up to this many pixels, per epoch
+    companion: bool = True  # also train a classifier on the same data and calibrate sampling with it
+    recipe: str = ""  # the recipe these options came from, for the card
+
+    @property
+    def horizon(self) -> int:
+        """Epochs the learning-rate schedule spans: the fixed count, else early stopping's bound."""
+        return self.epochs or self.max_epochs
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to train a generator: architecture and optimisation, defined once.
+
+    `train --recipe NAME` takes one whole; options given on the command line override its fields.
+    Without --recipe, `recipe_for(images)` picks by the size of the user's data."""
+
+    name: str
+    about: str
+    kind: str = "cvae"
+    latent: int = 16
+    channels: int = 32
+    likelihood: str = "bernoulli"
+    kl_warmup: int = 2
+    epochs: Optional[int] = None  # None: early stopping on the held-out loss
+    max_epochs: int = 200
+    patience: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    beta1: float = 0.5
+    lr_decay: bool = True
+    shift: int = 0
+
+    def model_config(self, num_classes: int, **overrides) -> ModelConfig:
+        base = {"kind": self.kind, "latent": self.latent, "channels": self.channels, "likelihood": self.likelihood}
+        return ModelConfig(num_classes=num_classes, **{**base, **overrides})
+
+    def train_options(self, **overrides) -> TrainOptions:
+        names = ("epochs", "max_epochs", "patience", "batch_size", "lr", "beta1", "lr_decay", "kl_warmup", "shift")
+        base = {name: getattr(self, name) for name in names}
+        return TrainOptions(recipe=self.name, **{**base, **overrides})
+
+
+RECIPES = {
+    "cvae-2d": Recipe(
+        "cvae-2d",
+        "the tutorial's: 2-d latent, tanh output, 12 epochs (weights/cvae-2d.json)",
+        latent=2,
+        likelihood="gaussian",
+        kl_warmup=0,
+        epochs=12,
+    ),
+    "cvae": Recipe(
+        "cvae",
+        "the shipped default's: 16-d latent, Bernoulli output, KL warm-up 2, 12 epochs (weights/cvae.json)",
+        epochs=12,
+    ),
+    "vae-2d": Recipe(
+        "vae-2d",
+        "the tutorial's unconditional VAE: 2-d latent, 12 epochs",
+        kind="vae",
+        latent=2,
+        likelihood="gaussian",
+        kl_warmup=0,
+        epochs=12,
+    ),
+}
+# Small data sets: chosen with `evaluate --augment` (README, "Augment your own small data set").
+SMALL_DATA_RECIPES = (  # (at most this many training images, recipe)
+    (
+        300,
+        Recipe(
+            "small",
+            "<= 300 images: 8-d latent, KL warm-up 10, shifts of 1 px, early stopping",
+            latent=8,
+            kl_warmup=10,
+            patience=20,
+            max_epochs=400,
+            shift=1,
+        ),
+    ),
+    (
+        3_000,
+        Recipe(
+            "medium",
+            "<= 3,000 images: 16-d latent, KL warm-up 10, shifts of 1 px, early stopping (at most 90 epochs)",
+            kl_warmup=10,
+            patience=10,
+            max_epochs=90,
+            shift=1,
+        ),
+    ),
+    (
+        30_000,
+        Recipe("large", "<= 30,000 images: 16-d latent, KL warm-up 5, early stopping", kl_warmup=5, max_epochs=60),
+    ),
+)
+LARGE_DATA_RECIPE = Recipe("full", "> 30,000 images: the shipped default's, early stopping", max_epochs=30, patience=3)
+
+
+def recipe_for(images: int, kind: str = "cvae") -> Recipe:
+    """The default recipe for `images` training images of a `kind` model."""
+    chosen = next((recipe for bound, recipe in SMALL_DATA_RECIPES if images <= bound), LARGE_DATA_RECIPE)
+    return replace(chosen, kind=kind)
+
+
+def named_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise MnistgenError(f"--recipe {name!r} is unknown: use one of {', '.join(RECIPES)}, or leave it out")
+    return RECIPES[name]
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,16 @@ import numpy as np
 from mnistgen import classifier as clf
 from mnistgen import decoders, sample, sources
 from mnistgen.checkpoint import Weights
+from mnistgen.config import ClassifierConfig
 from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
 from mnistgen.train import test_loss
 
 UNLABELLED_FACTOR = 10  # a VAE has no labels: as many samples as a CVAE's ten digits
 TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comparison is fair
+AUGMENT_STEPS = 500  # optimisation steps of each `augment` training (batch 64), real alone and real + generated
+AUGMENT_SEEDS = (0, 1)
+MAX_AUGMENT_IMAGES = 200_000  # generated images `augment` holds and trains on (uint8: 157 MB at most)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,6 +91,95 @@ def tstr(images: np.ndarray, labels: np.ndarray, real: Split, test: Split, seed:
     }
 
 
+def near_copies(images: np.ndarray, real: Split, test: Split, chunk: int = 2000) -> dict:
+    """How close generated images come to the training images: the distance (pixels in [0, 1],
+    L2) from each to its nearest real training image; a near-copy is closer than the closest 1%
+    of real test images come to the training set."""
+
+    def nearest(x: np.ndarray) -> np.ndarray:
+        base = real.images.reshape(len(real), -1).astype(np.float32) / 255.0
+        norms = (base**2).sum(1)
+        found = []
+        for start in range(0, len(x), chunk):
+            part = x[start : start + chunk].reshape(-1, base.shape[1]).astype(np.float32) / 255.0
+            d2 = (part**2).sum(1)[:, None] + norms[None, :] - 2 * part @ base.T
+            found.append(np.sqrt(np.clip(d2.min(1), 0, None)))
+        return np.concatenate(found) if found else np.zeros(0, np.float32)
+
+    generated, reference = nearest(images), nearest(test.images[: 10 * chunk])
+    threshold = float(np.percentile(reference, 1))
+    return {
+        "generated_median_distance": round(float(np.median(generated)), 3),
+        "test_median_distance": round(float(np.median(reference)), 3),
+        "threshold": round(threshold, 3),
+        "near_copies": int((generated < threshold).sum()),
+        "near_copy_rate": round(float((generated < threshold).mean()), 4),
+    }
+
+
+def augment(
+    real: Split,
+    images: np.ndarray,
+    labels: np.ndarray,
+    test: Split,
+    seeds=AUGMENT_SEEDS,
+    steps: int = AUGMENT_STEPS,
+    num_classes: Optional[int] = None,
+) -> dict:
+    """Does a generated set help a classifier trained on `real`? For each seed, train the
+    classifier architecture from scratch on `real` alone and on `real` + the generated images, the
+    same number of optimisation steps (`steps`, batches of 64), and score both on `test`; report
+    both accuracies, the gain and its spread across seeds."""
+    if labels is None:
+        raise MnistgenError("--augment needs labelled generated images: use a conditional model, or labelled --images")
+    if len(images) > MAX_AUGMENT_IMAGES:
+        raise MnistgenError(
+            f"--augment trains on at most {MAX_AUGMENT_IMAGES:,} generated images, got {len(images):,}: "
+            "lower --count, or pass fewer --images"
+        )
+    if not len(seeds):
+        raise MnistgenError("--augment needs at least one seed: pass --seeds 0,1")
+    classes = num_classes or int(max(real.labels.max(), labels.max(), test.labels.max())) + 1
+    mixed = Split(
+        np.concatenate([real.images, np.asarray(images, np.uint8)]),
+        np.concatenate([real.labels.astype(np.int64), np.asarray(labels, np.int64)]),
+    )
+    batch = clf.ClassifierOptions.batch_size
+    runs = []
+    for seed in seeds:
+        scores = {}
+        for name, split in (("real", real), ("augmented", mixed)):
+            per_epoch = max(1, len(split) // min(batch, len(split)))
+            options = clf.ClassifierOptions(epochs=-(-steps // per_epoch), seed=int(seed), max_steps=steps)
+            net, _ = clf.train(split, None, options, ClassifierConfig(num_classes=classes))
+            scores[name] = clf.accuracy(net, test)
+        runs.append(
+            {
+                "seed": int(seed),
+                "real_accuracy": round(scores["real"], 4),
+                "augmented_accuracy": round(scores["augmented"], 4),
+                "gain": round(scores["augmented"] - scores["real"], 4),
+            }
+        )
+    gains = np.array([r["gain"] for r in runs])
+    return {
+        "nearest_training_image": near_copies(np.asarray(images, np.uint8), real, test),
+        "real_images": int(len(real)),
+        "generated_images": int(len(images)),
+        "test_images": int(len(test)),
+        "steps": steps,
+        "batch_size": batch,
+        "seeds": [int(s) for s in seeds],
+        "real_accuracy": round(float(np.mean([r["real_accuracy"] for r in runs])), 4),
+        "augmented_accuracy": round(float(np.mean([r["augmented_accuracy"] for r in runs])), 4),
+        "gain": round(float(gains.mean()), 4),
+        "gain_min": round(float(gains.min()), 4),
+        "gain_max": round(float(gains.max()), 4),
+        "gain_std": round(float(gains.std(ddof=1)) if len(gains) > 1 else 0.0, 4),
+        "runs": runs,
+    }
+
+
 def evaluate(
     dataset: Dataset,
     classifier: Weights,
@@ -97,6 +190,9 @@ def evaluate(
     seed: int = 0,
     with_tstr: bool = False,
     device_name: str = "cpu",
+    augment_real: Optional[Split] = None,
+    seeds=AUGMENT_SEEDS,
+    steps: int = AUGMENT_STEPS,
 ) -> dict:
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
     `sampling` says), or the given `images`, scored by `classifier` against `dataset`'s test split."""
@@ -117,10 +213,17 @@ def evaluate(
         if sampler.confidence is not None:
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
     else:
-        found = sources.read(images, classes=classifier.card.get("classes"))
+        found = sources.read(
+            images,
+            limit=MAX_AUGMENT_IMAGES + 1 if augment_real is not None else None,
+            classes=classifier.card.get("classes"),
+        )
         pictures, labels = found.images, found.labels
         report.update(images=[str(p) for p in images], notes=found.notes)
     report["samples"] = score_images(net, pictures, labels, reference)
     if with_tstr:
         report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed)
+    if augment_real is not None:
+        classes = len(classifier.card.get("classes") or []) or None
+        report["augment"] = augment(augment_real, pictures, labels, dataset.test, seeds, steps, classes)
     return report

@@ -163,12 +163,14 @@ def resolve_sampling(
     truncation: Optional[float] = None,
     sharpen: Optional[float] = None,
     min_confidence: Optional[float] = None,
-    classifier: str = DEFAULT_CLASSIFIER,
+    classifier: Optional[str] = None,
     precision: str = Precision.auto.value,
 ) -> Sampling:
     """The one place sampling settings are decided: every None takes the model card's
-    recommendation, else the library default. A card that verifies by default names the way out
-    when its classifier is missing."""
+    recommendation, else the library default. The verifier (`classifier` None) is the model's own
+    companion classifier when its card records one (a path relative to the model's directory),
+    else the shipped classifier. A card that verifies by default names the way out when its
+    classifier is missing; a classifier whose classes differ from the model's is refused."""
     threshold = float(recommended(weights, "min_confidence", min_confidence, 0))
     verifier = _verifier(weights, classifier, card_default=min_confidence is None) if threshold else None
     return Sampling(
@@ -181,9 +183,16 @@ def resolve_sampling(
     )
 
 
-def _verifier(generator: Weights, classifier: str, card_default: bool) -> Weights:
+def companion_path(generator: Weights) -> Optional[str]:
+    """The verifier the model's card names (its companion classifier), as a path; None if none."""
+    recorded = generator.card.get("sampling", {}).get("classifier")
+    return str(generator.path.parent / recorded) if recorded else None
+
+
+def _verifier(generator: Weights, classifier: Optional[str], card_default: bool) -> Weights:
+    spec = classifier or companion_path(generator) or DEFAULT_CLASSIFIER
     try:
-        return checkpoint.inspect_role(classifier, "--classifier")
+        verifier = checkpoint.inspect_role(spec, "--classifier")
     except MnistgenError as exc:
         if not card_default:
             raise
@@ -191,6 +200,24 @@ def _verifier(generator: Weights, classifier: str, card_default: bool) -> Weight
             f"model {generator.name} checks its samples with a classifier by default, but {exc}; "
             "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
         ) from None
+    check_classes(generator, verifier)
+    return verifier
+
+
+def check_classes(generator: Weights, verifier: Weights) -> None:
+    """Refuse a verifier that does not know the generator's classes, in the same order."""
+    if not generator.config.conditional:
+        return
+    count = generator.config.num_classes
+    mine = generator.card.get("classes") or [str(c) for c in range(count)]
+    theirs = verifier.card.get("classes") or [str(c) for c in range(verifier.config.num_classes)]
+    if list(theirs) != list(mine):
+        shown = ", ".join(theirs[:12]) + (", ..." if len(theirs) > 12 else "")
+        raise MnistgenError(
+            f"--classifier {verifier.name} knows classes {shown} but model {generator.name} has "
+            f"{', '.join(mine[:12])}{', ...' if len(mine) > 12 else ''}: pass a classifier trained on the model's "
+            "classes, or --min-confidence 0"
+        )
 
 
 def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:

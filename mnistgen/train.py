@@ -6,6 +6,10 @@ into a rich progress bar. A run directory holds
   model.safetensors / model.json    the weights and model card, usable as --model RUN_DIR
   metrics.jsonl                     one line per epoch
   samples/epoch-NNN.png             a 10x20 grid of samples after each epoch
+  classifier.safetensors / .json    the companion classifier, trained on the same images (a CVAE)
+A seeded, label-stratified share of the user's images is always held out (data.holdout): the
+validation part decides early stopping and calibrates sampling, the test part (when the source has
+no test split of its own and none is given) measures the model; neither is ever trained on.
 Every file is written atomically, so a killed run resumes from its last finished epoch.
 Randomness is derived from (seed, epoch), so a resumed run repeats the uninterrupted one.
 """
@@ -19,11 +23,12 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from safetensors.numpy import load_file
 
-from mnistgen import atomic, checkpoint, decoders, explore, export
+from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export
 from mnistgen import model as model_lib
-from mnistgen.config import ModelConfig, TrainOptions
-from mnistgen.data import Dataset, one_hot, to_unit_range
+from mnistgen.config import ModelConfig, TrainOptions, named_recipe, recipe_for
+from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.model import inputs, vae_loss
 from mnistgen.runtime import import_paddle
@@ -36,7 +41,8 @@ SAMPLES_DIR = "samples"
 EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
 STATS_IMAGES = 10_000  # training images encoded for the card's latent statistics
 GRID_ROWS, GRID_COLS = 10, 20  # the tutorial's 10x20 sample figure
-STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID = 1, 2, 3  # independent random streams per purpose
+STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID, STREAM_SHIFT = 1, 2, 3, 4  # independent random streams per purpose
+COMPANION_STEM = "classifier"  # the companion classifier's files in the run directory
 
 
 class TrainCallback:
@@ -50,7 +56,7 @@ class TrainCallback:
 
 
 def learning_rate(options: TrainOptions, epoch: int) -> float:
-    return cosine_lr(options.lr, epoch, options.epochs) if options.lr_decay else options.lr
+    return cosine_lr(options.lr, epoch, options.horizon) if options.lr_decay else options.lr
 
 
 def _seed_int(*parts: int) -> int:
@@ -67,8 +73,13 @@ class Trainer:
         callback=None,
         rank: int = 0,
         world: int = 1,
+        val: Optional[Split] = None,
+        holdout: Optional[dict] = None,
     ):
         self.paddle = import_paddle()
+        self.val, self.holdout = val, holdout or {}
+        self.best: dict = {}  # early stopping: the best held-out loss so far and its epoch
+        self.best_arrays: Optional[dict] = None
         self.rank, self.world = rank, world
 
         self.m = model_lib
@@ -82,6 +93,7 @@ class Trainer:
             learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters()
         )
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
+        self.shifted_epoch = None
         self.onehot = self.paddle.to_tensor(one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
         self.history: list[dict] = []
         self.start_epoch = 0
@@ -93,6 +105,7 @@ class Trainer:
             "epoch": self.start_epoch,
             "options": asdict(self.options),
             "history": self.history,
+            "best": self.best,
         }
 
     def save_state(self) -> None:
@@ -107,8 +120,6 @@ class Trainer:
         )
 
     def load_state(self) -> None:
-        from safetensors.numpy import load_file
-
         card_path = self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX)
         try:
             card = json.loads(card_path.read_text())
@@ -128,8 +139,13 @@ class Trainer:
         saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
         # Resume repeats the saved run; only the epoch target and the recorded command may change.
         self.options = TrainOptions(**{**saved, "epochs": self.options.epochs, "command": self.options.command})
+        self.options.companion = self.options.companion and saved.get("companion", True)
         self.start_epoch = int(card["epoch"])
         self.history = list(card.get("history", []))
+        self.best = dict(card.get("best") or {})
+        best_model = self.run_dir / (checkpoint.RUN_MODEL_STEM + checkpoint.WEIGHTS_SUFFIX)
+        if self.best and best_model.is_file():
+            self.best_arrays = load_file(str(best_model))
 
     # -- one epoch -----------------------------------------------------------------------------
     def _batch(self, index):
@@ -137,8 +153,18 @@ class Trainer:
         y = self.paddle.gather(self.onehot, index) if self.config.conditional else None  # (B, 10)
         return x, y
 
+    def _shift_for(self, epoch: int) -> None:
+        """Each epoch sees every training image moved by its own random offset (options.shift)."""
+        if not self.options.shift or self.shifted_epoch == epoch:
+            return
+        rng = np.random.default_rng([self.options.seed, STREAM_SHIFT, epoch])
+        moved = shift_images(self.dataset.train.images, self.options.shift, rng)
+        self.images = self.paddle.to_tensor(to_unit_range(moved))
+        self.shifted_epoch = epoch
+
     def train_epoch(self, epoch: int) -> dict:
         paddle, opts = self.paddle, self.options
+        self._shift_for(epoch)
         n = len(self.dataset.train)
         batch = min(opts.batch_size, n)
         steps = max(1, n // batch)  # drop the ragged tail, as the tutorial does
@@ -182,6 +208,11 @@ class Trainer:
     def evaluate(self) -> dict:
         """Test-set loss with fixed noise (deterministic); empty when the data has no test split."""
         return test_loss(self.model, self.dataset.test, self.options.seed)
+
+    def validate(self) -> dict:
+        """Held-out validation loss, as `evaluate` but on the validation images: val_loss, val_rec, val_kl."""
+        found = test_loss(self.model, self.val, self.options.seed)
+        return {k.replace("test_", "val_"): v for k, v in found.items()}
 
     def latent_stats(self) -> dict:
         """Encoder means on training images: range, spread and per-class centroids, for the card.
@@ -232,28 +263,52 @@ class Trainer:
                 "epochs_done": metrics["epoch"],
                 "train_images": len(train),
                 "data": self.dataset.source,
+                "holdout": self.holdout,
+                **({"best_epoch": self.best.get("epoch")} if self.options.epochs is None else {}),
                 "seconds_total": round(sum(h["seconds"] for h in self.history), 1),
             },
-            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "train_"))},
+            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "train_", "val_"))},
             "latent_stats": self.latent_stats(),
             "mnistgen_version": __version__,
             "paddle_version": paddle_version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
+    def _stop_early(self, epoch: int) -> bool:
+        """No better held-out loss for `patience` epochs after the KL warm-up: stop (epochs=None only)."""
+        opts = self.options
+        if opts.epochs is not None or not self.best:
+            return False
+        return epoch + 1 > opts.kl_warmup and epoch + 1 - self.best["epoch"] >= opts.patience
+
+    def _track_best(self, epoch: int, metrics: dict) -> None:
+        loss = metrics.get("val_loss")
+        if loss is None:  # nothing held out: the last epoch is the best
+            self.best = {"epoch": epoch + 1}
+            self.best_arrays = None
+        elif not self.best or loss < self.best.get("val_loss", np.inf):
+            self.best = {"epoch": epoch + 1, "val_loss": round(float(loss), 4)}
+            self.best_arrays = {k: np.array(v) for k, v in self.m.state_arrays(self.model).items()}
+
     def run(self) -> dict:
+        opts = self.options
         self.callback.on_start(
-            self.options.epochs,
+            opts.horizon,
             self.start_epoch,
-            max(1, len(self.dataset.train) // min(self.options.batch_size, len(self.dataset.train))),
+            max(1, len(self.dataset.train) // min(opts.batch_size, len(self.dataset.train))),
         )
         metrics = self.history[-1] if self.history else {}
-        for epoch in range(self.start_epoch, self.options.epochs):
+        for epoch in range(self.start_epoch, opts.horizon):
             metrics = self.train_epoch(epoch)
             self.start_epoch = epoch + 1
+            metrics.update(self.validate())  # every rank: they must agree on when to stop
+            self._track_best(epoch, metrics)
+            stop = self._stop_early(epoch)
             if self.rank != 0:  # only rank 0 evaluates and writes
+                if stop:
+                    break
                 continue
-            if (epoch + 1) % self.options.eval_every == 0 or epoch + 1 == self.options.epochs:
+            if (epoch + 1) % opts.eval_every == 0 or epoch + 1 == opts.horizon or stop:
                 metrics.update(self.evaluate())
             metrics = {
                 k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()
@@ -261,12 +316,28 @@ class Trainer:
             metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
             self.history.append(metrics)
             self.save_state()
-            checkpoint.save(
-                self.run_dir / checkpoint.RUN_MODEL_STEM, self.m.state_arrays(self.model), self.model_card(metrics)
-            )
+            self.save_model(metrics)
             atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
             self.callback.on_epoch(metrics)
+            if stop:
+                break
+        if opts.epochs is None and self.best_arrays is not None and self.rank == 0:
+            # The run ends on the best epoch's weights, measured on the test split.
+            self.m.load_arrays(self.model, self.best_arrays)
+            best = dict(self.history[self.best["epoch"] - 1])
+            best.update({k: round(float(v), 4) for k, v in self.evaluate().items()})
+            self.save_model(best, final=True)
+            metrics = {**best, "stopped_at_epoch": self.start_epoch}
         return metrics
+
+    def save_model(self, metrics: dict, final: bool = False) -> None:
+        """model.safetensors: the last epoch (fixed --epochs), else the best so far by held-out loss
+        (an epoch that is not better leaves the best one's file alone)."""
+        if self.options.epochs is None and self.best_arrays is not None and not final:
+            if self.best["epoch"] != metrics["epoch"]:
+                return
+        arrays = self.m.state_arrays(self.model)
+        checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, arrays, self.model_card(metrics))
 
 
 def aggregate_gaussian(means: np.ndarray, variances: np.ndarray) -> dict:
@@ -358,6 +429,37 @@ def shard_split(split, rank: int, world: int):
     return split.subset(rank + world * np.arange(per_rank))
 
 
+def plan(
+    kind: str, dataset: Dataset, recipe: Optional[str] = None, class_names=(), **given
+) -> tuple[ModelConfig, TrainOptions]:
+    """The model and options of a run: a named recipe, else the default for the data's size
+    (config.recipe_for), with every option in `given` that is not None overriding it."""
+    chosen = replace(named_recipe(recipe), kind=kind) if recipe else recipe_for(len(dataset.train), kind)
+    given = {k: v for k, v in given.items() if v is not None}
+    model = {k: given.pop(k) for k in ("latent", "channels", "likelihood") if k in given}
+    config = chosen.model_config(class_count(dataset, list(class_names)), **model)
+    return config, chosen.train_options(class_names=list(class_names), **given)
+
+
+def hold_out(
+    dataset: Dataset, seed: int, test: Optional[Split] = None, chosen: bool = False
+) -> tuple[Dataset, Split, dict]:
+    """Hold out a seeded, label-stratified share of the training images (data.holdout): a
+    validation part; a test part too unless `test` is given or the source has a test split.
+    `chosen` (train --indices: the user named each training image) holds nothing out of them."""
+    own_test = test if test is not None else dataset.test
+    val_share = 0.0 if chosen else data.VAL_FRACTION
+    test_share = 0.0 if own_test is not None or chosen else data.TEST_FRACTION
+    parts = data.holdout(dataset.train, val=val_share, test=test_share, seed=seed)
+    record = dict(parts.record)
+    record["test"] = "held out" if own_test is None else ("--test" if test is not None else "the source's test split")
+    if chosen:
+        record["note"] = "--indices names every training image: none is held out"
+    if own_test is not None:
+        record["test_images"] = len(own_test)
+    return replace(dataset, train=parts.train, test=parts.test if own_test is None else own_test), parts.val, record
+
+
 def train(
     config: ModelConfig,
     dataset: Dataset,
@@ -367,19 +469,50 @@ def train(
     callback=None,
     rank: int = 0,
     world: int = 1,
+    test: Optional[Split] = None,
+    device_name: str = "cpu",
 ) -> dict:
-    """Train (or resume) a run in `run_dir`; returns the last epoch's metrics. With world > 1
-    (under paddle.distributed.launch), each rank trains on its shard and only rank 0 writes."""
+    """Train (or resume) a run in `run_dir`; returns the best (early stopping) or last epoch's
+    metrics. A seeded share of `dataset` is held out first (`hold_out`). With world > 1 (under
+    paddle.distributed.launch), each rank trains on its shard and only rank 0 writes. A CVAE with
+    options.companion gets a companion classifier and calibrated sampling (`calibrate`)."""
     if rank == 0:
         check_run_dir(run_dir, resume)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
+    dataset, val, record = hold_out(dataset, options.seed, test, chosen="indices" in options.extra)
+    whole = dataset
     if world > 1:
-        dataset = Dataset(shard_split(dataset.train, rank, world), dataset.test, dataset.source)
+        dataset = replace(dataset, train=shard_split(dataset.train, rank, world))
     paddle = import_paddle()
     # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
     # name scope makes them the same in every run, so a resumed run finds its saved state.
     with paddle.utils.unique_name.guard():
-        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world)
+        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, val, record)
         if resume:
             trainer.load_state()
-        return trainer.run()
+        metrics = trainer.run()
+    if rank == 0 and trainer.options.companion and config.conditional:
+        metrics.update(finish(Path(run_dir), whole, val, trainer.options, device_name))
+    return metrics
+
+
+def finish(run_dir: Path, dataset: Dataset, val: Split, options: TrainOptions, device_name: str) -> dict:
+    """Train the companion classifier on the model's training images, calibrate sampling with it
+    on the held-out validation images, and record both in the model card."""
+    stem = run_dir / checkpoint.RUN_MODEL_STEM
+    weights = checkpoint.inspect(str(stem) + checkpoint.WEIGHTS_SUFFIX)
+    companion = calibrate.companion(
+        dataset.train, val, weights.card["classes"], run_dir / COMPANION_STEM, options.seed, dataset.source
+    )
+    sampling = calibrate.calibrate(weights, companion, val, device_name, options.seed)
+    card = dict(weights.card)
+    card["companion_classifier"] = {
+        "path": COMPANION_STEM + checkpoint.WEIGHTS_SUFFIX,
+        "sha256": companion.sha256,
+        "val_accuracy": companion.card.get("metrics", {}).get("test_accuracy"),  # scored on the validation images
+    }
+    card["sampling"] = {**sampling, "classifier": COMPANION_STEM + checkpoint.WEIGHTS_SUFFIX}
+    # Only the card changes (same weights, same sha256).
+    atomic.write_text(stem.with_name(stem.name + checkpoint.CARD_SUFFIX), json.dumps(card, indent=2) + "\n")
+    chosen = {k: v for k, v in card["sampling"].items() if k != "candidates"}
+    return {"sampling": chosen, "companion_classifier": card["companion_classifier"]}

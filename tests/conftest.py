@@ -39,7 +39,10 @@ def _train_tiny(root: Path, kind: str, dataset) -> Path:
     small = Dataset(dataset.train.subset(slice(0, TINY_IMAGES)), dataset.test, dataset.source)
     run = root / f"tiny-{kind}"
     train.train(
-        ModelConfig(kind=kind, channels=TINY_CHANNELS), small, train.TrainOptions(epochs=TINY_EPOCHS, seed=1), run
+        ModelConfig(kind=kind, channels=TINY_CHANNELS),
+        small,
+        train.TrainOptions(epochs=TINY_EPOCHS, seed=1, companion=False),
+        run,
     )
     return run
 
@@ -53,6 +56,17 @@ def tiny_cvae(tmp_path_factory, dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vae(tmp_path_factory, dataset) -> Path:
     return _train_tiny(tmp_path_factory.mktemp("models"), "vae", dataset)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_calibration():
+    """`train` ends with a companion classifier and a calibration: a few steps and samples here
+    (the same code, less work; subprocesses pass --no-classifier)."""
+    from mnistgen import calibrate
+
+    calibrate.COMPANION_STEPS = (20, 20)
+    calibrate.PER_LABEL = 6
+    calibrate.TEMPERATURES = (1.0,)
 
 
 @pytest.fixture(scope="session", autouse=True)

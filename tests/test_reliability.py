@@ -215,6 +215,7 @@ def test_sigkill_mid_train_then_resume_is_bit_exact(tmp_path, mnist_dir):
         "train",
         "--model",
         "cvae",
+        "--no-classifier",
         "--channels",
         4,
         "--data",

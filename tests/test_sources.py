@@ -194,7 +194,9 @@ def test_train_on_image_folder_records_class_names(tmp_path, dataset):
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model.json").read_text())
     assert card["classes"] == ["ant", "bee", "cat"] and card["config"]["num_classes"] == 3
-    assert card["training"]["train_images"] == 45 and card["training"]["data"] == str(root)
+    held = card["training"]["holdout"]  # 10% validation, 10% test: an ImageFolder has no test split
+    assert held["train_images"] + held["val_images"] + held["test_images"] == 45 and held["test"] == "held out"
+    assert card["training"]["train_images"] == held["train_images"] and card["training"]["data"] == str(root)
 
 
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
