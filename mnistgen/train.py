@@ -22,6 +22,7 @@ import numpy as np
 
 from mnistgen import atomic, checkpoint, decoders, explore, export, predictor
 from mnistgen import model as model_lib
+from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
 from mnistgen.config import ModelConfig, TrainOptions
 from mnistgen.data import Dataset, one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
@@ -30,7 +31,6 @@ from mnistgen.runtime import import_paddle
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 
-STATE_STEM = "train_state"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
@@ -67,9 +67,11 @@ class Trainer:
         callback=None,
         rank: int = 0,
         world: int = 1,
+        train_images: Optional[int] = None,
     ):
         self.paddle = import_paddle()
         self.rank, self.world = rank, world
+        self.train_images = train_images or len(dataset.train)  # all ranks' images, for the card
 
         self.m = model_lib
         self.config, self.dataset, self.options, self.run_dir = config.validate(), dataset, options, Path(run_dir)
@@ -258,7 +260,6 @@ class Trainer:
     # -- the run -------------------------------------------------------------------------------
     def model_card(self, metrics: dict) -> dict:
         paddle_version = self.paddle.__version__
-        train = self.dataset.train
         return {
             "name": self.run_dir.name,
             "config": self.config.to_dict(),
@@ -267,7 +268,7 @@ class Trainer:
                 **{k: v for k, v in asdict(self.options).items() if k != "extra"},
                 **self.options.extra,
                 "epochs_done": metrics["epoch"],
-                "train_images": len(train),
+                "train_images": self.train_images,
                 "data": self.dataset.source,
                 "seconds_total": round(sum(h["seconds"] for h in self.history), 1),
             },
@@ -384,22 +385,6 @@ def class_count(dataset: Dataset, names: list[str]) -> int:
     return count
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse a run directory that would be clobbered (or, with resume, holds nothing); creates nothing."""
-    run_dir = Path(run_dir)
-    state = run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
-    if resume:
-        if not state.is_file():
-            raise MnistgenError(f"--resume: {run_dir} holds no checkpoint ({state.name}): start without --resume")
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise MnistgenError(
-            f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory"
-        )
-
-
 def shard_split(split, rank: int, world: int):
     """Rank `rank`'s share of the training images: every world-th image, the same count on every rank."""
     per_rank = len(split) // world
@@ -421,13 +406,14 @@ def train(
     if rank == 0:
         check_run_dir(run_dir, resume)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
+    train_images = len(dataset.train)
     if world > 1:
         dataset = Dataset(shard_split(dataset.train, rank, world), dataset.test, dataset.source)
     paddle = import_paddle()
     # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
     # name scope makes them the same in every run, so a resumed run finds its saved state.
     with paddle.utils.unique_name.guard():
-        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world)
+        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, train_images)
         if resume:
             trainer.load_state()
         return trainer.run()
