@@ -1,17 +1,19 @@
-"""Benchmark: training images per second of the tutorial's CVAE, in one run, with ratios.
+"""Benchmark: `mnistgen train` end to end against the same network in PyTorch eager, in one run.
 
-    python benchmarks/bench_train.py [--data DIR] [--images 2048] [--repeats 3]
+    python benchmarks/bench_train.py --data DIR [--images 6400] [--repeats 3]
 
-Prints the median of --repeats timed passes over --images training images (batch 64) for:
-  mnistgen       mnistgen's training step (data on the device, index batching, fused Linear heads)
-  tutorial       the tutorial's eager loop: numpy batches copied in every step, 1x1-conv heads,
-                 two Adam optimizers
-  mnistgen xN    `mnistgen train --distributed` in N processes (Paddle's launcher, gloo), each on
-                 batch 64/N so the global batch and the loss curve stay those of one process: Paddle's
-                 eager CPU step runs on one core, so N processes are how it uses N cores
-                 (--processes, default: the usable CPUs; 1 skips it)
-  torch          the same network in PyTorch eager (when torch imports; pip install torch==2.13.0)
-Absolute numbers drift on shared machines; compare the ratios within one run.
+DIR holds MNIST's IDX files (train and t10k). Each pass is a fresh process, timed from its start to
+its exit (Python and library imports, reading the data, one epoch on the first --images training
+images at batch 64, the test loss on the 10,000 test images, and for mnistgen also what `train`
+writes: the latent statistics of the card, a sample grid, checkpoints):
+  mnistgen x1    mnistgen train --epochs 1 --processes 1
+  mnistgen xN    mnistgen train --epochs 1 (the default: one process per usable CPU, batch 64/N each)
+  torch          the tutorial CVAE in PyTorch eager (pip install torch==2.13.0), its default threads
+  torch 1 thread the same with torch.set_num_threads(1) (on a loaded machine OpenMP threads can lose)
+The passes run interleaved (x1, xN, torch, x1, ...) so that a shared machine's load falls on all of
+them alike; medians of --repeats, and the ratio to the faster PyTorch. Each pass also reports its time inside
+the process: training, and the rest (mnistgen: evaluation, statistics, grid, writing; PyTorch: the
+test loss).
 """
 
 from __future__ import annotations
@@ -19,218 +21,156 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-import numpy as np
-from timing import median_rate
-
-os.environ.setdefault("GLOG_minloglevel", "2")
-
 BATCH = 64
-FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "mnist"
+
+TORCH_SCRIPT = r"""
+import gzip, sys, time
+import numpy as np
+import torch
+nn, F = torch.nn, torch.nn.functional
+
+def idx(path):
+    raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+folder, images, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if threads:
+    torch.set_num_threads(threads)
+def find(stem):
+    import os
+    return next(os.path.join(folder, n) for n in (stem, stem + ".gz") if os.path.exists(os.path.join(folder, n)))
+x_train = idx(find("train-images-idx3-ubyte"))[:images]
+y_train = idx(find("train-labels-idx1-ubyte"))[:images]
+x_test, y_test = idx(find("t10k-images-idx3-ubyte")), idx(find("t10k-labels-idx1-ubyte"))
+torch.manual_seed(0)
+c, d = 32, 2
+enc = nn.ModuleDict({"label": nn.Linear(10, 784), "c1": nn.Conv2d(2, c, 4, 2, 1), "c2": nn.Conv2d(c, 2 * c, 4, 2, 1),
+                     "mean": nn.Linear(2 * c * 49, d), "logvar": nn.Linear(2 * c * 49, d)})
+dec = nn.ModuleDict({"fc": nn.Linear(d + 10, c * 49), "u1": nn.ConvTranspose2d(c, 2 * c, 4, 2, 1),
+                     "u2": nn.ConvTranspose2d(2 * c, c, 4, 2, 1), "out": nn.Conv2d(c, 1, 3, 1, 1)})
+opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3, betas=(0.5, 0.999))
+
+def tensors(x, y):
+    images = torch.from_numpy(x.astype(np.float32)[:, None] / 127.5 - 1)
+    return images, F.one_hot(torch.from_numpy(y.astype(np.int64)), 10).float()
+
+def loss_terms(x, y, noise):
+    h = torch.cat([x, enc["label"](y).view(-1, 1, 28, 28)], 1)
+    h = F.leaky_relu(enc["c2"](F.leaky_relu(enc["c1"](h)))).flatten(1)
+    mean, logvar = enc["mean"](h), enc["logvar"](h)
+    z = mean + noise * torch.exp(0.5 * logvar)
+    h = F.leaky_relu(dec["fc"](torch.cat([z, y], 1))).view(-1, c, 7, 7)
+    out = torch.tanh(dec["out"](F.leaky_relu(dec["u2"](F.leaky_relu(dec["u1"](h))))))
+    return ((x - out) ** 2).sum((1, 2, 3)).mean(), (-0.5 * (1 + logvar - mean**2 - logvar.exp())).sum(1).mean()
+
+started = time.perf_counter()
+x_all, y_all = tensors(x_train, y_train)
+order = torch.randperm(len(x_all))
+for i in range(len(x_all) // batch):
+    pick = order[i * batch : (i + 1) * batch]
+    rec, kl = loss_terms(x_all[pick], y_all[pick], torch.randn(batch, d))
+    opt.zero_grad()
+    (rec + kl).backward()
+    opt.step()
+trained = time.perf_counter()
+total = 0.0
+with torch.no_grad():
+    for s in range(0, len(x_test), 1000):
+        x, y = tensors(x_test[s : s + 1000], y_test[s : s + 1000])
+        rec, kl = loss_terms(x, y, torch.randn(len(x), d))
+        total += float(rec + kl) * len(x)
+import json
+evaluated = time.perf_counter()
+print(json.dumps({"train_s": trained - started, "eval_s": evaluated - trained, "test_loss": total / len(x_test)}))
+"""
 
 
-def mnistgen_step(dataset, tmp: Path):
-    from mnistgen import train
-    from mnistgen.config import ModelConfig
-    from mnistgen.runtime import import_paddle
-
-    paddle = import_paddle()
-    with paddle.utils.unique_name.guard():
-        trainer = train.Trainer(ModelConfig(kind="cvae"), dataset, train.TrainOptions(epochs=1, batch_size=BATCH), tmp)
-    epochs = iter(range(10_000))
-    return lambda: trainer.train_epoch(next(epochs))
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return seconds, proc.stdout
 
 
-def data_parallel_rate(train, processes: int, repeats: int, tmp: Path) -> float:
-    """Images/s of `mnistgen train --distributed` in `processes` processes: the median of rank 0's
-    per-epoch rates after a warm-up epoch, times the number of processes (each sees 1/N of the data)."""
-    from mnistgen import data
-
-    folder = tmp / "dp-data"
-    folder.mkdir()
-    data.write_idx(folder / "train-images-idx3-ubyte", train.images)
-    data.write_idx(folder / "train-labels-idx1-ubyte", train.labels)
-    mnistgen = shutil.which("mnistgen") or str(Path(sys.executable).parent / "mnistgen")
-    cmd = [
-        sys.executable,
-        "-m",
-        "paddle.distributed.launch",
-        "--nproc_per_node",
-        str(processes),
-        "--log_dir",
-        str(tmp / "dp-log"),
-        mnistgen,
-        "train",
-        "--distributed",
-        "--model",
-        "cvae",
-        "--data",
-        str(folder),
-        "--epochs",
-        str(repeats + 1),
-        "--batch-size",
-        str(BATCH // processes),
-        "--out",
-        str(tmp / "dp-run"),
-        "--quiet",
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
-    history = [json.loads(line) for line in (tmp / "dp-run" / "metrics.jsonl").read_text().splitlines()]
-    return statistics.median(h["images_per_s"] for h in history[1:]) * processes
-
-
-def tutorial_loop(images: np.ndarray, labels: np.ndarray):
-    """The tutorial's CVAE and loop, as written there (dense layers as 1x1 convolutions)."""
-    from mnistgen.runtime import import_paddle
-
-    P = import_paddle()
-    nn, F = P.nn, P.nn.functional
-
-    class Encoder(nn.Layer):
-        def __init__(self, c=32, latent=2):
-            super().__init__()
-            self.conv_label = nn.Conv2D(10, 28 * 28, 1)
-            self.conv1, self.conv2 = nn.Conv2D(2, c, 4, 2, 1), nn.Conv2D(c, c * 2, 4, 2, 1)
-            self.conv_mean, self.conv_logvar = nn.Conv2D(7 * 7 * c * 2, latent, 1), nn.Conv2D(7 * 7 * c * 2, latent, 1)
-
-        def forward(self, x, label):
-            x = P.concat([x, P.reshape(self.conv_label(label), [x.shape[0], -1, 28, 28])], 1)
-            x = F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(x))))
-            x = P.reshape(x, [x.shape[0], -1, 1, 1])
-            return self.conv_mean(x), self.conv_logvar(x)
-
-    class Decoder(nn.Layer):
-        def __init__(self, c=32, latent=2):
-            super().__init__()
-            self.conv1 = nn.Conv2D(latent + 10, 7 * 7 * c, 1)
-            self.conv2, self.conv3 = nn.Conv2DTranspose(c, c * 2, 4, 2, 1), nn.Conv2DTranspose(c * 2, c, 4, 2, 1)
-            self.conv4 = nn.Conv2D(c, 1, 3, 1, 1)
-
-        def forward(self, x, label):
-            x = F.leaky_relu(self.conv1(P.concat([x, label], 1)))
-            x = F.leaky_relu(self.conv3(F.leaky_relu(self.conv2(P.reshape(x, [x.shape[0], -1, 7, 7])))))
-            return F.tanh(self.conv4(x))
-
-    encoder, decoder = Encoder(), Decoder()
-    opt_e = P.optimizer.Adam(learning_rate=1e-4, beta1=0.5, parameters=encoder.parameters())
-    opt_d = P.optimizer.Adam(learning_rate=1e-4, beta1=0.5, parameters=decoder.parameters())
-    x_all = images.astype(np.float32)[:, None] / 127.5 - 1
-    y_all = np.eye(10, dtype=np.float32)[labels].reshape(-1, 10, 1, 1)
-
-    def run():
-        order = np.random.permutation(len(x_all))
-        for i in range(len(x_all) // BATCH):
-            pick = order[i * BATCH : (i + 1) * BATCH]
-            x, y = P.to_tensor(x_all[pick]), P.to_tensor(y_all[pick])
-            z = P.to_tensor(np.random.normal(0, 1, (BATCH, 2, 1, 1)).astype(np.float32))
-            mean, logvar = encoder(x, y)
-            out = decoder(z * P.exp(0.5 * logvar) + mean, y)
-            loss = P.mean(P.sum((x - out) ** 2, [1, 2, 3])) + P.mean(
-                P.sum(-0.5 * (1 + logvar - mean**2 - P.exp(logvar)), [1, 2, 3])
-            )
-            encoder.clear_gradients()
-            decoder.clear_gradients()
-            loss.backward()
-            opt_e.minimize(loss)
-            opt_d.minimize(loss)
-
-    return run
-
-
-def torch_loop(images: np.ndarray, labels: np.ndarray):
-    try:
-        import torch
-    except ImportError:
-        return None
-    nn, F = torch.nn, torch.nn.functional
-    c = 32
-    enc = nn.ModuleDict(
-        {
-            "label": nn.Linear(10, 784),
-            "c1": nn.Conv2d(2, c, 4, 2, 1),
-            "c2": nn.Conv2d(c, 2 * c, 4, 2, 1),
-            "mean": nn.Linear(2 * c * 49, 2),
-            "logvar": nn.Linear(2 * c * 49, 2),
-        }
-    )
-    dec = nn.ModuleDict(
-        {
-            "fc": nn.Linear(12, c * 49),
-            "u1": nn.ConvTranspose2d(c, 2 * c, 4, 2, 1),
-            "u2": nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
-            "out": nn.Conv2d(c, 1, 3, 1, 1),
-        }
-    )
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3, betas=(0.5, 0.999))
-    x_all = torch.from_numpy(images.astype(np.float32)[:, None] / 127.5 - 1)
-    y_all = F.one_hot(torch.from_numpy(labels.astype(np.int64)), 10).float()
-
-    def run():
-        order = torch.randperm(len(x_all))
-        for i in range(len(x_all) // BATCH):
-            pick = order[i * BATCH : (i + 1) * BATCH]
-            x, y = x_all[pick], y_all[pick]
-            h = torch.cat([x, enc["label"](y).view(-1, 1, 28, 28)], 1)
-            h = F.leaky_relu(enc["c2"](F.leaky_relu(enc["c1"](h)))).flatten(1)
-            mean, logvar = enc["mean"](h), enc["logvar"](h)
-            z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-            h = F.leaky_relu(dec["fc"](torch.cat([z, y], 1))).view(-1, c, 7, 7)
-            out = torch.tanh(dec["out"](F.leaky_relu(dec["u2"](F.leaky_relu(dec["u1"](h))))))
-            loss = ((x - out) ** 2).sum((1, 2, 3)).mean() + (-0.5 * (1 + logvar - mean**2 - logvar.exp())).sum(1).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    return run
+def mnistgen_cmd(data: Path, images: int, out: Path, processes: int | None) -> list[str]:
+    cmd = [sys.executable, "-m", "mnistgen", "train", "--model", "cvae", "--data", str(data), "--limit", str(images)]
+    cmd += ["--epochs", "1", "--batch-size", str(BATCH), "--out", str(out), "--quiet"]
+    return cmd + (["--processes", str(processes)] if processes else [])
 
 
 def main() -> None:
-    import tempfile
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=FIXTURE)
-    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--data", type=Path, required=True, help="a directory of MNIST's IDX files (train and t10k)")
+    parser.add_argument("--images", type=int, default=6400)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--processes", type=int, default=None, help="data-parallel processes (default: the usable CPUs)"
-    )
     args = parser.parse_args()
+    os.environ.setdefault("GLOG_minloglevel", "2")
 
-    from mnistgen import data, sources
-    from mnistgen.runtime import select_device, usable_cpus
+    from mnistgen.parallel import default_processes
+    from mnistgen.runtime import usable_cpus
 
-    select_device("cpu")
-    dataset = sources.load(args.data)
-    reps = -(-args.images // len(dataset.train))
-    train = data.Split(
-        np.tile(dataset.train.images, (reps, 1, 1))[: args.images], np.tile(dataset.train.labels, reps)[: args.images]
-    )
-    dataset = data.Dataset(train, None, str(args.data))
-    n = len(train) // BATCH * BATCH
-    rates = {}
-    processes = args.processes or usable_cpus()
+    cpus = usable_cpus()
+    processes = default_processes(BATCH, cpus, args.images)
+    names = ["mnistgen x1"] + ([f"mnistgen x{processes}"] if processes > 1 else [])
+    torches = {"torch": 0, "torch 1 thread": 1}
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        torches = {}
+        print("torch is not installed (pip install torch==2.13.0): no yardstick", file=sys.stderr)
+    walls: dict = {name: [] for name in [*names, *torches]}
+    inside: dict = {name: [] for name in walls}
     with tempfile.TemporaryDirectory() as tmp:
-        rates["mnistgen"] = median_rate(mnistgen_step(dataset, Path(tmp)), n, args.repeats)
-        if processes > 1:
-            rates[f"mnistgen x{processes}"] = data_parallel_rate(train, processes, args.repeats, Path(tmp))
-    rates["tutorial"] = median_rate(tutorial_loop(train.images, train.labels), n, args.repeats)
-    torch_run = torch_loop(train.images, train.labels)
-    if torch_run is not None:
-        rates["torch"] = median_rate(torch_run, n, args.repeats)
+        tmp = Path(tmp)
+        os.environ.setdefault("MNISTGEN_DATA", str(tmp / "cache"))  # exports of this benchmark, removed with it
+        for rep in range(args.repeats):
+            for name in names:
+                out = tmp / f"{name.replace(' ', '-')}-{rep}"
+                seconds, stdout = timed(mnistgen_cmd(args.data, args.images, out, None if "x1" not in name else 1), tmp)
+                summary = json.loads(stdout.strip().splitlines()[-1])
+                walls[name].append(seconds)
+                inside[name].append((summary["seconds_total"], summary["seconds"]))
+            for name, threads in torches.items():
+                script = [
+                    sys.executable,
+                    "-c",
+                    TORCH_SCRIPT,
+                    str(args.data),
+                    str(args.images),
+                    str(BATCH),
+                    str(threads),
+                ]
+                seconds, stdout = timed(script, tmp)
+                summary = json.loads(stdout.strip().splitlines()[-1])
+                walls[name].append(seconds)
+                inside[name].append((summary["train_s"] + summary["eval_s"], summary["train_s"]))
+    # the yardstick is PyTorch as fast as it ran here: its default threads, or one thread where
+    # other jobs load the machine (OpenMP threads then wait for each other)
+    yardstick = min(statistics.median(walls[name]) for name in torches) if torches else None
     print(
-        f"train benchmark: tutorial CVAE, batch {BATCH}, {n} images per pass, median of {args.repeats}, "
-        f"{usable_cpus()} CPUs"
+        f"train benchmark: tutorial CVAE, 1 epoch on {args.images} images (batch {BATCH}) + test loss on 10,000, "
+        f"end to end per process; median of {args.repeats}, interleaved; {cpus} usable CPUs"
     )
-    for name, rate in rates.items():
-        line = f"  {name:11s} {rate:8.0f} images/s   x{rate / rates['tutorial']:5.2f} vs tutorial"
-        if "torch" in rates:
-            line += f"   x{rate / rates['torch']:5.2f} vs torch"
+    for name, times in walls.items():
+        wall = statistics.median(times)
+        line = f"  {name:14s} {wall:6.1f} s"
+        total, train_s = (statistics.median(v[i] for v in inside[name]) for i in range(2))
+        line += f"   (timed inside: {total:5.1f} s, training {train_s:5.1f} s, the rest {total - train_s:4.1f} s)"
+        if yardstick:
+            line += f"   x{wall / yardstick:4.2f} the faster PyTorch"
         print(line)
+    print("  runs: " + "; ".join(f"{name} " + ", ".join(f"{t:.1f}" for t in times) for name, times in walls.items()))
 
 
 if __name__ == "__main__":

@@ -264,3 +264,24 @@ def save(stem: Path, arrays: dict, card: dict) -> Weights:
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, **card, "sha256": hashlib.sha256(payload).hexdigest()}
     atomic.write_text(stem.with_name(stem.name + CARD_SUFFIX), json.dumps(card, indent=2) + "\n")
     return Weights(path=weights_path, config=config, card=card, sha256=card["sha256"])
+
+
+# -- run directories ------------------------------------------------------------------------
+
+STATE_STEM = "train_state"  # train_state.safetensors / .json: a run's model + Adam state, for --resume
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a run directory that would be clobbered (or, with resume, holds nothing); creates nothing."""
+    run_dir = Path(run_dir)
+    state = run_dir / (STATE_STEM + WEIGHTS_SUFFIX)
+    if resume:
+        if not state.is_file():
+            raise MnistgenError(f"--resume: {run_dir} holds no checkpoint ({state.name}): start without --resume")
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise MnistgenError(
+            f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory"
+        )

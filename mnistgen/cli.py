@@ -460,6 +460,19 @@ def train(
             ),
         ),
     ] = False,
+    processes: Annotated[
+        Optional[int],
+        typer.Option(
+            "--processes",
+            min=1,
+            max=256,
+            help=(
+                "Data-parallel processes on this machine, each on --batch-size/N images per step (the global batch "
+                "and loss curve stay those of one process); 1 for one process [default: the usable CPUs, at most "
+                "one per 16 images of the batch; on --resume, the run's own]."
+            ),
+        ),
+    ] = None,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
@@ -480,6 +493,18 @@ def train(
         raise typer.BadParameter(
             "the classifier trains on one process: drop the distributed launch", param_hint="--model"
         )
+    from mnistgen import parallel
+
+    if processes and processes > 1 and model is TrainKind.classifier:
+        raise typer.BadParameter("the classifier trains on one process: drop --processes", param_hint="--processes")
+    if world == 1 and not distributed and model is not TrainKind.classifier:
+        with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
+            count = parallel.choose(processes, batch_size, device.value, out, resume, chosen, limit)
+            if count > 1:
+                raise typer.Exit(parallel.run(shlex.split(command_line(ctx))[1:], count, data, download, model.value))
+    elif parallel.launched_by_mnistgen():  # a rank that `mnistgen train` started: --batch-size is the global batch
+        parallel.watch_parent()
+        batch_size = parallel.per_process_batch(batch_size, world)
     quiet = quiet or rank != 0  # one progress bar, from rank 0
     names = [n.strip() for n in class_names.split(",")] if class_names else []
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
@@ -495,6 +520,7 @@ def train(
         names = names or loaded.classes  # an ImageFolder's class names, unless --class-names renames them
         dataset, extra = train_lib.select(loaded, limit, chosen)
         held_out = sources.load(test, need_labels=True).train if test is not None else None
+        extra.update({"processes": world, "global_batch_size": batch_size * world} if world > 1 else {})
         command = command_line(ctx)
         device_name = select_device(device)
         init_distributed()

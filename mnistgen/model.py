@@ -127,13 +127,46 @@ def vae_loss(x, head, mean, logvar, likelihood: str = "gaussian", kl_weight: flo
     scales the KL in the returned loss only (KL warm-up, Bowman et al. 2016). Returns
     (loss, reconstruction, kl) as scalar tensors.
     """
+    rec, kl = per_image_terms(x, head, mean, logvar, likelihood)
+    rec, kl = rec.mean(), kl.mean()
+    return rec + kl_weight * kl, rec, kl
+
+
+def per_image_terms(x, head, mean, logvar, likelihood: str = "gaussian"):
+    """vae_loss's reconstruction and KL for each image, (B,) each, before the batch mean."""
     if likelihood == "gaussian":
-        rec = ((x - paddle.tanh(head)) ** 2).sum(axis=[1, 2, 3]).mean()
+        rec = ((x - paddle.tanh(head)) ** 2).sum(axis=[1, 2, 3])
     else:
         target = (x + 1) * 0.5
-        rec = F.binary_cross_entropy_with_logits(head, target, reduction="none").sum(axis=[1, 2, 3]).mean()
-    kl = (-0.5 * (1 + logvar - mean**2 - paddle.exp(logvar))).sum(axis=1).mean()
-    return rec + kl_weight * kl, rec, kl
+        rec = F.binary_cross_entropy_with_logits(head, target, reduction="none").sum(axis=[1, 2, 3])
+    kl = (-0.5 * (1 + logvar - mean**2 - paddle.exp(logvar))).sum(axis=1)
+    return rec, kl
+
+
+class ExportedLossTerms(nn.Layer):
+    """The whole VAE and its loss per image, for `paddle.jit.save`: (x, noise[, onehot]) -> (B, 2), each
+    image's reconstruction term and KL, with the reparameterisation noise given (fixed) as an input."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x, noise, onehot=None):
+        head, mean, logvar = self.vae(x, onehot, noise)
+        rec, kl = per_image_terms(x, head, mean, logvar, self.vae.cfg.likelihood)
+        return paddle.stack([rec, kl], axis=1)  # (B, 2)
+
+
+class ExportedEncoder(nn.Layer):
+    """The encoder for `paddle.jit.save`: (x[, onehot]) -> (B, 2d), the mean and log-variance side by side."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x, onehot=None):
+        mean, logvar = self.encoder(x, onehot)
+        return paddle.concat([mean, logvar], axis=1)  # (B, 2d)
 
 
 def inputs(images, labels, cfg: ModelConfig):

@@ -45,6 +45,10 @@ GPU_MEMORY_MB = 256  # the initial size of Paddle Inference's GPU memory pool; i
 # it would build has no bf16 kernel and would strand the decoder's second conv-transpose and last
 # conv in fp32, so that fusion is left out: the add runs in bf16, the leaky ReLU beside it.
 BF16_SKIPPED_PASSES = ("elementwise_act_onednn_fuse_pass",)
+# Paddle 3.3.1's oneDNN fusion of a conv2d with a leaky ReLU segfaults while building the fused op
+# (an encoder's conv + leaky ReLU hits it; the decoder's conv-transposes and classifier do not), so graphs
+# with an encoder are run without it.
+ENCODER_SKIPPED_PASSES = ("conv_activation_onednn_fuse_pass",)
 SLOWDOWN = "about 5x slower"  # eager decoding against the predictor on a CPU (see the README's figures)
 
 
@@ -258,7 +262,9 @@ class Predictor:
     always run in the same runs of SPLIT, so a row's result depends only on its run, not on how
     many rows come in one call. device "cpu" runs oneDNN (fp32 or bf16); "gpu:N" runs CUDA in fp32."""
 
-    def __init__(self, stem: Path, threads: int, precision: str = "fp32", device: str = "cpu"):
+    def __init__(
+        self, stem: Path, threads: int, precision: str = "fp32", device: str = "cpu", skipped_passes: tuple = ()
+    ):
         paddle = import_paddle()
         from paddle import inference
 
@@ -271,6 +277,8 @@ class Predictor:
             cfg.disable_gpu()
             cfg.set_cpu_math_library_num_threads(threads)
             cfg.enable_mkldnn()
+            for name in skipped_passes:
+                cfg.delete_pass(name)
             if precision == "bf16":
                 cfg.enable_mkldnn_bfloat16()
                 for name in BF16_SKIPPED_PASSES:

@@ -7,6 +7,8 @@ missing Paddle becomes one line that names the fix instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import warnings
 from enum import Enum
@@ -137,7 +139,9 @@ def init_distributed() -> tuple[int, int]:
     """Join the process group (gloo on CPUs, NCCL on GPUs); returns (rank, world size)."""
     rank, world = launched_world()
     if world > 1:
-        import_paddle().distributed.init_parallel_env()
+        paddle = import_paddle()
+        with contextlib.redirect_stderr(io.StringIO()):  # a "Modified FLAGS detected" table of Paddle's own settings
+            paddle.distributed.init_parallel_env()
     return rank, world
 
 

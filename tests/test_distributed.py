@@ -50,7 +50,8 @@ def test_two_processes_train_one_model(tmp_path, mnist_dir):
     assert [h["epoch"] for h in history] == [1, 2, 3]  # written once per epoch, by rank 0 only
     assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["test_loss"] < history[0]["test_loss"]
     card = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert card["training"]["train_images"] == 450  # rank 0's half of the 900 left after the 10% validation share
+    # all ranks' images: the 900 left after the 10% validation share
+    assert card["training"]["train_images"] == 900 and card["training"]["processes"] == 2
 
 
 def test_distributed_flag_without_a_launcher_says_how():

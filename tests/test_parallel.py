@@ -1,0 +1,147 @@
+"""`mnistgen train` on every usable CPU by default: ranks it starts itself (gloo), one model, one curve."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+from mnistgen import parallel
+from mnistgen.cli import app
+from mnistgen.errors import MnistgenError
+
+TINY = ["--model", "cvae", "--channels", "4", "--limit", "256", "--seed", "3", "--lr", "0.003"]
+
+
+def _env(**extra) -> dict:
+    return {**os.environ, "MNISTGEN_THREADS": "2", **extra}  # two usable CPUs, whatever this machine has
+
+
+def _command(args) -> list[str]:
+    return [sys.executable, "-m", "mnistgen", "train", *map(str, args)]
+
+
+def _train(args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(args), capture_output=True, text=True, timeout=300, cwd=cwd, env=_env())
+
+
+def _history(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _curve(run: Path) -> list:
+    return [{k: v for k, v in h.items() if k not in ("seconds", "images_per_s")} for h in _history(run)]
+
+
+def test_default_is_two_processes_deterministic_with_one_curve(tmp_path, mnist_dir, monkeypatch):
+    first = _train([*TINY, "--data", mnist_dir, "--epochs", 2, "--out", tmp_path / "a"], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["processes"] == 2 and summary["epoch"] == 2  # one summary, from rank 0
+    assert "on 2 processes" in first.stderr and first.stderr.count("epoch 2:") == 1
+    card = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert card["training"]["processes"] == 2 and card["training"]["global_batch_size"] == 64
+    assert card["training"]["batch_size"] == 32 and "--processes 2" in card["training"]["command"]
+    assert [h["epoch"] for h in _history(tmp_path / "a")] == [1, 2]
+
+    # the same seed and process count again (in-process: rank 0's output relayed through pipes)
+    monkeypatch.setenv("MNISTGEN_THREADS", "2")
+    again = CliRunner().invoke(
+        app, ["train", *TINY, "--data", str(mnist_dir), "--epochs", "2", "--out", str(tmp_path / "b")]
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout.strip().splitlines()[-1])["processes"] == 2
+    assert _curve(tmp_path / "a") == _curve(tmp_path / "b")
+    a, b = (load_file(str(tmp_path / r / "model.safetensors")) for r in "ab")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_processes_1_is_the_single_process_run_bit_for_bit(tmp_path, mnist_dir, dataset):
+    from mnistgen import train
+    from mnistgen.config import ModelConfig, TrainOptions
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            *TINY,
+            "--data",
+            str(mnist_dir),
+            "--epochs",
+            "1",
+            "--processes",
+            "1",
+            "--out",
+            str(tmp_path / "cli"),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["processes"] == 1
+    small, _ = train.select(dataset, limit=256)
+    train.train(ModelConfig(kind="cvae", channels=4), small, TrainOptions(epochs=1, seed=3, lr=0.003), tmp_path / "lib")
+    cli, lib = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("cli", "lib"))
+    assert cli.keys() == lib.keys() and all(np.array_equal(cli[k], lib[k]) for k in cli)
+
+
+def _rank_pids(parent: int) -> list[int]:
+    """Processes whose environment says `parent` started them (ranks of that run)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"{parallel.PARENT_ENV}={parent}".encode() in (
+                entry / "environ"
+            ).read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_interrupt_stops_every_process_and_keeps_the_last_epoch(tmp_path, mnist_dir):
+    run = tmp_path / "run"
+    cmd = _command([*TINY, "--data", mnist_dir, "--epochs", 500, "--out", run])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not (run / "metrics.jsonl").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert len(_rank_pids(proc.pid)) == 2
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"Interrupted: kept the last finished epoch in {run}; continue with --resume." in err
+    assert _rank_pids(proc.pid) == []
+    assert json.loads((run / "model.json").read_text())["training"]["epochs_done"] >= 1
+
+
+def test_choose_caps_and_refuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTGEN_THREADS", "8")
+    fresh = tmp_path / "fresh"
+    assert parallel.choose(None, 64, "cpu", fresh, False) == 4  # 64 / 16
+    assert parallel.choose(None, 16, "cpu", fresh, False) == 1
+    assert parallel.choose(None, 64, "cpu", fresh, False, indices=[5, 25]) == 1  # two images: one process
+    assert parallel.choose(3, 64, "cpu", fresh, False) == 3 and parallel.choose(None, 64, "gpu", fresh, False) == 1
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_state.safetensors").write_bytes(b"")
+    (run / "train_state.json").write_text(json.dumps({"options": {"extra": {"processes": 2}}}))
+    assert parallel.choose(None, 64, "cpu", run, True) == 2  # a resumed run keeps its split of the batch
+    with pytest.raises(MnistgenError, match="resume it with --processes 2"):
+        parallel.choose(4, 64, "cpu", run, True)
+    with pytest.raises(MnistgenError, match="is not empty"):
+        parallel.choose(None, 64, "cpu", run, False)
+
+
+def test_classifier_refuses_processes():
+    result = CliRunner().invoke(app, ["train", "--model", "classifier", "--processes", "2"])
+    assert result.exit_code == 2 and "the classifier trains on one process" in result.stderr
