@@ -50,6 +50,17 @@ class ModelKind(str, Enum):
     classifier = "classifier"
 
 
+class ClassifierArch(str, Enum):
+    lenet = "lenet"
+    judge = "judge"
+
+
+class Augment(str, Enum):
+    auto = "auto"
+    shift = "shift"
+    affine = "affine"
+
+
 DeviceOption = Annotated[
     Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")
 ]
@@ -380,6 +391,20 @@ def train(
             "--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last)."
         ),
     ] = 1,
+    arch: Annotated[
+        ClassifierArch,
+        typer.Option(
+            "--arch",
+            help="With --model classifier: lenet (the verifier of --min-confidence) or judge (evaluate's grader).",
+        ),
+    ] = ClassifierArch.lenet,
+    augment: Annotated[
+        Augment,
+        typer.Option(
+            "--augment",
+            help="With --model classifier: shift (whole batch), affine (per image), auto: the arch's own.",
+        ),
+    ] = Augment.auto,
     class_names: Annotated[
         Optional[str],
         typer.Option(
@@ -415,6 +440,10 @@ def train(
         raise typer.BadParameter(
             'start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "$(which mnistgen)" train ...',
             param_hint="--distributed",
+        )
+    if (arch is not ClassifierArch.lenet or augment is not Augment.auto) and model is not ModelKind.classifier:
+        raise typer.BadParameter(
+            "--arch and --augment shape a classifier's training: add --model classifier", param_hint="--arch/--augment"
         )
     if world > 1 and model is ModelKind.classifier:
         raise typer.BadParameter(
@@ -470,7 +499,8 @@ def train(
         init_distributed()
         started = time.perf_counter()
         if model is ModelKind.classifier:
-            metrics = _train_classifier(dataset, out, epochs, batch_size, lr, seed, command_line(ctx), quiet)
+            options = clf_options(epochs, batch_size, lr, seed, eval_every, augment.value, command_line(ctx))
+            metrics = _train_classifier(dataset, out, options, arch.value, channels, quiet)
             _emit(
                 {
                     **metrics,
@@ -501,20 +531,28 @@ def train(
             )
 
 
-def _train_classifier(
-    dataset, out: Path, epochs: int, batch_size: int, lr: float, seed: int, command: str, quiet: bool
-) -> dict:
+def clf_options(epochs: int, batch_size: int, lr: float, seed: int, eval_every: int, augment: str, command: str):
     from mnistgen import classifier as clf
 
-    options = clf.ClassifierOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, command=command)
+    return clf.ClassifierOptions(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, augment=augment, command=command
+    )
+
+
+def _train_classifier(dataset, out: Path, options, arch: str, channels: int, quiet: bool) -> dict:
+    from mnistgen import classifier as clf
+    from mnistgen.config import ClassifierConfig
+
+    cfg = ClassifierConfig(arch=arch, channels=channels)
 
     def report(metrics: dict) -> None:
         if not quiet:
-            _stderr(
-                f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, {metrics['seconds']:.0f} s"
+            test = (
+                f"test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "no test evaluation"
             )
+            _stderr(f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, {test}, {metrics['seconds']:.0f} s")
 
-    net, history = clf.train(dataset.train, dataset.test, options, on_epoch=report)
+    net, history = clf.train(dataset.train, dataset.test, options, cfg, on_epoch=report)
     clf.save(net, history, options, out, dataset.source, len(dataset.train))
     return history[-1]
 
