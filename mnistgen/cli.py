@@ -1082,7 +1082,15 @@ def evaluate(
         ),
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
-    classifier: Annotated[str, typer.Option("--classifier", help="Classifier weights (name or path).")] = "classifier",
+    classifier: Annotated[
+        str, typer.Option("--classifier", help="The verifier: classifier weights --min-confidence filters with.")
+    ] = "classifier",
+    judge_name: Annotated[
+        str,
+        typer.Option(
+            "--judge", help="The independent classifier that grades (accuracy, FID features, TSTR); never the verifier."
+        ),
+    ] = "judge",
     data: Annotated[
         Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")
     ] = None,
@@ -1136,7 +1144,9 @@ def evaluate(
         from mnistgen import sources
 
         weights = None if images else _check_model(model or DEFAULT_GENERATOR)
-        judge = _check_model(classifier, "--classifier")
+        verifier_weights = _check_model(classifier, "--classifier")
+        judge = _check_model(judge_name, "--judge")
+        ev.check_independent(judge, verifier_weights)
         dataset = data_lib.load(data)
         if dataset.test is None:
             raise MnistgenError(
@@ -1150,8 +1160,12 @@ def evaluate(
         from mnistgen.train import test_loss
 
         net = clf.load(judge)
-        _, reference = clf.predict(net, dataset.test.images)
-        report = {"classifier": judge.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
+        reference = ev.reference_features(net, dataset.test)
+        report = {
+            "judge": judge.name,
+            "judge_test_accuracy": round(clf.accuracy(net, dataset.test), 4),
+            "verifier": verifier_weights.name,
+        }
         if weights is not None:
             from mnistgen.sample import default_temperature, make_prior
 
@@ -1170,7 +1184,7 @@ def evaluate(
             }
             decoder = make_decoder(weights, device_name, sharpen=sharpen)
             report.update(sharpen=decoder.sharpen, precision=decoder.precision)
-            confidence = clf.confidence_filter(weights, min_confidence, judge, device_name)
+            confidence = clf.confidence_filter(weights, min_confidence, verifier_weights, device_name)
             pictures, labels = ev.samples(decoder, weights, count, seed, temperature, chosen_prior, confidence)
             if confidence is not None:
                 report.update(min_confidence=confidence.threshold, acceptance_rate=round(confidence.acceptance, 4))
@@ -1178,9 +1192,11 @@ def evaluate(
             found = sources.read(images)
             pictures, labels = found.images, found.labels
             report["images"] = [str(p) for p in images]
-        report["samples"] = ev.score_images(net, pictures, labels, reference)
+        verify = confidence.judge if weights is not None and confidence is not None else None
+        verify = verify or clf.verifier(verifier_weights, device_name)
+        report["samples"] = ev.grade(net, pictures, labels, reference, verify)
         if tstr:
-            report["tstr"] = ev.tstr(pictures, labels, dataset.train, dataset.test, seed)
+            report["tstr"] = ev.tstr(pictures, labels, dataset.train, dataset.test, seed, judge.config)
         if not quiet:
             _evaluation_table(report)
         _emit(report)
@@ -1196,11 +1212,13 @@ def _evaluation_table(report: dict) -> None:
     scores = report["samples"]
     table.add_row("samples", str(scores["images"]))
     if "accuracy" in scores:
-        table.add_row("classifier accuracy", f"{scores['accuracy']:.2%}")
+        table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
+        if "verifier" in scores:
+            table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
         table.add_row("  per digit", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
     table.add_row("predicted classes", " ".join(str(v) for v in scores["class_histogram"]))
-    table.add_row("classifier-feature FID", f"{scores['fid']:.2f}")
+    table.add_row("judge-feature FID", f"{scores['fid']:.2f}")
     if "tstr" in report:
         t = report["tstr"]
         table.add_row(
