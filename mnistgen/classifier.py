@@ -1,9 +1,15 @@
-"""The project's MNIST classifier: layers, training loop, predictions and FID features.
+"""The project's MNIST classifiers: layers, training loop, predictions and FID features.
 
-A small LeNet-style CNN (5x5 conv 32 -> pool -> 5x5 conv 64 -> pool -> dense 256 -> 10) that
-reaches about 99.3-99.4% on the MNIST test set. `evaluate` uses it to score generated digits
-(accuracy, confidence), for the classifier-feature FID (its 256-d penultimate layer) and for
-train-on-synthetic / test-on-real; `generate --min-confidence` uses it to filter samples.
+Two architectures (`ClassifierConfig.arch`), shipped as two separate weights:
+
+- "lenet", the *verifier* (`weights/classifier`): a small LeNet-style CNN (5x5 conv 32 -> pool ->
+  5x5 conv 64 -> pool -> dense 256 -> 10), whole-batch shift augmentation, about 99.4% on the MNIST
+  test set. `generate --min-confidence` filters samples with it (alone, or several as an `Ensemble`).
+- "judge", the independent *judge* (`weights/judge`): two 3x3 convs with batch norm per resolution,
+  dropout, per-image affine augmentation. `evaluate` grades with it - accuracy and confidence on
+  generated digits, the FID (its 256-d penultimate layer), train-on-synthetic / test-on-real -
+  so that verified samples are not graded by the classifier that verified them.
+
 Weights are stored like the generators' (safetensors + JSON card, kind "classifier").
 """
 
