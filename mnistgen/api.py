@@ -26,7 +26,7 @@ from mnistgen import checkpoint, data, decoders, explore, sample, sources
 from mnistgen import classifier as clf
 from mnistgen import evaluate as evaluation
 from mnistgen import generate as jobs
-from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, Precision, PriorKind
+from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_JUDGE, Precision, PriorKind
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, select_device
 from mnistgen.sample import Sampling, resolve_sampling
@@ -211,7 +211,7 @@ class Model:
         count: int = 1000,
         seed: int = 0,
         data_dir: Optional[Union[str, Path]] = None,
-        classifier: str = DEFAULT_CLASSIFIER,
+        judge: str = DEFAULT_JUDGE,
         tstr: bool = False,
         sampling: Optional[Sampling] = None,
         augment: Optional[Union[str, Path]] = None,
@@ -221,12 +221,12 @@ class Model:
         test: Optional[Union[str, Path]] = None,
     ) -> dict:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
-        digit (drawn as `sampling` says, default the card's) scored by `classifier`; with
+        digit (drawn as `sampling` says, default the card's: its verifier too) graded by `judge`; with
         `augment` (a labelled set, its first `limit` images), whether the samples help a
         classifier trained on it (evaluate.augment)."""
         return evaluation.evaluate(
             _test_data(data_dir, test),
-            checkpoint.inspect_role(classifier, "--classifier"),
+            checkpoint.inspect_role(judge, "--judge"),
             self.weights,
             sampling or self.sampling(),
             count=count,
@@ -266,7 +266,8 @@ def evaluate(
     count: int = 1000,
     seed: int = 0,
     data_dir: Optional[Union[str, Path]] = None,
-    classifier: str = DEFAULT_CLASSIFIER,
+    classifier: Optional[str] = None,
+    judge: str = DEFAULT_JUDGE,
     tstr: bool = False,
     device: Union[Device, str] = Device.auto,
     augment: Optional[Union[str, Path]] = None,
@@ -287,16 +288,17 @@ def evaluate(
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
         return evaluation.evaluate(
             _test_data(data_dir, test),
-            checkpoint.inspect_role(classifier, "--classifier"),
+            checkpoint.inspect_role(judge, "--judge"),
             images=[Path(p) for p in images],
+            verifier=checkpoint.inspect_role(classifier or DEFAULT_CLASSIFIER, "--classifier"),
             seed=seed,
             with_tstr=tstr,
             device_name=select_device(device),
             **more,
         )
     loaded = load(model or DEFAULT_GENERATOR, device)
-    spec = loaded.sampling(**sampling_options)  # verified by the model's own verifier, scored by `classifier`
-    return loaded.evaluate(count, seed, data_dir, classifier, tstr, spec, augment, limit, seeds, steps, test)
+    spec = loaded.sampling(classifier=classifier, **sampling_options)  # None: the model's own verifier
+    return loaded.evaluate(count, seed, data_dir, judge, tstr, spec, augment, limit, seeds, steps, test)
 
 
 def models() -> list[dict]:

@@ -244,7 +244,7 @@ def inspect_role(spec: str, option: str = "--model") -> Weights:
     weights = inspect(spec)
     if option == "--model" and weights.is_classifier:
         raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
-    if option == "--classifier" and not weights.is_classifier:
+    if option in ("--classifier", "--judge") and not weights.is_classifier:
         raise MnistgenError(
             f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
         )

@@ -24,9 +24,12 @@ from typing import Annotated, Optional
 import typer
 
 from mnistgen.config import (
-    DEFAULT_CLASSIFIER,
     DEFAULT_GENERATOR,
+    DEFAULT_JUDGE,
     DEFAULT_PICTURES,
+    Augment,
+    ClassifierArch,
+    ClassifierConfig,
     Format,
     Likelihood,
     Precision,
@@ -437,6 +440,20 @@ def train(
             "--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last)."
         ),
     ] = TrainOptions.eval_every,
+    arch: Annotated[
+        ClassifierArch,
+        typer.Option(
+            "--arch",
+            help="With --model classifier: lenet (the verifier of --min-confidence) or judge (evaluate's grader).",
+        ),
+    ] = ClassifierArch.lenet,
+    augment: Annotated[
+        Augment,
+        typer.Option(
+            "--augment",
+            help="With --model classifier: shift (whole batch), affine (per image), auto: the arch's own.",
+        ),
+    ] = Augment.auto,
     class_names: Annotated[
         Optional[str],
         typer.Option(
@@ -489,6 +506,10 @@ def train(
             '"$(which mnistgen)" train ...',
             param_hint="--distributed",
         )
+    if (arch is not ClassifierArch.lenet or augment is not Augment.auto) and model is not TrainKind.classifier:
+        raise typer.BadParameter(
+            "--arch and --augment shape a classifier's training: add --model classifier", param_hint="--arch/--augment"
+        )
     if world > 1 and model is TrainKind.classifier:
         raise typer.BadParameter(
             "the classifier trains on one process: drop the distributed launch", param_hint="--model"
@@ -520,15 +541,16 @@ def train(
         names = names or loaded.classes  # an ImageFolder's class names, unless --class-names renames them
         dataset, extra = train_lib.select(loaded, limit, chosen)
         held_out = sources.load(test, need_labels=True).train if test is not None else None
-        extra.update({"processes": world, "global_batch_size": batch_size * world} if world > 1 else {})
         command = command_line(ctx)
         device_name = select_device(device)
         init_distributed()
         started = time.perf_counter()
         given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command}
         if model is TrainKind.classifier:
+            given.update(eval_every=eval_every, augment=augment.value)
             options = clf.ClassifierOptions(**{k: v for k, v in given.items() if v is not None})
-            metrics = clf.fit(dataset, out, options, on_epoch=(lambda m: None) if quiet else _classifier_epoch)
+            cfg = ClassifierConfig(arch=arch.value, channels=channels or ClassifierConfig.channels)
+            metrics = clf.fit(dataset, out, options, cfg, on_epoch=(lambda m: None) if quiet else _classifier_epoch)
         else:
             config, options = train_lib.plan(
                 model.value,
@@ -547,6 +569,8 @@ def train(
                 companion=companion,
                 extra=extra,
             )
+            if world > 1:  # launched: --batch-size is each process's, recorded with the global one
+                options.extra.update(processes=world, global_batch_size=options.batch_size * world)
             with _progress(quiet) as progress:
                 if not quiet:
                     ranks = f" on {world} processes" if world > 1 else ""
@@ -572,11 +596,8 @@ def train(
 
 
 def _classifier_epoch(metrics: dict) -> None:
-    accuracy = metrics.get("test_accuracy", float("nan"))
-    _stderr(
-        f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, test accuracy {accuracy:.4f}, "
-        f"{metrics['seconds']:.0f} s"
-    )
+    test = f"test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "no test evaluation"
+    _stderr(f"epoch {metrics['epoch']}: loss {metrics['train_loss']:.4f}, {test}, {metrics['seconds']:.0f} s")
 
 
 # -- generate -----------------------------------------------------------------------------------
@@ -1140,8 +1161,19 @@ def evaluate(
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
     classifier: Annotated[
-        str, typer.Option("--classifier", help="Classifier weights (name or path).")
-    ] = DEFAULT_CLASSIFIER,
+        Optional[str],
+        typer.Option(
+            "--classifier",
+            help="The verifier --min-confidence filters with [default: the model's own companion classifier, "
+            "else classifier].",
+        ),
+    ] = None,
+    judge_name: Annotated[
+        str,
+        typer.Option(
+            "--judge", help="The independent classifier that grades (accuracy, FID features, TSTR); never the verifier."
+        ),
+    ] = DEFAULT_JUDGE,
     data: Annotated[
         Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")
     ] = None,
@@ -1225,7 +1257,9 @@ def evaluate(
     with _user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
         from mnistgen import api
 
-        _check_model(classifier, "--classifier")
+        if classifier is not None:
+            _check_model(classifier, "--classifier")
+        _check_model(judge_name, "--judge")
         if not images:
             _check_model(model or DEFAULT_GENERATOR)
         options = (
@@ -1246,6 +1280,7 @@ def evaluate(
             seed,
             data,
             classifier,
+            judge_name,
             tstr,
             device,
             augment,
@@ -1272,11 +1307,13 @@ def _evaluation_table(report: dict) -> None:
     scores = report["samples"]
     table.add_row("samples", str(scores["images"]))
     if "accuracy" in scores:
-        table.add_row("classifier accuracy", f"{scores['accuracy']:.2%}")
+        table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
+        if "verifier" in scores:
+            table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
         table.add_row("  per digit", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
     table.add_row("predicted classes", " ".join(str(v) for v in scores["class_histogram"]))
-    table.add_row("classifier-feature FID", f"{scores['fid']:.2f}")
+    table.add_row("judge-feature FID", f"{scores['fid']:.2f}")
     if "tstr" in report:
         t = report["tstr"]
         table.add_row(

@@ -66,6 +66,7 @@ class Format(str, Enum):
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 DEFAULT_CLASSIFIER = "classifier"  # the shipped verifier for --min-confidence
+DEFAULT_JUDGE = "judge"  # the shipped independent grader of evaluate (never the verifier)
 
 KINDS = tuple(k.value for k in Kind)
 LIKELIHOODS = tuple(v.value for v in Likelihood)
@@ -319,6 +320,25 @@ class ModelConfig:
 
 
 CLASSIFIER_KERNEL = 5  # 5x5 convolutions, padding 2, each followed by 2x2 max-pooling
+JUDGE_KERNEL = 3  # the judge's 3x3 convolutions, padding 1, two per resolution (VGG-style)
+
+
+class ClassifierArch(str, Enum):
+    """The classifier's architecture: the verifier's LeNet, or the independent judge's."""
+
+    lenet = "lenet"
+    judge = "judge"
+
+
+class Augment(str, Enum):
+    """How the classifier's training images are distorted: the arch's own, whole-batch shifts, or per-image affine."""
+
+    auto = "auto"
+    shift = "shift"
+    affine = "affine"
+
+
+CLASSIFIER_ARCHS = tuple(a.value for a in ClassifierArch)
 
 
 @dataclass(frozen=True)
@@ -326,6 +346,9 @@ class ClassifierConfig:
     """The project's MNIST classifier: scores generated digits and gives FID features."""
 
     kind: str = "classifier"  # marks the card: a classifier, not a generator
+    arch: str = (
+        "lenet"  # "lenet": the verifier (2 convs 5x5); "judge": the independent judge (4 convs 3x3 + batch norm)
+    )
     channels: int = 32  # width of the first conv; the second has twice as many
     hidden: int = 256  # penultimate features; the classifier-feature FID is computed on these
     num_classes: int = 10  # MNIST's digits
@@ -336,6 +359,8 @@ class ClassifierConfig:
         return False
 
     def validate(self) -> ClassifierConfig:
+        if self.arch not in CLASSIFIER_ARCHS:
+            raise MnistgenError(f"unknown classifier arch {self.arch!r}: use one of {', '.join(CLASSIFIER_ARCHS)}")
         check_sizes(
             "classifier",
             (
@@ -360,6 +385,8 @@ class ClassifierConfig:
         return cls(**data).validate()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        if self.arch == "judge":
+            return self._judge_shapes()
         c, k, side = self.channels, CLASSIFIER_KERNEL, self.image_size // DOWNSAMPLE
         return {
             "conv1.weight": (c, 1, k, k),
@@ -371,6 +398,21 @@ class ClassifierConfig:
             "out.weight": (self.hidden, self.num_classes),
             "out.bias": (self.num_classes,),
         }
+
+    def _judge_shapes(self) -> dict[str, tuple[int, ...]]:
+        c, k, side = self.channels, JUDGE_KERNEL, self.image_size // DOWNSAMPLE
+        convs = {"conv1": (c, 1), "conv2": (c, c), "conv3": (2 * c, c), "conv4": (2 * c, 2 * c)}
+        shapes = {}
+        for i, (name, (out, inp)) in enumerate(convs.items(), 1):
+            shapes[f"{name}.weight"] = (out, inp, k, k)  # no bias: the batch norm after it has one
+            for stat in ("weight", "bias", "_mean", "_variance"):
+                shapes[f"bn{i}.{stat}"] = (out,)
+        shapes["fc.weight"] = (2 * c * side * side, self.hidden)
+        for stat in ("weight", "bias", "_mean", "_variance"):
+            shapes[f"bn5.{stat}"] = (self.hidden,)
+        shapes["out.weight"] = (self.hidden, self.num_classes)
+        shapes["out.bias"] = (self.num_classes,)
+        return shapes
 
 
 def config_from_dict(data) -> ModelConfig | ClassifierConfig:

@@ -1,20 +1,27 @@
 """Measuring a generator: test-set loss, classifier accuracy and confidence on its samples,
 classifier-feature FID, and train-on-synthetic / test-on-real (TSTR). Returns plain dicts.
 
-The FID here is computed on the penultimate (256-d) features of the project's own MNIST
-classifier, not on Inception features: it is comparable between mnistgen models and runs,
-not with FIDs published for natural images (Heusel et al., NeurIPS 2017, for the formula).
+Samples are graded by the *judge*, a classifier that never verified them (`weights/judge`, another
+architecture and training recipe), never by the *verifier* that `--min-confidence` filtered them
+with: a filtered sample is on-label for the verifier by construction. The verifier's on-label
+accuracy is reported beside the judge's (`grade`), and `check_independent` refuses a judge that is
+the verifier's weights.
+
+The FID here is computed on the penultimate (256-d) features of the judge, not on Inception
+features: it is comparable between mnistgen models and runs graded by the same judge, not with
+FIDs published for natural images (Heusel et al., NeurIPS 2017, for the formula).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
+from mnistgen import checkpoint, decoders, sample, sources
 from mnistgen import classifier as clf
-from mnistgen import decoders, sample, sources
 from mnistgen.checkpoint import Weights
 from mnistgen.config import ClassifierConfig
 from mnistgen.data import Dataset, Split
@@ -63,6 +70,52 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
     return result
 
 
+def check_independent(
+    judge: checkpoint.Weights, verifier: Union[None, checkpoint.Weights, Sequence[checkpoint.Weights]]
+) -> None:
+    """Refuse to grade with the verifier: the judge must not be (one of) the classifier(s) that
+    verified the samples, compared by the sha256 of their weights."""
+    members = [] if verifier is None else [verifier] if isinstance(verifier, checkpoint.Weights) else list(verifier)
+    for member in members:
+        if member.sha256 == judge.sha256:
+            raise MnistgenError(
+                f"the judge {judge.name} is the verifier {member.name} (same sha256): its verified samples pass by "
+                "construction; grade with an independent classifier, e.g. --judge judge"
+            )
+
+
+def reference_features(judge_net, test: Split) -> np.ndarray:
+    """The judge's penultimate features of the real test images: the FID's reference."""
+    return clf.predict(judge_net, test.images)[1]
+
+
+def verifier_accuracy(verify: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray) -> dict:
+    """On-label accuracy and in-label confidence by the verifier (a `clf.Judge` or `clf.Ensemble`
+    callable: uint8 images -> probabilities). For an ensemble, the per-class minimum over members."""
+    probs = verify(images)  # (N, 10)
+    return {
+        "accuracy": round(float((probs.argmax(1) == labels).mean()), 4) if len(labels) else 0.0,
+        "mean_confidence_in_label": round(float(probs[np.arange(len(labels)), labels].mean()), 4)
+        if len(labels)
+        else 0.0,
+    }
+
+
+def grade(
+    judge_net,
+    images: np.ndarray,
+    labels: Optional[np.ndarray],
+    reference: np.ndarray,
+    verify: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> dict:
+    """The judge's scores (`score_images`: on-label accuracy, confidence, histogram, FID in its
+    features) and, under "verifier", the verifier's on-label accuracy on the same images."""
+    scores = score_images(judge_net, images, labels, reference)
+    if verify is not None and labels is not None:
+        scores["verifier"] = verifier_accuracy(verify, images, labels)
+    return scores
+
+
 def samples(
     sampler: sample.Sampler, weights: Weights, count: int, seed: int
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -73,19 +126,29 @@ def samples(
     return images, (found if weights.config.conditional else None)
 
 
-def tstr(images: np.ndarray, labels: np.ndarray, real: Split, test: Split, seed: int = 0) -> dict:
-    """Train the classifier architecture on synthetic images and, separately, on as many real
-    ones; report both accuracies on the real test set."""
+def tstr(
+    images: np.ndarray,
+    labels: np.ndarray,
+    real: Split,
+    test: Split,
+    seed: int = 0,
+    config: ClassifierConfig = ClassifierConfig(),
+    epochs: int = TSTR_EPOCHS,
+) -> dict:
+    """Train a classifier of `config` (pass the judge's, so TSTR uses its architecture and recipe)
+    on synthetic images and, separately, on as many real ones; report both accuracies on the real
+    test set (Esteban et al., 2017, "train on synthetic, test on real")."""
     if labels is None:
         raise MnistgenError("--tstr needs labelled samples: use a conditional model")
-    options = clf.ClassifierOptions(epochs=TSTR_EPOCHS, seed=seed)
-    synthetic_net, _ = clf.train(Split(images, labels.astype(np.uint8)), None, options)
+    options = clf.ClassifierOptions(epochs=epochs, seed=seed)
+    synthetic_net, _ = clf.train(Split(images, labels.astype(np.uint8)), None, options, config)
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(real))[: len(images)]
-    real_net, _ = clf.train(real.subset(pick), None, options)
+    real_net, _ = clf.train(real.subset(pick), None, options, config)
     return {
         "train_images": int(len(images)),
-        "epochs": TSTR_EPOCHS,
+        "arch": config.arch,
+        "epochs": epochs,
         "synthetic_accuracy": round(clf.accuracy(synthetic_net, test), 4),
         "real_accuracy": round(clf.accuracy(real_net, test), 4),
     }
@@ -182,7 +245,7 @@ def augment(
 
 def evaluate(
     dataset: Dataset,
-    classifier: Weights,
+    judge: Weights,
     weights: Optional[Weights] = None,
     sampling: Optional[sample.Sampling] = None,
     images: Optional[list[Path]] = None,
@@ -193,37 +256,49 @@ def evaluate(
     augment_real: Optional[Split] = None,
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
+    verifier: Optional[Weights] = None,
 ) -> dict:
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
-    `sampling` says), or the given `images`, scored by `classifier` against `dataset`'s test split."""
+    `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
+    test split. The verifier (the sampling's classifier, else `verifier`) is reported beside the
+    judge and never grades: a judge with the verifier's weights is refused."""
     if dataset.test is None:
         raise MnistgenError(
             f"{dataset.source} has no test split: evaluate compares with the MNIST test set; "
             "pass --data DIR with the t10k files"
         )
-    net = clf.load(classifier)
-    _, reference = clf.predict(net, dataset.test.images)
-    report = {"classifier": classifier.name, "classifier_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
     if weights is not None:
-        sampler = decoders.make_sampler(weights, sampling or sample.resolve_sampling(weights), device_name)
+        sampling = sampling or sample.resolve_sampling(weights)
+        verifier = sampling.classifier if sampling.verified else verifier
+    check_independent(judge, verifier)
+    net = clf.load(judge)
+    reference = reference_features(net, dataset.test)
+    report = {"judge": judge.name, "judge_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
+    report.update({"verifier": verifier.name} if verifier is not None else {})
+    verify = None
+    if weights is not None:
+        sampler = decoders.make_sampler(weights, sampling, device_name)
         losses = test_loss(decoders.load_model(weights), dataset.test)
         report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, **sampler.sampling.attrs())
         report.update(precision=sampler.decoder.precision, test_set={k: round(float(v), 3) for k, v in losses.items()})
         pictures, labels = samples(sampler, weights, count, seed)
         if sampler.confidence is not None:
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
+            verify = sampler.confidence.judge
     else:
         found = sources.read(
             images,
             limit=MAX_AUGMENT_IMAGES + 1 if augment_real is not None else None,
-            classes=classifier.card.get("classes"),
+            classes=judge.card.get("classes"),
         )
         pictures, labels = found.images, found.labels
         report.update(images=[str(p) for p in images], notes=found.notes)
-    report["samples"] = score_images(net, pictures, labels, reference)
+    if verify is None and verifier is not None:
+        verify = clf.verifier(verifier, device_name)
+    report["samples"] = grade(net, pictures, labels, reference, verify)
     if with_tstr:
-        report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed)
+        report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed, judge.config)
     if augment_real is not None:
-        classes = len(classifier.card.get("classes") or []) or None
+        classes = len(judge.card.get("classes") or []) or None
         report["augment"] = augment(augment_real, pictures, labels, dataset.test, seeds, steps, classes)
     return report

@@ -87,3 +87,17 @@ def tiny_classifier(tmp_path_factory, dataset) -> Path:
     run = tmp_path_factory.mktemp("models") / "tiny-classifier"
     classifier.save(net, history, options, run, "fixture", len(dataset.train))
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory, dataset) -> Path:
+    """The judge architecture (4 convs + batch norm, affine augmentation), one epoch on the fixture:
+    an independent grader for the plumbing, another sha256 than tiny_classifier."""
+    from mnistgen import classifier
+    from mnistgen.config import ClassifierConfig
+
+    options = classifier.ClassifierOptions(epochs=1, seed=0)
+    net, history = classifier.train(dataset.train, dataset.test, options, ClassifierConfig(arch="judge", channels=8))
+    run = tmp_path_factory.mktemp("models") / "tiny-judge"
+    classifier.save(net, history, options, run, "fixture", len(dataset.train))
+    return run

@@ -58,7 +58,7 @@ def test_train_classifier_command(tmp_path, mnist_dir):
     assert json.loads((tmp_path / "c" / "model.json").read_text())["config"]["kind"] == "classifier"
 
 
-def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, mnist_dir):
+def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, tiny_judge, mnist_dir):
     result = runner.invoke(
         app,
         [
@@ -67,6 +67,8 @@ def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, mnist_dir):
             str(tiny_cvae),
             "--classifier",
             str(tiny_classifier),
+            "--judge",
+            str(tiny_judge),
             "--data",
             str(mnist_dir),
             "--count",
@@ -81,10 +83,45 @@ def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, mnist_dir):
     assert samples["images"] == 200 and sum(samples["class_histogram"]) == 200
     assert set(samples["accuracy_per_label"]) == {str(d) for d in range(10)} and samples["fid"] > 0
     assert report["tstr"]["train_images"] == 200 and 0 <= report["tstr"]["synthetic_accuracy"] <= 1
-    assert "classifier-feature FID" in result.stderr  # the table
+    assert report["tstr"]["arch"] == "judge"  # TSTR trains the judge's architecture
+    assert report["judge"] == "tiny-judge" and report["verifier"] == "tiny-classifier"
+    assert 0 <= samples["verifier"]["accuracy"] <= 1 and 0 <= samples["accuracy"] <= 1  # side by side
+    assert "judge-feature FID" in result.stderr and "verifier accuracy" in result.stderr  # the table
 
 
-def test_evaluate_scores_a_folder_of_images(tmp_path, tiny_classifier, mnist_dir, dataset):
+def test_evaluate_refuses_to_grade_with_the_verifier(tiny_cvae, tiny_classifier, tmp_path, mnist_dir):
+    import shutil
+
+    copy = tmp_path / "same-weights"  # another name, the same weights: caught by sha256
+    shutil.copytree(tiny_classifier, copy)
+    for judge in (str(tiny_classifier), str(copy)):
+        result = runner.invoke(
+            app,
+            ["evaluate", "--model", str(tiny_cvae), "--classifier", str(tiny_classifier), "--judge", judge]
+            + ["--data", str(mnist_dir), "--count", "10", "-q"],
+        )
+        assert result.exit_code == 1, result.output
+        assert "is the verifier tiny-classifier (same sha256)" in result.stderr and "--judge judge" in result.stderr
+        assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_grade_reports_judge_and_verifier_side_by_side(tiny_classifier, tiny_judge, dataset):
+    from mnistgen import checkpoint
+    from mnistgen import classifier as clf
+
+    judge_w, verifier_w = checkpoint.inspect(str(tiny_judge)), checkpoint.inspect(str(tiny_classifier))
+    ev.check_independent(judge_w, verifier_w)  # different weights: fine
+    with pytest.raises(ev.MnistgenError, match="same sha256"):
+        ev.check_independent(judge_w, [verifier_w, judge_w])  # an ensemble holding the judge
+    net = clf.load(judge_w)
+    test = dataset.test
+    scores = ev.grade(net, test.images, test.labels, ev.reference_features(net, test), clf.verifier(verifier_w, "cpu"))
+    assert scores["accuracy"] == pytest.approx(clf.accuracy(net, test), abs=1e-4)  # the judge's own figure
+    verifier_net = clf.load(verifier_w)
+    assert scores["verifier"]["accuracy"] == pytest.approx(clf.accuracy(verifier_net, test), abs=0.02)
+
+
+def test_evaluate_scores_a_folder_of_images(tmp_path, tiny_classifier, tiny_judge, mnist_dir, dataset):
     from mnistgen import export
 
     for i in range(30):
@@ -98,6 +135,8 @@ def test_evaluate_scores_a_folder_of_images(tmp_path, tiny_classifier, mnist_dir
             str(tmp_path / "d"),
             "--classifier",
             str(tiny_classifier),
+            "--judge",
+            str(tiny_judge),
             "--data",
             str(mnist_dir),
             "-q",
@@ -236,3 +275,56 @@ def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
         "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are "
         "scored as they are: drop them" in result.stderr
     )
+
+
+def test_the_judge_architecture_round_trips(tiny_judge, dataset):
+    from mnistgen import checkpoint
+    from mnistgen import classifier as clf
+
+    weights = checkpoint.inspect(str(tiny_judge))  # the card's param_shapes match the file, batch-norm stats included
+    assert weights.config.arch == "judge" and weights.card["training"]["augment"] == "auto"
+    net = clf.load(weights)
+    assert isinstance(net, clf.JudgeNet)
+    probs, feats = clf.predict(net, dataset.test.images[:50])
+    assert feats.shape == (50, 256) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    again = clf.predict(clf.load(weights), dataset.test.images[:50])[0]
+    assert np.array_equal(probs, again)  # eval mode: batch norm's running statistics, no dropout
+    exported = clf.Judge(weights, "cpu", "fp32")(dataset.test.images[:50])  # the predictor path evaluate/generate use
+    assert np.allclose(exported, probs, atol=1e-4)
+
+
+def test_classifier_training_honours_eval_every(dataset):
+    from mnistgen import classifier as clf
+
+    assert [e for e in range(5) if clf.evaluated(e, 5, 2)] == [1, 3, 4]  # epochs 2, 4 and the last
+    options = clf.ClassifierOptions(epochs=3, batch_size=64, seed=0, eval_every=2)
+    _, history = clf.train(dataset.train.subset(slice(0, 128)), dataset.test, options)
+    assert ["test_accuracy" in h for h in history] == [False, True, True]
+
+
+def test_arch_is_only_for_the_classifier(tmp_path):
+    result = runner.invoke(app, ["train", "--model", "cvae", "--arch", "judge", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "add --model classifier" in result.stderr
+
+
+def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae, tiny_classifier, tiny_judge):
+    from mnistgen import checkpoint, sample
+    from mnistgen import classifier as clf
+
+    generator = checkpoint.inspect(str(tiny_cvae))
+    members = [checkpoint.inspect(str(tiny_classifier)), checkpoint.inspect(str(tiny_judge))]
+    decoder = sample.make_decoder(generator, "cpu")
+    labels = [1]  # the digit the tiny models agree on most
+    runs = []
+    for _ in range(2):
+        confidence = clf.confidence_filter(generator, 0.1, members, "cpu")
+        assert isinstance(confidence.judge, clf.Ensemble)
+        runs.append(sample.generate_arrays(decoder, labels, 40, 5, 1.0, sample.Prior(), confidence))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    images, found = runs[0][0], runs[0][1]
+    for weights in members:  # every member on its own gives every kept sample its label with >= 0.1
+        probs = clf.Judge(weights, "cpu")(images)
+        assert (probs[np.arange(len(found)), found] >= 0.1 - 1e-6).all()
+    ensemble, first = clf.verifier(members, "cpu"), clf.verifier(members[:1], "cpu")
+    assert isinstance(first, clf.Judge)  # one member: the classifier itself
+    assert (ensemble(images) <= first(images)).all()  # agreeing is stricter than any one member

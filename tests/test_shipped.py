@@ -140,3 +140,17 @@ def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tm
         ],
     )
     assert skipped.exit_code == 0, skipped.output
+
+
+def test_shipped_judge_is_independent_of_the_verifier_and_accurate(dataset):
+    """evaluate's default grader: another architecture and recipe than the verifier, other weights."""
+    from mnistgen import classifier as clf
+    from mnistgen import evaluate as ev
+
+    judge, verifier = checkpoint.inspect("judge"), checkpoint.inspect("classifier")
+    assert judge.config.arch == "judge" and verifier.config.arch == "lenet"  # an old card without arch: lenet
+    training = judge.card["training"]  # trained before --augment existed: the arch's own (affine), as "auto" is
+    assert training.get("augment", "auto") == "auto" and training["command"].startswith("mnistgen train")
+    assert judge.card["metrics"]["test_accuracy"] >= 0.995  # on the full MNIST test set, recorded at training
+    ev.check_independent(judge, verifier)
+    assert clf.accuracy(clf.load(judge), dataset.test) >= 0.99  # the 200 fixture test images
