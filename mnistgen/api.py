@@ -219,16 +219,21 @@ class Model:
         seeds: Sequence[int] = evaluation.AUGMENT_SEEDS,
         steps: int = evaluation.AUGMENT_STEPS,
         test: Optional[Union[str, Path]] = None,
+        classifier: Optional[str] = None,
     ) -> dict:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
-        digit (drawn as `sampling` says, default the card's: its verifier too) graded by `judge`; with
-        `augment` (a labelled set, its first `limit` images), whether the samples help a
-        classifier trained on it (evaluate.augment)."""
+        digit (drawn as `sampling` says, default the card's) graded by `judge`, with the verifier's
+        figures beside (the sampling's verifier, else `classifier`, else the model's companion or
+        the shipped classifier); with `augment` (a labelled set, its first `limit` images), whether
+        the samples help a classifier trained on it (evaluate.augment)."""
+        sampling = sampling or self.sampling()
+        verifier = sampling.classifier if sampling.verified else None
+        named = classifier or sample.companion_path(self.weights) or DEFAULT_CLASSIFIER
         return evaluation.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
             self.weights,
-            sampling or self.sampling(),
+            sampling,
             count=count,
             seed=seed,
             with_tstr=tstr,
@@ -236,6 +241,7 @@ class Model:
             augment_real=_real(augment, limit),
             seeds=seeds,
             steps=steps,
+            verifier=verifier or checkpoint.inspect_role(named, "--classifier"),
         )
 
 
@@ -298,7 +304,7 @@ def evaluate(
         )
     loaded = load(model or DEFAULT_GENERATOR, device)
     spec = loaded.sampling(classifier=classifier, **sampling_options)  # None: the model's own verifier
-    return loaded.evaluate(count, seed, data_dir, judge, tstr, spec, augment, limit, seeds, steps, test)
+    return loaded.evaluate(count, seed, data_dir, judge, tstr, spec, augment, limit, seeds, steps, test, classifier)
 
 
 def models() -> list[dict]:

@@ -34,6 +34,7 @@ from mnistgen.config import (
     Likelihood,
     Precision,
     PriorKind,
+    Recipe,
     TrainKind,
     TrainOptions,
 )
@@ -516,6 +517,7 @@ def train(
         )
     from mnistgen import parallel
 
+    batch_size = batch_size or Recipe.batch_size  # every recipe's batch; launched ranks split it
     if processes and processes > 1 and model is TrainKind.classifier:
         raise typer.BadParameter("the classifier trains on one process: drop --processes", param_hint="--processes")
     if world == 1 and not distributed and model is not TrainKind.classifier:

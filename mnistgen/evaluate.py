@@ -269,7 +269,7 @@ def evaluate(
         )
     if weights is not None:
         sampling = sampling or sample.resolve_sampling(weights)
-        verifier = sampling.classifier if sampling.verified else verifier
+        verifier = sampling.classifier if sampling.verified else verifier  # the verifier that filtered wins
     check_independent(judge, verifier)
     net = clf.load(judge)
     reference = reference_features(net, dataset.test)

@@ -104,18 +104,19 @@ def test_thread_count_follows_the_scheduler_not_paddle():
 
 
 def test_evaluate_in_python_gives_what_the_command_prints(tiny_cvae, tiny_classifier, mnist_dir):
-    args = ["--model", str(tiny_cvae), "--classifier", str(tiny_classifier), "--data", str(mnist_dir)]
+    args = ["--model", str(tiny_cvae), "--judge", str(tiny_classifier), "--data", str(mnist_dir)]
     result = runner.invoke(app, ["evaluate", *args, "--count", "10", "--seed", "4", "--temperature", "0.8", "-q"])
     assert result.exit_code == 0, result.output
     from mnistgen import api
 
     report = api.evaluate(
-        str(tiny_cvae), classifier=str(tiny_classifier), data_dir=mnist_dir, count=10, seed=4, temperature=0.8
+        str(tiny_cvae), judge=str(tiny_classifier), data_dir=mnist_dir, count=10, seed=4, temperature=0.8
     )
     assert report == json.loads(result.stdout)
     model = mnistgen.load(str(tiny_cvae))
-    spec = model.sampling(temperature=0.8, classifier=str(tiny_classifier))
+    spec = model.sampling(temperature=0.8)
     assert model.evaluate(10, 4, mnist_dir, str(tiny_classifier), sampling=spec) == report
+    assert report["judge"] == "tiny-classifier" and report["verifier"] == "classifier"  # never the same
     assert report["temperature"] == 0.8 and report["samples"]["images"] == 100
 
 

@@ -308,18 +308,19 @@ def test_arch_is_only_for_the_classifier(tmp_path):
 
 
 def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae, tiny_classifier, tiny_judge):
-    from mnistgen import checkpoint, sample
+    from mnistgen import checkpoint, decoders, sample
     from mnistgen import classifier as clf
 
     generator = checkpoint.inspect(str(tiny_cvae))
     members = [checkpoint.inspect(str(tiny_classifier)), checkpoint.inspect(str(tiny_judge))]
-    decoder = sample.make_decoder(generator, "cpu")
+    decoder = decoders.make_decoder(generator, "cpu")
     labels = [1]  # the digit the tiny models agree on most
     runs = []
     for _ in range(2):
-        confidence = clf.confidence_filter(generator, 0.1, members, "cpu")
+        spec = sample.Sampling(min_confidence=0.1, classifier=members)  # all must agree
+        confidence = clf.confidence_filter(spec, "cpu")
         assert isinstance(confidence.judge, clf.Ensemble)
-        runs.append(sample.generate_arrays(decoder, labels, 40, 5, 1.0, sample.Prior(), confidence))
+        runs.append(sample.Sampler(decoder, spec, confidence).arrays(labels, 40, 5))
     assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
     images, found = runs[0][0], runs[0][1]
     for weights in members:  # every member on its own gives every kept sample its label with >= 0.1

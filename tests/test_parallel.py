@@ -67,7 +67,6 @@ def test_default_is_two_processes_deterministic_with_one_curve(tmp_path, mnist_d
 
 def test_processes_1_is_the_single_process_run_bit_for_bit(tmp_path, mnist_dir, dataset):
     from mnistgen import train
-    from mnistgen.config import ModelConfig, TrainOptions
 
     result = CliRunner().invoke(
         app,
@@ -88,7 +87,9 @@ def test_processes_1_is_the_single_process_run_bit_for_bit(tmp_path, mnist_dir, 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["processes"] == 1
     small, _ = train.select(dataset, limit=256)
-    train.train(ModelConfig(kind="cvae", channels=4), small, TrainOptions(epochs=1, seed=3, lr=0.003), tmp_path / "lib")
+    # the options the command resolves: the recipe for 256 images, with the given knobs over it
+    config, options = train.plan("cvae", small, channels=4, epochs=1, seed=3, lr=0.003, batch_size=64, companion=False)
+    train.train(config, small, options, tmp_path / "lib")
     cli, lib = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("cli", "lib"))
     assert cli.keys() == lib.keys() and all(np.array_equal(cli[k], lib[k]) for k in cli)
 
