@@ -272,8 +272,9 @@ def evaluate(
         verifier = sampling.classifier if sampling.verified else verifier  # the verifier that filtered wins
     check_independent(judge, verifier)
     net = clf.load(judge)
-    reference = reference_features(net, dataset.test)
-    report = {"judge": judge.name, "judge_test_accuracy": round(clf.accuracy(net, dataset.test), 4)}
+    probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
+    accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
+    report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4)}
     report.update({"verifier": verifier.name} if verifier is not None else {})
     verify = None
     if weights is not None:
