@@ -15,6 +15,9 @@ from mnistgen.cli import app
 
 runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
+# one process and no companion classifier: not what these tests are about (test_parallel and
+# test_augment cover them), and each would cost a full calibration in the spawned processes
+ONE_FAST = ["--processes", 1, "--no-classifier"]
 COMMANDS = ["train", "generate", "interpolate", "encode", "evaluate", "models", "cache"]
 
 
@@ -242,7 +245,21 @@ def test_truncated_weights_give_one_error_line(tmp_path, tiny_cvae):
 
 def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
     run = tmp_path / "run"
-    base = ["train", "--model", "cvae", "--channels", 4, "--data", mnist_dir, "--out", run, "--limit", 128, "--quiet"]
+    base = [
+        "train",
+        "--model",
+        "cvae",
+        "--channels",
+        4,
+        "--data",
+        mnist_dir,
+        "--out",
+        run,
+        "--limit",
+        128,
+        *ONE_FAST,
+        "-q",
+    ]
     result = invoke(*base, "--epochs", 1)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["epoch"] == 1
@@ -274,6 +291,7 @@ def test_train_on_chosen_images(tmp_path, mnist_dir):
         "5,25",
         "--epochs",
         2,
+        *ONE_FAST,
         "-q",
     )
     assert result.exit_code == 0, result.output
@@ -360,6 +378,7 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
         tmp_path / "r",
         "--class-names",
         names,
+        *ONE_FAST,
         "-q",
     )
     assert result.exit_code == 0, result.output

@@ -190,7 +190,7 @@ def test_train_on_image_folder_records_class_names(tmp_path, dataset):
     root = image_folder(tmp_path / "named", dataset, 20, {3: "cat", 1: "ant", 5: "bee"})
     out = tmp_path / "run"
     argv = ["train", "--model", "cvae", "--data", str(root), "--epochs", "1", "--channels", "8", "--out", str(out)]
-    result = runner.invoke(app, [*argv, "--limit", "45", "-q"])
+    result = runner.invoke(app, [*argv, "--limit", "45", "--processes", "1", "--no-classifier", "-q"])
     assert result.exit_code == 0, result.output
     card = json.loads((out / "model.json").read_text())
     assert card["classes"] == ["ant", "bee", "cat"] and card["config"]["num_classes"] == 3
