@@ -241,7 +241,7 @@ class Model:
             augment_real=_real(augment, limit),
             seeds=seeds,
             steps=steps,
-            verifier=verifier or checkpoint.inspect_role(named, "--classifier"),
+            verifier=verifier or sample.inspect_verifier(named),
         )
 
 
@@ -296,7 +296,7 @@ def evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
             images=[Path(p) for p in images],
-            verifier=checkpoint.inspect_role(classifier or DEFAULT_CLASSIFIER, "--classifier"),
+            verifier=sample.inspect_verifier(classifier or DEFAULT_CLASSIFIER),
             seed=seed,
             with_tstr=tstr,
             device_name=select_device(device),

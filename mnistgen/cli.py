@@ -196,6 +196,18 @@ def _check_model(spec: str, option: str = "--model"):
     return checkpoint.inspect_role(spec, option)
 
 
+def _check_classifiers(spec: str) -> None:
+    """`_check_model` for each classifier of `--classifier NAME[,NAME...]`."""
+    from mnistgen import sample
+
+    try:
+        names = sample.verifier_specs(spec)
+    except MnistgenError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--classifier") from None
+    for name in names:
+        _check_model(name, "--classifier")
+
+
 # -- progress -----------------------------------------------------------------------------------
 
 
@@ -724,8 +736,8 @@ def generate(
         typer.Option(
             "--classifier",
             help=(
-                "Classifier weights for --min-confidence (name or path) [default: the model's companion classifier "
-                "from its card, else the shipped classifier]."
+                "Classifier weights for --min-confidence (name or path); several, comma-separated, must all agree "
+                "[default: the model card's verifier (its companion classifier), else the shipped classifier]."
             ),
         ),
     ] = None,
@@ -783,7 +795,7 @@ def generate(
 
         weights = _check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
-            _check_model(classifier, "--classifier")
+            _check_classifiers(classifier)
         labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ else digits)
         spec = sample.resolve_sampling(
             weights,
@@ -1166,8 +1178,8 @@ def evaluate(
         Optional[str],
         typer.Option(
             "--classifier",
-            help="The verifier --min-confidence filters with [default: the model's own companion classifier, "
-            "else classifier].",
+            help="The verifier --min-confidence filters with; several, comma-separated, must all agree [default: "
+            "the model card's verifier (its companion classifier), else classifier].",
         ),
     ] = None,
     judge_name: Annotated[
@@ -1260,7 +1272,7 @@ def evaluate(
         from mnistgen import api
 
         if classifier is not None:
-            _check_model(classifier, "--classifier")
+            _check_classifiers(classifier)
         _check_model(judge_name, "--judge")
         if not images:
             _check_model(model or DEFAULT_GENERATOR)

@@ -14,9 +14,9 @@ FIDs published for natural images (Heusel et al., NeurIPS 2017, for the formula)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 
@@ -70,13 +70,10 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
     return result
 
 
-def check_independent(
-    judge: checkpoint.Weights, verifier: Union[None, checkpoint.Weights, Sequence[checkpoint.Weights]]
-) -> None:
+def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verifier]) -> None:
     """Refuse to grade with the verifier: the judge must not be (one of) the classifier(s) that
     verified the samples, compared by the sha256 of their weights."""
-    members = [] if verifier is None else [verifier] if isinstance(verifier, checkpoint.Weights) else list(verifier)
-    for member in members:
+    for member in sample.members(verifier):
         if member.sha256 == judge.sha256:
             raise MnistgenError(
                 f"the judge {judge.name} is the verifier {member.name} (same sha256): its verified samples pass by "
@@ -256,7 +253,7 @@ def evaluate(
     augment_real: Optional[Split] = None,
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
-    verifier: Optional[Weights] = None,
+    verifier: Optional[sample.Verifier] = None,
 ) -> dict:
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
     `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
@@ -275,7 +272,7 @@ def evaluate(
     probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
     accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
     report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4)}
-    report.update({"verifier": verifier.name} if verifier is not None else {})
+    report.update({"verifier": sample.verifier_name(verifier)} if verifier is not None else {})
     verify = None
     if weights is not None:
         sampler = decoders.make_sampler(weights, sampling, device_name)

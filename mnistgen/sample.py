@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 
@@ -127,6 +128,9 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
     return Prior("fitted", fitted, radius)
 
 
+Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How a model's samples are drawn, decided once by `resolve_sampling` from the user's options
@@ -137,7 +141,7 @@ class Sampling:
     temperature: float = DEFAULT_TEMPERATURE
     sharpen: float = DEFAULT_SHARPEN
     min_confidence: float = 0.0  # 0: every sample is kept
-    classifier: Optional[Weights] = None  # the verifier, when min_confidence > 0
+    classifier: Optional[Verifier] = None  # the verifier, when min_confidence > 0
     precision: str = Precision.auto.value  # asked for; the decoder records what it runs
 
     @property
@@ -184,15 +188,44 @@ def resolve_sampling(
 
 
 def companion_path(generator: Weights) -> Optional[str]:
-    """The verifier the model's card names (its companion classifier), as a path; None if none."""
+    """The verifier the model's card names (its companion classifier, or several joined by commas),
+    as paths; None if none."""
     recorded = generator.card.get("sampling", {}).get("classifier")
-    return str(generator.path.parent / recorded) if recorded else None
+    if not recorded:
+        return None
+    return ",".join(str(generator.path.parent / name) for name in str(recorded).split(","))
 
 
-def _verifier(generator: Weights, classifier: Optional[str], card_default: bool) -> Weights:
+def members(verifier: Optional[Verifier]) -> list[Weights]:
+    """The classifiers of a verifier: one, an ensemble's members, or none."""
+    if verifier is None:
+        return []
+    return [verifier] if isinstance(verifier, Weights) else list(verifier)
+
+
+def verifier_name(verifier: Verifier) -> str:
+    return ",".join(member.name for member in members(verifier))
+
+
+def verifier_specs(spec: str) -> list[str]:
+    """The names or paths in `--classifier NAME[,NAME...]` (a path that exists is one, commas or not)."""
+    names = [spec] if Path(spec).exists() else [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise MnistgenError("--classifier names no classifier: pass NAME[,NAME...], e.g. --classifier classifier")
+    return names
+
+
+def inspect_verifier(spec: str) -> Verifier:
+    """`--classifier NAME[,NAME...]`: one classifier, or several that must all agree (an ensemble:
+    a sample passes only when every member gives its label at least --min-confidence)."""
+    found = tuple(checkpoint.inspect_role(name, "--classifier") for name in verifier_specs(spec))
+    return found[0] if len(found) == 1 else found
+
+
+def _verifier(generator: Weights, classifier: Optional[str], card_default: bool) -> Verifier:
     spec = classifier or companion_path(generator) or DEFAULT_CLASSIFIER
     try:
-        verifier = checkpoint.inspect_role(spec, "--classifier")
+        verifier = inspect_verifier(spec)
     except MnistgenError as exc:
         if not card_default:
             raise
@@ -200,7 +233,8 @@ def _verifier(generator: Weights, classifier: Optional[str], card_default: bool)
             f"model {generator.name} checks its samples with a classifier by default, but {exc}; "
             "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
         ) from None
-    check_classes(generator, verifier)
+    for member in members(verifier):
+        check_classes(generator, member)
     return verifier
 
 

@@ -329,3 +329,31 @@ def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae,
     ensemble, first = clf.verifier(members, "cpu"), clf.verifier(members[:1], "cpu")
     assert isinstance(first, clf.Judge)  # one member: the classifier itself
     assert (ensemble(images) <= first(images)).all()  # agreeing is stricter than any one member
+
+
+def test_comma_separated_classifiers_verify_as_an_ensemble(tmp_path, tiny_cvae, tiny_classifier, tiny_judge, mnist_dir):
+    import h5py
+
+    from mnistgen import checkpoint
+    from mnistgen import classifier as clf
+
+    pair = f"{tiny_classifier},{tiny_judge}"
+    args = ["generate", "--model", str(tiny_cvae), "-d", "1", "-n", "30", "--seed", "4", "--min-confidence", "0.1"]
+    runs = [runner.invoke(app, [*args, "--classifier", pair, "-o", str(tmp_path / f"{i}.h5"), "-q"]) for i in "ab"]
+    assert all(r.exit_code == 0 for r in runs), runs[0].output
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert np.array_equal(a["images"][:], b["images"][:])  # deterministic under --seed
+        images = a["images"][:]
+    for member in (tiny_classifier, tiny_judge):  # every member gives every kept sample its label
+        assert (clf.Judge(checkpoint.inspect(str(member)), "cpu")(images)[:, 1] >= 0.1 - 1e-6).all()
+
+    graded = runner.invoke(
+        app,
+        ["evaluate", "--model", str(tiny_cvae), "--classifier", pair, "--min-confidence", "0.1", "-n", "10"]
+        + ["--judge", str(tiny_judge), "--data", str(mnist_dir)],
+    )
+    assert graded.exit_code == 1  # the judge is one of the members: refused, never graded
+    assert "the judge tiny-judge is the verifier tiny-judge (same sha256)" in graded.stderr
+
+    unknown = runner.invoke(app, [*args, "--classifier", f"{tiny_classifier},nosuch", "-o", str(tmp_path / "c")])
+    assert unknown.exit_code == 2 and "nosuch" in unknown.stderr and not (tmp_path / "c").exists()
