@@ -1,6 +1,7 @@
 """Benchmark: images per second of generate's paths, in one run, with ratios.
 
     python benchmarks/bench_generate.py [--model cvae-2d] [--count 2000] [--repeats 3] [--memory]
+        [--classifier NAME[,NAME]]...
 
 Prints the median of --repeats runs for:
   eager-decode      Paddle eager, the tutorial's way (one batch of BATCH through the decoder), decode only
@@ -9,7 +10,8 @@ Prints the median of --repeats runs for:
                     the CPU has fast bfloat16 (AMX)
   mnistgen png/hdf5/npz   `generate` end to end (decode, encode, write), through the library, at the
                     default precision (and png again in fp32 when the default is bf16); "verified":
-                    with the classifier filter the model card recommends (generate's default then)
+                    with the verifier and threshold the model card recommends (generate's default
+                    then), and with each --classifier at the card's threshold
   files only        the disk's ceiling for the PNG path: the same small file written --count times
                     into one directory, as generate writes (open, write, rename), no decoding
   torch+png         a PyTorch eager decoder of the same architecture writing PNGs with PIL (if torch imports)
@@ -204,11 +206,31 @@ def peak_memory_and_cold_start(model: str, root: Path) -> dict:
     }
 
 
+def verified_specs(weights, others: list[str]) -> dict:
+    """The sampling specs of the verified HDF5 lines: the card's own (what generate does by
+    default), then the card's threshold with each --classifier instead of its verifier."""
+    from mnistgen import sample
+
+    card = sample.resolve_sampling(weights)
+    if not card.verified:
+        return {}
+    specs = {"mnistgen hdf5 verified": card}
+    for other in others:
+        specs[f"hdf5 verified {other}"] = sample.resolve_sampling(weights, classifier=other)
+    return specs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cvae-2d")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--classifier",
+        action="append",
+        default=[],
+        help="also time verified HDF5 with this verifier (NAME or NAME,NAME for an ensemble); repeatable",
+    )
     parser.add_argument(
         "--memory", action="store_true", help="also measure peak memory for 100,000 HDF5 images and cold start"
     )
@@ -235,14 +257,11 @@ def main() -> None:
             rates[f"mnistgen {fmt}"] = median_rate(
                 mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats
             )
-        threshold = weights.card.get("sampling", {}).get("min_confidence")
-        if threshold:  # what generate does by default for this model: its samples checked by the classifier
+        for name, spec in verified_specs(weights, args.classifier).items():  # generate's default, then --classifier
             from mnistgen import classifier as clf
-            from mnistgen.sample import ConfidenceFilter
 
-            judge = clf.Judge(checkpoint.inspect("classifier"), "cpu")
-            rates["mnistgen hdf5 verified"] = median_rate(
-                mnistgen_job(weights, default, args.count, "hdf5", root, ConfidenceFilter(judge, threshold)),
+            rates[name] = median_rate(
+                mnistgen_job(weights, default, args.count, "hdf5", root, clf.confidence_filter(spec, "cpu")),
                 args.count,
                 args.repeats,
             )
