@@ -27,7 +27,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from mnistgen import checkpoint, decoders, sample
-from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, Precision, PriorKind
+from mnistgen.config import DEFAULT_GENERATOR, Precision, PriorKind
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, import_paddle, select_device, usable_cpus
 
@@ -98,7 +98,7 @@ class SyntheticMNIST(paddle.io.Dataset):
         truncation: Optional[float] = None,
         sharpen: Optional[float] = None,
         min_confidence: Optional[float] = None,
-        classifier: str = DEFAULT_CLASSIFIER,
+        classifier: Optional[str] = None,
         precision: str = Precision.auto.value,
         device: Union[Device, str] = Device.auto,
         cache_blocks: int = CACHE_BLOCKS,

@@ -111,6 +111,10 @@ def test_companion_and_calibration_are_recorded_and_used(tmp_path, dataset):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(np.load(out)["images"]) == 4
+    from mnistgen import SyntheticMNIST  # the dataset too, with no classifier named
+
+    synthetic = SyntheticMNIST(str(run), count=2, digits=[0], min_confidence=0.05, device="cpu")
+    assert synthetic.sampling.classifier.sha256 == card["companion_classifier"]["sha256"]
 
 
 def test_a_classifier_with_other_classes_is_refused(tmp_path, tiny_cvae, tiny_classifier):
