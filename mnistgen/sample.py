@@ -34,7 +34,8 @@ UNLABELLED_DIR = "unlabelled"  # where an unconditional model's PNGs go
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
 IMAGE_SIDE = 28
 MAX_FILTER_ATTEMPTS = 200  # redraw chunks per block before a confidence filter gives up
-REDRAW_CHUNK = 32  # candidates decoded per redraw when a block misses only a few images
+REDRAW_CHUNK = 32  # redraws are decoded in multiples of this many candidates, at most a BLOCK
+REDRAW_MARGIN = 1.25  # candidates drawn per missing image, beyond the block's own acceptance rate
 MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
 MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
 
@@ -328,14 +329,22 @@ def plan(labels: list[int], count: int, shard: Shard = Shard(0, 1)) -> Iterator[
                 yield label, block, lo, hi
 
 
+def redraw_size(missing: int, rate: float) -> int:
+    """Candidates to decode for `missing` images at acceptance `rate`: a multiple of REDRAW_CHUNK,
+    at most a BLOCK."""
+    wanted = missing / rate * REDRAW_MARGIN  # (expected tries for the missing images) x margin
+    return int(min(BLOCK, REDRAW_CHUNK * np.ceil(wanted / REDRAW_CHUNK)))
+
+
 class ConfidenceFilter:
     """Keeps only samples a classifier assigns to their label with probability >= threshold.
 
     A block is decoded and judged whole; its rejected images are then replaced, in index order, by
-    the accepted candidates of redraw chunks from the streams (seed, label, block, attempt), each
-    chunk decoded at a fixed size (REDRAW_CHUNK, or a whole BLOCK when many are missing). So the
-    image at an index depends only on its block - not on batch size, shard or resume - and a
-    block with a few rejects costs about an eighth more, not a second full decode.
+    the accepted candidates of redraw chunks from the streams (seed, label, block, attempt). Each
+    chunk holds as many candidates as the missing images need at the block's own first-pass
+    acceptance rate (x REDRAW_MARGIN), rounded up to a multiple of REDRAW_CHUNK: a block at 90%
+    acceptance costs about a quarter more, not a second full decode. The sizes depend only on the
+    block, so the image at an index does too - not batch size, shard or resume.
     """
 
     def __init__(self, judge, threshold: float, max_attempts: int = MAX_FILTER_ATTEMPTS):
@@ -347,9 +356,16 @@ class ConfidenceFilter:
         return self.accepted / self.tried if self.tried else 1.0
 
     def accept(self, images: np.ndarray, label: int) -> np.ndarray:
-        probs = self.judge(images)  # (B, classes)
-        score = probs.max(1) if label == UNLABELLED else probs[:, label]
-        passed = score >= self.threshold
+        members = getattr(self.judge, "members", None)
+        if members and label != UNLABELLED:  # an ensemble: each member judges only what the ones before passed
+            passed = np.ones(len(images), bool)
+            for member in members:
+                judged = np.flatnonzero(passed)
+                passed[judged] = member(images[judged])[:, label] >= self.threshold  # (n,)
+        else:
+            probs = self.judge(images)  # (B, classes)
+            score = probs.max(1) if label == UNLABELLED else probs[:, label]
+            passed = score >= self.threshold
         self.tried += len(images)  # every candidate judged: a fair estimate of the rate
         self.accepted += int(passed.sum())
         return passed
@@ -360,12 +376,13 @@ class ConfidenceFilter:
         z = latents(seed, label, block, d, temperature, 0, prior)
         images = decoder(z, onehot)
         missing = np.flatnonzero(~self.accept(images, label))
+        rate = max(1.0 - len(missing) / len(z), 1.0 / len(z))  # this block's own: chunk sizes depend on it alone
         for attempt in range(1, self.max_attempts + 1):
             if not len(missing):
                 return z, images
             if self.tried >= MIN_TRIES_FOR_VERDICT and self.acceptance < MIN_ACCEPTANCE:
                 break
-            size = REDRAW_CHUNK if len(missing) <= REDRAW_CHUNK // 4 else BLOCK
+            size = redraw_size(len(missing), rate)
             z_new = latents(seed, label, block, d, temperature, attempt, prior)[:size]
             images_new = decoder(z_new, onehot[:size] if onehot is not None else None)
             take = np.flatnonzero(self.accept(images_new, label))[: len(missing)]
