@@ -113,7 +113,17 @@ def _rank_pids(parent: int) -> list[int]:
 def test_interrupt_stops_every_process_and_keeps_the_last_epoch(tmp_path, mnist_dir):
     run = tmp_path / "run"
     cmd = _command([*TINY, "--data", mnist_dir, "--epochs", 500, "--out", run])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        # a suite started in the background (nohup, CI runners) passes SIGINT ignored to its children, and
+        # Python keeps an inherited SIG_IGN: restore the default so mnistgen gets its KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 240
     while not (run / "metrics.jsonl").is_file() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
