@@ -1374,9 +1374,10 @@ def models(
                 _emit(row)
             return
         from rich.console import Console
-        from rich.table import Table
+        from rich.table import Column, Table
 
-        table = Table("name", "kind", "latent", "epochs", "test loss", "sha256", "where")
+        name = Column("name", no_wrap=True)  # what --model takes: never cut short
+        table = Table(name, "kind", "latent", "epochs", "test loss", "sha256", "where")
         for row in found:
             if "error" in row:
                 table.add_row(row["name"], "[red]unreadable[/red]", "", "", "", "", row["error"])
