@@ -356,10 +356,10 @@ class ConfidenceFilter:
         return self.accepted / self.tried if self.tried else 1.0
 
     def accept(self, images: np.ndarray, label: int) -> np.ndarray:
-        members = getattr(self.judge, "members", None)
-        if members and label != UNLABELLED:  # an ensemble: each member judges only what the ones before passed
+        voters = getattr(self.judge, "members", None)
+        if voters and label != UNLABELLED:  # an ensemble: each member judges only what the ones before passed
             passed = np.ones(len(images), bool)
-            for member in members:
+            for member in voters:
                 judged = np.flatnonzero(passed)
                 passed[judged] = member(images[judged])[:, label] >= self.threshold  # (n,)
         else:

@@ -254,6 +254,17 @@ def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
     assert np.array_equal(part.images, whole.images[100:180]) and np.array_equal(part.z, whole.z[100:180])
 
 
+def test_redraws_are_sized_to_what_the_block_misses():
+    from mnistgen import sample
+
+    assert sample.redraw_size(1, 0.99) == sample.REDRAW_CHUNK  # a few rejects: one small chunk
+    assert sample.redraw_size(25, 0.9) == 2 * sample.REDRAW_CHUNK  # 90% accepted: 35 wanted, 64 decoded
+    assert sample.redraw_size(200, 0.2) == sample.BLOCK  # never more than a block at once
+    for missing, rate in ((3, 0.5), (40, 0.7), (90, 0.9)):
+        size = sample.redraw_size(missing, rate)
+        assert size % sample.REDRAW_CHUNK == 0 and size * rate >= missing  # enough, on average
+
+
 def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
     images = mnist_dir / "t10k-images-idx3-ubyte.gz"
     result = runner.invoke(
