@@ -356,16 +356,9 @@ class ConfidenceFilter:
         return self.accepted / self.tried if self.tried else 1.0
 
     def accept(self, images: np.ndarray, label: int) -> np.ndarray:
-        voters = getattr(self.judge, "members", None)
-        if voters and label != UNLABELLED:  # an ensemble: each member judges only what the ones before passed
-            passed = np.ones(len(images), bool)
-            for member in voters:
-                judged = np.flatnonzero(passed)
-                passed[judged] = member(images[judged])[:, label] >= self.threshold  # (n,)
-        else:
-            probs = self.judge(images)  # (B, classes)
-            score = probs.max(1) if label == UNLABELLED else probs[:, label]
-            passed = score >= self.threshold
+        probs = self.judge(images)  # (B, classes)
+        score = probs.max(1) if label == UNLABELLED else probs[:, label]
+        passed = score >= self.threshold
         self.tried += len(images)  # every candidate judged: a fair estimate of the rate
         self.accepted += int(passed.sum())
         return passed
