@@ -24,7 +24,7 @@ from mnistgen import classifier as clf
 from mnistgen.config import ClassifierConfig, PriorKind
 from mnistgen.data import Split
 
-PRIORS = (PriorKind.fitted.value, PriorKind.standard.value)
+PRIORS = (PriorKind.mixture.value, PriorKind.fitted.value, PriorKind.standard.value)
 TEMPERATURES = (0.8, 1.0, 1.2)
 SHARPENS = (1.0, 3.0)
 PER_LABEL = 50  # samples per label and candidate

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,17 @@ def _card_from_metadata(path: Path, header: dict) -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": path.stem, "config": config}
 
 
+NUMBER_LIST = re.compile(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]")
+
+
+def write_card(path: Path, card: dict) -> None:
+    """Write a model card atomically: indented JSON, with each list of numbers on one line."""
+    text = NUMBER_LIST.sub(
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", json.dumps(card, indent=2)
+    )
+    atomic.write_text(path, text + "\n")
+
+
 def read_card(path: Path) -> dict:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
@@ -262,7 +274,7 @@ def save(stem: Path, arrays: dict, card: dict) -> Weights:
     payload = save_bytes(arrays, metadata={METADATA_KEY: json.dumps(config.to_dict())})
     atomic.write_bytes(weights_path, payload)
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, **card, "sha256": hashlib.sha256(payload).hexdigest()}
-    atomic.write_text(stem.with_name(stem.name + CARD_SUFFIX), json.dumps(card, indent=2) + "\n")
+    write_card(stem.with_name(stem.name + CARD_SUFFIX), card)
     return Weights(path=weights_path, config=config, card=card, sha256=card["sha256"])
 
 

@@ -717,7 +717,8 @@ def generate(
             "--prior",
             help=(
                 "standard: N(0, I); fitted: the Gaussian fitted to the training data's latents per digit (ex-post "
-                "density estimation); auto: what the model card recommends."
+                "density estimation); mixture: the Gaussian mixture fitted to them per digit; auto: what the model "
+                "card recommends."
             ),
         ),
     ] = PriorKind.auto,

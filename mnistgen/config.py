@@ -37,11 +37,13 @@ class Likelihood(str, Enum):
 
 
 class PriorKind(str, Enum):
-    """Where latents come from: the card's choice, N(0, I), or the Gaussian fitted per label."""
+    """Where latents come from: the card's choice, N(0, I), the Gaussian fitted per label, or the
+    Gaussian mixture fitted per label."""
 
     auto = "auto"
     standard = "standard"
     fitted = "fitted"
+    mixture = "mixture"
 
 
 class Precision(str, Enum):

@@ -23,10 +23,12 @@ from mnistgen.checkpoint import Weights
 from mnistgen.config import DEFAULT_CLASSIFIER, Precision, PriorKind
 from mnistgen.data import one_hot
 from mnistgen.errors import MnistgenError
+from mnistgen.priors import MAX_COMPONENTS
 
 BLOCK = 256  # images per latent draw and per decode call
 STREAM_GENERATE = 10  # keeps generation's random stream apart from training's
 STREAM_TRUNCATE = 11  # the redraws that replace draws outside a truncation radius
+STREAM_COMPONENT = 12  # which mixture component each latent of a block comes from
 TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when truncating
 TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
 UNLABELLED = -1  # the label of an unconditional model's samples
@@ -38,6 +40,11 @@ REDRAW_CHUNK = 32  # redraws are decoded in multiples of this many candidates, a
 REDRAW_MARGIN = 1.25  # candidates drawn per missing image, beyond the block's own acceptance rate
 MIN_TRIES_FOR_VERDICT = 1_000  # candidates seen before a hopeless acceptance rate is declared
 MIN_ACCEPTANCE = 0.01  # below 1% accepted, --min-confidence is refused as impossible
+
+
+def stream_key(label: int) -> int:
+    """A label's key in the random streams (an unconditional model's samples have their own)."""
+    return UNLABELLED_KEY if label == UNLABELLED else label
 
 
 def block_latents(
@@ -54,7 +61,7 @@ def block_latents(
     normal draws longer than R are replaced, in order, by the next draws of the block's own
     redraw stream that fall inside (the "truncation trick", Brock et al., ICLR 2019): still a
     function of (seed, label, block, attempt) only."""
-    key = UNLABELLED_KEY if label == UNLABELLED else label
+    key = stream_key(label)
     rng = np.random.default_rng([seed, STREAM_GENERATE, key, block] + ([attempt] if attempt else []))
     eps = rng.standard_normal((BLOCK, latent), dtype=np.float32)
     if truncation is not None:
@@ -81,21 +88,51 @@ def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator) -> n
 
 @dataclass(frozen=True)
 class Prior:
-    """Where latents come from: N(0, I) scaled by the temperature ("standard"), or the Gaussian
-    fitted to the training data's aggregate posterior, per label ("fitted", from the model card)."""
+    """Where latents come from: N(0, I) scaled by the temperature ("standard"), or a density fitted
+    to the training data's aggregate posterior, per label, from the model card (priors.py): one
+    Gaussian ("fitted") or a Gaussian mixture ("mixture"). The temperature scales the standard-normal
+    draws, so it scales each Gaussian (each mixture component) about its mean."""
 
     kind: str = "standard"
-    table: Optional[dict] = None  # label key -> {"mean": [d], "cholesky": [[d x d]]}
+    table: Optional[dict] = None  # label key -> {"mean", "cholesky"}, or a mixture's {"weights", "means", "cholesky"}
     truncation: Optional[float] = None  # redraw standard-normal draws longer than this (None: keep all)
 
-    def apply(self, eps: np.ndarray, label: int) -> np.ndarray:
-        """Map standard-normal draws (already scaled by the temperature) to this prior."""
+    def apply(self, eps: np.ndarray, label: int, components: Optional[np.random.Generator] = None) -> np.ndarray:
+        """Map standard-normal draws (already scaled by the temperature) to this prior; a mixture
+        picks each draw's component from `components`, a stream of its own."""
         if self.kind == "standard":
             return eps
         entry = self.table["all" if label == UNLABELLED else str(label)]
-        return (np.asarray(entry["mean"], np.float32) + eps @ np.asarray(entry["cholesky"], np.float32).T).astype(
-            np.float32
-        )
+        if self.kind == PriorKind.fitted.value:
+            mean, chol = np.asarray(entry["mean"], np.float32), np.asarray(entry["cholesky"], np.float32)
+            return (mean + eps @ chol.T).astype(np.float32)
+        weights = np.asarray(entry["weights"], np.float64)
+        pick = components.choice(len(weights), size=len(eps), p=weights / weights.sum())  # (B,)
+        means, chols = np.asarray(entry["means"], np.float32), np.asarray(entry["cholesky"], np.float32)
+        return (means[pick] + np.einsum("bij,bj->bi", chols[pick], eps)).astype(np.float32)  # (B, d)
+
+
+def check_mixture(name: str, table: dict, latent: int) -> dict:
+    """A card's mixture table, refused unless every entry is well formed: at most MAX_COMPONENTS
+    components of the model's latent size, positive weights, finite numbers."""
+    for key, entry in table.items():
+        try:
+            weights = np.asarray(entry["weights"], np.float64)
+            k = len(weights)
+            shapes_ok = (
+                0 < k <= MAX_COMPONENTS
+                and np.shape(entry["means"]) == (k, latent)
+                and np.shape(entry["cholesky"]) == (k, latent, latent)
+            )
+            values_ok = shapes_ok and (weights > 0).all() and np.isfinite(np.asarray(entry["cholesky"], float)).all()
+        except (KeyError, TypeError, ValueError):
+            values_ok = False
+        if not values_ok:
+            raise MnistgenError(
+                f"model {name}'s card has a damaged mixture prior (label {key}): use --prior fitted, or train or "
+                "download the weights again"
+            )
+    return table
 
 
 PRIORS = tuple(p.value for p in PriorKind)
@@ -120,13 +157,15 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
     if kind == PriorKind.standard.value:
         return Prior(truncation=radius)
-    fitted = weights.card.get("latent_stats", {}).get("fitted")
-    if not fitted:
+    table = weights.card.get("latent_stats", {}).get(kind)
+    if not table:
         raise MnistgenError(
-            f"--prior fitted: model {weights.name}'s card has no fitted prior; "
+            f"--prior {kind}: model {weights.name}'s card has no {kind} prior; "
             "retrain it with this mnistgen, or use --prior standard"
         )
-    return Prior("fitted", fitted, radius)
+    if kind == PriorKind.mixture.value:
+        check_mixture(weights.name, table, weights.config.latent)
+    return Prior(kind, table, radius)
 
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
@@ -294,7 +333,9 @@ def latents(
     seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()
 ) -> np.ndarray:
     """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
-    return prior.apply(block_latents(seed, label, block, latent, temperature, attempt, prior.truncation), label)
+    components = np.random.default_rng([seed, STREAM_COMPONENT, stream_key(label), block, attempt])
+    eps = block_latents(seed, label, block, latent, temperature, attempt, prior.truncation)
+    return prior.apply(eps, label, components)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from safetensors.numpy import load_file
 
-from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor
+from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
 from mnistgen.config import ModelConfig, TrainOptions, named_recipe, recipe_for
@@ -247,7 +247,8 @@ class Trainer:
         return {k.replace("test_", "val_"): v for k, v in found.items()}
 
     def latent_stats(self) -> dict:
-        """Encoder means on training images: range, spread and per-class centroids, for the card.
+        """Encoder posteriors on training images: range, spread, per-class centroids and the fitted
+        priors (priors.py), for the card.
 
         Latent-exploring commands (grids, interpolation between digit centroids) read these, so
         they work where no dataset is present.
@@ -259,21 +260,7 @@ class Trainer:
             lambda inference: inference.encode(part.images, labels),
             lambda: explore.encode(self.model, part.images, part.labels),
         )
-        variances = stds**2
-        classes = np.unique(part.labels)
-        return {
-            "images": len(part),
-            "mean_min": means.min(axis=0).round(5).tolist(),
-            "mean_max": means.max(axis=0).round(5).tolist(),
-            "mean_p01": np.percentile(means, 1, axis=0).round(5).tolist(),
-            "mean_p99": np.percentile(means, 99, axis=0).round(5).tolist(),
-            "mean_std": means.std(axis=0).round(5).tolist(),
-            "centroids": {str(c): means[part.labels == c].mean(axis=0).round(5).tolist() for c in classes},
-            "fitted": {
-                "all": aggregate_gaussian(means, variances),
-                **{str(c): aggregate_gaussian(means[part.labels == c], variances[part.labels == c]) for c in classes},
-            },
-        }
+        return priors.latent_stats(means, stds, part.labels, self.options.seed)
 
     def sample_grid(self, epoch: int) -> Path:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
@@ -376,21 +363,6 @@ class Trainer:
                 return
         arrays = self.m.state_arrays(self.model)
         checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, arrays, self.model_card(metrics))
-
-
-def aggregate_gaussian(means: np.ndarray, variances: np.ndarray) -> dict:
-    """The Gaussian closest to the aggregate posterior (1/N) sum_i N(mean_i, diag(var_i)): mean of
-    the means, covariance of the means plus the mean variance; stored as its Cholesky factor.
-
-    Sampling from this instead of N(0, I) is "ex-post density estimation" (Ghosh et al., From
-    Variational to Deterministic Autoencoders, ICLR 2020): it avoids the prior's holes.
-    """
-    d = means.shape[1]
-    cov = (np.cov(means, rowvar=False).reshape(d, d) if len(means) > 1 else np.zeros((d, d))) + np.diag(
-        variances.mean(axis=0)
-    )
-    chol = np.linalg.cholesky(cov + 1e-6 * np.eye(d))
-    return {"mean": means.mean(axis=0).round(5).tolist(), "cholesky": chol.round(5).tolist()}
 
 
 def test_loss(model, split, seed: int = 0, inference=None) -> dict:

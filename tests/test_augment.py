@@ -97,7 +97,7 @@ def test_companion_and_calibration_are_recorded_and_used(tmp_path, dataset):
     assert card["companion_classifier"]["path"] == "classifier.safetensors"
     assert (run / "classifier.safetensors").is_file() and (run / "classifier.json").is_file()
     chosen = card["sampling"]
-    assert chosen["prior"] in ("fitted", "standard") and chosen["temperature"] == 1.0
+    assert chosen["prior"] in ("mixture", "fitted", "standard") and chosen["temperature"] == 1.0
     assert chosen["sharpen"] in calibrate.SHARPENS and chosen["classifier"] == "classifier.safetensors"
     assert len(chosen["candidates"]) == len(calibrate.PRIORS) * len(calibrate.SHARPENS)
     # generate, evaluate and the API verify with the model's own companion

@@ -301,19 +301,23 @@ def test_fitted_prior_samples_from_the_card(tmp_path, tiny_cvae):
     assert np.allclose(np.cov(z, rowvar=False), chol @ chol.T, atol=0.2 * (chol @ chol.T).max() + 0.02)
 
 
-def test_fitted_prior_needs_a_card_that_has_it(tmp_path, tiny_cvae):
+@pytest.mark.parametrize("prior", ["fitted", "mixture"])
+def test_a_fitted_prior_needs_a_card_that_has_it(tmp_path, tiny_cvae, prior):
     import shutil
 
     for suffix in (".safetensors", ".json"):
         shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"old{suffix}")
     card = json.loads((tmp_path / "old.json").read_text())
-    del card["latent_stats"]["fitted"]
+    del card["latent_stats"][prior]
     (tmp_path / "old.json").write_text(json.dumps(card))
     result = runner.invoke(
-        app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", "fitted", "-o", str(tmp_path / "o")]
+        app, ["generate", "--model", str(tmp_path / "old.safetensors"), "--prior", prior, "-o", str(tmp_path / "o")]
     )
     assert result.exit_code == 1
-    assert "card has no fitted prior; retrain it with this mnistgen, or use --prior standard" in result.stderr
+    assert result.stderr == (
+        f"Error: --prior {prior}: model {card['name']}'s card has no {prior} prior; retrain it with this mnistgen, or "
+        "use --prior standard\n"
+    )
 
 
 def _bf16_kernels() -> bool:
@@ -405,3 +409,63 @@ def test_a_truncation_radius_too_small_for_the_latent_is_refused(tmp_path, tiny_
         "1.4): use a larger radius"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mixture_prior_samples_each_component_by_its_weight(tmp_path, tiny_cvae):
+    import h5py
+
+    from mnistgen import checkpoint
+
+    mixture = checkpoint.inspect(str(tiny_cvae)).card["latent_stats"]["mixture"]["4"]
+    gen(tiny_cvae, "-d", "4", "-n", 3000, "-o", tmp_path / "m.h5", "--seed", 1, "--prior", "mixture")
+    with h5py.File(tmp_path / "m.h5") as f:
+        z = f["latents"][:]
+        assert f.attrs["prior"] == "mixture"
+    weights, means, chols = (np.array(mixture[k]) for k in ("weights", "means", "cholesky"))
+    assert np.isclose(weights.sum(), 1.0, atol=1e-4)
+    mean = weights @ means  # the mixture's mean and covariance: sum_k w_k (C_k + m_k m_k^T) - m m^T
+    second = np.einsum("k,kij->ij", weights, chols @ chols.transpose(0, 2, 1) + means[:, :, None] * means[:, None, :])
+    cov = second - np.outer(mean, mean)
+    scale = np.sqrt(np.diag(cov))
+    assert np.allclose(z.mean(0), mean, atol=0.1 * scale.max())
+    assert np.allclose(np.cov(z, rowvar=False), cov, atol=0.15 * cov.max())
+
+
+def test_mixture_latents_do_not_depend_on_the_count(tmp_path, tiny_cvae):
+    import h5py
+
+    gen(tiny_cvae, "-d", "3", "-n", 300, "-o", tmp_path / "a.h5", "--seed", 5, "--prior", "mixture")
+    gen(tiny_cvae, "-d", "3", "-n", 20, "-o", tmp_path / "b.h5", "--seed", 5, "--prior", "mixture")
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert np.array_equal(a["latents"][:20], b["latents"][:])
+        assert np.array_equal(a["images"][:20], b["images"][:])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m["4"].update(weights=[]),
+        lambda m: m["4"].update(means=[[0.0]]),
+        lambda m: m["4"].update(weights=[-1.0] * len(m["4"]["weights"])),
+        lambda m: m["4"].update(weights=[1.0] * 10_000),
+        lambda m: m["4"].pop("cholesky"),
+    ],
+    ids=["no-components", "wrong-shape", "negative-weights", "too-many", "missing-factor"],
+)
+def test_a_damaged_mixture_prior_is_refused(tmp_path, tiny_cvae, damage):
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"bad{suffix}")
+    card = json.loads((tmp_path / "bad.json").read_text())
+    damage(card["latent_stats"]["mixture"])
+    (tmp_path / "bad.json").write_text(json.dumps(card))
+    result = runner.invoke(
+        app, ["generate", "--model", str(tmp_path / "bad.safetensors"), "--prior", "mixture", "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: model {card['name']}'s card has a damaged mixture prior (label 4): use --prior fitted, or train or "
+        "download the weights again\n"
+    )
+    assert not (tmp_path / "o").exists()
