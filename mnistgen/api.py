@@ -228,7 +228,6 @@ class Model:
         the samples help a classifier trained on it (evaluate.augment)."""
         sampling = sampling or self.sampling()
         verifier = sampling.classifier if sampling.verified else None
-        named = classifier or sample.companion_path(self.weights) or DEFAULT_CLASSIFIER
         return evaluation.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
@@ -241,7 +240,7 @@ class Model:
             augment_real=_real(augment, limit),
             seeds=seeds,
             steps=steps,
-            verifier=verifier or sample.inspect_verifier(named),
+            verifier=verifier or sample.named_verifier(self.weights, classifier),
         )
 
 

@@ -227,13 +227,21 @@ def resolve_sampling(
     )
 
 
-def companion_path(generator: Weights) -> Optional[str]:
+def companion_paths(generator: Weights) -> list[Path]:
     """The verifier the model's card names (its companion classifier, or several joined by commas),
-    as paths; None if none."""
+    as paths beside the model; none if it names none."""
     recorded = generator.card.get("sampling", {}).get("classifier")
-    if not recorded:
-        return None
-    return ",".join(str(generator.path.parent / name) for name in str(recorded).split(","))
+    return [generator.path.parent / name for name in str(recorded).split(",")] if recorded else []
+
+
+def named_verifier(generator: Weights, classifier: Optional[str] = None) -> Verifier:
+    """`classifier` (--classifier NAME[,NAME...]) when given, else the verifier the model's card
+    names (each path whole: a directory with a comma in its name is fine), else the shipped one."""
+    paths = [] if classifier else companion_paths(generator)
+    if not paths:
+        return inspect_verifier(classifier or DEFAULT_CLASSIFIER)
+    found = tuple(checkpoint.inspect_role(str(path), "--classifier") for path in paths)
+    return found[0] if len(found) == 1 else found
 
 
 def members(verifier: Optional[Verifier]) -> list[Weights]:
@@ -263,9 +271,8 @@ def inspect_verifier(spec: str) -> Verifier:
 
 
 def _verifier(generator: Weights, classifier: Optional[str], card_default: bool) -> Verifier:
-    spec = classifier or companion_path(generator) or DEFAULT_CLASSIFIER
     try:
-        verifier = inspect_verifier(spec)
+        verifier = named_verifier(generator, classifier)
     except MnistgenError as exc:
         if not card_default:
             raise

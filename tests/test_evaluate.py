@@ -368,3 +368,30 @@ def test_comma_separated_classifiers_verify_as_an_ensemble(tmp_path, tiny_cvae, 
 
     unknown = runner.invoke(app, [*args, "--classifier", f"{tiny_classifier},nosuch", "-o", str(tmp_path / "c")])
     assert unknown.exit_code == 2 and "nosuch" in unknown.stderr and not (tmp_path / "c").exists()
+
+
+def test_a_card_verifier_pair_in_a_directory_with_a_comma(tmp_path, tiny_cvae, tiny_classifier, tiny_judge):
+    import shutil
+
+    import h5py
+
+    from mnistgen import checkpoint
+    from mnistgen import classifier as clf
+
+    home = tmp_path / "runs, copied"  # the card names its verifiers by file name, joined by a comma
+    home.mkdir()
+    for source, stem in ((tiny_cvae, "model"), (tiny_classifier, "a"), (tiny_judge, "b")):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(source / f"model{suffix}", home / f"{stem}{suffix}")
+    card = json.loads((home / "model.json").read_text())
+    card.setdefault("sampling", {}).update(classifier="a.safetensors,b.safetensors", min_confidence=0.1)
+    (home / "model.json").write_text(json.dumps(card))
+    args = ["generate", "--model", str(home / "model.safetensors"), "-d", "1", "-n", "20", "--seed", "2", "-q"]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "pair.h5")])
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "pair.h5") as f:
+        images = f["images"][:]
+    for member in ("a", "b"):  # both verified, each found beside the model
+        assert (
+            clf.Judge(checkpoint.inspect(str(home / f"{member}.safetensors")), "cpu")(images)[:, 1] >= 0.1 - 1e-6
+        ).all()
