@@ -15,7 +15,8 @@ import numpy as np
 
 MAX_COMPONENTS = 10  # mixture components per label, at most (also the most a card may hold)
 IMAGES_PER_COMPONENT = 50  # a component is fitted only with at least this many images of the label
-DRAWS_PER_IMAGE = 2  # posterior samples per image the mixture is fitted to
+MIN_POINTS = 2_000  # posterior samples a label's mixture is fitted to, at least: few images get more draws each
+MAX_DRAWS = 64  # posterior samples per image, at most
 EM_ITERATIONS = 200
 EM_TOLERANCE = 1e-4  # stop when the mean log-likelihood improves by less than this
 COVARIANCE_FLOOR = 1e-4  # added to every component's covariance diagonal: keeps it invertible
@@ -88,11 +89,16 @@ def fit_mixture(points: np.ndarray, components: int, seed: int = 0) -> tuple[np.
     return weights, means, chols
 
 
+def draws_for(images: int) -> int:
+    """Posterior samples per image: at least two, and enough for MIN_POINTS in all (at most MAX_DRAWS)."""
+    return int(min(MAX_DRAWS, max(2, -(-MIN_POINTS // max(1, images)))))
+
+
 def aggregate_mixture(means: np.ndarray, stds: np.ndarray, seed: int = 0) -> dict:
-    """A Gaussian mixture fitted to DRAWS_PER_IMAGE samples of each image's posterior N(mean, std^2),
-    with components_for(len(means)) components; the card's form, components sorted by weight."""
+    """A Gaussian mixture fitted to draws_for(N) samples of each of the N images' posteriors
+    N(mean, std^2), with components_for(N) components; the card's form, components sorted by weight."""
     rng = np.random.default_rng([seed, STREAM_MIXTURE, len(means)])
-    draws = np.concatenate([means + stds * rng.standard_normal(means.shape) for _ in range(DRAWS_PER_IMAGE)])
+    draws = np.concatenate([means + stds * rng.standard_normal(means.shape) for _ in range(draws_for(len(means)))])
     weights, centres, chols = fit_mixture(draws, components_for(len(means)), seed)
     order = np.argsort(-weights, kind="stable")
     return {

@@ -108,8 +108,9 @@ class Prior:
             return (mean + eps @ chol.T).astype(np.float32)
         weights = np.asarray(entry["weights"], np.float64)
         pick = components.choice(len(weights), size=len(eps), p=weights / weights.sum())  # (B,)
-        means, chols = np.asarray(entry["means"], np.float32), np.asarray(entry["cholesky"], np.float32)
-        return (means[pick] + np.einsum("bij,bj->bi", chols[pick], eps)).astype(np.float32)  # (B, d)
+        means, chols = np.asarray(entry["means"], np.float64), np.asarray(entry["cholesky"], np.float64)
+        z = means[pick] + np.einsum("bij,bj->bi", chols[pick], eps.astype(np.float64))  # (B, d), in float64:
+        return z.astype(np.float32)  # rounded once, so the latents do not depend on a CPU's float32 kernels
 
 
 def check_mixture(name: str, table: dict, latent: int) -> dict:

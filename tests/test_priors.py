@@ -36,6 +36,12 @@ def test_components_grow_with_the_images_and_are_capped():
     assert priors.components_for(10**6) == priors.MAX_COMPONENTS
 
 
+def test_few_images_get_more_posterior_draws_each():
+    assert priors.draws_for(10**5) == 2
+    assert priors.draws_for(100) * 100 >= priors.MIN_POINTS
+    assert priors.draws_for(1) == priors.MAX_DRAWS
+
+
 def test_fewer_points_than_components_gives_one_per_point():
     weights, means, _ = priors.fit_mixture(np.array([[0.0, 0.0], [1.0, 1.0]]), 5)
     assert len(weights) == 2 and np.isclose(weights.sum(), 1.0)

@@ -79,7 +79,7 @@ def test_default_generator_uses_its_recommended_sampling(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     card = checkpoint.inspect("cvae").card
-    assert summary["model"] == "cvae" and summary["prior"] == card["sampling"]["prior"] == "fitted"
+    assert summary["model"] == "cvae" and summary["prior"] == card["sampling"]["prior"] == "mixture"
     assert (
         summary["temperature"] == card["sampling"]["temperature"] and summary["sharpen"] == card["sampling"]["sharpen"]
     )
