@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 MAX_COMPONENTS = 10  # mixture components per label, at most (also the most a card may hold)
-IMAGES_PER_COMPONENT = 50  # a component is fitted only with at least this many images of the label
+IMAGES_PER_COMPONENT = 10  # a component per this many images of the label (chosen with evaluate --augment)
 MIN_POINTS = 2_000  # posterior samples a label's mixture is fitted to, at least: few images get more draws each
 MAX_DRAWS = 64  # posterior samples per image, at most
 EM_ITERATIONS = 200
