@@ -169,8 +169,8 @@ RECIPES = {
     ),
     "cvae": Recipe(
         "cvae",
-        "the shipped default's: 16-d latent, Bernoulli output, KL warm-up 2, 12 epochs (weights/cvae.json)",
-        epochs=12,
+        "the shipped default's: 16-d latent, Bernoulli output, KL warm-up 2, 30 epochs (weights/cvae.json)",
+        epochs=30,
     ),
     "vae-2d": Recipe(
         "vae-2d",

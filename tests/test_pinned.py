@@ -24,10 +24,10 @@ runner = CliRunner()
 # sha256 of the pixels, labels and latents (C order) and of the PNG files' bytes
 PINS = {
     "cvae": {
-        "images": "0996601035c69fa9ff08413d799916ea549b05febb6305961d723e68167390ef",
+        "images": "1e34c15d6db1f6beb6709210d55c39cc0c68ccac49955717cf95be4c357b8c6e",
         "labels": "5d92f75b550fd0dbbc10fc35ed2292aa1293fac137988bee25243a16865158a8",
-        "latents": "cae6f7aa65ab36700e0ddaaca176d7fdf179eb6c831cfe3c24654fe25c351cb6",
-        "png": "c4554e1a733f8e4c3b8a92a13559493597b08471ea59424b717f461f458a2192",
+        "latents": "22b4b99e85c8a9bc5362a323cb7eb262c4a0ba05b149c77a9538ede96301ddf3",
+        "png": "453b6994d61351889cfa24807b42dd34eb408932f46ef270910a44ce5748b204",
     },
     "cvae-2d": {
         "images": "64e6adb619aafe9be888e2d52f576e54e608229bbc1542054ccd16860a567305",

@@ -16,7 +16,9 @@ def test_shipped_cards_record_how_they_were_made(name):
     weights = checkpoint.inspect(name)
     card = weights.card
     assert weights.path.parent == checkpoint.shipped_dir()
-    assert card["training"]["command"].startswith("mnistgen train") and card["training"]["train_images"] == 60000
+    held_out = card["training"].get("holdout", {}).get("val_images", 0)  # cards since the held-out split: 10%
+    assert card["training"]["command"].startswith("mnistgen train")
+    assert card["training"]["train_images"] + held_out == 60000
     assert card["metrics"]["test_loss"] == pytest.approx(
         card["metrics"]["test_rec"] + card["metrics"]["test_kl"], abs=0.01
     )
