@@ -94,46 +94,56 @@ class Prior:
     draws, so it scales each Gaussian (each mixture component) about its mean."""
 
     kind: str = "standard"
-    table: Optional[dict] = None  # label key -> {"mean", "cholesky"}, or a mixture's {"weights", "means", "cholesky"}
+    table: Optional[dict] = None  # label key -> arrays, made once by make_prior: (mean, cholesky), or a mixture's
+    # (weights, means, cholesky factors)
     truncation: Optional[float] = None  # redraw standard-normal draws longer than this (None: keep all)
 
     def apply(self, eps: np.ndarray, label: int, components: Optional[np.random.Generator] = None) -> np.ndarray:
         """Map standard-normal draws (already scaled by the temperature) to this prior; a mixture
         picks each draw's component from `components`, a stream of its own."""
-        if self.kind == "standard":
+        if self.kind == PriorKind.standard.value:
             return eps
         entry = self.table["all" if label == UNLABELLED else str(label)]
         if self.kind == PriorKind.fitted.value:
-            mean, chol = np.asarray(entry["mean"], np.float32), np.asarray(entry["cholesky"], np.float32)
+            mean, chol = entry
             return (mean + eps @ chol.T).astype(np.float32)
-        weights = np.asarray(entry["weights"], np.float64)
-        pick = components.choice(len(weights), size=len(eps), p=weights / weights.sum())  # (B,)
-        means, chols = np.asarray(entry["means"], np.float64), np.asarray(entry["cholesky"], np.float64)
+        weights, means, chols = entry
+        pick = components.choice(len(weights), size=len(eps), p=weights)  # (B,)
         z = means[pick] + np.einsum("bij,bj->bi", chols[pick], eps.astype(np.float64))  # (B, d), in float64:
         return z.astype(np.float32)  # rounded once, so the latents do not depend on a CPU's float32 kernels
 
 
+def fitted_arrays(table: dict) -> dict:
+    """A card's fitted-Gaussian table as arrays: label key -> (mean (d,), Cholesky factor (d, d)), float32."""
+    return {key: (np.asarray(e["mean"], np.float32), np.asarray(e["cholesky"], np.float32)) for key, e in table.items()}
+
+
 def check_mixture(name: str, table: dict, latent: int) -> dict:
-    """A card's mixture table, refused unless every entry is well formed: at most MAX_COMPONENTS
-    components of the model's latent size, positive weights, finite numbers."""
+    """A card's mixture table as arrays, refused unless every entry is well formed: at most
+    MAX_COMPONENTS components of the model's latent size, positive weights, finite numbers. Label
+    key -> (weights (K,) summing to 1, means (K, d), Cholesky factors (K, d, d)), float64."""
+    arrays = {}
     for key, entry in table.items():
         try:
             weights = np.asarray(entry["weights"], np.float64)
+            means, chols = np.asarray(entry["means"], np.float64), np.asarray(entry["cholesky"], np.float64)
             k = len(weights)
-            shapes_ok = (
+            well_formed = (
                 0 < k <= MAX_COMPONENTS
-                and np.shape(entry["means"]) == (k, latent)
-                and np.shape(entry["cholesky"]) == (k, latent, latent)
+                and means.shape == (k, latent)
+                and chols.shape == (k, latent, latent)
+                and (weights > 0).all()
+                and np.isfinite(chols).all()
             )
-            values_ok = shapes_ok and (weights > 0).all() and np.isfinite(np.asarray(entry["cholesky"], float)).all()
         except (KeyError, TypeError, ValueError):
-            values_ok = False
-        if not values_ok:
+            well_formed = False
+        if not well_formed:
             raise MnistgenError(
                 f"model {name}'s card has a damaged mixture prior (label {key}): use --prior fitted, or train or "
                 "download the weights again"
             )
-    return table
+        arrays[key] = (weights / weights.sum(), means, chols)
+    return arrays
 
 
 PRIORS = tuple(p.value for p in PriorKind)
@@ -165,8 +175,8 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
             "retrain it with this mnistgen, or use --prior standard"
         )
     if kind == PriorKind.mixture.value:
-        check_mixture(weights.name, table, weights.config.latent)
-    return Prior(kind, table, radius)
+        return Prior(kind, check_mixture(weights.name, table, weights.config.latent), radius)
+    return Prior(kind, fitted_arrays(table), radius)
 
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
@@ -341,7 +351,11 @@ def latents(
     seed: int, label: int, block: int, latent: int, temperature: float = 1.0, attempt: int = 0, prior: Prior = Prior()
 ) -> np.ndarray:
     """float32 (BLOCK, latent): the latents of images [block*BLOCK, (block+1)*BLOCK) of `label`."""
-    components = np.random.default_rng([seed, STREAM_COMPONENT, stream_key(label), block, attempt])
+    components = (
+        np.random.default_rng([seed, STREAM_COMPONENT, stream_key(label), block, attempt])
+        if prior.kind == PriorKind.mixture.value
+        else None
+    )
     eps = block_latents(seed, label, block, latent, temperature, attempt, prior.truncation)
     return prior.apply(eps, label, components)
 
