@@ -203,7 +203,9 @@ def _card_from_metadata(path: Path, header: dict) -> dict:
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": path.stem, "config": config}
 
 
-NUMBER_LIST = re.compile(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]")
+# a list of numbers as json.dumps(indent=2) spreads it, one per line; a raw newline never occurs
+# inside a JSON string, so text in a string that looks like a list is left alone
+NUMBER_LIST = re.compile(r"\[\n\s*(-?[\d.eE+-]+(?:,\n\s*-?[\d.eE+-]+)*)\n\s*\]")
 
 
 def write_card(path: Path, card: dict) -> None:

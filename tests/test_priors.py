@@ -62,7 +62,14 @@ def test_latent_stats_hold_a_gaussian_and_a_mixture_per_label():
 
 
 def test_cards_keep_number_lists_on_one_line_and_read_back_the_same(tmp_path):
-    card = {"format": checkpoint.FORMAT, "format_version": 1, "name": "x", "m": [[1.5, -2e-05], [3, 4]], "s": ["a"]}
+    card = {
+        "format": checkpoint.FORMAT,
+        "format_version": 1,
+        "name": "x",
+        "m": [[1.5, -2e-05], [3, 4]],
+        "s": ["a"],
+        "command": "mnistgen interpolate --points [0.5,  1]",  # looks like a list, is text: kept as it is
+    }
     checkpoint.write_card(tmp_path / "x.json", card)
     text = (tmp_path / "x.json").read_text()
     assert "[1.5, -2e-05]" in text and json.loads(text) == card
