@@ -112,8 +112,11 @@ def latent_stats(means: np.ndarray, stds: np.ndarray, labels: np.ndarray, seed: 
     """The card's "latent_stats": the encoder means' range and spread, per-label centroids, and the
     fitted priors (one Gaussian and a mixture, per label and for all labels together)."""
     means, stds = np.asarray(means, np.float64), np.asarray(stds, np.float64)  # rounds to clean decimals
-    variances = stds**2
     classes = np.unique(labels)
+
+    def per_label(fit) -> dict:  # fit(means, stds) for all images together ("all") and for each label
+        return {"all": fit(means, stds), **{str(c): fit(means[labels == c], stds[labels == c]) for c in classes}}
+
     return {
         "images": len(means),
         "mean_min": means.min(axis=0).round(ROUND).tolist(),
@@ -122,12 +125,6 @@ def latent_stats(means: np.ndarray, stds: np.ndarray, labels: np.ndarray, seed: 
         "mean_p99": np.percentile(means, 99, axis=0).round(ROUND).tolist(),
         "mean_std": means.std(axis=0).round(ROUND).tolist(),
         "centroids": {str(c): means[labels == c].mean(axis=0).round(ROUND).tolist() for c in classes},
-        "fitted": {
-            "all": aggregate_gaussian(means, variances),
-            **{str(c): aggregate_gaussian(means[labels == c], variances[labels == c]) for c in classes},
-        },
-        "mixture": {
-            "all": aggregate_mixture(means, stds, seed),
-            **{str(c): aggregate_mixture(means[labels == c], stds[labels == c], seed) for c in classes},
-        },
+        "fitted": per_label(lambda m, sd: aggregate_gaussian(m, sd**2)),
+        "mixture": per_label(lambda m, sd: aggregate_mixture(m, sd, seed)),
     }
