@@ -258,7 +258,7 @@ def test_redraws_are_sized_to_what_the_block_misses():
     from mnistgen import sample
 
     assert sample.redraw_size(1, 0.99) == sample.REDRAW_CHUNK  # a few rejects: one small chunk
-    assert sample.redraw_size(25, 0.9) == 2 * sample.REDRAW_CHUNK  # 90% accepted: 35 wanted, 64 decoded
+    assert sample.redraw_size(25, 0.9) == 48  # 90% accepted: 35 wanted, 48 decoded (three chunks of 16)
     assert sample.redraw_size(200, 0.2) == sample.BLOCK  # never more than a block at once
     for missing, rate in ((3, 0.5), (40, 0.7), (90, 0.9)):
         size = sample.redraw_size(missing, rate)
