@@ -162,7 +162,7 @@ def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
     spec = sample.resolve_sampling(weights)
     assert (spec.prior.kind, spec.temperature, spec.sharpen) == (card["prior"], card["temperature"], card["sharpen"])
     assert spec.min_confidence == card["min_confidence"]
-    assert sample.verifier_name(spec.classifier) == "classifier,classifier-b"  # the card's ensemble
+    assert sample.verifier_name(spec.classifier) == "classifier-c,classifier-d"  # the card's ensemble
     assert sample.resolve_sampling(weights, temperature=0.5, min_confidence=0).attrs()["temperature"] == 0.5
     assert not sample.resolve_sampling(weights, min_confidence=0).verified
     plain = sample.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults

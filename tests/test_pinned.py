@@ -1,7 +1,7 @@
 """Pinned outputs: same seed, same model, same precision -> the same bytes, release after release.
 
 The shipped default generator (`cvae`, with its card's sampling: mixture prior, temperature,
-sharpening, verification by the classifier + classifier-b ensemble) and the 2-D tutorial model
+sharpening, verification by the classifier-c + classifier-d ensemble) and the 2-D tutorial model
 write PNG, HDF5, NPZ and IDX at `--precision fp32`, so the pins hold on any CPU. A change that
 alters a model or a default on purpose updates these pins in a commit that says so.
 """

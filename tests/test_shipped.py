@@ -46,7 +46,9 @@ def test_generated_digits_are_not_blank_or_saturated():
 
 def test_models_lists_the_shipped_classifier_too():
     rows = {row["name"]: row for row in mnistgen.models()}
-    assert {"cvae", "cvae-2d", "vae-2d", "classifier", "classifier-b", "judge"} <= set(rows)
+    assert {"cvae", "cvae-2d", "vae-2d", "classifier", "classifier-b", "classifier-c", "classifier-d", "judge"} <= set(
+        rows
+    )
     assert rows["classifier"]["kind"] == "classifier" and rows["classifier"]["latent"] is None
 
 
@@ -58,7 +60,9 @@ def test_models_table_never_cuts_a_name_short():
     result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "60"})  # a narrow terminal
     assert result.exit_code == 0, result.output
     names = [line.split("│")[1].strip() for line in result.stdout.splitlines() if line.startswith("│")]
-    assert {"classifier", "classifier-b", "cvae", "cvae-2d", "judge", "vae-2d"} <= set(names)
+    assert {"classifier", "classifier-b", "classifier-c", "classifier-d", "cvae", "cvae-2d", "judge", "vae-2d"} <= set(
+        names
+    )
 
 
 def test_shipped_classifier_is_accurate(dataset):
