@@ -6,21 +6,11 @@ import statistics
 import time
 
 
-def median_rate(run, images: int, repeats: int) -> float:
-    """Images per second of `run()`, which processes `images` images: median of `repeats` after a warm-up."""
-    run()  # warm-up (exports, allocations, oneDNN primitive caches)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return images / statistics.median(times)
-
-
 def interleaved_rates(runs: dict, images: int, repeats: int) -> dict:
-    """Images per second of each `runs[name]()`, timed round-robin: a warm-up of each, then
-    `repeats` rounds that run each once in turn; the median per name. A machine that drifts
-    during the run then slows every contender alike, so their ratios hold."""
+    """Images per second of each `runs[name]()`, which processes `images` images: a warm-up of each
+    (exports, allocations, oneDNN primitive caches), then `repeats` rounds that run each once in
+    turn; the median per name. A machine that drifts during the run then slows every contender
+    alike, so their ratios hold."""
     for run in runs.values():
         run()
     times = {name: [] for name in runs}
@@ -30,3 +20,8 @@ def interleaved_rates(runs: dict, images: int, repeats: int) -> dict:
             run()
             times[name].append(time.perf_counter() - started)
     return {name: images / statistics.median(t) for name, t in times.items()}
+
+
+def median_rate(run, images: int, repeats: int) -> float:
+    """Images per second of `run()` alone: median of `repeats` after a warm-up."""
+    return interleaved_rates({"run": run}, images, repeats)["run"]
