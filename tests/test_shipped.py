@@ -169,8 +169,8 @@ def test_shipped_judge_is_independent_of_the_verifier_and_accurate(dataset):
     assert judge.config.arch == "judge" and verifier.config.arch == "lenet"  # an old card without arch: lenet
     cvae_verifier = sample.resolve_sampling(checkpoint.inspect("cvae")).classifier  # the default's ensemble
     members = sample.members(cvae_verifier)
-    assert len(members) == 2 and all(m.config.arch == "lenet" and m.sha256 != judge.sha256 for m in members)
-    ev.check_independent(judge, cvae_verifier)
+    assert len(members) == 2 and all(m.config.arch == "lenet" for m in members)
+    ev.check_independent(judge, cvae_verifier)  # no member has the judge's weights (sha256)
     training = judge.card["training"]  # trained before --augment existed: the arch's own (affine), as "auto" is
     assert training.get("augment", "auto") == "auto" and training["command"].startswith("mnistgen train")
     assert judge.card["metrics"]["test_accuracy"] >= 0.995  # on the full MNIST test set, recorded at training
