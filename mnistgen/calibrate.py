@@ -33,6 +33,7 @@ THRESHOLDS = (0.9, 0.7, 0.5, 0.3)  # verification thresholds tried, strictest fi
 MIN_ACCEPTANCE = 0.2  # a threshold must keep at least this share of every label's samples
 COMPANION_STEPS = (400, 2000)  # the companion's optimisation steps: 8 epochs, but at least 400 and at most 2,000
 MAX_PAIRS = 2000  # feature pairs per label for the spread
+MIN_SPREAD_IMAGES = 2  # images of a label a spread needs (fewer held out: that label has no diversity penalty)
 
 
 def companion(train: Split, val: Split, classes: list[str], stem: Path, seed: int, source: str) -> checkpoint.Weights:
@@ -55,7 +56,7 @@ def _spread(features: np.ndarray, labels: np.ndarray, rng: np.random.Generator) 
     found = {}
     for label in np.unique(labels):
         f = features[labels == label]
-        if len(f) < 2:
+        if len(f) < MIN_SPREAD_IMAGES:
             continue
         a, b = rng.integers(0, len(f), size=(2, MAX_PAIRS))
         keep = a != b
@@ -85,8 +86,8 @@ def calibrate(
                 on_label = float((probs.argmax(1) == found).mean())
                 spread = _spread(features, found, rng)
                 ratios = [spread[k] / real[k] for k in spread if real.get(k)]
-                ratio = float(np.mean(ratios)) if ratios else 1.0
-                score = on_label - DIVERSITY_WEIGHT * max(0.0, 1.0 - ratio)
+                ratio = float(np.mean(ratios)) if ratios else None  # None: no label has 2 held-out images
+                score = on_label - (DIVERSITY_WEIGHT * max(0.0, 1.0 - ratio) if ratios else 0.0)
                 in_label = probs[np.arange(len(found)), found]
                 kept = {t: min(float((in_label[found == k] >= t).mean()) for k in np.unique(found)) for t in THRESHOLDS}
                 tried.append(
@@ -95,7 +96,7 @@ def calibrate(
                         "temperature": temperature,
                         "sharpen": sharpen,
                         "on_label": round(on_label, 4),
-                        "spread_ratio": round(ratio, 4),
+                        "spread_ratio": None if ratio is None else round(ratio, 4),
                         "score": round(score, 4),
                         "worst_label_acceptance": {str(t): round(v, 3) for t, v in kept.items()},
                     }
@@ -111,6 +112,7 @@ def calibrate(
         "chosen_by": (
             f"mnistgen train: the companion classifier's on-label rate minus a diversity penalty on {PER_LABEL} "
             f"samples per label, against {len(val)} held-out images (calibrate.py)"
+            + ("" if real else f"; no penalty: no label has {MIN_SPREAD_IMAGES} held-out images to measure spread on")
         ),
         "candidates": tried,
     }

@@ -156,3 +156,22 @@ def test_evaluate_augment_json(tmp_path, tiny_cvae, mnist_dir):
 def test_evaluate_augment_refuses_a_limit_without_a_set():
     result = runner.invoke(app, ["evaluate", "--limit", "5"])
     assert result.exit_code == 2 and "--limit chooses images of the --augment set" in result.output
+
+
+def test_calibration_without_two_held_out_images_per_label_has_no_diversity_penalty(
+    tiny_cvae, tiny_classifier, dataset
+):
+    first = [int(np.flatnonzero(dataset.test.labels == label)[0]) for label in range(10)]
+    one_each = dataset.test.subset(np.array(first))
+    chosen = calibrate.calibrate(checkpoint.inspect(str(tiny_cvae)), checkpoint.inspect(str(tiny_classifier)),
+                                 one_each, "cpu")  # fmt: skip
+    assert all(c["spread_ratio"] is None for c in chosen["candidates"])
+    assert all(c["score"] == c["on_label"] for c in chosen["candidates"])
+    assert chosen["chosen_by"].endswith("; no penalty: no label has 2 held-out images to measure spread on")
+    two_each = dataset.test.subset(
+        np.concatenate([np.flatnonzero(dataset.test.labels == label)[:2] for label in range(10)])
+    )
+    measured = calibrate.calibrate(checkpoint.inspect(str(tiny_cvae)), checkpoint.inspect(str(tiny_classifier)),
+                                   two_each, "cpu")  # fmt: skip
+    assert all(c["spread_ratio"] > 0 for c in measured["candidates"])
+    assert "no penalty" not in measured["chosen_by"]
