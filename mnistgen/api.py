@@ -7,6 +7,7 @@
     means, stds = model.encode(images, labels)              # float32 (N, d) each
     picture, spec = model.grid(20)                          # the latent manifold, uint8
     report = model.evaluate(count=1000, data="mnist/")      # what `mnistgen evaluate` prints
+    metrics = mnistgen.fit("digits/", "runs/digits")        # what `mnistgen train` does, in this process
 
 The CLI is a thin layer over these functions; images here are uint8 (N, 28, 28) with MNIST's
 white-on-black convention, labels int64 (N,), latents float32 (N, d). Pixels equal what
@@ -26,7 +27,15 @@ from mnistgen import checkpoint, data, decoders, explore, sample, sources
 from mnistgen import classifier as clf
 from mnistgen import evaluate as evaluation
 from mnistgen import generate as jobs
-from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_JUDGE, Precision, PriorKind
+from mnistgen import train as train_lib
+from mnistgen.config import (
+    DEFAULT_CLASSIFIER,
+    DEFAULT_GENERATOR,
+    DEFAULT_JUDGE,
+    ClassifierConfig,
+    Precision,
+    PriorKind,
+)
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, select_device
 from mnistgen.sample import Sampling, resolve_sampling
@@ -304,6 +313,59 @@ def evaluate(
     loaded = load(model or DEFAULT_GENERATOR, device)
     spec = loaded.sampling(classifier=classifier, **sampling_options)  # None: the model's own verifier
     return loaded.evaluate(count, seed, data_dir, judge, tstr, spec, augment, limit, seeds, steps, test, classifier)
+
+
+CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions
+
+
+def fit(
+    data_dir: Optional[Union[str, Path]],
+    out: Union[str, Path],
+    model: str = "cvae",
+    recipe: Optional[str] = None,
+    *,
+    limit: Optional[int] = None,
+    indices: Optional[Sequence[int]] = None,
+    test: Optional[Union[str, Path]] = None,
+    class_names: Sequence[str] = (),
+    download: bool = False,
+    resume: bool = False,
+    device: Union[Device, str] = Device.auto,
+    callback=None,
+    on_note: Optional[Callable[[str], None]] = None,
+    rank: int = 0,
+    world: int = 1,
+    **options,
+) -> dict:
+    """`mnistgen train` as a call, in this process: train a `model` ("vae", "cvae" or "classifier")
+    on `data_dir` (any form `--data` takes; None: the cache) into the run directory `out`, and
+    return the last epoch's metrics. A vae/cvae takes a recipe (named, else the one for the data's
+    size) and train's options as keywords (epochs, batch_size, lr, seed, latent, channels,
+    likelihood, beta1, lr_decay, kl_warmup, eval_every, shift, companion, command); `callback`
+    gets train.TrainCallback's calls, the classifier's `callback(metrics)` one per epoch, and
+    `on_note` each note about converted pictures. `rank`/`world`: this process's place in a
+    data-parallel launch."""
+    out = Path(out)
+    need_labels = model != "vae"
+    if rank == 0:
+        train_lib.check_run_dir(out, resume)
+    loaded = sources.load(None if data_dir is None else Path(data_dir), download=download, need_labels=need_labels)
+    for note in loaded.notes if on_note else []:
+        on_note(note)
+    dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))
+    options = {k: v for k, v in options.items() if v is not None}
+    if model == "classifier":
+        cfg = ClassifierConfig(**{k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options})
+        return clf.fit(dataset, out, clf.ClassifierOptions(**options), cfg, on_epoch=callback)
+    held_out = sources.load(Path(test), need_labels=True).train if test is not None else None
+    names = list(class_names) or loaded.classes  # an ImageFolder's class names, unless class_names renames them
+    config, train_options = train_lib.plan(model, dataset, recipe, names, extra=extra, **options)
+    if world > 1:  # launched: the batch size is each process's, recorded with the global one
+        train_options.extra.update(processes=world, global_batch_size=train_options.batch_size * world)
+    getattr(callback, "on_plan", lambda *plan: None)(config, train_options, len(dataset.train))
+    return train_lib.train(
+        config, dataset, train_options, out, resume, callback, rank, world, held_out, select_device(device)
+    )
 
 
 def models() -> list[dict]:

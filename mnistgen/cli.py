@@ -29,7 +29,6 @@ from mnistgen.config import (
     DEFAULT_PICTURES,
     Augment,
     ClassifierArch,
-    ClassifierConfig,
     Format,
     Likelihood,
     Precision,
@@ -287,10 +286,16 @@ def _emit(summary: dict, err: bool = False) -> None:
 
 
 class _TrainProgress:
-    """Bridges the library's TrainCallback to a rich bar."""
+    """Bridges the library's TrainCallback to a rich bar (a null one with --quiet)."""
 
-    def __init__(self, progress):
+    def __init__(self, progress, where: Optional[str] = None):
         self.progress, self.task, self.epochs = progress, None, 0
+        self.where = where  # "cpu, into runs/x": announced with the plan (None: quiet)
+
+    def on_plan(self, config, options, images: int):
+        if self.where:
+            _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {images} images, "
+                    f"{self.where}")  # fmt: skip
 
     def on_start(self, epochs, first_epoch, steps_per_epoch):
         self.epochs = epochs
@@ -542,60 +547,42 @@ def train(
         batch_size = parallel.per_process_batch(batch_size, world)
     quiet = quiet or rank != 0  # one progress bar, from rank 0
     names = [n.strip() for n in class_names.split(",")] if class_names else []
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command_line(ctx)}
+    if model is TrainKind.classifier:
+        given.update(eval_every=eval_every, augment=augment.value, arch=arch.value, channels=channels)
+    else:
+        given.update(latent=latent, channels=channels, likelihood=likelihood.value if likelihood else None)
+        given.update(beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, eval_every=eval_every, shift=shift)
+        given.update(companion=companion)
+    ranks = f" on {world} processes" if world > 1 else ""
     with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
-        from mnistgen import classifier as clf
-        from mnistgen import sources
-        from mnistgen import train as train_lib
+        from mnistgen import api
 
-        if rank == 0:
-            train_lib.check_run_dir(out, resume)
-        loaded = sources.load(data, download=download and rank == 0, need_labels=model is not TrainKind.vae)
-        for note in [] if quiet else loaded.notes:
-            _stderr(f"note: {note}")
-        names = names or loaded.classes  # an ImageFolder's class names, unless --class-names renames them
-        dataset, extra = train_lib.select(loaded, limit, chosen)
-        held_out = sources.load(test, need_labels=True).train if test is not None else None
-        command = command_line(ctx)
-        device_name = select_device(device)
         init_distributed()
         started = time.perf_counter()
-        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command}
-        if model is TrainKind.classifier:
-            given.update(eval_every=eval_every, augment=augment.value)
-            options = clf.ClassifierOptions(**{k: v for k, v in given.items() if v is not None})
-            cfg = ClassifierConfig(arch=arch.value, channels=channels or ClassifierConfig.channels)
-            metrics = clf.fit(dataset, out, options, cfg, on_epoch=(lambda m: None) if quiet else _classifier_epoch)
-        else:
-            config, options = train_lib.plan(
+        with _progress(quiet or model is TrainKind.classifier) as progress:
+            if model is TrainKind.classifier:
+                callback = (lambda metrics: None) if quiet else _classifier_epoch
+            else:
+                callback = _TrainProgress(progress, None if quiet else f"{select_device(device)}{ranks}, into {out}")
+            metrics = api.fit(
+                data,
+                out,
                 model.value,
-                dataset,
                 recipe,
-                names,
+                limit=limit,
+                indices=chosen,
+                test=test,
+                class_names=names,
+                download=download and rank == 0,
+                resume=resume,
+                device=device,
+                callback=callback,
+                on_note=None if quiet else (lambda note: _stderr(f"note: {note}")),
+                rank=rank,
+                world=world,
                 **given,
-                latent=latent,
-                channels=channels,
-                likelihood=likelihood.value if likelihood else None,
-                beta1=beta1,
-                lr_decay=lr_decay,
-                kl_warmup=kl_warmup,
-                eval_every=eval_every,
-                shift=shift,
-                companion=companion,
-                extra=extra,
             )
-            if world > 1:  # launched: --batch-size is each process's, recorded with the global one
-                options.extra.update(processes=world, global_batch_size=options.batch_size * world)
-            with _progress(quiet) as progress:
-                if not quiet:
-                    ranks = f" on {world} processes" if world > 1 else ""
-                    _stderr(
-                        f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on "
-                        f"{len(dataset.train)} images, {device_name}{ranks}, into {out}"
-                    )
-                callback = _TrainProgress(progress)
-                metrics = train_lib.train(
-                    config, dataset, options, out, resume, callback, rank, world, held_out, device_name
-                )
         if rank == 0:
             seconds = round(time.perf_counter() - started, 1)
             _emit(

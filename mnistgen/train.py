@@ -46,7 +46,8 @@ COMPANION_STEM = "classifier"  # the companion classifier's files in the run dir
 
 
 class TrainCallback:
-    """Receives progress; the default does nothing."""
+    """Receives progress; the default does nothing. (api.fit also calls `on_plan(config, options,
+    images)`, when a callback has it, once the recipe is resolved.)"""
 
     def on_start(self, epochs: int, first_epoch: int, steps_per_epoch: int) -> None: ...
 

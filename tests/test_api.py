@@ -167,3 +167,41 @@ def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
     assert not sample.resolve_sampling(weights, min_confidence=0).verified
     plain = sample.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults
     assert (plain.prior.kind, plain.temperature, plain.sharpen, plain.verified) == ("standard", 1.0, 1.0, False)
+
+
+def test_fit_trains_what_the_cli_trains(tmp_path, mnist_dir):
+    run = tmp_path / "api"
+    plans = []
+
+    from mnistgen.train import TrainCallback
+
+    class Plans(TrainCallback):
+        def on_plan(self, config, options, images):
+            plans.append((config.kind, options.recipe, images))
+
+    metrics = mnistgen.fit(mnist_dir, run, "cvae", limit=200, epochs=1, channels=8, seed=4, companion=False,
+                           callback=Plans())  # fmt: skip
+    assert metrics["epoch"] == 1 and "test_loss" in metrics
+    assert plans == [("cvae", "small", 200)]  # the images given (train holds out its share): recipe by size
+    card = mnistgen.load(str(run)).card
+    assert card["training"]["limit"] == 200 and card["training"]["seed"] == 4 and card["config"]["channels"] == 8
+    result = runner.invoke(
+        app, ["train", "--model", "cvae", "--data", str(mnist_dir), "--limit", "200", "--epochs", "1",
+              "--channels", "8", "--seed", "4", "--no-classifier", "--processes", "1", "--out", str(tmp_path / "cli"),
+              "--quiet"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert mnistgen.load(str(tmp_path / "cli")).sha256 == mnistgen.load(str(run)).sha256  # the same weights
+
+
+def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir):
+    epochs = []
+    metrics = mnistgen.fit(mnist_dir, tmp_path / "clf", "classifier", limit=300, epochs=1, channels=8,
+                           callback=epochs.append)  # fmt: skip
+    assert len(epochs) == 1 and 0 < metrics["test_accuracy"] <= 1
+    from mnistgen import checkpoint
+
+    assert checkpoint.inspect(str(tmp_path / "clf")).is_classifier
+    with pytest.raises(mnistgen.MnistgenError, match="nowhere"):
+        mnistgen.fit(tmp_path / "nowhere", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
