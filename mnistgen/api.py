@@ -35,6 +35,7 @@ from mnistgen.config import (
     ClassifierConfig,
     Precision,
     PriorKind,
+    TrainKind,
 )
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, select_device
@@ -345,8 +346,11 @@ def fit(
     gets train.TrainCallback's calls, the classifier's `callback(metrics)` one per epoch, and
     `on_note` each note about converted pictures. `rank`/`world`: this process's place in a
     data-parallel launch."""
+    kinds = [kind.value for kind in TrainKind]
+    if model not in kinds:
+        raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
     out = Path(out)
-    need_labels = model != "vae"
+    need_labels = model != TrainKind.vae.value
     if rank == 0:
         train_lib.check_run_dir(out, resume)
     loaded = sources.load(None if data_dir is None else Path(data_dir), download=download, need_labels=need_labels)
@@ -354,7 +358,7 @@ def fit(
         on_note(note)
     dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))
     options = {k: v for k, v in options.items() if v is not None}
-    if model == "classifier":
+    if model == TrainKind.classifier.value:
         cfg = ClassifierConfig(**{k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options})
         return clf.fit(dataset, out, clf.ClassifierOptions(**options), cfg, on_epoch=callback)
     held_out = sources.load(Path(test), need_labels=True).train if test is not None else None

@@ -202,6 +202,8 @@ def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir):
     from mnistgen import checkpoint
 
     assert checkpoint.inspect(str(tmp_path / "clf")).is_classifier
+    with pytest.raises(mnistgen.MnistgenError, match="^cannot train 'gan': train one of vae, cvae, classifier$"):
+        mnistgen.fit(mnist_dir, tmp_path / "gan", "gan")
     with pytest.raises(mnistgen.MnistgenError, match="nowhere"):
         mnistgen.fit(tmp_path / "nowhere", tmp_path / "x")
     assert not (tmp_path / "x").exists()
