@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mnistgen import checkpoint, decoders, explore, priors, sources
 from mnistgen.errors import MnistgenError
-from mnistgen.train import STATS_IMAGES, hold_out
+from mnistgen.train import hold_out, stats_images
 
 
 def main(argv=None) -> int:
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         training = weights.card.get("training", {})
         if "holdout" in training:  # the images train held out were never trained on: leave them out again
             dataset, _, _ = hold_out(dataset, training["seed"], chosen="indices" in training)
-        part = dataset.train.subset(slice(0, STATS_IMAGES))
+        part = stats_images(dataset.train)
         means, stds = explore.encode(decoders.load_model(weights), part.images, part.labels)
         card = {**weights.card, "latent_stats": priors.latent_stats(means, stds, part.labels, args.seed)}
         checkpoint.write_card(weights.path.with_suffix(checkpoint.CARD_SUFFIX), card)

@@ -56,6 +56,12 @@ class TrainCallback:
     def on_epoch(self, metrics: dict) -> None: ...
 
 
+def stats_images(train: Split) -> Split:
+    """The training images a card's latent statistics and fitted priors are computed on (the first
+    STATS_IMAGES): `train` and a refit of an older card (examples/refit_prior.py) take the same."""
+    return train.subset(slice(0, STATS_IMAGES))
+
+
 def learning_rate(options: TrainOptions, epoch: int) -> float:
     return cosine_lr(options.lr, epoch, options.horizon) if options.lr_decay else options.lr
 
@@ -254,7 +260,7 @@ class Trainer:
         Latent-exploring commands (grids, interpolation between digit centroids) read these, so
         they work where no dataset is present.
         """
-        part = self.dataset.train.subset(slice(0, STATS_IMAGES))
+        part = stats_images(self.dataset.train)
         labels = part.labels if self.config.conditional else None
         means, stds = self._fast_or_eager(
             len(part),
