@@ -82,14 +82,16 @@ class Trainer:
         world: int = 1,
         val: Optional[Split] = None,
         holdout: Optional[dict] = None,
-        train_images: Optional[int] = None,
+        all_train: Optional[Split] = None,
     ):
         self.paddle = import_paddle()
         self.val, self.holdout = val, holdout or {}
         self.best: dict = {}  # early stopping: the best held-out loss so far and its epoch
         self.best_arrays: Optional[dict] = None
         self.rank, self.world = rank, world
-        self.train_images = train_images or len(dataset.train)  # all ranks' images, for the card
+        # Every rank's training images (data-parallel ranks train on shards of it): the card counts
+        # them, and its latent statistics and fitted priors come from them, not from rank 0's shard.
+        self.all_train = dataset.train if all_train is None else all_train
 
         self.m = model_lib
         self.config, self.dataset, self.options, self.run_dir = config.validate(), dataset, options, Path(run_dir)
@@ -260,7 +262,7 @@ class Trainer:
         Latent-exploring commands (grids, interpolation between digit centroids) read these, so
         they work where no dataset is present.
         """
-        part = stats_images(self.dataset.train)
+        part = stats_images(self.all_train)
         labels = part.labels if self.config.conditional else None
         means, stds = self._fast_or_eager(
             len(part),
@@ -293,7 +295,7 @@ class Trainer:
                 **{k: v for k, v in asdict(self.options).items() if k != "extra"},
                 **self.options.extra,
                 "epochs_done": metrics["epoch"],
-                "train_images": self.train_images,
+                "train_images": len(self.all_train),
                 "data": self.dataset.source,
                 "holdout": self.holdout,
                 **({"best_epoch": self.best.get("epoch")} if self.options.epochs is None else {}),
@@ -493,14 +495,13 @@ def train(
         Path(run_dir).mkdir(parents=True, exist_ok=True)
     dataset, val, record = hold_out(dataset, options.seed, test, chosen="indices" in options.extra)
     whole = dataset
-    train_images = len(dataset.train)  # all ranks' images, for the card
     if world > 1:
         dataset = replace(dataset, train=shard_split(dataset.train, rank, world))
     paddle = import_paddle()
     # Paddle names parameters and Adam's accumulators from a process-wide counter; a fresh
     # name scope makes them the same in every run, so a resumed run finds its saved state.
     with paddle.utils.unique_name.guard():
-        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, val, record, train_images)
+        trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, val, record, whole.train)
         if resume:
             trainer.load_state()
         metrics = trainer.run()

@@ -52,6 +52,8 @@ def test_default_is_two_processes_deterministic_with_one_curve(tmp_path, mnist_d
     card = json.loads((tmp_path / "a" / "model.json").read_text())
     assert card["training"]["processes"] == 2 and card["training"]["global_batch_size"] == 64
     assert card["training"]["batch_size"] == 32 and "--processes 2" in card["training"]["command"]
+    # the latent statistics and fitted priors come from every rank's images, not rank 0's shard
+    assert card["latent_stats"]["images"] == card["training"]["train_images"] > 200
     assert [h["epoch"] for h in _history(tmp_path / "a")] == [1, 2]
 
     # the same seed and process count again (in-process: rank 0's output relayed through pipes)
