@@ -17,12 +17,16 @@ import json
 import os
 import shutil
 import sys
+import tarfile
 import time
+import zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
+
+import numpy as np
 
 from mnistgen import atomic, export, sample
 from mnistgen.checkpoint import Weights
@@ -39,6 +43,22 @@ IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look 
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
 MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory flat
 Z_DECIMALS = 6
+# What an output must record for --resume to add to it (the images it would draw are the same);
+# a tar records only the seed, in each image's .json.
+RESUME_SETTINGS = (
+    "model_sha256",
+    "seed",
+    "count_per_label",
+    "labels",
+    "shard",
+    "temperature",
+    "prior",
+    "truncation",
+    "sharpen",
+    "min_confidence",
+)
+TAR_SETTINGS = ("seed",)
+RECORD_BYTES = 1 << 20  # an output's recorded settings are small: read no more of them than this
 
 
 SUFFIX_FORMATS = {
@@ -171,8 +191,16 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
         )
     _check_writable_dir(out)
     targets = (out / job.shard_name(METADATA_FILE),)
-    if not out.is_dir() or job.resume:
+    if not out.is_dir() or not any(out.iterdir()):
         return targets
+    if job.resume:
+        _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
+        return targets
+    if job.force and not any(out.glob(MANIFEST_FILE.split(".")[0] + "*.json")):
+        raise MnistgenError(
+            f"--out {out} holds files that generate did not write (no {MANIFEST_FILE}): --force replaces only "
+            "generate's output; choose another directory"
+        )
     if job.sharded:  # other shards may share the directory: only this shard's files conflict
         clash = targets[0].exists() or any(_owned_existing(job))
         if clash and not job.force:
@@ -222,6 +250,9 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
     existing = [t for t in targets if t.exists()]
     if existing and not (job.force or job.resume):
         raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
+    if existing:  # --force replaces, --resume keeps: either only the output of generate itself
+        record = out / job.shard_name(MANIFEST_FILE) if job.fmt is Format.idx else existing[0]
+        _check_same_job(job, record, existing[0], same_settings=job.resume)
     if job.fmt is Format.grid:
         columns = job.count
         if job.sharded:
@@ -233,6 +264,72 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
         ):
             raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
     return targets
+
+
+def _check_same_job(job: Job, record: Path, output: Path, same_settings: bool = True) -> None:
+    """Refuse to touch `output` unless `record` (the output itself, or its manifest) shows that
+    generate wrote it and, with `same_settings` (--resume), with the settings of this job."""
+    recorded = recorded_settings(record, Format.png if record.suffix == ".json" else job.fmt)
+    if not isinstance(recorded, dict) or "seed" not in recorded:
+        raise MnistgenError(
+            f"{output} was not written by mnistgen generate (no settings recorded in {record.name}): "
+            "choose another --out"
+        )
+    if not same_settings:
+        return
+    wanted = job.attrs(precision="")
+    keys = TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS
+    differ = [k for k in keys if _comparable(recorded.get(k)) != _comparable(wanted.get(k))]
+    if differ:
+        was = ", ".join(f"{k} {_comparable(recorded.get(k))} (now {_comparable(wanted.get(k))})" for k in differ)
+        raise MnistgenError(
+            f"--resume: {output} was written with other settings: {was}; repeat its command to finish it, "
+            "or pass --force to replace it"
+        )
+
+
+def _comparable(value) -> str:
+    """A recorded setting as text, alike whatever stored it: HDF5 attributes hold numpy scalars and
+    lists as JSON text, PNG text chunks hold everything as text."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return str(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
+    """The settings an existing output records (HDF5 attributes, the npz's `attrs`, a grid's PNG
+    text, the first image's .json in a tar; `fmt` png: a manifest), or None if it records none."""
+    try:
+        if fmt is Format.hdf5:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return dict(f.attrs)
+        if fmt is Format.npz:
+            with zipfile.ZipFile(path) as archive:
+                if archive.getinfo("attrs.npy").file_size > RECORD_BYTES:
+                    return None
+            with np.load(path, allow_pickle=False) as f:
+                return json.loads(str(f["attrs"]))
+        if fmt is Format.grid:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return dict(getattr(image, "text", {}))
+        if fmt is Format.tar:
+            with tarfile.open(path, "r:") as archive:
+                first = next((m for m in archive if m.name.endswith(".json")), None)
+                return json.loads(archive.extractfile(first).read(RECORD_BYTES)) if first else None
+        if path.stat().st_size > RECORD_BYTES:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))  # a manifest
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, tarfile.TarError):
+        return None
 
 
 def _plan_stream(job: Job) -> tuple[Path, ...]:
@@ -425,8 +522,6 @@ def _run_file(
         folder.mkdir(parents=True, exist_ok=True)
         if job.resume or job.force:
             remove_stale_temporaries(folder)
-        if job.fmt is Format.idx:
-            write_manifest(job, folder, attrs)
     start = job.bounds[0]
     with writer:
         for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
@@ -434,6 +529,8 @@ def _run_file(
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, label if job.fmt is Format.tar else _label_byte(label), batch.z, position)
             report(position + hi - lo)
+    if job.fmt is Format.idx:  # last: a manifest names only files that are there
+        write_manifest(job, job.targets[0].parent, attrs)
 
 
 def run_job(

@@ -125,6 +125,53 @@ def test_resume_writes_only_what_is_missing(tmp_path, tiny_cvae):
     assert untouched.stat().st_mtime_ns == stamp
 
 
+def test_force_replaces_only_what_generate_wrote(tmp_path, tiny_cvae):
+    mine = tmp_path / "mine"  # a labelled folder of the user's own: class folders, no manifest
+    for label in ("3", "7"):
+        (mine / label).mkdir(parents=True)
+        (mine / label / "a.png").write_bytes(b"user data")
+    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", 2, "-o", str(mine), "--force"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"Error: --out {mine} holds files that generate did not write (no mnistgen.json): --force replaces "
+        "only generate's output; choose another directory"
+    )
+    assert sorted(p.read_bytes() for p in mine.rglob("*.png")) == [b"user data"] * 2
+
+    theirs = tmp_path / "theirs.h5"
+    theirs.write_bytes(b"not generate's")
+    for flag in ("--force", "--resume"):
+        result = runner.invoke(
+            app, ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", 2, "-o", str(theirs), flag]
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == (
+            f"Error: {theirs} was not written by mnistgen generate (no settings recorded in theirs.h5): "
+            "choose another --out"
+        )
+        assert theirs.read_bytes() == b"not generate's"
+
+
+@pytest.mark.parametrize("out", ["o", "o.h5", "o.npz", "o.tar", "o.png"])
+def test_resume_refuses_another_jobs_output(tmp_path, tiny_cvae, out):
+    out = tmp_path / out
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8, "--resume")  # the same job: nothing to do
+    result = runner.invoke(
+        app, ["generate", "--model", str(tiny_cvae), "-d", "1,2", "-n", 3, "-o", str(out), "--seed", 9, "--resume"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"Error: --resume: {out} was written with other settings: seed 8 (now 9); repeat its command to "
+        "finish it, or pass --force to replace it"
+    )
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "mnistgen.json"} == {
+        p: b for p, b in before.items() if p.name != "mnistgen.json"
+    }
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 9, "--force")  # generate's own output: replaced
+
+
 def test_temperature_narrows_the_latents(tmp_path, tiny_cvae):
     import h5py
 
