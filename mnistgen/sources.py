@@ -7,11 +7,13 @@ from the folder names), a flat folder of pictures (unlabelled), single pictures,
 HDF5/NPZ files `generate` writes (`images` uint8 (N, 28, 28), `labels`, `z`).
 
 Every reader bounds what it allocates before reading: picture sizes from their headers, image
-counts from IDX/HDF5/NPZ headers, files in a folder. A bad input is refused with one line that
-names the file and the fix; nothing is half-read. Pictures that are not 28x28 grayscale are
-converted (to grayscale, then resized with Lanczos) and summed up in one note, returned to the
-caller (the library prints nothing). `load` gives a `data.Dataset` (training), `read` gives
-`Images` (encoding, scoring).
+counts from IDX/HDF5/NPZ headers (and an NPZ's bytes and dtype), files in a folder; HDF5 is read
+a chunk at a time, and only what `limit` keeps. A source without images, images that are not
+whole numbers 0-255 (or [0, 1] for the .mat) and labels that are not classes 0-255 are refused.
+A bad input is refused with one line that names the file and the fix; nothing is half-read.
+Pictures that are not 28x28 grayscale are converted (to grayscale, then resized with Lanczos)
+and summed up in one note, returned to the caller (the library prints nothing). `load` gives a
+`data.Dataset` (training), `read` gives `Images` (encoding, scoring).
 """
 
 from __future__ import annotations
@@ -37,10 +39,18 @@ SIDE = IMAGE_SIZE
 
 MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
 MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
+MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is refused before it is read
+READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
+MAX_PIXEL = 255
+NUMERIC_KINDS = "biuf"  # bool, int, uint, float: the dtypes images and labels may have
 
 GZIP_MAGIC = data.GZIP_MAGIC
 HDF5_MAGIC = b"\x89HDF"
 ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip of .npy files
+
+GENERATE_LAYOUT = f"images uint8 (N, {SIDE}, {SIDE}) and labels (N,), as generate writes"
+MAT_LAYOUT = f"'image' (N, 1, {SIDE}, {SIDE}) in [0, 1] and one-hot 'label' (N, classes), as the tutorial's train.mat"
+SCALE_FIX = f"scale the images to 0..{MAX_PIXEL} and save them as uint8"
 
 FORMS = (
     "an MNIST IDX directory, an ImageFolder DIR/<class>/*.png, a folder of pictures, "
@@ -75,7 +85,10 @@ class _Part:
 # -- IDX ------------------------------------------------------------------------------------------
 
 
-def _check_count(path: Path, count: int) -> None:
+def _check_count(path: Path, count: int, allow_empty: bool = False) -> None:
+    """A count from a header: 1 to MAX_IMAGES images (an empty labels file shows as a mismatched pair)."""
+    if count == 0 and not allow_empty:
+        raise MnistgenError(f"{path} holds no images: pass a file or folder with at least one image")
     if count > MAX_IMAGES:
         raise MnistgenError(
             f"{path} declares {count:,} images, more than mnistgen reads at once ({MAX_IMAGES:,}): split it into "
@@ -106,7 +119,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
             if found != magic:
                 raise MnistgenError(f"{path} has IDX magic number {found}, expected {magic}: is it the right file?")
             dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-            _check_count(path, dims[0])
+            _check_count(path, dims[0], allow_empty=ndim == 1)
             if ndim == 3 and tuple(dims[1:]) != (SIDE, SIDE):
                 raise MnistgenError(f"{path} holds {dims[1]}x{dims[2]} images: mnistgen needs {SIDE}x{SIDE}")
             expected = int(np.prod(dims))
@@ -199,56 +212,156 @@ def _check_labels_shape(path: Path, shape: tuple, count: int) -> None:
         )
 
 
-def read_mat(path: Path) -> Dataset:
+def _check_array(path: Path, key: str, dtype: np.dtype, layout: str, nbytes: int = 0) -> None:
+    """Before anything is read: numbers only (no strings, structs, objects), at most MAX_READ_BYTES."""
+    if dtype.kind not in NUMERIC_KINDS:
+        raise MnistgenError(f"{path}: '{key}' holds {dtype} values, not numbers: mnistgen reads {layout}")
+    if nbytes > MAX_READ_BYTES:
+        raise MnistgenError(
+            f"{path}: '{key}' declares {nbytes:,} bytes of {dtype}, more than mnistgen reads at once "
+            f"({MAX_READ_BYTES:,}): save the images as uint8, or split the file"
+        )
+
+
+def _first_bad(values: np.ndarray, high: float, whole: bool = True):
+    """The first value that is not in 0..high (a whole number, if `whole`), or None. NaN is bad."""
+    bad = ~((values >= 0) & (values <= high))
+    if whole and values.dtype.kind == "f":
+        bad |= values != np.rint(values)
+    hits = np.flatnonzero(bad)
+    return values.flat[hits[0]].item() if hits.size else None
+
+
+def _labels(path: Path, key: str, values: np.ndarray) -> np.ndarray:
+    """Class labels as int64, whatever numeric dtype holds them: whole numbers 0..MAX_CLASSES-1."""
+    bad = _first_bad(values, MAX_CLASSES - 1)
+    if bad is not None:
+        raise MnistgenError(
+            f"{path}: '{key}' holds {bad:.6g}, not a class label: labels are whole numbers 0-{MAX_CLASSES - 1}; "
+            "correct them"
+        )
+    return values.astype(np.int64)
+
+
+def _pixels(path: Path, key: str, chunk: np.ndarray) -> np.ndarray:
+    """Images of any numeric dtype as uint8: whole numbers 0-255 only."""
+    bad = _first_bad(chunk, MAX_PIXEL)
+    if bad is not None:
+        raise MnistgenError(
+            f"{path}: '{key}' holds the pixel value {bad:.6g}: mnistgen reads whole numbers 0-{MAX_PIXEL}; {SCALE_FIX}"
+        )
+    return chunk.astype(np.uint8)
+
+
+def _mat_pixels(path: Path, chunk: np.ndarray) -> np.ndarray:
+    """The tutorial's images (k, 1, 28, 28) in [0, 1], rows and columns swapped, as uint8 (k, 28, 28)."""
+    bad = _first_bad(chunk, 1, whole=False)
+    if bad is not None:
+        raise MnistgenError(
+            f"{path}: 'image' holds the pixel value {bad:.6g}: the tutorial's train.mat holds pixels in [0, 1]; "
+            "scale them"
+        )
+    pixels = np.rint(chunk.astype(np.float32) * MAX_PIXEL).astype(np.uint8)
+    return pixels.reshape(-1, SIDE, SIDE).transpose(0, 2, 1)  # MATLAB stores column-major
+
+
+def _onehot_labels(path: Path, rows: np.ndarray) -> np.ndarray:
+    """The tutorial's one-hot (or soft) label rows (k, classes) as class indices."""
+    bad = _first_bad(rows, 1, whole=False)
+    if bad is not None:
+        raise MnistgenError(f"{path}: 'label' holds {bad:.6g}: mnistgen reads {MAT_LAYOUT}")
+    return rows.argmax(axis=1)
+
+
+def _chunked(count: int, read, dtype, shape: tuple = ()) -> np.ndarray:
+    """`read(start, stop)` READ_CHUNK rows at a time into one array: only the result and one chunk in memory."""
+    out = np.empty((count, *shape), dtype)
+    for start in range(0, count, READ_CHUNK):
+        stop = min(start + READ_CHUNK, count)
+        out[start:stop] = read(start, stop)
+    return out
+
+
+def _kept(count: int, limit: Optional[int]) -> int:
+    return count if limit is None else min(count, limit)
+
+
+def _read_images(path: Path, key: str, source, count: int) -> np.ndarray:
+    """The first `count` images of `source` (an HDF5 dataset or an array, (N, 28, 28), numeric) as uint8.
+    Float or bool images in 0-1 are refused: cast, they would all be black."""
+    if source.dtype == np.uint8:
+        return np.asarray(source[:count])
+    images = _chunked(count, lambda a, b: _pixels(path, key, np.asarray(source[a:b])), np.uint8, (SIDE, SIDE))
+    if source.dtype.kind in "bf" and images.max() <= 1:
+        raise MnistgenError(f"{path}: '{key}' holds {source.dtype} values in 0-1: {SCALE_FIX}")
+    return images
+
+
+def _dataset(path: Path, f, key: str, layout: str):
+    """`f[key]`, checked to be an HDF5 dataset of numbers: a group or a string/compound type is refused."""
+    import h5py
+
+    found = f[key]
+    if not isinstance(found, h5py.Dataset):
+        kind = type(found).__name__.lower()
+        raise MnistgenError(f"{path}: '{key}' is an HDF5 {kind}, not an array: mnistgen reads {layout}")
+    _check_array(path, key, found.dtype, layout)
+    return found
+
+
+def read_mat(path: Path, limit: Optional[int] = None) -> Dataset:
     """The tutorial's train.mat: HDF5 with `image` (N, 1, 28, 28) in [0, 1], stored transposed, and one-hot `label`."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            return _mat_from(path, f)
+            return _mat_from(path, f, limit)
     except OSError as exc:
         raise MnistgenError(f"cannot read {path} as HDF5: {exc}") from None
 
 
-def _mat_from(path: Path, f) -> Dataset:
+def _mat_from(path: Path, f, limit: Optional[int] = None) -> Dataset:
+    """Read a chunk at a time, the first `limit` images only: a float file is never held whole."""
     if "image" not in f or "label" not in f:
         raise MnistgenError(
             f"{path} has neither 'images' (a file from mnistgen generate) nor 'image' and 'label' (the tutorial's "
             f"train.mat): pass one of {FORMS}"
         )
-    if f["image"].size % (SIDE * SIDE):
-        raise MnistgenError(f"{path}: 'image' has shape {f['image'].shape}, not a whole number of 28x28 images")
-    _check_count(path, f["image"].size // (SIDE * SIDE))
-    image = np.asarray(f["image"], dtype=np.float32)
-    if f["label"].size > MAX_IMAGES * MAX_CLASSES:
-        raise MnistgenError(f"{path}: 'label' has shape {f['label'].shape}, far more than its images need")
-    label = np.asarray(f["label"])
-    image = image.reshape(-1, SIDE, SIDE).transpose(0, 2, 1)  # MATLAB stores column-major
-    if label.size % max(len(image), 1):
-        raise MnistgenError(
-            f"{path} has {len(image)} images but {label.size} label values: the file does not match the tutorial's "
-            "layout"
-        )
-    label = label.reshape(label.shape[0], -1) if label.shape[0] == len(image) else label.reshape(-1, len(image)).T
-    images = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    labels = label.argmax(axis=1).astype(np.uint8)
+    image, label = _dataset(path, f, "image", MAT_LAYOUT), _dataset(path, f, "label", MAT_LAYOUT)
+    if len(image.shape) < 2 or int(np.prod(image.shape[1:])) != SIDE * SIDE:
+        raise MnistgenError(f"{path}: 'image' has shape {image.shape}: mnistgen reads {MAT_LAYOUT}")
+    count = image.shape[0]
+    _check_count(path, count)
+    shape = label.shape
+    by_row = len(shape) == 2 and shape[0] == count  # (N, classes); MATLAB's own (N, classes) reads as (classes, N)
+    classes = shape[1] if by_row else shape[0] if len(shape) == 2 and shape[1] == count else 0
+    if not 2 <= classes <= MAX_CLASSES:
+        raise MnistgenError(f"{path}: 'label' has shape {shape} for {count} images: mnistgen reads {MAT_LAYOUT}")
+    n = _kept(count, limit)
+    images = _chunked(n, lambda a, b: _mat_pixels(path, np.asarray(image[a:b])), np.uint8, (SIDE, SIDE))
+    labels = _chunked(
+        n, lambda a, b: _onehot_labels(path, np.asarray(label[a:b] if by_row else label[:, a:b].T)), np.uint8
+    )
     return Dataset(Split(images, labels), None, str(path))
 
 
-def _read_hdf5(path: Path) -> _Part:
+def _read_hdf5(path: Path, limit: Optional[int] = None) -> _Part:
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             if "images" not in f:  # the tutorial's train.mat
-                mat = _mat_from(path, f)
+                mat = _mat_from(path, f, limit)
                 return _Part(mat.train.images, mat.train.labels.astype(np.int64), path)
-            _check_images_shape(path, "images", f["images"].shape)  # written by mnistgen generate
+            images = _dataset(path, f, "images", GENERATE_LAYOUT)  # written by mnistgen generate
+            _check_images_shape(path, "images", images.shape)
+            count = _kept(images.shape[0], limit)
             labels = None
             if "labels" in f:
-                _check_labels_shape(path, f["labels"].shape, f["images"].shape[0])
-                labels = np.asarray(f["labels"], dtype=np.int64)
-            return _Part(np.asarray(f["images"], dtype=np.uint8), labels, path)
+                found = _dataset(path, f, "labels", GENERATE_LAYOUT)
+                _check_labels_shape(path, found.shape, images.shape[0])
+                labels = _labels(path, "labels", np.asarray(found[:count]))
+            return _Part(_read_images(path, "images", images, count), labels, path)
     except OSError as exc:
         raise MnistgenError(f"cannot read {path} as HDF5 ({exc}): is the file complete?") from None
 
@@ -267,25 +380,29 @@ def _npy_header(path: Path, archive, key: str) -> tuple[tuple, np.dtype]:
     return shape, dtype
 
 
-def _read_npz(path: Path) -> _Part:
+def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
+    """Headers first (shape, dtype, bytes); np.load reads whole arrays, so the bytes are bounded."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
             if "images.npy" not in members:
-                raise MnistgenError(
-                    f"{path} has no 'images' array: mnistgen reads an .npz with images uint8 (N, 28, 28) and labels "
-                    "(N,), as generate writes"
-                )
-            shape, _ = _npy_header(path, archive, "images")
+                raise MnistgenError(f"{path} has no 'images' array: mnistgen reads an .npz with {GENERATE_LAYOUT}")
+            shape, dtype = _npy_header(path, archive, "images")
             _check_images_shape(path, "images", shape)
+            _check_array(path, "images", dtype, GENERATE_LAYOUT, int(np.prod(shape)) * dtype.itemsize)
             has_labels = "labels.npy" in members
             if has_labels:
-                _check_labels_shape(path, _npy_header(path, archive, "labels")[0], shape[0])
+                label_shape, label_dtype = _npy_header(path, archive, "labels")
+                _check_labels_shape(path, label_shape, shape[0])
+                _check_array(path, "labels", label_dtype, GENERATE_LAYOUT)
+        count = _kept(shape[0], limit)
         with np.load(path, allow_pickle=False) as arrays:
-            images = np.asarray(arrays["images"], dtype=np.uint8)
-            labels = np.asarray(arrays["labels"], dtype=np.int64) if has_labels else None
+            images = _read_images(path, "images", arrays["images"], count)
+            labels = _labels(path, "labels", arrays["labels"][:count]) if has_labels else None
+    except (RuntimeError, NotImplementedError) as exc:  # an encrypted member, a compression zipfile lacks
+        raise MnistgenError(f"{path} cannot be opened ({exc}): save it again with np.savez") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
         raise MnistgenError(f"{path} is not a readable .npz ({exc.__class__.__name__}): write it again") from None
     return _Part(images, labels, path)
@@ -354,14 +471,27 @@ def _is_picture(path: Path, root: Path) -> bool:
 
 def _class_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
     """Folder name -> label. With a model's `classes`: a class name, or a label index (generate writes
-    OUT/<index>/). Without: digit names are their integer; otherwise sorted names -> 0, 1, ..."""
+    OUT/<index>/). Without: digit names are their integer; otherwise sorted names -> 0, 1, ...
+    Two folders for one label (7/ and 007/) are refused, not merged."""
+    mapping, named = _folder_labels(root, names, classes)
+    first: dict = {}
+    for name, label in mapping.items():
+        if label is not None and first.setdefault(label, name) != name:
+            raise MnistgenError(
+                f"{root} has class folders {first[label]}/ and {name}/ for the same label {label}: merge them into "
+                "one folder, or rename one"
+            )
+    return mapping, named
+
+
+def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
     if classes:
         known = {name: i for i, name in enumerate(classes)}
         mapping = {}
         for name in names:
             if name in known:
                 mapping[name] = known[name]
-            elif name.isdigit() and int(name) < len(classes):
+            elif name.isdecimal() and int(name) < len(classes):
                 mapping[name] = int(name)
             elif name == UNLABELLED_DIR:
                 mapping[name] = None
@@ -372,7 +502,13 @@ def _class_labels(root: Path, names: list[str], classes: Optional[list[str]]) ->
                     "or pass --labels"
                 )
         return mapping, []
-    if all(name.isdigit() or name == UNLABELLED_DIR for name in names):
+    if all(name.isdecimal() or name == UNLABELLED_DIR for name in names):
+        too_big = [name for name in names if name.isdecimal() and int(name) >= MAX_CLASSES]
+        if too_big:
+            raise MnistgenError(
+                f"folder {root / too_big[0]} names label {int(too_big[0])}: mnistgen handles labels 0-"
+                f"{MAX_CLASSES - 1}; rename the folder"
+            )
         return {name: None if name == UNLABELLED_DIR else int(name) for name in names}, []
     if len(names) > MAX_CLASSES:
         raise MnistgenError(f"{root} has {len(names)} class folders: mnistgen handles up to {MAX_CLASSES} classes")
@@ -444,9 +580,9 @@ def _read_path(
     if head[:2] == GZIP_MAGIC or int.from_bytes(head, "big") == IDX_IMAGES_MAGIC:
         return _read_idx_file(path)
     if head == HDF5_MAGIC:
-        return _read_hdf5(path)
+        return _read_hdf5(path, limit)
     if head == ZIP_MAGIC:
-        return _read_npz(path)
+        return _read_npz(path, limit)
     if not pictures:
         raise MnistgenError(f"{path} is not an IDX, HDF5 (.mat, .h5) or NPZ file: pass {FORMS}")
     return _Part(_read_picture(path, counts)[None], None, path, [str(path)])
@@ -475,9 +611,7 @@ def load(data_path: Optional[Path] = None, download: bool = False, need_labels: 
                 "classifier"
             )
         labels = np.zeros(len(part.images), np.uint8)
-    else:
-        if len(part.labels) and (part.labels.min() < 0 or part.labels.max() >= MAX_CLASSES):
-            raise MnistgenError(f"{path} has labels outside 0-{MAX_CLASSES - 1}: mnistgen trains on labels 0-255 only")
+    else:  # every reader gave labels 0..MAX_CLASSES-1
         if need_labels and len(np.unique(part.labels)) < 2:
             raise MnistgenError(
                 f"{path} has one class only: a cvae or the classifier needs at least 2; add images of another class, "
@@ -500,7 +634,7 @@ def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None
         parts.append(_read_path(path, counts, classes, limit=left))
     if not parts:
         raise MnistgenError(f"no images given: pass {FORMS}")
-    images = np.concatenate([p.images for p in parts])
+    images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])  # one: no copy
     labels = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
     names = [n for p in parts for n in p.image_names()]
     if limit is not None:

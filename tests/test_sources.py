@@ -321,3 +321,181 @@ def test_encode_refuses_a_bomb(tmp_path, tiny_cvae):
         f"Error: {bomb} declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
         "shrink it towards 28x28, or remove it\n"
     )
+
+
+# -- arrays of the wrong kind, empty sources, bad labels and pixels, memory bounded by headers ----------
+
+GENERATE = "mnistgen reads images uint8 (N, 28, 28) and labels (N,), as generate writes"
+MAT = "mnistgen reads 'image' (N, 1, 28, 28) in [0, 1] and one-hot 'label' (N, classes), as the tutorial's train.mat"
+SCALE = "scale the images to 0..255 and save them as uint8"
+
+
+def h5_file(path: Path, groups: tuple = (), **arrays) -> Path:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for name in groups:
+            f.create_group(name)
+        for name, value in arrays.items():
+            f[name] = value
+    return path
+
+
+def zip_flagged(path: Path, offsets: tuple[int, int], value: int) -> Path:
+    """An .npz with the 2-byte field at `offsets` (local header, central directory entry) set to
+    `value`: flag bit 0 = encrypted, or an unknown compression method."""
+    np.savez(path, images=np.zeros((2, 28, 28), np.uint8))
+    raw = bytearray(path.read_bytes())
+    for signature, offset in zip((b"PK\x03\x04", b"PK\x01\x02"), offsets):
+        at = raw.index(signature) + offset
+        raw[at : at + 2] = struct.pack("<H", value)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _bad_arrays(tmp: Path, dataset) -> list[tuple[Path, str]]:
+    """(source, the exact error line) for each array the readers refuse."""
+    images, labels = dataset.train.images[:4], dataset.train.labels[:4]
+    unit = images.astype(np.float32) / 255.0
+    import h5py
+
+    h5 = {
+        "group": h5_file(tmp / "group.h5", groups=("images",)),
+        "labels_group": h5_file(tmp / "labels_group.h5", groups=("labels",), images=images),
+        "strings": h5_file(tmp / "strings.h5", images=np.full((2, 28, 28), "x", dtype=h5py.string_dtype())),
+        "mat_group": h5_file(tmp / "mat_group.mat", groups=("image",), label=np.eye(10)[:3]),
+        "empty": h5_file(tmp / "empty.h5", images=np.zeros((0, 28, 28), np.uint8)),
+        "mat_empty": h5_file(
+            tmp / "mat_empty.mat", image=np.zeros((0, 1, 28, 28), np.float32), label=np.zeros((0, 10))
+        ),
+        "nan": h5_file(tmp / "nan.h5", images=images, labels=np.array([1.0, np.nan, 2.0, 3.0])),
+        "big": h5_file(tmp / "big.h5", images=images, labels=np.array([1, 2, 300, 3])),
+        "mat_255": h5_file(tmp / "mat255.mat", image=unit[:, None] * 255, label=np.eye(10)[labels]),
+        "mat_nan": h5_file(tmp / "matnan.mat", image=np.full((2, 1, 28, 28), np.nan), label=np.eye(10)[:2]),
+        "mat_label": h5_file(tmp / "matlabel.mat", image=unit[:, None], label=labels[:, None]),
+        "float": h5_file(tmp / "float.h5", images=unit),
+    }
+    npz = {"neg": tmp / "neg.npz", "binary": tmp / "binary.npz"}
+    np.savez(npz["neg"], images=images, labels=np.array([-1, 2, 3, 4]))
+    np.savez(npz["binary"], images=(images > 127).astype(np.float32))  # binarized: 0.0 and 1.0 only
+    encrypted = zip_flagged(tmp / "encrypted.npz", (6, 8), 1)
+    method = zip_flagged(tmp / "method99.npz", (8, 10), 99)
+    void = npy_header_only(tmp / "void.npz", "images", (10, 28, 28), "|V1000000000")
+    doubles = npy_header_only(tmp / "doubles.npz", "images", (2_000_000, 28, 28), "<f8")
+    empty_idx = tmp / "idx"
+    empty_idx.mkdir()
+    data.write_idx(empty_idx / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    data.write_idx(empty_idx / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    merged = image_folder(tmp / "merged", dataset, 1, {7: "7", 3: "3", 1: "007"})
+    too_many = image_folder(tmp / "too_many", dataset, 1, {3: "3", 1: "300"})
+    nothing = "holds no images: pass a file or folder with at least one image"
+    return [
+        (h5["group"], f"{h5['group']}: 'images' is an HDF5 group, not an array: {GENERATE}"),
+        (h5["labels_group"], f"{h5['labels_group']}: 'labels' is an HDF5 group, not an array: {GENERATE}"),
+        (h5["strings"], f"{h5['strings']}: 'images' holds object values, not numbers: {GENERATE}"),
+        (h5["mat_group"], f"{h5['mat_group']}: 'image' is an HDF5 group, not an array: {MAT}"),
+        (h5["empty"], f"{h5['empty']} {nothing}"),
+        (h5["mat_empty"], f"{h5['mat_empty']} {nothing}"),
+        (empty_idx, f"{empty_idx / 'train-images-idx3-ubyte'} {nothing}"),
+        (
+            encrypted,
+            f"{encrypted} cannot be opened (File 'images.npy' is encrypted, password required for extraction): "
+            "save it again with np.savez",
+        ),
+        (method, f"{method} cannot be opened (That compression method is not supported): save it again with np.savez"),
+        (
+            npz["neg"],
+            f"{npz['neg']}: 'labels' holds -1, not a class label: labels are whole numbers 0-255; correct them",
+        ),
+        (
+            h5["nan"],
+            f"{h5['nan']}: 'labels' holds nan, not a class label: labels are whole numbers 0-255; correct them",
+        ),
+        (
+            h5["big"],
+            f"{h5['big']}: 'labels' holds 300, not a class label: labels are whole numbers 0-255; correct them",
+        ),
+        (
+            h5["float"],
+            f"{h5['float']}: 'images' holds the pixel value 0.0117647: mnistgen reads whole numbers 0-255; {SCALE}",
+        ),
+        (npz["binary"], f"{npz['binary']}: 'images' holds float32 values in 0-1: {SCALE}"),
+        (
+            h5["mat_255"],
+            f"{h5['mat_255']}: 'image' holds the pixel value 3: the tutorial's train.mat holds pixels in [0, 1]; "
+            "scale them",
+        ),
+        (
+            h5["mat_nan"],
+            f"{h5['mat_nan']}: 'image' holds the pixel value nan: the tutorial's train.mat holds pixels in [0, 1]; "
+            "scale them",
+        ),
+        (h5["mat_label"], f"{h5['mat_label']}: 'label' has shape (4, 1) for 4 images: {MAT}"),
+        (void, f"{void}: 'images' holds |V1000000000 values, not numbers: {GENERATE}"),
+        (
+            doubles,
+            f"{doubles}: 'images' declares 12,544,000,000 bytes of float64, more than mnistgen reads at once "
+            "(1,568,000,000): save the images as uint8, or split the file",
+        ),
+        (
+            merged,
+            f"{merged} has class folders 007/ and 7/ for the same label 7: merge them into one folder, or rename one",
+        ),
+        (too_many, f"folder {too_many / '300'} names label 300: mnistgen handles labels 0-255; rename the folder"),
+    ]
+
+
+def test_bad_arrays_are_refused_in_one_line(tmp_path, dataset):
+    for path, message in _bad_arrays(tmp_path, dataset):
+        for reader in (sources.read, sources.load):  # encode/evaluate --images, and train --data
+            with pytest.raises(MnistgenError) as caught:
+                reader([path]) if reader is sources.read else reader(path)
+            assert str(caught.value) == message, path
+
+
+def test_encode_refuses_bad_arrays_and_writes_nothing(tmp_path, dataset, tiny_cvae):
+    refused = {path.name: message for path, message in _bad_arrays(tmp_path, dataset)}
+    for name in ("labels_group.h5", "empty.h5", "encrypted.npz", "neg.npz", "merged"):
+        out = tmp_path / f"{name}.csv"
+        result = runner.invoke(app, ["encode", str(tmp_path / name), "--model", str(tiny_cvae), "-o", str(out)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == f"Error: {refused[name]}\n"
+        assert not out.exists()
+
+
+def test_numeric_images_and_labels_of_any_dtype_are_read(tmp_path, dataset, monkeypatch):
+    """Whole-number float images and float labels read as the uint8 ones; the tutorial's .mat
+    with its labels either way round; read a few images at a time (chunk boundaries crossed)."""
+    monkeypatch.setattr(sources, "READ_CHUNK", 7)
+    images, labels = dataset.train.images[:50], dataset.train.labels[:50]
+    path = h5_file(tmp_path / "float.h5", images=images.astype(np.float64), labels=labels.astype(np.float32))
+    got = sources.read([path])
+    assert np.array_equal(got.images, images) and np.array_equal(got.labels, labels)
+    np.savez(tmp_path / "int.npz", images=images.astype(np.int16), labels=labels.astype(np.int8))
+    assert np.array_equal(sources.load(tmp_path / "int.npz").train.images, images)
+    unit = (images.astype(np.float32) / 255.0).transpose(0, 2, 1)[:, None]
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    for label in (onehot, onehot.T):  # (N, classes), and MATLAB's own (N, classes) as h5py reads it
+        mat = h5_file(tmp_path / f"train{label.shape[0]}.mat", image=unit, label=label)
+        got = sources.read([mat], limit=20)
+        assert np.array_equal(got.images, images[:20]) and np.array_equal(got.labels, labels[:20])
+
+
+def test_a_sparse_mat_declaring_millions_reads_what_limit_needs(tmp_path):
+    """A 2 KB file declaring 2,000,000 float32 images (6 GB): read with --limit 1 under a 1 GB
+    address-space limit, as it was read whole before."""
+    import h5py
+
+    mat = tmp_path / "sparse.mat"
+    with h5py.File(mat, "w") as f:
+        f.create_dataset("image", (2_000_000, 1, 28, 28), "float32", chunks=(1024, 1, 28, 28))
+        f.create_dataset("label", (2_000_000, 10), "float64", chunks=(4096, 10))
+    assert mat.stat().st_size < 10_000
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1_000_000_000,) * 2)\n"
+        "from mnistgen import sources\n"
+        "print(sources.read([sys.argv[1]], limit=1).images.shape)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(mat)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "(1, 28, 28)\n"
