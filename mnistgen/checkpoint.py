@@ -3,9 +3,10 @@
 A model `NAME` is the pair `NAME.safetensors` + `NAME.json`. The card carries the
 `ModelConfig`, training record, test metrics and latent statistics; the safetensors
 metadata carries the config too, so a lone .safetensors file still describes itself.
-Everything is checked before tensors are read: the format version, the config's sizes,
-every tensor's name, dtype and shape against the config, the byte ranges against the file
-size, and the file's sha256 against the card. Loading a stranger's file runs no code.
+Everything is checked before tensors are read: the format version, the config's sizes, the
+JSON type of the card's sections, every tensor's name, dtype and shape against the config, the
+byte ranges against the file size, and the file's sha256 against the card. Loading a
+stranger's file runs no code.
 
 Pure Python plus numpy for the final read; no Paddle.
 """
@@ -161,7 +162,34 @@ def _read_header(path: Path) -> dict:
     return header
 
 
+def is_count(value) -> bool:
+    """A JSON whole number >= 0 (not a bool, not 3.0): a size or a byte offset."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tensor_entry(path: Path, name: str, info) -> tuple[str, tuple, tuple]:
+    """A header entry's (dtype, shape, (begin, end)), refused unless every field has its JSON type."""
+    fields = info if isinstance(info, dict) else {}
+    dtype, shape, offsets = fields.get("dtype"), fields.get("shape"), fields.get("data_offsets")
+    if not (
+        isinstance(dtype, str)
+        and isinstance(shape, list)
+        and all(is_count(s) for s in shape)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(is_count(o) for o in offsets)
+        and offsets[0] <= offsets[1]
+    ):
+        raise MnistgenError(
+            f"{path} has a damaged header (tensor {name}'s dtype, shape or data_offsets is malformed): train or "
+            "download it again"
+        )
+    return dtype, tuple(shape), tuple(offsets)
+
+
 def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
+    """Every tensor the config needs, as F32 of its shape, the byte ranges back to back over the
+    data (as safetensors requires), nothing else."""
     expected = config.param_shapes()
     found = {k: v for k, v in header.items() if not k.startswith("__")}
     if set(found) != set(expected):
@@ -172,14 +200,14 @@ def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
             f"{missing}, unexpected {extra}; it is another architecture"
         )
     data_size = header["__file_size__"]
+    ranges = []
     for name, info in found.items():
-        shape = tuple(info.get("shape", ()))
-        if info.get("dtype") not in DTYPE_BYTES or shape != expected[name]:
+        dtype, shape, (begin, end) = _tensor_entry(path, name, info)
+        if dtype not in DTYPE_BYTES or shape != expected[name]:
             raise MnistgenError(
-                f"{path}: tensor {name} is {info.get('dtype')} {list(shape)}, the card's config needs F32 "
+                f"{path}: tensor {name} is {dtype} {list(shape)}, the card's config needs F32 "
                 f"{list(expected[name])}; it is another architecture"
             )
-        begin, end = info.get("data_offsets", (0, -1))
         count = 1
         for s in shape:
             count *= s
@@ -187,10 +215,31 @@ def _check_tensors(path: Path, header: dict, config: ModelConfig) -> None:
             raise MnistgenError(
                 f"{path} is truncated or damaged (tensor {name} runs past the end): train or download it again"
             )
+        ranges.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(ranges):
+        if begin != position:
+            raise MnistgenError(
+                f"{path} is damaged (tensor {name}'s bytes overlap another tensor or leave a gap): train or download "
+                "it again"
+            )
+        position = end
+    if position != data_size:
+        raise MnistgenError(f"{path} is damaged (bytes after its last tensor): train or download it again")
+
+
+def _metadata(path: Path, header: dict) -> dict:
+    """The header's "__metadata__": text keys to text values (the safetensors format), or none."""
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise MnistgenError(
+            f"{path} has a damaged header (its __metadata__ is not a map of text to text): train or download it again"
+        )
+    return meta
 
 
 def _card_from_metadata(path: Path, header: dict) -> dict:
-    meta = header.get("__metadata__") or {}
+    meta = _metadata(path, header)
     if METADATA_KEY not in meta:
         raise MnistgenError(
             f"{path} has no model card ({path.with_suffix(CARD_SUFFIX).name}) and no mnistgen metadata: it was not "
@@ -226,7 +275,12 @@ def read_card(path: Path) -> dict:
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise MnistgenError(f'{path} is not an mnistgen model card (no "format": "{FORMAT}")')
     version = card.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not is_count(version) or version < 1:
+        raise MnistgenError(
+            f'{path} has a damaged "format_version" ({version!r}, not a whole number; this mnistgen writes '
+            f"{FORMAT_VERSION}): train or download the weights again"
+        )
+    if version > FORMAT_VERSION:
         raise MnistgenError(
             f"{path} has card format version {version!r}, newer than this mnistgen reads ({FORMAT_VERSION}): upgrade "
             "mnistgen"
@@ -234,13 +288,50 @@ def read_card(path: Path) -> dict:
     return card
 
 
+# the JSON type of each card section a reader relies on (sample.py checks what "sampling" and
+# "latent_stats" hold, where they are used)
+CARD_SECTIONS = {
+    "name": str,
+    "sha256": str,
+    "classes": list,
+    "training": dict,
+    "metrics": dict,
+    "sampling": dict,
+    "latent_stats": dict,
+}
+JSON_TYPES = {str: "text", list: "a list", dict: "an object", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _json_type(value) -> str:
+    return "null" if value is None else JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def check_card(card_path: Path, card: dict, config) -> None:
+    """Refuse a card whose sections do not have their JSON types, or whose "classes" are not one
+    name per label of the config: the card is not covered by the weights' sha256."""
+    for key, kind in CARD_SECTIONS.items():
+        if key in card and not isinstance(card[key], kind):
+            raise MnistgenError(
+                f'model card {card_path} has a damaged "{key}" ({_json_type(card[key])}, not '
+                f"{JSON_TYPES[kind]}): train or download the weights again"
+            )
+    classes = card.get("classes") or []
+    if classes and (len(classes) != config.num_classes or not all(isinstance(c, str) for c in classes)):
+        raise MnistgenError(
+            f'model card {card_path} has damaged "classes": they must be {config.num_classes} names (text), one per '
+            "label; train or download the weights again"
+        )
+
+
 def inspect(spec: str) -> Weights:
     """Resolve and check a weights file without reading its tensors (cheap: no numpy, no Paddle)."""
     path = resolve(spec)
     header = _read_header(path)
+    _metadata(path, header)
     card_path = path.with_suffix(CARD_SUFFIX)
     card = read_card(card_path) if card_path.is_file() else _card_from_metadata(path, header)
     config = config_from_dict(card.get("config"))
+    check_card(card_path, card, config)
     _check_tensors(path, header, config)
     digest = sha256_of(path)
     recorded = card.get("sha256")

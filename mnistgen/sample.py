@@ -1,6 +1,10 @@
 """Sampling decisions and latents: the resolved sampling spec, labels, priors, block plans and the
 confidence filter. Pure numpy (decoders are passed in, see decoders.py); writes nothing.
 
+A model card's sampling recommendations and fitted priors are checked where they are read
+(`card_setting`, `prior_table`): the card is not covered by the weights' sha256, so a value
+outside its option's range (SETTING_RANGES) or a malformed table is refused, naming the card.
+
 Reproducibility rules:
 - latents are drawn per block of BLOCK images aligned to the global index within a label,
   from a random stream keyed by (seed, label, block): image i of digit 7 gets the same z
@@ -114,42 +118,106 @@ class Prior:
         return z.astype(np.float32)  # rounded once, so the latents do not depend on a CPU's float32 kernels
 
 
-def fitted_arrays(table: dict) -> dict:
-    """A card's fitted-Gaussian table as arrays: label key -> (mean (d,), Cholesky factor (d, d)), float32."""
-    return {key: (np.asarray(e["mean"], np.float32), np.asarray(e["cholesky"], np.float32)) for key, e in table.items()}
+def prior_keys(config) -> list[str]:
+    """The entries of a card's prior tables that sampling looks up: one per label, "all" for a VAE."""
+    return [str(c) for c in range(config.num_classes)] if config.conditional else ["all"]
 
 
-def check_mixture(name: str, table: dict, latent: int) -> dict:
-    """A card's mixture table as arrays, refused unless every entry is well formed: at most
-    MAX_COMPONENTS components of the model's latent size, positive weights, finite numbers. Label
-    key -> (weights (K,) summing to 1, means (K, d), Cholesky factors (K, d, d)), float64."""
+def _fitted_entry(entry: dict, latent: int) -> Optional[tuple]:
+    """(mean (d,), Cholesky factor (d, d)), float32; None unless well formed."""
+    mean, chol = np.asarray(entry["mean"], np.float32), np.asarray(entry["cholesky"], np.float32)
+    well_formed = mean.shape == (latent,) and chol.shape == (latent, latent)
+    return (mean, chol) if well_formed and np.isfinite(mean).all() and np.isfinite(chol).all() else None
+
+
+def _mixture_entry(entry: dict, latent: int) -> Optional[tuple]:
+    """(weights (K,) summing to 1, means (K, d), Cholesky factors (K, d, d)), float64; None unless
+    well formed: at most MAX_COMPONENTS components, positive weights."""
+    weights = np.asarray(entry["weights"], np.float64)
+    means, chols = np.asarray(entry["means"], np.float64), np.asarray(entry["cholesky"], np.float64)
+    k = len(weights)
+    well_formed = (
+        weights.shape == (k,)
+        and 0 < k <= MAX_COMPONENTS
+        and means.shape == (k, latent)
+        and chols.shape == (k, latent, latent)
+        and (weights > 0).all()
+        and all(np.isfinite(a).all() for a in (weights, means, chols))
+    )
+    return (weights / weights.sum(), means, chols) if well_formed else None
+
+
+PRIOR_ENTRIES = {PriorKind.fitted.value: _fitted_entry, PriorKind.mixture.value: _mixture_entry}
+FALLBACK_PRIOR = {PriorKind.fitted.value: PriorKind.standard.value, PriorKind.mixture.value: PriorKind.fitted.value}
+
+
+def prior_table(weights: Weights, kind: str) -> dict:
+    """The card's `kind` prior ("fitted" or "mixture", from its "latent_stats") as arrays: label
+    key -> a fitted Gaussian's or a mixture's arrays. Refused unless it has an entry for every
+    label the model samples, each of the model's latent size and finite."""
+    table = (weights.card.get("latent_stats") or {}).get(kind)
+    if not table:
+        raise MnistgenError(
+            f"--prior {kind}: model {weights.name}'s card has no {kind} prior; "
+            "retrain it with this mnistgen, or use --prior standard"
+        )
     arrays = {}
-    for key, entry in table.items():
+    for key in prior_keys(weights.config):
         try:
-            weights = np.asarray(entry["weights"], np.float64)
-            means, chols = np.asarray(entry["means"], np.float64), np.asarray(entry["cholesky"], np.float64)
-            k = len(weights)
-            well_formed = (
-                0 < k <= MAX_COMPONENTS
-                and means.shape == (k, latent)
-                and chols.shape == (k, latent, latent)
-                and (weights > 0).all()
-                and np.isfinite(chols).all()
-            )
-        except (KeyError, TypeError, ValueError):
-            well_formed = False
-        if not well_formed:
+            arrays[key] = PRIOR_ENTRIES[kind](table[key], weights.config.latent)
+        except (KeyError, IndexError, TypeError, ValueError):
+            arrays[key] = None
+        if arrays[key] is None:
             raise MnistgenError(
-                f"model {name}'s card has a damaged mixture prior (label {key}): use --prior fitted, or train or "
-                "download the weights again"
+                f"model card {card_path(weights)} has a damaged {kind} prior (label {key}): refit it with "
+                f"examples/refit_prior.py, or pass --prior {FALLBACK_PRIOR[kind]}"
             )
-        arrays[key] = (weights / weights.sum(), means, chols)
     return arrays
 
 
 PRIORS = tuple(p.value for p in PriorKind)
+CARD_PRIORS = tuple(p.value for p in PriorKind if p is not PriorKind.auto)  # what a card may recommend
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
+# The ranges of the sampling settings: the options --temperature, --sharpen, --truncation and
+# --min-confidence, and what a model card may recommend.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 10.0
+MIN_SHARPEN, MAX_SHARPEN = 1.0, 10.0
+MIN_TRUNCATION, MAX_TRUNCATION = 0.0, 100.0  # 0: no truncation
+MIN_CONFIDENCE, MAX_CONFIDENCE = 0.0, 1.0  # 0: every sample is kept
+SETTING_RANGES = {  # card key -> (option, lowest, highest)
+    "temperature": ("--temperature", MIN_TEMPERATURE, MAX_TEMPERATURE),
+    "sharpen": ("--sharpen", MIN_SHARPEN, MAX_SHARPEN),
+    "truncation": ("--truncation", MIN_TRUNCATION, MAX_TRUNCATION),
+    "min_confidence": ("--min-confidence", MIN_CONFIDENCE, MAX_CONFIDENCE),
+}
+
+
+def card_path(weights: Weights) -> Path:
+    """The model card beside the weights (the one a damaged section is reported in)."""
+    return weights.path.with_suffix(checkpoint.CARD_SUFFIX)
+
+
+def card_setting(weights: Weights, key: str):
+    """The setting `key` the model card's "sampling" section recommends (None: none), refused
+    unless the matching option would accept it: the card is not covered by the weights' sha256."""
+    value = (weights.card.get("sampling") or {}).get(key)
+    if value is None:
+        return None
+    if key in SETTING_RANGES:
+        option, low, high = SETTING_RANGES[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        valid, accepts = number and low <= value <= high, f"a number from {low:g} to {high:g}"
+    elif key == "prior":
+        option, valid, accepts = "--prior", isinstance(value, str) and value in CARD_PRIORS, ", ".join(CARD_PRIORS)
+    else:  # "classifier": file names beside the model, comma-separated
+        option, valid, accepts = "--classifier", isinstance(value, str) and bool(value.strip()), "a file name"
+    if not valid:
+        raise MnistgenError(
+            f"model card {card_path(weights)} recommends {key} {value!r} ({option} takes {accepts}): pass {option} "
+            "to override it, or fix the card"
+        )
+    return value
 
 
 def recommended(weights: Weights, key: str, explicit, default):
@@ -157,7 +225,8 @@ def recommended(weights: Weights, key: str, explicit, default):
     (chosen from evaluate's figures when the model was shipped), else `default`."""
     if explicit is not None:
         return explicit
-    return weights.card.get("sampling", {}).get(key, default)
+    value = card_setting(weights, key)
+    return default if value is None else value
 
 
 def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float] = None) -> Prior:
@@ -169,15 +238,7 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
     if kind == PriorKind.standard.value:
         return Prior(truncation=radius)
-    table = weights.card.get("latent_stats", {}).get(kind)
-    if not table:
-        raise MnistgenError(
-            f"--prior {kind}: model {weights.name}'s card has no {kind} prior; "
-            "retrain it with this mnistgen, or use --prior standard"
-        )
-    if kind == PriorKind.mixture.value:
-        return Prior(kind, check_mixture(weights.name, table, weights.config.latent), radius)
-    return Prior(kind, fitted_arrays(table), radius)
+    return Prior(kind, prior_table(weights, kind), radius)
 
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
@@ -242,7 +303,7 @@ def resolve_sampling(
 def companion_paths(generator: Weights) -> list[Path]:
     """The verifier the model's card names (its companion classifier, or several joined by commas),
     as paths beside the model; none if it names none."""
-    recorded = generator.card.get("sampling", {}).get("classifier")
+    recorded = card_setting(generator, "classifier")
     return [generator.path.parent / name for name in str(recorded).split(",")] if recorded else []
 
 
@@ -283,6 +344,8 @@ def inspect_verifier(spec: str) -> Verifier:
 
 
 def _verifier(generator: Weights, classifier: Optional[str], card_default: bool) -> Verifier:
+    if not classifier:
+        card_setting(generator, "classifier")  # a damaged recommendation is the card's fault, not a missing file
     try:
         verifier = named_verifier(generator, classifier)
     except MnistgenError as exc:
@@ -338,7 +401,7 @@ def resolve_classes(weights: Weights, text: str) -> list[int]:
     for item in (part.strip() for part in text.split(",")):
         if item in names:
             found.append(names.index(item))
-        elif item.isdigit() and int(item) < len(names):
+        elif item.isascii() and item.isdigit() and len(item) <= len(str(len(names))) and int(item) < len(names):
             found.append(int(item))
         else:
             raise MnistgenError(

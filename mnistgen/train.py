@@ -45,6 +45,50 @@ STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID, STREAM_SHIFT = 1, 2, 3, 4  # independe
 COMPANION_STEM = "classifier"  # the companion classifier's files in the run directory
 
 
+RESUME_OVERRIDES = ("epochs", "command")  # the saved options a resumed run replaces: the epoch target, the command
+POSITIVE_OPTIONS = ("batch_size", "eval_every", "max_epochs")  # saved options that divide or bound: at least 1
+
+
+def _valid_option(key: str, value, default) -> bool:
+    """A saved TrainOptions field of its field's JSON type (the default's); numbers finite and >= 0."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        kind = int if isinstance(default, int) else (int, float)
+        finite = isinstance(value, int) or (isinstance(value, float) and bool(np.isfinite(value)))
+        return isinstance(value, kind) and finite and value >= (1 if key in POSITIVE_OPTIONS else 0)
+    if isinstance(default, list):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, type(default))
+
+
+def _history_entry(entry) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("seconds"), (int, float))
+
+
+def state_problem(card) -> Optional[str]:
+    """What is wrong with a train_state.json (None: nothing): each field --resume reads must have
+    its type, the history one entry per epoch, the best epoch one of them."""
+    if not isinstance(card, dict):
+        return "not a JSON object"
+    epoch, history, best, saved = card.get("epoch"), card.get("history", []), card.get("best"), card.get("options", {})
+    if not isinstance(card.get("config"), dict):
+        return 'no "config" object'
+    if not checkpoint.is_count(epoch):
+        return f'"epoch" is {epoch!r}, not a count of epochs'
+    if not isinstance(history, list) or len(history) != epoch or not all(_history_entry(h) for h in history):
+        return f'"history" does not hold the metrics of its {epoch} epochs'
+    if best and not (isinstance(best, dict) and checkpoint.is_count(best.get("epoch")) and 1 <= best["epoch"] <= epoch):
+        return '"best" does not name one of its epochs'
+    if not isinstance(saved, dict):
+        return '"options" is not an object'
+    defaults = asdict(TrainOptions())
+    for key, value in saved.items():
+        if key in defaults and key not in RESUME_OVERRIDES and not _valid_option(key, value, defaults[key]):
+            return f"option {key} is {value!r}"
+    return None
+
+
 class TrainCallback:
     """Receives progress; the default does nothing. (api.fit also calls `on_plan(config, options,
     images)`, when a callback has it, once the recipe is resolved.)"""
@@ -140,6 +184,12 @@ class Trainer:
             raise MnistgenError(
                 f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume"
             ) from None
+        problem = state_problem(card)
+        if problem:
+            raise MnistgenError(
+                f"cannot resume from {self.run_dir}: {card_path.name} is damaged ({problem}); start without --resume "
+                "in a new --out"
+            )
         if ModelConfig.from_dict(card.get("config")) != self.config:
             raise MnistgenError(
                 f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or "
@@ -150,7 +200,7 @@ class Trainer:
         self.optimizer.set_state_dict(opt_state)
         saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
         # Resume repeats the saved run; only the epoch target and the recorded command may change.
-        self.options = TrainOptions(**{**saved, "epochs": self.options.epochs, "command": self.options.command})
+        self.options = TrainOptions(**{**saved, **{k: getattr(self.options, k) for k in RESUME_OVERRIDES}})
         self.options.companion = self.options.companion and saved.get("companion", True)
         self.start_epoch = int(card["epoch"])
         self.history = list(card.get("history", []))

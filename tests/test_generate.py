@@ -512,7 +512,7 @@ def test_a_damaged_mixture_prior_is_refused(tmp_path, tiny_cvae, damage):
     )
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: model {card['name']}'s card has a damaged mixture prior (label 4): use --prior fitted, or train or "
-        "download the weights again\n"
+        f"Error: model card {tmp_path / 'bad.json'} has a damaged mixture prior (label 4): refit it with "
+        "examples/refit_prior.py, or pass --prior fitted\n"
     )
     assert not (tmp_path / "o").exists()
