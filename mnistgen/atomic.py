@@ -4,20 +4,79 @@ A reader (or a resumed job) therefore sees either the old file or the complete n
 never a half-written file - whether the writer finishes, fails, or is killed. The temporary
 name carries the process and thread id, so concurrent writers (threads, shard jobs sharing a
 directory) never collide, and it is created with the umask's permissions like any output.
+A destination whose temporary name would pass the file system's name limit gets a shortened
+one (a prefix and a hash of the name), so any name that fits can be written.
+
+The checks a command runs before any work also live here: an output's directory exists and is
+writable, its name fits, and it replaces an existing file only when asked (`--force`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import Optional
+
+from mnistgen.errors import MnistgenError
 
 TEMP_SUFFIX = ".part"
+NAME_MAX_DEFAULT = 255  # bytes in one file name: Linux, macOS and Windows file systems
+SHORT_NAME = 128  # temporary names up to this many bytes fit any common file system: no pathconf call
+TEMP_HASH_CHARS = 12  # hex digits of the whole name's hash in a shortened temporary name
+TEMP_HASH_MARK = "~"  # between the kept prefix and the hash: .PREFIX~HASH.PID-TID.part
+
+
+def name_max(directory: str) -> int:
+    """The longest file name, in bytes, that `directory`'s file system allows."""
+    try:
+        limit = os.pathconf(directory or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):  # a missing directory, or no such limit on this system
+        return NAME_MAX_DEFAULT
+    return limit if limit > 0 else NAME_MAX_DEFAULT
+
+
+def _temp_tail(head: str, tail: str) -> str:
+    """The temporary name for file `tail` in directory `head`: ".TAIL.PID-TID.part", or, when that
+    would pass the file system's limit, ".PREFIX~HASH.PID-TID.part" (HASH: of the whole name)."""
+    tag = f".{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}"
+    name = f".{tail}{tag}"
+    size = len(os.fsencode(name))
+    if size <= SHORT_NAME or size <= name_max(head):
+        return name
+    digest = hashlib.sha256(os.fsencode(tail)).hexdigest()[:TEMP_HASH_CHARS]
+    budget = name_max(head) - len(os.fsencode(f".{TEMP_HASH_MARK}{digest}{tag}"))
+    prefix = tail[: max(budget, 0)]
+    while len(os.fsencode(prefix)) > budget:  # a character may take several bytes
+        prefix = prefix[:-1]
+    return f".{prefix}{TEMP_HASH_MARK}{digest}{tag}"
 
 
 def temp_name(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
+    return dest.with_name(_temp_tail(os.fspath(dest.parent), dest.name))
+
+
+def _discard(tmp) -> None:
+    """Remove a temporary file after a failure; one never made (or on a read-only file system, where
+    removing it fails too) is no second error: the first one is what the user must see."""
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _blame_destination(exc: OSError, tmp, dest) -> None:
+    """A failure on the temporary file is reported on the destination the user named: a missing
+    directory as such (ENOENT there is no read error), anything else with `dest` as the file name."""
+    if exc.filename is None or os.fspath(exc.filename) != os.fspath(tmp):
+        return
+    folder = os.path.dirname(os.fspath(dest)) or "."
+    if exc.errno == errno.ENOENT and not os.path.isdir(folder):
+        raise MnistgenError(
+            f"cannot write {os.fspath(dest)}: directory {folder} does not exist: create it, or choose another path"
+        ) from None
+    exc.filename = os.fspath(dest)
 
 
 def writer_alive(temp: Path) -> bool:
@@ -40,8 +99,10 @@ def atomic_path(dest: Path):
     try:
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        _discard(tmp)
+        if isinstance(exc, OSError):
+            _blame_destination(exc, tmp, dest)
         raise
 
 
@@ -52,7 +113,7 @@ def write_bytes(dest: Path, payload: bytes) -> None:
     """The fast path for many small files (PNGs): one open, one write, one rename, on plain
     strings (pathlib's overhead halved the rate at thousands of files per second)."""
     head, tail = os.path.split(os.fspath(dest))
-    tmp = os.path.join(head, f".{tail}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
+    tmp = os.path.join(head, _temp_tail(head, tail))
     try:
         fd = os.open(tmp, _CREATE, 0o666)
         try:
@@ -62,13 +123,73 @@ def write_bytes(dest: Path, payload: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as exc:
+        _discard(tmp)
+        if isinstance(exc, OSError):
+            _blame_destination(exc, tmp, dest)
         raise
 
 
 def write_text(dest: Path, text: str) -> None:
     write_bytes(dest, text.encode("utf-8"))
+
+
+# -- checks before any work ---------------------------------------------------------------------
+
+
+def _existing_ancestor(path: Path) -> Path:
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_name_fits(dest: Path, option: str) -> None:
+    """`dest`'s last name is no longer than its file system allows (else even asking whether it exists fails)."""
+    limit = name_max(os.fspath(Path(dest).parent))
+    if len(os.fsencode(Path(dest).name)) > limit:
+        raise MnistgenError(
+            f"{option} {dest}: the name is longer than the {limit} bytes this file system allows: choose a shorter one"
+        )
+
+
+def check_writable_dir(directory: Path, option: str = "--out") -> None:
+    """A directory that is made when missing: its nearest existing ancestor must be a writable directory."""
+    probe = _existing_ancestor(directory)
+    if not probe.is_dir():
+        raise MnistgenError(f"{option} {directory}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise MnistgenError(f"{option} {directory} is not writable: choose a directory you can write to")
+
+
+def check_new_file(dest: Path, option: str, force: bool = False) -> None:
+    """An output file, before any work: its directory exists and is writable, its name fits, and
+    it replaces an existing file only with `force`."""
+    dest = Path(dest)
+    folder = dest.parent
+    check_name_fits(dest, option)
+    if dest.is_dir():
+        raise MnistgenError(f"{option} {dest} is a directory: give a file name")
+    probe = _existing_ancestor(folder)
+    if not probe.is_dir():
+        raise MnistgenError(f"{option} {dest}: {probe} is a file, not a directory")
+    if probe != folder:
+        raise MnistgenError(
+            f"{option} {dest}: directory {folder} does not exist: create it, or choose another {option}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MnistgenError(f"{option} {dest}: directory {folder} is not writable: choose a directory you can write to")
+    if (dest.exists() or dest.is_symlink()) and not force:
+        raise MnistgenError(f"{dest} already exists: pass --force to replace it, or choose another {option}")
+
+
+def check_new_files(outputs: dict[str, Optional[Path]], force: bool = False) -> None:
+    """`check_new_file` for each option given (None: not asked for); two options may not name one file."""
+    seen: dict[str, str] = {}
+    for option, dest in outputs.items():
+        if dest is None:
+            continue
+        check_new_file(dest, option, force)
+        same = seen.setdefault(os.path.abspath(dest), option)
+        if same != option:
+            raise MnistgenError(f"{same} and {option} both name {dest}: give each its own file")

@@ -38,7 +38,7 @@ from mnistgen.config import (
     TrainOptions,
 )
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import THREADS_ENV, Device, init_distributed, launched_world, select_device
+from mnistgen.runtime import MEMORY_ENV, THREADS_ENV, Device, init_distributed, launched_world, select_device
 from mnistgen.version import __version__
 
 EXIT_ERROR = 1
@@ -46,6 +46,8 @@ EXIT_INTERRUPTED = 130
 MAX_SEED = 2**32 - 1
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
+MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
+SHOWN_DIGITS = 20  # of a number too long to echo whole
 
 app = typer.Typer(
     name="mnistgen",
@@ -129,6 +131,12 @@ def _user_errors(
     except KeyboardInterrupt:
         _stderr(f"Interrupted: {interrupted_note}.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except MemoryError:  # a limit the memory budget does not see (ulimit -v): partial files were removed
+        _stderr(
+            "Error: out of memory: ask for less at once (fewer images or frames, a smaller --scale), or set "
+            f"{MEMORY_ENV} to the memory this process may use, to be told before any work"
+        )
+        raise typer.Exit(EXIT_ERROR) from None
     except OSError as exc:  # disk full, file-size limit, permissions changed under us
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         reason = exc.strerror or " ".join(str(exc).split())  # one line, whatever the library put in it
@@ -159,13 +167,27 @@ def _root(
 # -- argument parsing (pure Python: runs before Paddle is imported) ----------------------------
 
 
+def parse_natural(word: str, option: str) -> Optional[int]:
+    """`word` as a non-negative integer written in ASCII digits, else None (`²`, `-1`, `5x`); one
+    above MAX_OPTION_INT is a usage error, refused before int() reads its digits."""
+    word = word.strip()
+    if not (word.isascii() and word.isdigit()):
+        return None
+    digits = word.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_OPTION_INT)) or int(digits) > MAX_OPTION_INT:
+        shown = word if len(word) <= SHOWN_DIGITS else f"{word[:SHOWN_DIGITS]}... ({len(word)} digits)"
+        raise typer.BadParameter(f"{shown} is too large: use at most {MAX_OPTION_INT}", param_hint=option)
+    return int(digits)
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not text.strip() or any(not p.isdigit() for p in parts):
+    """`5,25` -> [5, 25]: every integer-list option's parser (--digit, --indices, --seeds, --labels, --dims)."""
+    values = [parse_natural(p, option) for p in text.split(",")]
+    if not text.strip() or None in values:
         raise typer.BadParameter(
             f"{text!r} is not a comma-separated list of non-negative integers (e.g. 5,25)", param_hint=option
         )
-    return [int(p) for p in parts]
+    return values
 
 
 def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[int]]:
@@ -181,6 +203,29 @@ def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[in
             f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit"
         )
     return sorted(set(digits))
+
+
+def parse_names(text: str, option: str, example: str) -> list[str]:
+    """`a,b,c` -> the names, stripped; an empty name (`""`, `a,,b`) is a usage error."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise typer.BadParameter(
+            f"{text!r} has an empty name: give comma-separated names, e.g. {example}", param_hint=option
+        )
+    return names
+
+
+def parse_classes(text: Optional[str]) -> Optional[str]:
+    """--class `Sneaker,0`, checked before the model card is read: no empty item, and an index is
+    written in ASCII digits (`²` is refused, not read as 2)."""
+    if text is None:
+        return None
+    for item in parse_names(text, "--class", "Sneaker,0"):
+        if item.isdigit() and parse_natural(item, "--class") is None:
+            raise typer.BadParameter(
+                f"{item!r} is not a class index: write it with the digits 0-9", param_hint="--class"
+            )
+    return text
 
 
 def _check_model(spec: str, option: str = "--model"):
@@ -516,6 +561,7 @@ def train(
     Example: mnistgen train --model cvae --epochs 20 --data ../shared/data/mnist --out runs/cvae-2d
     """
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
+    names = parse_names(class_names, "--class-names", '"T-shirt/top,Trouser,..."') if class_names is not None else []
     out = out or Path("runs") / f"{model.value}-{latent}d"
     rank, world = launched_world()
     if distributed and world < 2:
@@ -546,7 +592,6 @@ def train(
         parallel.watch_parent()
         batch_size = parallel.per_process_batch(batch_size, world)
     quiet = quiet or rank != 0  # one progress bar, from rank 0
-    names = [n.strip() for n in class_names.split(",")] if class_names else []
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command_line(ctx)}
     if model is TrainKind.classifier:
         given.update(eval_every=eval_every, augment=augment.value, arch=arch.value, channels=channels)
@@ -611,11 +656,11 @@ def parse_shard(text: Optional[str]):
     if text is None:
         return Shard(0, 1)
     index, slash, count = text.partition("/")
-    if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+    index, count = parse_natural(index, "--shard"), parse_natural(count, "--shard")
+    if not slash or index is None or count is None:
         raise typer.BadParameter(
             f"{text!r} is not i/n: job i of n, counting from 0 (e.g. 0/4 ... 3/4)", param_hint="--shard"
         )
-    index, count = int(index), int(count)
     if count < 1 or index >= count:
         raise typer.BadParameter(
             f"{text!r}: need 0 <= i < n, counting from 0 (e.g. 0/{max(count, 2)} ... "
@@ -771,6 +816,7 @@ def generate(
     digits = parse_digits(digit)
     if digit is not None and class_ is not None:
         raise typer.BadParameter("give --digit or --class, not both", param_hint="--digit/--class")
+    class_ = parse_classes(class_)
     chosen_shard = parse_shard(shard)
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
@@ -784,7 +830,7 @@ def generate(
         weights = _check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             _check_classifiers(classifier)
-        labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ else digits)
+        labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ is not None else digits)
         spec = sample.resolve_sampling(
             weights,
             prior=prior.value,
@@ -868,6 +914,9 @@ class Method(str, Enum):
     slerp = "slerp"
 
 
+MAX_LATENT_COORD = 1_000_000  # the largest latent coordinate --points, --bounds and --sigma take (a prior's: about 3)
+
+
 DEFAULT_WALK_OUT = {
     WalkOutput.gif: Path("interpolate.gif"),
     WalkOutput.png: Path("interpolate.png"),
@@ -875,13 +924,27 @@ DEFAULT_WALK_OUT = {
 }
 
 
+def parse_coordinates(text: str, option: str) -> Optional[list[float]]:
+    """`1,-2.5` -> floats, None if one is not a number; a number that is no latent coordinate
+    (nan, inf, 1e999, beyond +-MAX_LATENT_COORD) is a usage error."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        return None
+    bad = [v for v in values if not abs(v) <= MAX_LATENT_COORD]  # nan fails every comparison
+    if bad:
+        raise typer.BadParameter(
+            f"{text!r}: {bad[0]} is not a latent coordinate: use finite numbers from -{MAX_LATENT_COORD} to "
+            f"{MAX_LATENT_COORD}",
+            param_hint=option,
+        )
+    return values
+
+
 def parse_points(text: str) -> list[list[float]]:
     """`x1,y1;x2,y2;...` -> list of coordinate lists (at least two points)."""
-    try:
-        points = [[float(v) for v in part.split(",")] for part in text.split(";") if part.strip()]
-    except ValueError:
-        points = []
-    if len(points) < 2 or len({len(p) for p in points}) != 1:
+    points = [parse_coordinates(part, "--points") for part in text.split(";") if part.strip()]
+    if len(points) < 2 or None in points or len({len(p) for p in points}) != 1:
         raise typer.BadParameter(
             f'{text!r} is not a list of at least two points like "x1,y1;x2,y2" with the same number of coordinates '
             "each",
@@ -891,13 +954,34 @@ def parse_points(text: str) -> list[list[float]]:
 
 
 def parse_floats(text: str, count: int, option: str, example: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
+    values = parse_coordinates(text, option) or []
     if len(values) != count:
         raise typer.BadParameter(f"{text!r}: give {count} comma-separated numbers, e.g. {example}", param_hint=option)
     return values
+
+
+def _grid_panels(config, digit: Optional[int]) -> int:
+    """Panels of a --grid picture: one per class for a conditional model without --digit, else one."""
+    return 1 if digit is not None or not config.conditional else config.num_classes
+
+
+def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, image_paths, labels):
+    """Before anything is decoded: refuse a grid or walk that would not fit in memory. --images are
+    read for their count, and their labels checked as encode checks them."""
+    from mnistgen import explore
+
+    if grid is not None:
+        need = explore.grid_bytes(grid, _grid_panels(loaded.config, digit), scale)
+        explore.check_memory(need, f"--grid {grid} at --scale {scale}", "use a smaller --grid or --scale")
+        return
+    if image_paths is not None:
+        anchors = loaded.read(image_paths, labels).images
+    frames = explore.frame_count(len(anchors) if anchors is not None else loaded.config.num_classes, steps, loop)
+    explore.check_memory(
+        explore.walk_bytes(loaded.weights, frames, scale),
+        f"a walk of {frames:,} frames at --scale {scale}",
+        "use fewer --steps or points to walk through, or a smaller --scale",
+    )
 
 
 @app.command()
@@ -996,10 +1080,13 @@ def interpolate(
         typer.Option(
             "--sigma",
             min=0.0,
-            max=1e6,
+            max=MAX_LATENT_COORD,
             help="Grid range: +-K standard deviations of the prior instead of the data range.",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out file, or the frames in an --out folder.")
+    ] = False,
     model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -1026,7 +1113,10 @@ def interpolate(
     image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
     out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
     with _user_errors("nothing was left half-written"):
-        from mnistgen import api, export
+        from mnistgen import export
+
+        export.check_walk_out(out, WalkOutput.png.value if grid is not None else to.value, force)
+        from mnistgen import api  # Paddle: only once the output is known to be writable
 
         weights = _check_model(model)
         if image_paths is not None and len(image_paths) < 2:
@@ -1034,6 +1124,8 @@ def interpolate(
         if chosen_digits is not None and len(chosen_digits) < 2:
             raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
         loaded = api.Model(weights, device)
+        anchors = chosen_digits or chosen_points
+        _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, image_paths, chosen_labels)
         if grid is not None:
             if weights.config.latent > 2 and not quiet:
                 _stderr(
@@ -1042,7 +1134,7 @@ def interpolate(
                 )
             picture, spec = loaded.grid(grid, grid_dims, digit, grid_bounds, sigma)
             export.write_png(out, export.upscale(picture, scale))
-            panels = 1 if digit is not None or not weights.config.conditional else weights.config.num_classes
+            panels = _grid_panels(weights.config, digit)
             _emit(
                 {
                     "grid": grid,
@@ -1105,6 +1197,9 @@ def encode(
         typer.Option("--reconstruct", help="Also write the first 16 inputs above their reconstructions to this PNG."),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Encode only the first N images.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing --out, --plot and --reconstruct files.")
+    ] = False,
     model: ModelOption = DEFAULT_PICTURES,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -1119,7 +1214,10 @@ def encode(
     with _user_errors("nothing was left half-written"):
         import numpy as np
 
-        from mnistgen import api, export
+        from mnistgen import atomic, export
+
+        atomic.check_new_files({"--out": out, "--plot": plot, "--reconstruct": reconstruct}, force)
+        from mnistgen import api  # Paddle: only once the outputs are known to be writable
 
         loaded = api.Model(_check_model(model), device)
         found = loaded.read(sources_, chosen_labels, limit)
@@ -1442,11 +1540,26 @@ def _tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
+def _cache_entries(root: Path) -> list[Path]:
+    """The folders mnistgen makes in the cache root - the MNIST download and the exported
+    predictors - that are there. Nothing else in the root is listed or removed: it may be the user's."""
+    from mnistgen.data import MNIST_SUBDIR
+    from mnistgen.predictor import INFERENCE_SUBDIR
+
+    if root.exists() and not root.is_dir():
+        raise MnistgenError(f"the cache {root} is a file, not a folder: set $MNISTGEN_DATA to a folder")
+    return [root / name for name in (MNIST_SUBDIR, INFERENCE_SUBDIR) if (root / name).is_dir()]
+
+
+def _entry_size(path: Path) -> int:
+    return 0 if path.is_symlink() else _tree_size(path)  # a link to the user's folder: only the link goes
+
+
 @cache_app.callback(invoke_without_command=True)
 def cache(ctx: typer.Context) -> None:
     """Show the cache ($MNISTGEN_DATA, default ~/.cache/mnistgen: downloads, exported decoders).
 
-    `mnistgen cache clear` empties it.
+    `mnistgen cache clear` removes them; other files in the folder are left alone.
 
     Example: mnistgen cache
     """
@@ -1455,23 +1568,33 @@ def cache(ctx: typer.Context) -> None:
     from mnistgen.data import cache_dir
 
     root = cache_dir()
-    entries = {p.name: _tree_size(p) for p in sorted(root.iterdir())} if root.is_dir() else {}
+    with _user_errors():
+        entries = {p.name: _entry_size(p) for p in _cache_entries(root)}
     _emit({"cache": str(root), "bytes": sum(entries.values()), "entries": entries})
 
 
 @cache_app.command("clear")
 def cache_clear() -> None:
-    """Delete the cache: downloads and exported inference models (they are made again when needed).
+    """Delete what mnistgen cached: the MNIST download and exported inference models (they are made
+    again when needed). Other files in the cache folder are left alone.
 
     Example: mnistgen cache clear
     """
     from mnistgen.data import cache_dir
 
     root = cache_dir()
-    freed = _tree_size(root)
-    if root.is_dir():
-        shutil.rmtree(root)
-    _emit({"cleared": str(root), "bytes": freed})
+    removed, freed = [], 0
+    with _user_errors("the cache may be partly cleared; run it again", os_fix="check the cache folder's permissions"):
+        for entry in _cache_entries(root):
+            size = _entry_size(entry)
+            if entry.is_symlink():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry)
+            removed, freed = [*removed, entry.name], freed + size
+        if removed and not any(root.iterdir()):
+            root.rmdir()  # it held mnistgen's folders only
+    _emit({"cleared": str(root), "removed": removed, "bytes": freed})
 
 
 def main() -> None:

@@ -18,9 +18,12 @@ from mnistgen.decoders import decode_all
 from mnistgen.errors import MnistgenError
 from mnistgen.export import IMAGE_SIDE
 from mnistgen.model import inputs, paddle
+from mnistgen.runtime import human_bytes, memory_budget
 
 ENCODE_BATCH = 1000
 SLERP_EPS = 1e-6  # below this angle slerp is lerp
+WALK_COPIES = 2  # enlarged copies of a walk held at once: the enlarged frames, then the PNG strip or the GIF's frames
+FLOAT_BYTES = 4  # a float32 latent or one-hot value
 
 
 # -- paths ------------------------------------------------------------------------------------
@@ -56,6 +59,44 @@ def path(points: np.ndarray, steps: int, method: str = "lerp", loop: bool = Fals
     if not loop:
         frames.append(points[-1:])
     return np.concatenate(frames).astype(np.float32)
+
+
+def frame_count(anchors: int, steps: int, loop: bool) -> int:
+    """How many frames `path` makes through `anchors` points."""
+    return anchors * steps if loop and anchors > 1 else (anchors - 1) * steps + 1
+
+
+def check_labels(weights: Weights, labels, option: str) -> None:
+    """Refuse a label the model has no place for in its one-hot (a VAE: no class centroid)."""
+    classes = weights.config.num_classes
+    bad = [int(label) for label in np.atleast_1d(labels) if not 0 <= label < classes]
+    if bad:
+        raise MnistgenError(f"{option} {bad[0]}: model {weights.name} knows labels 0-{classes - 1} only")
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def walk_bytes(weights: Weights, frames: int, scale: int) -> int:
+    """What a walk of `frames` frames enlarged by `scale` holds at once: latents and labels, the
+    decoded 28x28 frames, and WALK_COPIES enlarged copies."""
+    cfg, side = weights.config, IMAGE_SIDE * scale
+    return frames * (FLOAT_BYTES * (cfg.latent + cfg.num_classes) + IMAGE_SIDE**2 + WALK_COPIES * side * side)
+
+
+def grid_bytes(n: int, panels: int, scale: int) -> int:
+    """What `manifold` holds at once for `panels` grids of n x n enlarged by `scale` (a preview grid's count)."""
+    return export.GridWriter.held_bytes(panels * n * n, panels * n, scale)
+
+
+def check_memory(need: int, what: str, fix: str) -> None:
+    """Refuse a picture that would hold more than an output may (runtime.memory_budget), before any work."""
+    budget, source = memory_budget()
+    if need > budget:
+        raise MnistgenError(
+            f"{what} would hold {human_bytes(need)} in memory, more than the {human_bytes(budget)} an output may use "
+            f"({source}): {fix}"
+        )
 
 
 def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
@@ -176,6 +217,7 @@ def walk(
     """
     cfg = weights.config
     if digits is not None:
+        check_labels(weights, digits, "--digits")
         if cfg.conditional:
             onehot = path(one_hot(digits, cfg.num_classes), steps, "lerp", loop)
             return np.repeat(fixed_z(cfg.latent, seed)[None], len(onehot), axis=0), onehot
@@ -194,7 +236,9 @@ def walk(
             raise MnistgenError(
                 f"model {weights.name} is conditional: pass --digit D to choose the label decoded along the path"
             )
+        check_labels(weights, label, "--digit")
         labels = [label] * len(anchors)
+    check_labels(weights, labels, "label")
     return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
 
 
@@ -202,11 +246,21 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
     """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
     needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
     found = sources.read(paths, classes=None if labels is not None else weights.card.get("classes"))
-    known = np.asarray(labels) if labels is not None else found.labels
+    known = _image_labels(labels, len(found.images)) if labels is not None else found.labels
     if weights.config.conditional and known is None and digit is not None:
+        check_labels(weights, digit, "--digit")
         known = np.full(len(found.images), digit)
+    if weights.config.conditional and known is not None:
+        check_labels(weights, known, "label")
     means, _ = encode(model, found.images, known)
     return {"means": means, "labels": known, "label": digit}
+
+
+def _image_labels(labels, count: int) -> np.ndarray:
+    """`labels` for `count` images: one for all, or one per image (as encode takes them)."""
+    if len(labels) not in (1, count):
+        raise MnistgenError(f"--labels has {len(labels)} values for {count} images: give one for all, or one per image")
+    return np.resize(np.asarray(labels, dtype=np.int64), count)
 
 
 def grid(
@@ -235,8 +289,7 @@ def grid(
     if digit is None:  # the tutorial draws a CVAE's manifold per digit: one panel for each
         labels = np.repeat(np.arange(cfg.num_classes), len(z))
         return np.tile(z, (cfg.num_classes, 1)), one_hot(labels, cfg.num_classes), spec
-    if digit >= cfg.num_classes:
-        raise MnistgenError(f"--digit {digit}: model {weights.name} knows labels 0-{cfg.num_classes - 1} only")
+    check_labels(weights, digit, "--digit")
     return z, one_hot(np.full(len(z), digit), cfg.num_classes), spec
 
 

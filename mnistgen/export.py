@@ -1,4 +1,5 @@
-"""Writers for generated images: PNG files (atomic), image grids. No Paddle here."""
+"""Writers for generated images: PNG files (atomic), image grids, walks, latents; and the checks
+a walk's output gets before any work. No Paddle here."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from mnistgen import atomic
 from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, idx_header
+from mnistgen.errors import MnistgenError
 
 GRID_PAD = 2  # pixels between tiles in a grid
 GRID_BACKGROUND = 0  # black gaps, like MNIST's background
@@ -442,12 +444,13 @@ def upscale(images: np.ndarray, scale: int) -> np.ndarray:
 
 
 def write_gif(path: Path, frames: np.ndarray, fps: float, loop: bool = True) -> None:
-    """uint8 frames (F, H, W) -> an animated GIF (imageio), written atomically."""
+    """uint8 frames (F, H, W) -> an animated GIF (imageio), written atomically. imageio encodes to
+    bytes and atomic writes them: a failed write leaves no half-closed imageio writer behind."""
     import imageio.v3 as iio
 
     duration_ms = 1000.0 / fps
-    with atomic.atomic_path(path) as tmp:
-        iio.imwrite(tmp, list(frames), extension=GIF_SUFFIX, duration=duration_ms, loop=0 if loop else 1)
+    payload = iio.imwrite("<bytes>", list(frames), extension=GIF_SUFFIX, duration=duration_ms, loop=0 if loop else 1)
+    atomic.write_bytes(path, payload)
 
 
 def write_walk(out: Path, frames: np.ndarray, to: str, fps: float, loop: bool) -> None:
@@ -460,14 +463,44 @@ def write_walk(out: Path, frames: np.ndarray, to: str, fps: float, loop: bool) -
         write_frames(out, frames)
 
 
+FRAME_PREFIX, FRAME_SUFFIX = "frame-", ".png"  # folder/frame-0000.png ...
+FRAME_MIN_WIDTH = 4
+
+
+def _is_frame(name: str) -> bool:
+    index = name.removeprefix(FRAME_PREFIX).removesuffix(FRAME_SUFFIX)
+    return len(index) == len(name) - len(FRAME_PREFIX) - len(FRAME_SUFFIX) and index.isascii() and index.isdigit()
+
+
 def write_frames(folder: Path, frames: np.ndarray) -> list[Path]:
-    """One PNG per frame: folder/frame-0000.png ..."""
+    """One PNG per frame: folder/frame-0000.png ...; frames of an earlier, longer walk are then
+    removed, so the folder holds this walk only (other files are left alone)."""
     folder.mkdir(parents=True, exist_ok=True)
-    width = max(4, len(str(len(frames) - 1)))
-    paths = [folder / f"frame-{i:0{width}d}.png" for i in range(len(frames))]
+    width = max(FRAME_MIN_WIDTH, len(str(len(frames) - 1)))
+    paths = [folder / f"{FRAME_PREFIX}{i:0{width}d}{FRAME_SUFFIX}" for i in range(len(frames))]
     for path, frame in zip(paths, frames):
         write_png(path, frame)
+    written = {path.name for path in paths}
+    for entry in folder.iterdir():
+        if _is_frame(entry.name) and entry.name not in written and entry.is_file():
+            entry.unlink()
     return paths
+
+
+def check_walk_out(out: Path, to: str, force: bool = False) -> None:
+    """Before any work: `out` can take a walk written as `to` ("gif", "png": one file; "frames": a
+    folder, made when missing, that must be empty unless `force`)."""
+    if to != "frames":
+        atomic.check_new_file(out, "--out", force)
+        return
+    atomic.check_name_fits(out, "--out")
+    if out.exists() and not out.is_dir():
+        raise MnistgenError(f"--out {out} is a file: --to frames writes a folder of PNGs; give a directory")
+    atomic.check_writable_dir(out)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise MnistgenError(
+            f"--out {out} is not empty: pass --force to replace its frames, or choose another directory"
+        )
 
 
 def _pyplot():
@@ -480,8 +513,6 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from mnistgen.errors import MnistgenError
-
         raise MnistgenError(PLOT_INSTALL_HINT) from None
     return plt
 
@@ -512,9 +543,23 @@ def write_latent_scatter(path: Path, means: np.ndarray, stds: np.ndarray, labels
     axes[0].set_aspect("equal", adjustable="datalim")
     axes[0].legend(loc="upper right", fontsize=7, markerscale=2, ncol=2)
     fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    try:
+        with atomic.atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+def source_text(name: str) -> str:
+    """A source's name as valid UTF-8 text for the CSV and HDF5 columns. A file name that is not
+    UTF-8 reaches Python with its stray bytes as surrogate escapes; they are written as \\xNN, the
+    way Python shows undecodable bytes, so the file stays valid UTF-8 and the bytes can be read back
+    from the escapes. Every other name is written unchanged."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no file name decodes to: show it escaped
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def write_latents(path: Path, names: list[str], labels, means: np.ndarray, stds: np.ndarray) -> None:
@@ -530,7 +575,7 @@ def write_latents(path: Path, names: list[str], labels, means: np.ndarray, stds:
             with h5py.File(tmp, "w") as f:
                 f["means"], f["stds"] = means, stds
                 f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
-                f["sources"] = np.array(names, dtype=h5py.string_dtype())
+                f["sources"] = np.array([source_text(n) for n in names], dtype=h5py.string_dtype())
     else:
         atomic.write_text(path, latents_csv(names, labels, means, stds))
 
@@ -544,5 +589,5 @@ def latents_csv(names: list[str], labels, means: np.ndarray, stds: np.ndarray) -
     writer.writerow(["source", "label", *[f"mean_{i}" for i in range(d)], *[f"std_{i}" for i in range(d)]])
     for i, name in enumerate(names):
         label = "" if labels is None else int(labels[i])
-        writer.writerow([name, label, *[f"{v:.6g}" for v in means[i]], *[f"{v:.6g}" for v in stds[i]]])
+        writer.writerow([source_text(name), label, *[f"{v:.6g}" for v in means[i]], *[f"{v:.6g}" for v in stds[i]]])
     return buffer.getvalue()

@@ -173,23 +173,13 @@ def _ours(path: Path) -> bool:
     return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
 
 
-def _check_writable_dir(directory: Path) -> None:
-    probe = directory
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise MnistgenError(f"--out {directory}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise MnistgenError(f"--out {directory} is not writable: choose a directory you can write to")
-
-
 def _plan_png(job: Job) -> tuple[Path, ...]:
     out = job.out
     if out.exists() and not out.is_dir():
         raise MnistgenError(
             f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)"
         )
-    _check_writable_dir(out)
+    atomic.check_writable_dir(out)
     targets = (out / job.shard_name(METADATA_FILE),)
     if not out.is_dir() or not any(out.iterdir()):
         return targets
@@ -246,7 +236,7 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
             targets = (out.with_name(out.name.replace(SHARD_FIELD, f"{job.shard.index:05d}")),)
         else:
             targets = (out.with_name(job.shard_name(out.name)),)
-    _check_writable_dir(targets[0].parent)
+    atomic.check_writable_dir(targets[0].parent)
     existing = [t for t in targets if t.exists()]
     if existing and not (job.force or job.resume):
         raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
@@ -335,7 +325,8 @@ def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
 def _plan_stream(job: Job) -> tuple[Path, ...]:
     if job.fmt is not Format.tar:
         raise MnistgenError(
-            f"--out - streams to standard output as --format tar only; --format {job.fmt.value} needs --out FILE"
+            f"--out - streams to standard output as --format tar only; --format {job.fmt.value} needs --out "
+            + ("DIR" if job.fmt in (Format.png, Format.idx) else "FILE")
         )
     if job.resume:
         raise MnistgenError("--resume finishes files on disk; a stream is written whole: drop --resume")
@@ -396,6 +387,7 @@ def plan_job(
     if job.streams:
         targets = _plan_stream(job)
     else:
+        atomic.check_name_fits(job.out, "--out")  # else even asking whether it exists fails
         targets = _plan_png(job) if job.fmt is Format.png else _plan_files(job)
     _check_memory(job)
     return replace(job, targets=targets)

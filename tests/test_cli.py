@@ -178,6 +178,53 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
             2,
             "Error: Invalid value for '--model' / '-m': Value error, 'gan' is not one of 'vae', 'cvae', 'classifier'.",
         ),
+        # integer lists take ASCII digits only, and a bounded number of them
+        (
+            ["generate", "--digit", "\u00b2", "--count", "1"],
+            2,
+            "Error: Invalid value for --digit: '\u00b2' is not a comma-separated list of non-negative integers (e.g. "
+            "5,25)\n",
+        ),
+        (
+            ["generate", "--shard", "\u00b2/3"],
+            2,
+            "Error: Invalid value for --shard: '\u00b2/3' is not i/n: job i of n, counting from 0 (e.g. 0/4 ... 3/4)\n",
+        ),
+        (["evaluate", "--seeds", "\u00b2"], 2, "Error: Invalid value for --seeds: '\u00b2' is not a comma-separated"),
+        (["train", "--indices", "\u00b2"], 2, "Error: Invalid value for --indices: '\u00b2' is not a comma-separated"),
+        (
+            ["generate", "--class", "\u00b2"],
+            2,
+            "Error: Invalid value for --class: '\u00b2' is not a class index: write it with the digits 0-9\n",
+        ),
+        (
+            ["generate", "--digit", "9" * 5000],
+            2,
+            "Error: Invalid value for --digit: 99999999999999999999... (5000 digits) is too large: use at most "
+            "4294967295\n",
+        ),
+        (
+            ["evaluate", "--seeds", "0,4294967296"],
+            2,
+            "Error: Invalid value for --seeds: 4294967296 is too large: use at most 4294967295\n",
+        ),
+        (
+            ["generate", "--shard", "0/" + "9" * 5000],
+            2,
+            "Error: Invalid value for --shard: 99999999999999999999... (5000 digits) is too large",
+        ),
+        # names: none may be empty
+        (
+            ["generate", "--class", ""],
+            2,
+            "Error: Invalid value for --class: '' has an empty name: give comma-separated names, e.g. Sneaker,0\n",
+        ),
+        (
+            ["train", "--class-names", ",,,,,,,,,"],
+            2,
+            "Error: Invalid value for --class-names: ',,,,,,,,,' has an empty name: give comma-separated names, e.g. "
+            '"T-shirt/top,Trouser,..."\n',
+        ),
     ],
 )
 def test_usage_errors(tmp_path, monkeypatch, args, code, message):
@@ -400,3 +447,50 @@ def test_cli_choices_match_the_library():
     assert tuple(p.value for p in cli.PriorKind) == sample.PRIORS
     assert tuple(p.value for p in cli.Precision) == predictor.PRECISIONS
     assert cli.TrainOptions is config.TrainOptions
+
+
+def test_cache_clear_removes_only_what_mnistgen_made(tmp_path, monkeypatch):
+    root = tmp_path / "home"
+    (root / "mnist").mkdir(parents=True)
+    (root / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"12345")
+    (root / "inference" / "cvae-0123").mkdir(parents=True)
+    (root / "inference" / "cvae-0123" / "model.json").write_bytes(b"{}")
+    (root / "thesis.tex").write_text("years of work")
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("mine")
+    monkeypatch.setenv("MNISTGEN_DATA", str(root))
+    shown = json.loads(invoke("cache").stdout)
+    assert shown == {"cache": str(root), "bytes": 7, "entries": {"mnist": 5, "inference": 2}}
+    result = invoke("cache", "clear")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"cleared": str(root), "removed": ["mnist", "inference"], "bytes": 7}
+    assert sorted(p.name for p in root.iterdir()) == ["notes", "thesis.tex"]
+    assert (root / "thesis.tex").read_text() == "years of work" and (root / "notes" / "a.txt").read_text() == "mine"
+    again = invoke("cache", "clear")
+    assert json.loads(again.stdout) == {"cleared": str(root), "removed": [], "bytes": 0}
+
+
+def test_cache_clear_leaves_a_linked_folder_alone(tmp_path, monkeypatch):
+    (tmp_path / "my-mnist").mkdir()
+    (tmp_path / "my-mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"data")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "mnist").symlink_to(tmp_path / "my-mnist")
+    monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "c"))
+    result = invoke("cache", "clear")
+    assert json.loads(result.stdout) == {"cleared": str(tmp_path / "c"), "removed": ["mnist"], "bytes": 0}
+    assert (tmp_path / "my-mnist" / "train-images-idx3-ubyte.gz").read_bytes() == b"data"  # only the link went
+    assert not (tmp_path / "c").exists()  # it held mnistgen's entries only
+
+
+def test_cache_that_is_a_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "thesis.tex"))
+    for args in (["cache", "clear"], ["cache"]):
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        assert (
+            result.stderr
+            == f"Error: the cache {tmp_path}/thesis.tex is a file, not a folder: set $MNISTGEN_DATA to a folder\n"
+        )
+        assert result.stdout == ""
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"

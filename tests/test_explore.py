@@ -176,6 +176,32 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
             "Error: model tiny-cvae is conditional: pass --digit D to choose the label decoded along the path",
         ),
         (["--digits", "3"], 1, "Error: --digits needs at least two digits to walk between, e.g. 3,8"),
+        (["--digits", "3,12"], 1, "Error: --digits 12: model tiny-cvae knows labels 0-9 only\n"),
+        (["--points", "0,0;1,1", "--digit", "12"], 1, "Error: --digit 12: model tiny-cvae knows labels 0-9 only\n"),
+        (["--grid", "3", "--digit", "12"], 1, "Error: --digit 12: model tiny-cvae knows labels 0-9 only\n"),
+        (
+            ["--grid", "3", "--bounds", "nan,1,0,1", "--digit", "1", "--out", "b.png"],
+            2,
+            "Error: Invalid value for --bounds: 'nan,1,0,1': nan is not a latent coordinate: use finite numbers from "
+            "-1000000 to 1000000\n",
+        ),
+        (
+            ["--grid", "3", "--bounds", "-inf,1,0,1", "--digit", "1"],
+            2,
+            "Error: Invalid value for --bounds: '-inf,1,0,1': -inf is not a latent coordinate",
+        ),
+        (
+            ["--points", "nan,0;1,1", "--digit", "1", "--to", "png", "--out", "p.png"],
+            2,
+            "Error: Invalid value for --points: 'nan,0': nan is not a latent coordinate: use finite numbers from "
+            "-1000000 to 1000000\n",
+        ),
+        (
+            ["--points", "0,0;1,1e999", "--digit", "1"],
+            2,
+            "Error: Invalid value for --points: '1,1e999': inf is not a latent coordinate",
+        ),
+        (["--labels", "\u00b2"], 2, "Error: Invalid value for --labels: '\u00b2' is not a comma-separated list"),
     ],
 )
 def test_interpolate_errors(tmp_path, monkeypatch, tiny_cvae, args, code, message):
@@ -184,6 +210,52 @@ def test_interpolate_errors(tmp_path, monkeypatch, tiny_cvae, args, code, messag
     assert result.exit_code == code, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_interpolate_refuses_labels_the_model_lacks(tmp_path, tiny_cvae, tiny_vae):
+    run("generate", "-d", "3,8", "-n", 1, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 1, "-q")
+    images = f"{tmp_path}/s/3/00000.png,{tmp_path}/s/8/00000.png"
+    walk = ["interpolate", "--model", tiny_cvae, "--images", images, "--steps", 2, "-o", tmp_path / "w.gif"]
+    for labels, message in [
+        ("3,8,5", "Error: --labels has 3 values for 2 images: give one for all, or one per image\n"),
+        ("3,12", "Error: label 12 is out of range: model tiny-cvae knows labels 0-9\n"),  # as encode says it
+    ]:
+        assert run(*walk, "--labels", labels, code=1).stderr == message
+        assert not (tmp_path / "w.gif").exists()
+    assert json.loads(run(*walk, "--labels", "3").stdout)["frames"] == 4  # one label for all, as encode takes it
+    vae = run("interpolate", "--model", tiny_vae, "--digits", "3,12", "-o", tmp_path / "v.gif", code=1)
+    assert vae.stderr == "Error: --digits 12: model tiny-vae knows labels 0-9 only\n"
+
+
+def test_walk_checks_labels_in_the_library(tiny_cvae):
+    from mnistgen import checkpoint
+    from mnistgen.errors import MnistgenError
+
+    weights = checkpoint.inspect_role(str(tiny_cvae), "--model")
+    with pytest.raises(MnistgenError, match="^--digits 10: model tiny-cvae knows labels 0-9 only$"):
+        explore.walk(weights, 2, "lerp", False, digits=[3, 10])
+    with pytest.raises(MnistgenError, match="^--digit 255: model tiny-cvae knows labels 0-9 only$"):
+        explore.walk(weights, 2, "lerp", False, points=[[0, 0], [1, 1]], label=255)
+    with pytest.raises(MnistgenError, match="^label 12: model tiny-cvae knows labels 0-9 only$"):
+        explore.walk(weights, 2, "lerp", False, means=[[0, 0], [1, 1]], labels=[3, 12])
+
+
+def test_interpolate_refuses_pictures_larger_than_the_memory_budget(tmp_path, monkeypatch, tiny_cvae):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "1M")
+    walk = run("interpolate", "--model", tiny_cvae, "--steps", 100, "--scale", 8, "--to", "png", code=1)
+    assert walk.stderr == (
+        "Error: a walk of 1,000 frames at --scale 8 would hold 96.5 MiB in memory, more than the 1.0 MiB an output "
+        "may use (MNISTGEN_MAX_MEMORY): use fewer --steps or points to walk through, or a smaller --scale\n"
+    )
+    grid = run("interpolate", "--model", tiny_cvae, "--grid", 10, "--scale", 8, code=1)
+    assert grid.stderr == (
+        "Error: --grid 10 at --scale 8 would hold 165.5 MiB in memory, more than the 1.0 MiB an output may use "
+        "(MNISTGEN_MAX_MEMORY): use a smaller --grid or --scale\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "2M")  # 20 frames at --scale 4: 0.5 MiB
+    assert json.loads(run("interpolate", "--model", tiny_cvae, "--steps", 2, "-q").stdout)["frames"] == 20
 
 
 def test_encode_csv_files_and_pictures(tmp_path, tiny_cvae):

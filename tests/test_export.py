@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import io
+import os
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnistgen import atomic, export
+from mnistgen.errors import MnistgenError
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 1), (298, 598), (3, 700)])
@@ -34,3 +38,114 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+LONG_STEM = "a" * 246  # with ".npz": a 250-byte name, which fits; its ".NAME.PID-TID.part" would not
+
+
+def test_a_long_name_gets_a_short_unique_temporary_name(tmp_path):
+    dest = tmp_path / f"{LONG_STEM}.npz"
+    tmp = atomic.temp_name(dest)
+    assert len(os.fsencode(tmp.name)) <= atomic.name_max(str(tmp_path))
+    assert tmp.name.startswith(".aaa") and tmp.name.endswith(atomic.TEMP_SUFFIX)
+    assert atomic.writer_alive(tmp)  # the pid is still read from it: this process
+    assert atomic.temp_name(tmp_path / f"{LONG_STEM}.npy") != tmp  # another name, another hash
+    atomic.write_bytes(dest, b"x")
+    with atomic.atomic_path(tmp_path / f"{'é' * 125}.h5") as tmp2:  # 250 bytes in 2-byte characters
+        tmp2.write_bytes(b"y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest.name, f"{'é' * 125}.h5"])
+
+
+def test_a_missing_directory_is_reported_as_such_and_names_no_temporary(tmp_path):
+    with pytest.raises(MnistgenError) as info:
+        atomic.write_bytes(tmp_path / "nodir" / "z.npy", b"x")
+    assert str(info.value) == (
+        f"cannot write {tmp_path}/nodir/z.npy: directory {tmp_path}/nodir does not exist: create it, or choose "
+        "another path"
+    )
+    with pytest.raises(MnistgenError, match="nodir does not exist: create it"):
+        with atomic.atomic_path(tmp_path / "nodir" / "z.npy") as tmp:
+            tmp.write_bytes(b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name, force, message",
+    [
+        (
+            "nodir/z.npy",
+            False,
+            "--plot {t}/nodir/z.npy: directory {t}/nodir does not exist: create it, or choose another --plot",
+        ),
+        ("file.txt/z.npy", False, "--plot {t}/file.txt/z.npy: {t}/file.txt is a file, not a directory"),
+        ("file.txt", False, "{t}/file.txt already exists: pass --force to replace it, or choose another --plot"),
+        ("sub", True, "--plot {t}/sub is a directory: give a file name"),
+        (
+            "b" * 300 + ".png",
+            True,
+            "the name is longer than the 255 bytes this file system allows: choose a shorter one",
+        ),
+    ],
+)
+def test_check_new_file_refuses_what_cannot_or_should_not_be_written(tmp_path, name, force, message):
+    (tmp_path / "file.txt").write_text("keep")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(MnistgenError) as info:
+        atomic.check_new_file(tmp_path / name, "--plot", force)
+    assert message.format(t=tmp_path) in str(info.value)
+    atomic.check_new_file(tmp_path / "file.txt", "--plot", force=True)  # --force: replacing is asked for
+    atomic.check_new_file(tmp_path / "new.png", "--plot")
+
+
+def test_two_options_may_not_name_one_file(tmp_path):
+    outputs = {"--out": tmp_path / "a.csv", "--plot": None, "--reconstruct": tmp_path / "." / "a.csv"}
+    with pytest.raises(MnistgenError) as info:
+        atomic.check_new_files(outputs)
+    assert str(info.value) == f"--out and --reconstruct both name {tmp_path}/a.csv: give each its own file"
+
+
+def test_frames_replace_an_earlier_walk_and_keep_other_files(tmp_path):
+    folder = tmp_path / "fr"
+    export.write_frames(folder, np.zeros((16, 28, 28), np.uint8))
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(MnistgenError) as info:
+        export.check_walk_out(folder, "frames")
+    assert (
+        str(info.value)
+        == f"--out {folder} is not empty: pass --force to replace its frames, or choose another directory"
+    )
+    export.check_walk_out(folder, "frames", force=True)
+    export.write_frames(folder, np.zeros((4, 28, 28), np.uint8))
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame-000{i}.png" for i in range(4)] + ["notes.txt"]
+    with pytest.raises(MnistgenError, match="is a file: --to frames writes a folder of PNGs; give a directory"):
+        export.check_walk_out(folder / "notes.txt", "frames", force=True)
+
+
+def test_a_failed_gif_leaves_no_writer_behind(tmp_path, monkeypatch):
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(MnistgenError, match="does not exist: create it"):
+        export.write_gif(tmp_path / "nodir" / "w.gif", np.zeros((3, 28, 28), np.uint8), fps=10)
+    gc.collect()
+    assert unraisable == [] and list(tmp_path.iterdir()) == []
+    frames = np.arange(3, dtype=np.uint8).reshape(3, 1, 1).repeat(28, 1).repeat(28, 2) * 100
+    export.write_gif(tmp_path / "w.gif", frames, fps=10)
+    with Image.open(tmp_path / "w.gif") as im:
+        assert im.n_frames == 3
+
+
+BAD_NAME = os.fsdecode(b"bad\xffname.png")  # not UTF-8: Python holds the byte as a surrogate escape
+
+
+def test_latents_of_a_file_name_that_is_not_utf8_stay_valid_utf8(tmp_path):
+    import h5py
+
+    names = [BAD_NAME, "ünï.png"]
+    means, stds = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32)
+    export.write_latents(tmp_path / "u.csv", names, [3, 8], means, stds)
+    rows = (tmp_path / "u.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("bad\\xffname.png,3,") and rows[2].startswith("ünï.png,8,")
+    export.write_latents(tmp_path / "u.h5", names, [3, 8], means, stds)
+    with h5py.File(tmp_path / "u.h5") as f:
+        assert list(f["sources"].asstr()[:]) == ["bad\\xffname.png", "ünï.png"]
+    assert export.source_text("\ud800.png") == "\\ud800.png"  # a lone surrogate no file system gave

@@ -7,6 +7,7 @@ traceback, and leave the disk exactly as it was.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -98,6 +99,32 @@ BAD_INPUTS = [
     (["encode", "{t}/ünïcødé", "--model", CVAE], 1, "holds no image files"),
     (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
     (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
+    # outputs are checked before the model loads: nothing is replaced unless --force, the option is named
+    (["interpolate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "file.txt already exists: pass --force to replace it"),
+    (
+        ["interpolate", "--model", CVAE, "--to", "frames", "-o", "{t}/notes"],
+        1,
+        "notes is not empty: pass --force to replace its frames, or choose another directory",
+    ),
+    (
+        ["interpolate", "--model", CVAE, "--to", "png", "-o", "{t}/nodir/w.png"],
+        1,
+        "nodir does not exist: create it, or choose another --out",
+    ),
+    (["interpolate", "--model", CVAE, "-o", "{t}/file.txt/w.gif"], 1, "file.txt is a file, not a directory"),
+    (["interpolate", "--model", CVAE, "-o", "{t}/" + "w" * 300 + ".gif"], 1, "longer than the 255 bytes"),
+    (["encode", MNIST, "--model", CVAE, "-o", "{t}/nodir/z.npy"], 1, "nodir does not exist: create it, or choose"),
+    (["encode", MNIST, "--model", CVAE, "--plot", "{t}/nodir/p.png"], 1, "create it, or choose another --plot"),
+    (
+        ["encode", MNIST, "--model", CVAE, "--reconstruct", "{t}/file.txt"],
+        1,
+        "file.txt already exists: pass --force to replace it, or choose another --reconstruct",
+    ),
+    (
+        ["encode", MNIST, "--model", CVAE, "--plot", "{t}/a.png", "--reconstruct", "{t}/a.png"],
+        1,
+        "--plot and --reconstruct both name",
+    ),
     (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "holds no image files and no MNIST IDX files"),
     (["train", "--data", "{t}/nope"], 2, "does not exist"),
     (["train", "--data", MNIST, "--out", "{t}/notes"], 1, "is not empty: pass --resume"),
@@ -276,8 +303,8 @@ def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae,
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: cannot write"), proc.stderr
-    if name == "idx":  # the manifest is written first; no IDX file may remain
-        assert [p.name for p in (tmp_path / "idx").iterdir()] == ["mnistgen.json"]
+    if name == "idx":  # the manifest is written last: no manifest without its IDX files
+        assert list((tmp_path / "idx").iterdir()) == []
         return
     assert list(tmp_path.iterdir()) == []
 
@@ -296,3 +323,54 @@ def test_two_shards_into_one_directory_at_once(tmp_path, tiny_cvae):
     assert all((out / p).read_bytes() == (single / p).read_bytes() for p in pngs)
     joined = "".join(p.read_text() for p in sorted(out.glob("metadata.shard-*.jsonl")))
     assert joined == (single / "metadata.jsonl").read_text()
+
+
+def test_interpolate_replaces_only_with_force_and_leaves_no_stale_frames(tmp_path, tiny_cvae):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    walk = ["interpolate", "--model", str(tiny_cvae), "--digits", "3,8", "-q"]
+    refused = runner.invoke(app, [*walk, "-o", str(keep)])
+    assert refused.exit_code == 1 and keep.read_text() == "precious"
+    assert refused.stderr == f"Error: {keep} already exists: pass --force to replace it, or choose another --out\n"
+    assert runner.invoke(app, [*walk, "-o", str(keep), "--force"]).exit_code == 0
+    assert keep.read_bytes().startswith(b"GIF8")
+    frames = tmp_path / "fr"
+    assert runner.invoke(app, [*walk, "--to", "frames", "-o", str(frames), "--steps", "8"]).exit_code == 0
+    assert len(list(frames.iterdir())) == 16
+    result = runner.invoke(app, [*walk, "--to", "frames", "-o", str(frames), "--steps", "2", "--force"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["frames"] == 4
+    assert sorted(p.name for p in frames.iterdir()) == [f"frame-000{i}.png" for i in range(4)]
+
+
+def test_encode_refuses_to_replace_without_force(tmp_path, tiny_cvae, mnist_dir):
+    out = tmp_path / "z.csv"
+    out.write_text("precious")
+    encode = ["encode", str(mnist_dir), "--model", str(tiny_cvae), "--limit", "5", "-o", str(out)]
+    refused = runner.invoke(app, encode)
+    assert refused.exit_code == 1 and out.read_text() == "precious"
+    assert refused.stderr == f"Error: {out} already exists: pass --force to replace it, or choose another --out\n"
+    assert runner.invoke(app, [*encode, "--force"]).exit_code == 0
+    assert out.read_text().startswith("source,label,mean_0")
+
+
+def test_encode_of_a_file_name_that_is_not_utf8(tmp_path, tiny_cvae):
+    from PIL import Image
+
+    folder = tmp_path / "uni" / "3"
+    folder.mkdir(parents=True)
+    Image.new("L", (28, 28)).save(os.path.join(os.fsencode(folder), b"bad\xffname.png"), format="PNG")
+    for name in ("u.csv", "u.h5"):
+        result = runner.invoke(
+            app, ["encode", str(tmp_path / "uni"), "--model", str(tiny_cvae), "-o", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+    assert "/3/bad\\xffname.png,3," in (tmp_path / "u.csv").read_text(encoding="utf-8")
+    result = runner.invoke(app, ["encode", str(tmp_path / "uni"), "--model", str(tiny_cvae)])
+    assert result.exit_code == 0 and "bad\\xffname.png" in result.stdout
+
+
+def test_a_name_that_fits_is_written_however_long(tmp_path, tiny_cvae):
+    out = tmp_path / ("a" * 246 + ".npz")  # 250 bytes: its temporary name is shortened to fit
+    result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", "2", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
