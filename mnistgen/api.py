@@ -359,7 +359,8 @@ def fit(
     dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))
     options = {k: v for k, v in options.items() if v is not None}
     if model == TrainKind.classifier.value:
-        cfg = ClassifierConfig(**{k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options})
+        shape = {k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options}
+        cfg = ClassifierConfig(num_classes=train_lib.class_count(dataset, []), **shape)  # as many as a cvae's
         return clf.fit(dataset, out, clf.ClassifierOptions(**options), cfg, on_epoch=callback)
     held_out = sources.load(Path(test), need_labels=True).train if test is not None else None
     names = list(class_names) or loaded.classes  # an ImageFolder's class names, unless class_names renames them

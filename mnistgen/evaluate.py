@@ -51,9 +51,20 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
+def check_labels(labels: np.ndarray, classes: int, what: str) -> None:
+    """The judge grades only labels it knows: a label past its classes has no score to give."""
+    if len(labels) and int(labels.max()) >= classes:
+        raise MnistgenError(
+            f"{what} have label {int(labels.max())}, but the judge knows classes 0-{classes - 1}: "
+            "grade images of the judge's classes (pass --judge trained on them)"
+        )
+
+
 def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], reference_features: np.ndarray) -> dict:
     """Classifier accuracy (overall and per label), confidence, predicted-class histogram, FID."""
     probs, feats = clf.predict(net, images)
+    if labels is not None:
+        check_labels(labels, probs.shape[1], "the images")
     predicted = probs.argmax(1)
     result = {
         "images": int(len(images)),
@@ -200,6 +211,7 @@ def augment(
     if not len(seeds):
         raise MnistgenError("--augment needs at least one seed: pass --seeds 0,1")
     classes = num_classes or int(max(real.labels.max(), labels.max(), test.labels.max())) + 1
+    check_labels(real.labels, classes, "the --augment images")
     mixed = Split(
         np.concatenate([real.images, np.asarray(images, np.uint8)]),
         np.concatenate([real.labels.astype(np.int64), np.asarray(labels, np.int64)]),
@@ -270,6 +282,7 @@ def evaluate(
     check_independent(judge, verifier)
     net = clf.load(judge)
     probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
+    check_labels(dataset.test.labels, probs.shape[1], "the test images")
     accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
     report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4)}
     report.update({"verifier": sample.verifier_name(verifier)} if verifier is not None else {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import warnings
 from enum import Enum
@@ -17,6 +18,7 @@ from typing import Optional
 from mnistgen.errors import MnistgenError
 
 THREADS_ENV = "MNISTGEN_THREADS"
+MAX_ENV_DIGITS = 6  # a CPU count from the environment: more digits than any machine has is no count
 # Paddle sets OMP_NUM_THREADS=1 when it is imported; remember what the user (or the scheduler) set.
 _USER_OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
 INSTALL_HINT = 'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
@@ -73,7 +75,9 @@ def _cgroup_cpus() -> Optional[float]:
 def _env_int(name: str) -> Optional[int]:
     value = (_USER_OMP_THREADS if name == "OMP_NUM_THREADS" else os.environ.get(name)) or ""
     value = value.strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_ENV_DIGITS):
+        return None
+    return int(value) or None
 
 
 def usable_cpus() -> int:
@@ -170,9 +174,12 @@ def memory_budget() -> tuple[int, str]:
         try:
             value = float(text[: len(text) - len(unit)]) * _UNITS[unit]
         except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 1):  # nan, inf, 1e999, 0 or a negative size
             raise MnistgenError(
-                f"{MEMORY_ENV}={os.environ[MEMORY_ENV]!r} is not a size: use e.g. 8G, 512M or a number of bytes"
-            ) from None
+                f"{MEMORY_ENV}={os.environ[MEMORY_ENV]!r} is not a size: use a positive size such as 8G, 512M "
+                "or a number of bytes"
+            )
         return int(value), f"{MEMORY_ENV}"
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -395,3 +395,32 @@ def test_a_card_verifier_pair_in_a_directory_with_a_comma(tmp_path, tiny_cvae, t
         assert (
             clf.Judge(checkpoint.inspect(str(home / f"{member}.safetensors")), "cpu")(images)[:, 1] >= 0.1 - 1e-6
         ).all()
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("images", "Error: the images have label 12, but the judge knows classes 0-9"),
+        ("augment", "Error: the --augment images have label 12, but the judge knows classes 0-9"),
+    ],
+)
+def test_labels_the_judge_lacks_are_refused(tmp_path, mnist_dir, dataset, where, message):
+    eleven = tmp_path / "eleven.npz"  # a labelled set with a twelfth class
+    np.savez(eleven, images=dataset.train.images[:24], labels=np.r_[dataset.train.labels[:23], 12].astype(np.uint8))
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, images=dataset.train.images[:24], labels=dataset.train.labels[:24].astype(np.uint8))
+    images, extra = (eleven, []) if where == "images" else (plain, ["--augment", str(eleven), "--steps", "1"])
+    result = runner.invoke(app, ["evaluate", "--images", str(images), "--data", str(mnist_dir), "--quiet", *extra])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"{message}: grade images of the judge's classes (pass --judge trained on them)\n"
+
+
+def test_a_classifier_learns_every_class_of_its_data(tmp_path, dataset):
+    import mnistgen
+
+    data = tmp_path / "thirteen.npz"  # labels 0-12: more than MNIST's ten
+    labels = np.arange(64) % 13
+    np.savez(data, images=dataset.train.images[:64], labels=labels.astype(np.uint8))
+    mnistgen.fit(data, tmp_path / "run", model="classifier", epochs=1)
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["config"]["num_classes"] == 13

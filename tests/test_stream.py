@@ -232,6 +232,12 @@ def test_the_memory_bound_can_be_set(tmp_path, tiny_cvae, monkeypatch):
     gen(tiny_cvae, "-d", "all", "-n", 20, "--out", tmp_path / "s.tar")
     monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "1G")
     gen(tiny_cvae, "-d", "all", "-n", 20, "--out", tmp_path / "s.npz")
-    monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "lots")
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "t.npz")])
-    assert result.exit_code == 1 and "MNISTGEN_MAX_MEMORY='lots' is not a size" in result.stderr
+    for size in ("lots", "inf", "1e999", "nan", "-5G", "0"):
+        monkeypatch.setenv("MNISTGEN_MAX_MEMORY", size)
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "t.npz")])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"Error: MNISTGEN_MAX_MEMORY={size!r} is not a size: use a positive size such as 8G, 512M or a number "
+            "of bytes\n"
+        )
+    assert not (tmp_path / "t.npz").exists()
