@@ -387,6 +387,10 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise MnistgenError(f"--out {run_dir} is a file: give a directory for the run")
     if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not state.is_file():  # e.g. a run that failed before its first checkpoint: nothing to resume
+            raise MnistgenError(
+                f"--out {run_dir} is not empty and holds no checkpoint to resume: choose a new directory, or empty it"
+            )
         raise MnistgenError(
             f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory"
         )

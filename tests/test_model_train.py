@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -196,3 +197,13 @@ def test_eval_every_skips_test_evaluation_between(tmp_path, dataset):
     )
     history = [json.loads(line) for line in (tmp_path / "r" / train.METRICS_FILE).read_text().splitlines()]
     assert ["test_loss" in h for h in history] == [False, True, True]  # epoch 2, and always the last
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_names_the_way_out(tmp_path, dataset):
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)  # what train writes before the first checkpoint
+    (run / "samples" / "epoch-001.png").write_bytes(b"")
+    message = f"--out {run} is not empty and holds no checkpoint to resume: choose a new directory, or empty it"
+    with pytest.raises(MnistgenError, match=re.escape(message)):
+        train.train(ModelConfig(kind="vae"), dataset, train.TrainOptions(epochs=1), run)
+    assert [p.name for p in run.rglob("*")] == ["samples", "epoch-001.png"]
