@@ -305,9 +305,9 @@ class Trainer:
         found = test_loss(self.model, self.val, self.options.seed)
         return {k.replace("test_", "val_"): v for k, v in found.items()}
 
-    def latent_stats(self) -> dict:
+    def latent_stats(self, mixture: bool = True) -> dict:
         """Encoder posteriors on training images: range, spread, per-class centroids and the fitted
-        priors (priors.py), for the card.
+        priors (priors.py; the mixture only with `mixture`), for the card.
 
         Latent-exploring commands (grids, interpolation between digit centroids) read these, so
         they work where no dataset is present.
@@ -319,7 +319,7 @@ class Trainer:
             lambda inference: inference.encode(part.images, labels),
             lambda: explore.encode(self.model, part.images, part.labels),
         )
-        return priors.latent_stats(means, stds, part.labels, self.options.seed)
+        return priors.latent_stats(means, stds, part.labels, self.options.seed, mixture)
 
     def sample_grid(self, epoch: int) -> Path:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
@@ -335,7 +335,7 @@ class Trainer:
         return path
 
     # -- the run -------------------------------------------------------------------------------
-    def model_card(self, metrics: dict) -> dict:
+    def model_card(self, metrics: dict, mixture: bool = True) -> dict:
         paddle_version = self.paddle.__version__
         return {
             "name": self.run_dir.name,
@@ -352,7 +352,7 @@ class Trainer:
                 "seconds_total": round(sum(h["seconds"] for h in self.history), 1),
             },
             "metrics": {k: v for k, v in metrics.items() if k.startswith(("test_", "train_", "val_"))},
-            "latent_stats": self.latent_stats(),
+            "latent_stats": self.latent_stats(mixture),
             "mnistgen_version": __version__,
             "paddle_version": paddle_version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -400,7 +400,7 @@ class Trainer:
             metrics["samples"] = str(self.sample_grid(epoch + 1).relative_to(self.run_dir))
             self.history.append(metrics)
             self.save_state()
-            self.save_model(metrics)
+            self.save_model(metrics, last=stop or epoch + 1 == opts.horizon)
             atomic.write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(h) + "\n" for h in self.history))
             self.callback.on_epoch(metrics)
             if stop:
@@ -414,14 +414,18 @@ class Trainer:
             metrics = {**best, "stopped_at_epoch": self.start_epoch}
         return metrics
 
-    def save_model(self, metrics: dict, final: bool = False) -> None:
+    def save_model(self, metrics: dict, final: bool = False, last: bool = False) -> None:
         """model.safetensors: the last epoch (fixed --epochs), else the best so far by held-out loss
-        (an epoch that is not better leaves the best one's file alone)."""
+        (an epoch that is not better leaves the best one's file alone). Only the run's closing card
+        (`final`: the best epoch's; `last`: the last epoch's) gets the mixture prior: fitting it
+        after every epoch cost a 1,000-image run minutes, and intermediate cards are sampled
+        from the standard prior anyway (they carry no calibrated sampling)."""
         if self.options.epochs is None and self.best_arrays is not None and not final:
             if self.best["epoch"] != metrics["epoch"]:
                 return
         arrays = self.m.state_arrays(self.model)
-        checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, arrays, self.model_card(metrics))
+        card = self.model_card(metrics, mixture=final or last)
+        checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, arrays, card)
 
 
 def test_loss(model, split, seed: int = 0, inference=None) -> dict:
