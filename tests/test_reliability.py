@@ -127,7 +127,11 @@ BAD_INPUTS = [
     ),
     (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "holds no image files and no MNIST IDX files"),
     (["train", "--data", "{t}/nope"], 2, "does not exist"),
-    (["train", "--data", MNIST, "--out", "{t}/notes"], 1, "is not empty: pass --resume"),
+    (
+        ["train", "--data", MNIST, "--out", "{t}/notes"],
+        1,
+        "is not empty and holds no checkpoint to resume: choose a new directory",
+    ),
     (["train", "--data", MNIST, "--out", "{t}/fresh", "--resume"], 1, "holds no checkpoint"),
     (["train", "--data", MNIST, "--lr", "0"], 2, "--lr"),
     (["train", "--data", MNIST, "--latent", "1000000000"], 2, "less than or equal to 512"),
