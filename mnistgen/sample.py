@@ -220,11 +220,23 @@ def card_setting(weights: Weights, key: str):
     return value
 
 
+def _given_setting(key: str, value):
+    """A setting passed in (the CLI's options are range-checked by Typer already; the Python API's
+    keywords are checked here, against the same ranges)."""
+    if key not in SETTING_RANGES:
+        return value
+    option, low, high = SETTING_RANGES[key]
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and low <= value <= high):
+        raise MnistgenError(f"{key}={value!r}: {option} takes a number from {low:g} to {high:g}")
+    return value
+
+
 def recommended(weights: Weights, key: str, explicit, default):
     """An explicit sampling setting, else the one the model card's "sampling" section recommends
     (chosen from evaluate's figures when the model was shipped), else `default`."""
     if explicit is not None:
-        return explicit
+        return _given_setting(key, explicit)
     value = card_setting(weights, key)
     return default if value is None else value
 

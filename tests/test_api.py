@@ -41,6 +41,22 @@ def test_generate_matches_the_cli_pixels(tmp_path, tiny_cvae):
     assert np.array_equal(model.decode(z[5:], labels=6), images[5:])
 
 
+@pytest.mark.parametrize(
+    "keyword, message",
+    [
+        ({"temperature": -5}, "temperature=-5: --temperature takes a number from 0 to 10"),
+        ({"sharpen": 0.5}, "sharpen=0.5: --sharpen takes a number from 1 to 10"),
+        ({"min_confidence": 2}, "min_confidence=2: --min-confidence takes a number from 0 to 1"),
+        ({"truncation": "wide"}, "truncation='wide': --truncation takes a number from 0 to 100"),
+    ],
+)
+def test_sampling_keywords_have_the_options_ranges(tiny_cvae, keyword, message):
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        model.generate(digit=2, count=1, **keyword)
+    assert str(caught.value) == message
+
+
 def test_interpolate_and_encode(tiny_cvae, tiny_vae, dataset):
     cvae = mnistgen.load(str(tiny_cvae))
     frames = cvae.interpolate(digits=[1, 7], steps=4)
