@@ -190,12 +190,7 @@ class Model:
         classes = None if labels is not None else self.card.get("classes")  # class folders by name
         found = sources.read([Path(p) for p in paths], limit, classes=classes)
         if labels is not None:
-            if len(labels) not in (1, len(found.images)):
-                raise MnistgenError(
-                    f"--labels has {len(labels)} values for {len(found.images)} images: "
-                    "give one for all, or one per image"
-                )
-            found = replace(found, labels=np.resize(np.asarray(labels, dtype=np.int64), len(found.images)))
+            found = replace(found, labels=explore.image_labels(labels, len(found.images)))
         classes = self.config.num_classes if self.config.conditional else None
         if classes and found.labels is not None and found.labels.max() >= classes:
             raise MnistgenError(

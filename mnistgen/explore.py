@@ -246,7 +246,7 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
     """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
     needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
     found = sources.read(paths, classes=None if labels is not None else weights.card.get("classes"))
-    known = _image_labels(labels, len(found.images)) if labels is not None else found.labels
+    known = image_labels(labels, len(found.images)) if labels is not None else found.labels
     if weights.config.conditional and known is None and digit is not None:
         check_labels(weights, digit, "--digit")
         known = np.full(len(found.images), digit)
@@ -256,7 +256,7 @@ def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[i
     return {"means": means, "labels": known, "label": digit}
 
 
-def _image_labels(labels, count: int) -> np.ndarray:
+def image_labels(labels, count: int) -> np.ndarray:
     """`labels` for `count` images: one for all, or one per image (as encode takes them)."""
     if len(labels) not in (1, count):
         raise MnistgenError(f"--labels has {len(labels)} values for {count} images: give one for all, or one per image")
