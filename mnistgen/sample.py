@@ -205,9 +205,7 @@ def card_setting(weights: Weights, key: str):
     if value is None:
         return None
     if key in SETTING_RANGES:
-        option, low, high = SETTING_RANGES[key]
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        valid, accepts = number and low <= value <= high, f"a number from {low:g} to {high:g}"
+        option, valid, accepts = SETTING_RANGES[key][0], in_range(key, value), range_text(key)
     elif key == "prior":
         option, valid, accepts = "--prior", isinstance(value, str) and value in CARD_PRIORS, ", ".join(CARD_PRIORS)
     else:  # "classifier": file names beside the model, comma-separated
@@ -220,15 +218,23 @@ def card_setting(weights: Weights, key: str):
     return value
 
 
+def in_range(key: str, value) -> bool:
+    """Whether `value` is a number its setting's option (SETTING_RANGES) would accept."""
+    _, low, high = SETTING_RANGES[key]
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return number and low <= value <= high
+
+
+def range_text(key: str) -> str:
+    _, low, high = SETTING_RANGES[key]
+    return f"a number from {low:g} to {high:g}"
+
+
 def _given_setting(key: str, value):
     """A setting passed in (the CLI's options are range-checked by Typer already; the Python API's
     keywords are checked here, against the same ranges)."""
-    if key not in SETTING_RANGES:
-        return value
-    option, low, high = SETTING_RANGES[key]
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (number and low <= value <= high):
-        raise MnistgenError(f"{key}={value!r}: {option} takes a number from {low:g} to {high:g}")
+    if key in SETTING_RANGES and not in_range(key, value):
+        raise MnistgenError(f"{key}={value!r}: {SETTING_RANGES[key][0]} takes {range_text(key)}")
     return value
 
 
