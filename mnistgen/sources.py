@@ -421,7 +421,8 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
         f"towards {SIDE}x{SIDE}, or remove it"
     )
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # Pillow's metadata warnings (damaged TIFF tags) are not the user's to read:
+            warnings.simplefilter("ignore")  # damaged pixels still fail below, in one line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 if im.size[0] * im.size[1] > MAX_PICTURE_PIXELS:
@@ -572,6 +573,10 @@ def _read_path(
             idx = read_idx_dir(path)
             return _Part(idx.train.images, idx.train.labels.astype(np.int64), path, test=idx.test)
         return _read_folder(path, counts, classes, need_labels, limit)
+    if not path.is_file():  # a FIFO or a device would block, or never end
+        raise MnistgenError(
+            f"{path} is not a regular file (a pipe or a device?): save the data to a file and pass that"
+        )
     try:
         with open(path, "rb") as f:
             head = f.read(4)

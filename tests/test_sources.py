@@ -7,9 +7,11 @@ binaries are committed. Bad inputs are refused with one exact line, and nothing 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -321,6 +323,42 @@ def test_encode_refuses_a_bomb(tmp_path, tiny_cvae):
         f"Error: {bomb} declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
         "shrink it towards 28x28, or remove it\n"
     )
+
+
+def tiff_with_damaged_tag(path: Path) -> Path:
+    """A TIFF whose ImageDescription points past the end of the file: Pillow warns while reading its tags."""
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(path, tiffinfo={270: "a damaged description"})
+    raw = bytearray(path.read_bytes())
+    entry = raw.find(struct.pack("<HH", 270, 2))  # tag 270, type ASCII: then count (4 bytes), offset (4)
+    raw[entry + 8 : entry + 12] = struct.pack("<I", 0x7FFFFF)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_a_damaged_tiff_is_one_line_without_pillow_warnings(tmp_path):
+    tiff = tiff_with_damaged_tag(tmp_path / "d.tiff")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning escaping the reader would be raised here, not the one line
+        with pytest.raises(MnistgenError) as caught:
+            sources.read([tiff])
+    assert str(caught.value) == (
+        f"{tiff} is not a readable image (UnidentifiedImageError): remove it or convert it to PNG"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_pipe_is_refused_not_waited_on(tmp_path, tiny_cvae):
+    fifo = tmp_path / "digits.png"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    message = f"{fifo} is not a regular file (a pipe or a device?): save the data to a file and pass that"
+    out = tmp_path / "z.csv"
+    result = runner.invoke(app, ["encode", str(fifo), "--model", str(tiny_cvae), "--labels", "1", "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"Error: {message}\n"
+    assert not out.exists()
+    with pytest.raises(MnistgenError) as caught:
+        sources.load(fifo)  # train --data
+    assert str(caught.value) == message
 
 
 # -- arrays of the wrong kind, empty sources, bad labels and pixels, memory bounded by headers ----------
