@@ -219,7 +219,8 @@ def confidence_filter(sampling: Sampling, device_name: str) -> Optional[Confiden
     keeps every sample."""
     if not sampling.verified:
         return None
-    return ConfidenceFilter(verifier(sampling.classifier, device_name, sampling.precision), sampling.min_confidence)
+    judge = verifier(sampling.classifier, device_name, sampling.precision)
+    return ConfidenceFilter(judge, sampling.min_confidence, card=sampling.min_confidence_card)
 
 
 @dataclass

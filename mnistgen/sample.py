@@ -60,6 +60,7 @@ def block_latents(
     temperature: float = 1.0,
     attempt: int = 0,
     truncation: Optional[float] = None,
+    truncation_card: Optional[Path] = None,
 ) -> np.ndarray:
     """float32 (BLOCK, latent): prior samples for images [block*BLOCK, (block+1)*BLOCK) of `label`
     (attempt > 0: the redraws a confidence filter asks for). With a truncation radius R, standard-
@@ -70,11 +71,12 @@ def block_latents(
     rng = np.random.default_rng([seed, STREAM_GENERATE, key, block] + ([attempt] if attempt else []))
     eps = rng.standard_normal((BLOCK, latent), dtype=np.float32)
     if truncation is not None:
-        eps = _truncate(eps, truncation, np.random.default_rng([seed, STREAM_TRUNCATE, key, block, attempt]))
+        redraws = np.random.default_rng([seed, STREAM_TRUNCATE, key, block, attempt])
+        eps = _truncate(eps, truncation, redraws, truncation_card)
     return eps * np.float32(temperature)
 
 
-def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator) -> np.ndarray:
+def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator, card: Optional[Path]) -> np.ndarray:
     outside = np.flatnonzero(np.linalg.norm(eps, axis=1) > radius)
     for _ in range(TRUNCATION_ROUNDS):
         if not len(outside):
@@ -85,7 +87,7 @@ def _truncate(eps: np.ndarray, radius: float, redraws: np.random.Generator) -> n
         outside = outside[len(inside) :]
     if len(outside):
         raise MnistgenError(
-            f"--truncation {radius:g} keeps almost no draws of a {eps.shape[1]}-dimensional latent "
+            f"{setting_text('truncation', radius, card)} keeps almost no draws of a {eps.shape[1]}-dimensional latent "
             f"(their typical length is {np.sqrt(eps.shape[1]):.1f}): use a larger radius"
         )
     return eps
@@ -102,6 +104,7 @@ class Prior:
     table: Optional[dict] = None  # label key -> arrays, made once by make_prior: (mean, cholesky), or a mixture's
     # (weights, means, cholesky factors)
     truncation: Optional[float] = None  # redraw standard-normal draws longer than this (None: keep all)
+    truncation_card: Optional[Path] = None  # the model card that recommended the radius (None: --truncation)
 
     def apply(self, eps: np.ndarray, label: int, components: Optional[np.random.Generator] = None) -> np.ndarray:
         """Map standard-normal draws (already scaled by the temperature) to this prior; a mixture
@@ -230,6 +233,12 @@ def range_text(key: str) -> str:
     return f"a number from {low:g} to {high:g}"
 
 
+def setting_text(key: str, value: float, card: Optional[Path] = None) -> str:
+    """A setting as an error message names it: the option the user passed, or the card that recommended it."""
+    option = SETTING_RANGES[key][0]
+    return f"{option} {value:g}" if card is None else f"{key} {value:g} (recommended by model card {card})"
+
+
 def _given_setting(key: str, value):
     """A setting passed in (the CLI's options are range-checked by Typer already; the Python API's
     keywords are checked here, against the same ranges)."""
@@ -254,9 +263,10 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
         weights, "prior", None if PriorKind(kind) is PriorKind.auto else PriorKind(kind).value, "standard"
     )
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
+    card = card_path(weights) if truncation is None and radius else None
     if kind == PriorKind.standard.value:
-        return Prior(truncation=radius)
-    return Prior(kind, prior_table(weights, kind), radius)
+        return Prior(truncation=radius, truncation_card=card)
+    return Prior(kind, prior_table(weights, kind), radius, card)
 
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
@@ -273,6 +283,7 @@ class Sampling:
     sharpen: float = DEFAULT_SHARPEN
     min_confidence: float = 0.0  # 0: every sample is kept
     classifier: Optional[Verifier] = None  # the verifier, when min_confidence > 0
+    min_confidence_card: Optional[Path] = None  # the model card that recommended the threshold (None: the option)
     precision: str = Precision.auto.value  # asked for; the decoder records what it runs
 
     @property
@@ -314,6 +325,7 @@ def resolve_sampling(
         sharpen=float(recommended(weights, "sharpen", sharpen, DEFAULT_SHARPEN)),
         min_confidence=threshold,
         classifier=verifier,
+        min_confidence_card=card_path(weights) if min_confidence is None and threshold else None,
         precision=Precision(precision).value,
     )
 
@@ -438,7 +450,7 @@ def latents(
         if prior.kind == PriorKind.mixture.value
         else None
     )
-    eps = block_latents(seed, label, block, latent, temperature, attempt, prior.truncation)
+    eps = block_latents(seed, label, block, latent, temperature, attempt, prior.truncation, prior.truncation_card)
     return prior.apply(eps, label, components)
 
 
@@ -492,8 +504,9 @@ class ConfidenceFilter:
     block, so the image at an index does too - not batch size, shard or resume.
     """
 
-    def __init__(self, judge, threshold: float, max_attempts: int = MAX_FILTER_ATTEMPTS):
+    def __init__(self, judge, threshold: float, max_attempts: int = MAX_FILTER_ATTEMPTS, card: Optional[Path] = None):
         self.judge, self.threshold, self.max_attempts = judge, threshold, max_attempts
+        self.card = card  # the model card that recommended the threshold (None: --min-confidence)
         self.tried = self.accepted = 0
 
     @property
@@ -529,7 +542,8 @@ class ConfidenceFilter:
         if not len(missing):
             return z, images
         raise MnistgenError(
-            f"--min-confidence {self.threshold}: only {self.acceptance:.2%} of samples of label {label} pass after "
+            f"{setting_text('min_confidence', self.threshold, self.card)}: only {self.acceptance:.2%} of samples "
+            f"of label {label} pass after "
             f"{self.tried} tries; lower --min-confidence or use a better model"
         )
 

@@ -7,6 +7,7 @@ header or a card needs no trained model and no Paddle."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from dataclasses import asdict
 from pathlib import Path
@@ -259,6 +260,27 @@ def test_a_card_classifier_that_is_not_a_file_name_is_refused_once(tmp_path):
         "pass --classifier to override it, or fix the card"
     )
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_a_recommendation_that_fails_while_sampling_is_named_as_the_cards(tmp_path, tiny_classifier):
+    """An in-range truncation or threshold that fails at run time: the user passed no option, so
+    the message names the card that recommended it (and the option still overrides it)."""
+    tight = _model(tmp_path / "a", lambda c: c["sampling"].update(truncation=0.001))
+    assert _error(_generate(tight, tmp_path / "a.npz")) == (
+        f"Error: truncation 0.001 (recommended by model card {tight.with_suffix('.json')}) keeps almost no draws "
+        "of a 2-dimensional latent (their typical length is 1.4): use a larger radius"
+    )
+    assert not (tmp_path / "a.npz").exists()
+    assert _generate(tight, tmp_path / "a.npz", "--truncation", "0").exit_code == 0
+    shutil.copytree(tiny_classifier, tmp_path / "b" / "companion")
+    strict = _model(tmp_path / "b", lambda c: c["sampling"].update(min_confidence=1.0, classifier="companion"))
+    message = _error(_generate(strict, tmp_path / "b.npz"))
+    assert message.startswith(
+        f"Error: min_confidence 1 (recommended by model card {strict.with_suffix('.json')}): only 0.00% of samples "
+        "of label 3 pass after "
+    )
+    assert message.endswith("tries; lower --min-confidence or use a better model")
+    assert not (tmp_path / "b.npz").exists()
 
 
 def test_an_explicit_option_overrides_a_damaged_recommendation(tmp_path):
