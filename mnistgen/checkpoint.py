@@ -316,10 +316,11 @@ def check_card(card_path: Path, card: dict, config) -> None:
                 f"{JSON_TYPES[kind]}): train or download the weights again"
             )
     classes = card.get("classes") or []
-    if classes and (len(classes) != config.num_classes or not all(isinstance(c, str) for c in classes)):
-        raise MnistgenError(
-            f'model card {card_path} has damaged "classes": they must be {config.num_classes} names (text), one per '
-            "label; train or download the weights again"
+    named = all(isinstance(c, str) and c.strip() for c in classes)
+    if classes and (len(classes) != config.num_classes or not named or len(set(classes)) != len(classes)):
+        raise MnistgenError(  # a blank or repeated name would make --class and class folders ambiguous
+            f'model card {card_path} has damaged "classes": they must be {config.num_classes} distinct names (text), '
+            "one per label; train or download the weights again"
         )
 
 

@@ -29,6 +29,7 @@ CLASSES = 10
 IDENTITY = [[1.0, 0.0], [0.0, 1.0]]
 FITTED = {"mean": [0.0, 0.0], "cholesky": IDENTITY}
 MIXTURE = {"weights": [1.0], "means": [[0.0, 0.0]], "cholesky": [IDENTITY]}
+DAMAGED_CLASSES = 'has damaged "classes": they must be 10 distinct names (text), one per label;'
 SAMPLING = {"prior": "mixture", "temperature": 1.1, "sharpen": 3.0, "truncation": 0, "min_confidence": 0}
 
 
@@ -182,11 +183,10 @@ def test_the_model_list_shows_a_damaged_file_as_unreadable(tmp_path, monkeypatch
         (lambda c: c.update(metrics=3), 'has a damaged "metrics" (a number, not an object)'),
         (lambda c: c.update(name=5), 'has a damaged "name" (a number, not text)'),
         (lambda c: c.update(classes="0123456789"), 'has a damaged "classes" (text, not a list)'),
-        (
-            lambda c: c.update(classes=list(range(10))),
-            'has damaged "classes": they must be 10 names (text), one per label;',
-        ),
-        (lambda c: c.update(classes=["a", "b"]), 'has damaged "classes": they must be 10 names (text), one per label;'),
+        (lambda c: c.update(classes=list(range(10))), DAMAGED_CLASSES),
+        (lambda c: c.update(classes=["a", "b"]), DAMAGED_CLASSES),
+        (lambda c: c.update(classes=["cat"] * 10), DAMAGED_CLASSES),
+        (lambda c: c.update(classes=[" "] + [str(i) for i in range(1, 10)]), DAMAGED_CLASSES),
     ],
     ids=[
         "sampling-list",
@@ -197,6 +197,8 @@ def test_the_model_list_shows_a_damaged_file_as_unreadable(tmp_path, monkeypatch
         "classes-text",
         "classes-ints",
         "classes-short",
+        "classes-repeated",
+        "classes-blank",
     ],
 )
 def test_a_damaged_card_section_is_refused(tmp_path, change, problem):
