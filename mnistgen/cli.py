@@ -27,6 +27,7 @@ from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
+    SETTING_RANGES,
     Augment,
     ClassifierArch,
     Format,
@@ -66,8 +67,8 @@ TruncationOption = Annotated[
     Optional[float],
     typer.Option(
         "--truncation",
-        min=0.0,
-        max=100.0,
+        min=SETTING_RANGES["truncation"].low,
+        max=SETTING_RANGES["truncation"].high,
         help=(
             "Redraw latents whose standard-normal draw is longer than R (fewer off-label outliers, less variety); "
             "0: keep all [default: the model card's recommendation, else 0]."
@@ -78,8 +79,8 @@ MinConfidenceOption = Annotated[
     Optional[float],
     typer.Option(
         "--min-confidence",
-        min=0.0,
-        max=1.0,
+        min=SETTING_RANGES["min_confidence"].low,
+        max=SETTING_RANGES["min_confidence"].high,
         help=(
             "Keep only samples the classifier assigns to their digit with at least this probability (e.g. 0.9); 0 "
             "keeps all [default: the model card's recommendation, else 0]."
@@ -90,8 +91,8 @@ SharpenOption = Annotated[
     Optional[float],
     typer.Option(
         "--sharpen",
-        min=1.0,
-        max=10.0,
+        min=SETTING_RANGES["sharpen"].low,
+        max=SETTING_RANGES["sharpen"].high,
         help=(
             "Push pixels towards black or white: the decoder's last layer scaled by K (1: its blurry mean image) "
             "[default: the model card's recommendation, else 1]."
@@ -733,8 +734,8 @@ def generate(
         typer.Option(
             "--temperature",
             "-t",
-            min=0.0,
-            max=10.0,
+            min=SETTING_RANGES["temperature"].low,
+            max=SETTING_RANGES["temperature"].high,
             help=(
                 "Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the "
                 "model card's recommendation, else 1]."
@@ -1318,8 +1319,8 @@ def evaluate(
         typer.Option(
             "--temperature",
             "-t",
-            min=0.0,
-            max=10.0,
+            min=SETTING_RANGES["temperature"].low,
+            max=SETTING_RANGES["temperature"].high,
             help="Prior scale for the samples [default: the model card's recommendation, else 1].",
         ),
     ] = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from mnistgen.errors import MnistgenError
 
@@ -64,6 +64,21 @@ class Format(str, Enum):
     grid = "grid"
     tar = "tar"
 
+
+class SettingRange(NamedTuple):
+    option: str
+    low: float
+    high: float
+
+
+# The ranges of the sampling settings: what the options accept (cli.py) and what a model card may
+# recommend (sample.py), decided here once.
+SETTING_RANGES = {  # card key -> its option and range
+    "temperature": SettingRange("--temperature", 0.0, 10.0),
+    "sharpen": SettingRange("--sharpen", 1.0, 10.0),
+    "truncation": SettingRange("--truncation", 0.0, 100.0),  # 0: no truncation
+    "min_confidence": SettingRange("--min-confidence", 0.0, 1.0),  # 0: every sample is kept
+}
 
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode

@@ -24,7 +24,7 @@ import numpy as np
 
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
-from mnistgen.config import DEFAULT_CLASSIFIER, Precision, PriorKind
+from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, Precision, PriorKind
 from mnistgen.data import one_hot
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
@@ -182,18 +182,6 @@ PRIORS = tuple(p.value for p in PriorKind)
 CARD_PRIORS = tuple(p.value for p in PriorKind if p is not PriorKind.auto)  # what a card may recommend
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
-# The ranges of the sampling settings: the options --temperature, --sharpen, --truncation and
-# --min-confidence, and what a model card may recommend.
-MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 10.0
-MIN_SHARPEN, MAX_SHARPEN = 1.0, 10.0
-MIN_TRUNCATION, MAX_TRUNCATION = 0.0, 100.0  # 0: no truncation
-MIN_CONFIDENCE, MAX_CONFIDENCE = 0.0, 1.0  # 0: every sample is kept
-SETTING_RANGES = {  # card key -> (option, lowest, highest)
-    "temperature": ("--temperature", MIN_TEMPERATURE, MAX_TEMPERATURE),
-    "sharpen": ("--sharpen", MIN_SHARPEN, MAX_SHARPEN),
-    "truncation": ("--truncation", MIN_TRUNCATION, MAX_TRUNCATION),
-    "min_confidence": ("--min-confidence", MIN_CONFIDENCE, MAX_CONFIDENCE),
-}
 
 
 def card_path(weights: Weights) -> Path:
@@ -208,7 +196,7 @@ def card_setting(weights: Weights, key: str):
     if value is None:
         return None
     if key in SETTING_RANGES:
-        option, valid, accepts = SETTING_RANGES[key][0], in_range(key, value), range_text(key)
+        option, valid, accepts = SETTING_RANGES[key].option, in_range(key, value), range_text(key)
     elif key == "prior":
         option, valid, accepts = "--prior", isinstance(value, str) and value in CARD_PRIORS, ", ".join(CARD_PRIORS)
     else:  # "classifier": file names beside the model, comma-separated
@@ -235,7 +223,7 @@ def range_text(key: str) -> str:
 
 def setting_text(key: str, value: float, card: Optional[Path] = None) -> str:
     """A setting as an error message names it: the option the user passed, or the card that recommended it."""
-    option = SETTING_RANGES[key][0]
+    option = SETTING_RANGES[key].option
     return f"{option} {value:g}" if card is None else f"{key} {value:g} (recommended by model card {card})"
 
 
@@ -243,7 +231,7 @@ def _given_setting(key: str, value):
     """A setting passed in (the CLI's options are range-checked by Typer already; the Python API's
     keywords are checked here, against the same ranges)."""
     if key in SETTING_RANGES and not in_range(key, value):
-        raise MnistgenError(f"{key}={value!r}: {SETTING_RANGES[key][0]} takes {range_text(key)}")
+        raise MnistgenError(f"{key}={value!r}: {SETTING_RANGES[key].option} takes {range_text(key)}")
     return value
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -298,6 +299,12 @@ def test_the_ranges_of_the_recommendations_are_the_options(tmp_path):
     assert (spec.prior.kind, spec.temperature, spec.sharpen, spec.min_confidence) == ("mixture", 1.1, 3.0, 0.0)
     assert sample.SETTING_RANGES["temperature"] == ("--temperature", 0.0, 10.0)
     assert sample.SETTING_RANGES["min_confidence"] == ("--min-confidence", 0.0, 1.0)
+    commands = typer.main.get_command(app).commands
+    for command in ("generate", "evaluate"):  # the options Typer checks take the same ranges, defined once
+        options = {param.opts[0]: param for param in commands[command].params}
+        for option, low, high in sample.SETTING_RANGES.values():
+            checked = options[option] if hasattr(options[option], "min") else options[option].type  # Typer / Click
+            assert (checked.min, checked.max) == (low, high), (command, option)
 
 
 # -- model cards: the fitted priors ------------------------------------------------------------
