@@ -410,9 +410,33 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
 
 # -- pictures and folders -------------------------------------------------------------------------
 
+EXIF_ORIENTATION = 0x0112  # the EXIF tag a camera or phone sets instead of rotating the pixels
+EXIF_TURNS = range(2, 9)  # Orientation 2-8: flips and turns (exif_transpose undoes them); 1 is stored as shown
+WIDE_INTEGER_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # Pillow's 16- and 32-bit integer greys
+FLOAT_MODE = "F"  # 32-bit float grey (TIFF): [0, 1] when its values allow, else 0-255
+MAX_16BIT = 2**16 - 1
+MAX_32BIT = 2**31 - 1  # mode I is signed
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # an alpha channel; P, L and RGB may carry one transparent colour
+KEYED_MODES = {"P", "L", "RGB"}  # transparency in im.info (a palette's alpha, or one transparent colour)
+BLACK, WHITE = 0, MAX_PIXEL
+
+CONVERSIONS = (  # counts key -> what the note says, in the note's order
+    ("resized", f"resized to {SIDE}x{SIDE}"),
+    ("grayscale", "converted to grayscale"),
+    ("rescaled", f"rescaled from 16-bit, 32-bit or float pixels to 0-{MAX_PIXEL}"),
+    ("upright", "turned upright (EXIF orientation)"),
+    ("over_black", "composited over black (light content on transparency)"),
+    ("over_white", "composited over white (dark content on transparency)"),
+)
+
+
+def _count(counts: dict, key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
 
 def _read_picture(path: Path, counts: dict) -> np.ndarray:
-    """One picture as uint8 (28, 28): converted to grayscale, then resized, each counted in `counts`.
+    """One picture as uint8 (28, 28): turned upright (EXIF), made 8-bit grayscale (16-bit and float
+    pixels rescaled, transparency composited), then resized, each counted in `counts`.
     Its header size is checked before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
@@ -428,11 +452,9 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
                 if im.size[0] * im.size[1] > MAX_PICTURE_PIXELS:
                     raise bomb
                 im.load()
-                if im.mode != "L":
-                    counts["grayscale"] = counts.get("grayscale", 0) + 1
-                    im = im.convert("L")
+                im = _grayscale(path, _upright(im, counts), counts)
                 if im.size != (SIDE, SIDE):
-                    counts["resized"] = counts.get("resized", 0) + 1
+                    _count(counts, "resized")
                     im = im.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
                 return np.asarray(im, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -443,10 +465,85 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
         ) from None
 
 
+def _upright(im, counts: dict):
+    """The picture as a viewer shows it: EXIF Orientation 2-8 undone with `ImageOps.exif_transpose`.
+    The pixels were decoded already, so damaged EXIF (anything failing here) leaves the picture as stored."""
+    from PIL import ImageOps
+
+    try:
+        if im.getexif().get(EXIF_ORIENTATION) not in EXIF_TURNS:
+            return im
+        turned = ImageOps.exif_transpose(im)
+    except Exception:  # Pillow's EXIF parser raises many kinds on damaged tags
+        return im
+    _count(counts, "upright")
+    return turned
+
+
+def _grayscale(path: Path, im, counts: dict):
+    """The picture as 8-bit grey (mode L), by what it holds; an L picture without transparency is kept."""
+    if im.mode in WIDE_INTEGER_MODES or im.mode == FLOAT_MODE:  # before transparency: 16-bit keys are ignored
+        _count(counts, "rescaled")
+        return _rescaled(path, im)
+    if im.mode in ALPHA_MODES or (im.mode in KEYED_MODES and "transparency" in im.info):
+        composited = _composited(im, counts)
+        if composited is not None:
+            if im.mode != "L":
+                _count(counts, "grayscale")
+            return composited
+    if im.mode != "L":
+        _count(counts, "grayscale")
+        im = im.convert("L")
+    return im
+
+
+def _rescaled(path: Path, im):
+    """A 16-bit, 32-bit or float grey picture as 8-bit, by bit depth (Pillow's convert("L") clips at 255):
+    I;16 pixels scale 0-65535 -> 0-255; mode I (32-bit signed) as 16-bit when its values fit 16 bits
+    (older Pillow opens 16-bit PNGs as I), else 0-(2^31 - 1); float pixels are [0, 1] when none exceeds 1
+    (the usual float convention), else 0-255. Negative values, NaN and floats above 255 are refused in one line."""
+    from PIL import Image
+
+    values = np.asarray(im)  # (H, W) uint16, int32 or float32
+    if im.mode == FLOAT_MODE:
+        full = 1 if np.all(values <= 1) else MAX_PIXEL
+    else:
+        full = MAX_16BIT if im.mode != "I" or values.max() <= MAX_16BIT else MAX_32BIT
+    bad = _first_bad(values, max(full, MAX_PIXEL), whole=False)
+    if bad is not None:
+        raise MnistgenError(
+            f"{path} holds the pixel value {bad:.6g} ({im.mode} mode), which is not a brightness: save it as 8- or "
+            "16-bit grayscale"
+        )
+    scaled = np.rint(values.astype(np.float32) * np.float32(MAX_PIXEL / full))
+    return Image.fromarray(np.clip(scaled, 0, MAX_PIXEL).astype(np.uint8), "L")
+
+
+def _composited(im, counts: dict):
+    """A picture with transparency composited over black or white, as grey; None when it is fully opaque.
+    The background is the one farther from the content's alpha-weighted mean grey, so the content stays
+    visible: light strokes on transparency land on black (white on black, as MNIST), dark strokes on white
+    (dark on white, as a viewer on a white page shows them). A tie, or nothing visible, takes black."""
+    from PIL import Image, ImageChops, ImageStat
+
+    rgba = im.convert("RGBA")  # applies a palette's alpha or a transparent colour
+    alpha = rgba.getchannel("A")
+    low, _ = alpha.getextrema()
+    if low == MAX_PIXEL:
+        return None
+    grey = rgba.convert("L")
+    covered = ImageStat.Stat(alpha).sum[0]  # sum of alpha (from the histogram: no arrays of the picture's size)
+    weighted = ImageStat.Stat(ImageChops.multiply(grey, alpha)).sum[0]  # sum of grey * alpha / 255
+    mean = weighted * MAX_PIXEL / covered if covered else BLACK
+    background = WHITE if mean < MAX_PIXEL / 2 else BLACK
+    _count(counts, "over_white" if background == WHITE else "over_black")
+    return Image.composite(grey, Image.new("L", grey.size, background), alpha)
+
+
 def conversion_note(counts: dict) -> list[str]:
     """The one summary of conversions, e.g. "812 images were resized to 28x28; 812 were converted to grayscale"."""
     parts = []
-    for key, what in (("resized", f"resized to {SIDE}x{SIDE}"), ("grayscale", "converted to grayscale")):
+    for key, what in CONVERSIONS:
         n = counts.get(key, 0)
         if n:
             noun = ("image " if n == 1 else "images ") if not parts else ""

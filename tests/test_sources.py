@@ -131,6 +131,138 @@ def test_conversion_is_summed_up_in_one_note(tmp_path, dataset):
     assert sources.conversion_note({}) == []
 
 
+# -- pictures read as a viewer shows them: 16-bit, EXIF-rotated, transparent --------------------------
+
+ORIENTATION = 0x0112  # the EXIF tag
+TURNED_CLOCKWISE = 6  # Orientation 6: a viewer turns the stored pixels 90 degrees clockwise
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+def digit(dataset, label: int) -> np.ndarray:
+    """The first fixture image of `label`: uint8 (28, 28), white strokes on black."""
+    return dataset.train.images[np.flatnonzero(dataset.train.labels == label)[0]]
+
+
+def sideways_jpeg(path: Path, upright: np.ndarray, exif: bytes | None = None) -> np.ndarray:
+    """A JPEG storing `upright` turned counter-clockwise, with EXIF Orientation 6 (or the raw `exif` given):
+    a viewer shows it upright. Returns the stored (sideways) pixels."""
+    stored = np.ascontiguousarray(np.rot90(upright))  # (28, 28), turned counter-clockwise
+    if exif is None:
+        tags = Image.Exif()
+        tags[ORIENTATION] = TURNED_CLOCKWISE
+        exif = tags.tobytes()
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    return stored
+
+
+def exif_with_bad_pointer() -> bytes:
+    """EXIF with Orientation 6 and a GPS IFD pointer far past its end: Pillow warns while reading it."""
+    short, long = 3, 4  # TIFF field types
+    entries = [(ORIENTATION, short, 1, struct.pack("<HH", TURNED_CLOCKWISE, 0)), (0x8825, long, 1, b"\xff\xff\xff\x00")]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", *e[:3]) + e[3] for e in entries)
+    return b"Exif\x00\x00II" + struct.pack("<HI", 42, 8) + ifd + struct.pack("<I", 0)
+
+
+def test_16_bit_and_float_pictures_are_rescaled_not_clipped(tmp_path, dataset):
+    root = tmp_path / "wide"
+    root.mkdir()
+    two = digit(dataset, 2)
+    Image.fromarray(two.astype(np.uint16) * 257).save(root / "a16.png")  # 0-65535: MNIST's digit x 257
+    with Image.open(root / "a16.png") as im:
+        assert im.mode == "I;16"  # what Pillow opens a 16-bit grey PNG as; convert("L") clipped it to 0/255
+    Image.fromarray(two.astype(np.int32) * 257).save(root / "b32.tif")  # mode I holding 16-bit values
+    Image.fromarray(two.astype(np.float32) / 255).save(root / "c_unit.tif")  # mode F in [0, 1]
+    Image.fromarray(two.astype(np.float32)).save(root / "d_bytes.tif")  # mode F in 0-255
+    got = sources.read([root])
+    for image, name in zip(got.images, got.names):
+        assert np.abs(image.astype(int) - two).max() <= 1, name
+    assert got.notes == ["4 images were rescaled from 16-bit, 32-bit or float pixels to 0-255"]
+    negative = tmp_path / "negative.tif"
+    Image.fromarray(two.astype(np.int32) - 1).save(negative)
+    with pytest.raises(MnistgenError) as caught:
+        sources.read([negative])
+    assert str(caught.value) == (
+        f"{negative} holds the pixel value -1 (I mode), which is not a brightness: save it as 8- or 16-bit grayscale"
+    )
+
+
+def test_exif_orientation_is_applied(tmp_path, dataset):
+    one = digit(dataset, 1)  # a stroke: upright and sideways hardly correlate
+    stored = sideways_jpeg(tmp_path / "phone.jpg", one)
+    got = sources.read([tmp_path / "phone.jpg"])
+    assert correlation(got.images[0], one) > 0.9  # upright, as a viewer shows it
+    assert correlation(got.images[0], stored) < 0.3  # not the stored, sideways pixels
+    assert got.notes == ["1 image was turned upright (EXIF orientation)"]
+    Image.fromarray(one).save(tmp_path / "plain.jpg", quality=95)  # no EXIF: as stored, no note
+    plain = sources.read([tmp_path / "plain.jpg"])
+    assert correlation(plain.images[0], one) > 0.9 and plain.notes == []
+
+
+def test_damaged_exif_leaves_the_picture_readable(tmp_path, dataset, monkeypatch):
+    one = digit(dataset, 1)
+    damaged = tmp_path / "damaged.jpg"
+    stored = sideways_jpeg(damaged, one, exif_with_bad_pointer())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's "Corrupt EXIF data" warning stays inside the reader
+        got = sources.read([damaged])
+    assert correlation(got.images[0], one) > 0.9  # the Orientation tag itself was readable
+
+    def fails(*args, **kwargs):
+        raise SyntaxError("damaged EXIF")  # what older Pillows raise on some damaged tags
+
+    monkeypatch.setattr("PIL.ImageOps.exif_transpose", fails)
+    as_stored = sources.read([damaged])  # no traceback, no error: the pixels are fine, shown as stored
+    assert correlation(as_stored.images[0], stored) > 0.9 and as_stored.notes == []
+
+
+def test_transparent_pictures_show_their_content(tmp_path, dataset):
+    root = tmp_path / "transparent"
+    root.mkdir()
+    three = digit(dataset, 3)
+    zeros, full = np.zeros_like(three), np.full_like(three, 255)
+    rgba = {  # colour channels, alpha: (28, 28, 4)
+        "a_dark.png": (zeros, three),  # black ink, the digit in alpha: a viewer shows it dark on white
+        "b_light.png": (full, three),  # white ink, the digit in alpha: white on black, as MNIST
+        "c_opaque.png": (three, full),  # alpha 255 everywhere: nothing to composite
+    }
+    for name, (colour, alpha) in rgba.items():
+        Image.fromarray(np.stack([colour, colour, colour, alpha], axis=-1), "RGBA").save(root / name)
+    got = sources.read([root])
+    dark, light, opaque = got.images
+    assert dark.std() > 50 and correlation(dark, three) < -0.99  # visible: the digit, dark on white
+    assert np.abs(dark.astype(int) - (255 - three.astype(int))).max() <= 1
+    assert np.abs(light.astype(int) - three).max() <= 1  # white on black, matching the digit
+    assert np.array_equal(opaque, three)
+    assert got.notes == [
+        "3 images were converted to grayscale; 1 was composited over black (light content on transparency); "
+        "1 was composited over white (dark content on transparency)"
+    ]
+
+
+def test_every_conversion_is_named_in_the_one_note(tmp_path, dataset):
+    root = tmp_path / "mixed"
+    (root / "7").mkdir(parents=True)
+    seven = digit(dataset, 7)
+    big = np.asarray(Image.fromarray(seven).resize((56, 56), Image.Resampling.LANCZOS))  # (56, 56)
+    Image.fromarray(big.astype(np.uint16) * 257).save(root / "7" / "a.png")  # 16-bit, resized
+    sideways_jpeg(root / "7" / "b.jpg", seven)  # EXIF
+    light = np.stack([np.full_like(seven, 255)] * 3 + [seven], axis=-1)  # (28, 28, 4): white ink, alpha = digit
+    Image.fromarray(light, "RGBA").save(root / "7" / "c.png")
+    got = sources.load(root)
+    assert got.notes == [
+        "1 image was resized to 28x28; 1 was converted to grayscale; 1 was rescaled from 16-bit, 32-bit or float "
+        "pixels to 0-255; 1 was turned upright (EXIF orientation); 1 was composited over black (light content on "
+        "transparency)"
+    ]
+    assert all(correlation(image, seven) > 0.9 for image in got.train.images)
+    assert sources.conversion_note({"over_white": 2, "upright": 1}) == [
+        "1 image was turned upright (EXIF orientation); 2 were composited over white (dark content on transparency)"
+    ]
+
+
 def test_model_classes_name_the_folders(tmp_path, dataset):
     root = image_folder(tmp_path / "f", dataset, 1, {1: "Trouser", 0: "0"})
     found = sources.read([root], classes=["T-shirt/top", "Trouser", "Pullover"])
