@@ -250,19 +250,24 @@ class Model:
 
 
 def _test_data(data_dir, test):
-    """The data evaluate compares with: --data (its test split), with --test's images as the test split."""
-    dataset = sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
-    if test is not None:
-        dataset = replace(dataset, test=sources.load(Path(test), need_labels=True).train)
-    return dataset
+    """The data evaluate compares with: --data (its test split), with --test's images as the test
+    split; --test alone needs no --data (nor MNIST): only --tstr trains on real training images."""
+    if test is None:
+        return sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
+    held = sources.load(Path(test), need_labels=True)
+    if data_dir is None:
+        return replace(held, train=data.Split.empty(), test=held.train)
+    dataset = sources.load(Path(data_dir), need_labels=True)
+    data.check_same_classes(held.train.labels, held.classes, "the --test images", dataset.classes, f"--data {data_dir}")
+    return replace(dataset, test=held.train, classes=dataset.classes or held.classes)
 
 
-def _real(augment, limit: Optional[int]) -> Optional[data.Split]:
+def _real(augment, limit: Optional[int]) -> Optional[data.Dataset]:
     """The user's labelled set for --augment (its first `limit` images): any form --data takes."""
     if augment is None:
         return None
-    found = sources.load(Path(augment), need_labels=True).train
-    return found.subset(slice(0, limit)) if limit is not None else found
+    found = sources.load(Path(augment), need_labels=True)
+    return replace(found, train=found.train.subset(slice(0, limit))) if limit is not None else found
 
 
 def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.auto) -> Model:
@@ -353,12 +358,15 @@ def fit(
         on_note(note)
     dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))
     options = {k: v for k, v in options.items() if v is not None}
+    names = list(class_names) or loaded.classes  # an ImageFolder's class names, unless class_names renames them
+    held_out = _held_test(test, names, loaded.source)
     if model == TrainKind.classifier.value:
         shape = {k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options}
-        cfg = ClassifierConfig(num_classes=train_lib.class_count(dataset, []), **shape)  # as many as a cvae's
-        return clf.fit(dataset, out, clf.ClassifierOptions(**options), cfg, on_epoch=callback)
-    held_out = sources.load(Path(test), need_labels=True).train if test is not None else None
-    names = list(class_names) or loaded.classes  # an ImageFolder's class names, unless class_names renames them
+        cfg = ClassifierConfig(num_classes=train_lib.class_count(dataset, names), **shape)  # as many as a cvae's
+        settings = clf.ClassifierOptions(**options)
+        chosen = indices is not None
+        dataset, _, holdout = train_lib.hold_out(dataset, settings.seed, held_out, chosen, validation=False)
+        return clf.fit(dataset, out, settings, cfg, on_epoch=callback, classes=names, holdout=holdout)
     config, train_options = train_lib.plan(model, dataset, recipe, names, extra=extra, **options)
     if world > 1:  # launched: the batch size is each process's, recorded with the global one
         train_options.extra.update(processes=world, global_batch_size=train_options.batch_size * world)
@@ -366,6 +374,15 @@ def fit(
     return train_lib.train(
         config, dataset, train_options, out, resume, callback, rank, world, held_out, select_device(device)
     )
+
+
+def _held_test(test, names: list[str], source: str) -> Optional[data.Split]:
+    """train --test: its images, whose classes must be the training data's."""
+    if test is None:
+        return None
+    held = sources.load(Path(test), need_labels=True)
+    data.check_same_classes(held.train.labels, held.classes, "the --test images", names, f"the training data {source}")
+    return held.train
 
 
 def models() -> list[dict]:

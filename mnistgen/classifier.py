@@ -339,6 +339,7 @@ def save(
     train_images: int,
     classes: Optional[list[str]] = None,
     stem: str = checkpoint.RUN_MODEL_STEM,
+    holdout: Optional[dict] = None,
 ) -> checkpoint.Weights:
     """Write `run_dir`/`stem`.safetensors + .json (and the epochs' metrics); `classes` names the labels."""
     run_dir = Path(run_dir)
@@ -355,6 +356,7 @@ def save(
             "train_images": train_images,
             "data": source,
             "seconds_total": round(sum(h["seconds"] for h in history), 1),
+            **({"holdout": holdout} if holdout else {}),
         },
         "metrics": {k: v for k, v in history[-1].items() if k != "epoch"},
         "mnistgen_version": __version__,
@@ -366,10 +368,17 @@ def save(
 
 
 def fit(
-    dataset, run_dir: Path, options: ClassifierOptions, cfg: ClassifierConfig = ClassifierConfig(), on_epoch=None
+    dataset,
+    run_dir: Path,
+    options: ClassifierOptions,
+    cfg: ClassifierConfig = ClassifierConfig(),
+    on_epoch=None,
+    classes: Optional[list[str]] = None,
+    holdout: Optional[dict] = None,
 ) -> dict:
     """Train a classifier of `cfg` on `dataset`'s training split (scored on its test split), save it
-    as a weights file and card in `run_dir`; returns the last epoch's metrics."""
+    as a weights file and card in `run_dir` (`classes` names the labels; `holdout` records how the
+    test split was held out); returns the last epoch's metrics."""
     net, history = train(dataset.train, dataset.test, options, cfg, on_epoch=on_epoch or (lambda metrics: None))
-    save(net, history, options, run_dir, dataset.source, len(dataset.train))
+    save(net, history, options, run_dir, dataset.source, len(dataset.train), classes, holdout=holdout)
     return history[-1]

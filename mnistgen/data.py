@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistgen import atomic
+from mnistgen.config import IMAGE_SIZE
 from mnistgen.errors import MnistgenError
 
 CACHE_ENV = "MNISTGEN_DATA"
@@ -72,6 +73,10 @@ class Split:
     def subset(self, index) -> Split:
         return Split(self.images[index], self.labels[index])
 
+    @staticmethod
+    def empty() -> Split:
+        return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.uint8))  # (0, 28, 28), (0,)
+
 
 @dataclass
 class Dataset:
@@ -85,6 +90,39 @@ class Dataset:
 
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+
+
+SHOWN_CLASSES = 12  # class names listed in a message before "..."
+
+
+def label_names(classes, count: int) -> list[str]:
+    """The names of labels 0..count-1: the source's class names (an ImageFolder's folders, a model
+    card's), else each label's own number."""
+    named = list(classes or [])
+    return named[:count] + [str(i) for i in range(len(named), count)]
+
+
+def shown(names) -> str:
+    names = list(names)
+    return ", ".join(names[:SHOWN_CLASSES]) + (", ..." if len(names) > SHOWN_CLASSES else "")
+
+
+SAME_CLASSES_FIX = "use sets with the same classes (class folders named alike)"
+
+
+def check_same_classes(labels, classes, what: str, reference, reference_what: str, fix: str = SAME_CLASSES_FIX) -> None:
+    """Refuse labelled images whose labels name other classes than `reference` does (class names,
+    [] for labels by number): compared by index, they would pair unrelated classes silently."""
+    used = np.unique(np.asarray(labels))
+    if not len(used):
+        return
+    count = int(used.max()) + 1
+    mine, theirs = label_names(classes, count), label_names(reference, max(count, len(reference or [])))
+    if any(mine[label] != theirs[label] for label in used):
+        raise MnistgenError(
+            f"{what} ({shown(mine[label] for label in used)}) and {reference_what} ({shown(theirs)}) name different "
+            f"classes: {fix}"
+        )
 
 
 def one_hot(labels, num_classes: int) -> np.ndarray:

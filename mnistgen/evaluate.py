@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import checkpoint, decoders, sample, sources
+from mnistgen import checkpoint, data, decoders, sample, sources
 from mnistgen import classifier as clf
 from mnistgen.checkpoint import Weights
 from mnistgen.config import ClassifierConfig
@@ -262,7 +262,7 @@ def evaluate(
     seed: int = 0,
     with_tstr: bool = False,
     device_name: str = "cpu",
-    augment_real: Optional[Split] = None,
+    augment_real: Optional[Dataset] = None,
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
     verifier: Optional[sample.Verifier] = None,
@@ -270,7 +270,8 @@ def evaluate(
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
     `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
     test split. The verifier (the sampling's classifier, else `verifier`) is reported beside the
-    judge and never grades: a judge with the verifier's weights is refused."""
+    judge and never grades: a judge with the verifier's weights is refused. `augment_real` (its
+    training split) is the labelled set of `augment`. Sets whose classes disagree are refused."""
     if dataset.test is None:
         raise MnistgenError(
             f"{dataset.source} has no test split: evaluate compares with the MNIST test set; "
@@ -280,6 +281,9 @@ def evaluate(
         sampling = sampling or sample.resolve_sampling(weights)
         verifier = sampling.classifier if sampling.verified else verifier  # the verifier that filtered wins
     check_independent(judge, verifier)
+    check_classes_agree(dataset, judge, weights, augment_real)
+    if with_tstr and not len(dataset.train):
+        raise MnistgenError("--tstr trains a classifier on real training images: pass --data with them")
     net = clf.load(judge)
     probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
     check_labels(dataset.test.labels, probs.shape[1], "the test images")
@@ -311,5 +315,24 @@ def evaluate(
         report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed, judge.config)
     if augment_real is not None:
         classes = len(judge.card.get("classes") or []) or None
-        report["augment"] = augment(augment_real, pictures, labels, dataset.test, seeds, steps, classes)
+        report["augment"] = augment(augment_real.train, pictures, labels, dataset.test, seeds, steps, classes)
     return report
+
+
+JUDGE_FIX = "pass --judge, a classifier trained on them (mnistgen train --model classifier --data DIR)"
+
+
+def check_classes_agree(dataset: Dataset, judge: Weights, weights: Optional[Weights], real: Optional[Dataset]) -> None:
+    """Before any work: the test images, the judge, the model and the --augment set must name their
+    labels alike (class folders, model cards); compared by index, unrelated classes would be paired."""
+    test, judge_classes, by_judge = dataset.test, judge.card.get("classes"), f"--judge {judge.name}"
+    data.check_same_classes(test.labels, dataset.classes, "the test images", judge_classes, by_judge, JUDGE_FIX)
+    if weights is not None:
+        model_classes, model = weights.card.get("classes"), f"model {weights.name}"
+        data.check_same_classes(test.labels, dataset.classes, "the test images", model_classes, model)
+        if weights.config.conditional:
+            labels = np.arange(weights.config.num_classes)
+            data.check_same_classes(labels, model_classes, model, judge_classes, by_judge, JUDGE_FIX)
+    if real is not None:
+        augment_set = "the --augment images"
+        data.check_same_classes(real.train.labels, real.classes, augment_set, dataset.classes, "the test images")

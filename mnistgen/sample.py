@@ -25,7 +25,7 @@ import numpy as np
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
 from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, Precision, PriorKind
-from mnistgen.data import one_hot
+from mnistgen.data import one_hot, shown
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
 
@@ -386,11 +386,9 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
     mine = generator.card.get("classes") or [str(c) for c in range(count)]
     theirs = verifier.card.get("classes") or [str(c) for c in range(verifier.config.num_classes)]
     if list(theirs) != list(mine):
-        shown = ", ".join(theirs[:12]) + (", ..." if len(theirs) > 12 else "")
         raise MnistgenError(
-            f"--classifier {verifier.name} knows classes {shown} but model {generator.name} has "
-            f"{', '.join(mine[:12])}{', ...' if len(mine) > 12 else ''}: pass a classifier trained on the model's "
-            "classes, or --min-confidence 0"
+            f"--classifier {verifier.name} knows classes {shown(theirs)} but model {generator.name} has "
+            f"{shown(mine)}: pass a classifier trained on the model's classes, or --min-confidence 0"
         )
 
 

@@ -510,13 +510,14 @@ def plan(
 
 
 def hold_out(
-    dataset: Dataset, seed: int, test: Optional[Split] = None, chosen: bool = False
+    dataset: Dataset, seed: int, test: Optional[Split] = None, chosen: bool = False, validation: bool = True
 ) -> tuple[Dataset, Split, dict]:
     """Hold out a seeded, label-stratified share of the training images (data.holdout): a
-    validation part; a test part too unless `test` is given or the source has a test split.
-    `chosen` (train --indices: the user named each training image) holds nothing out of them."""
+    validation part (unless `validation` is False: the classifier does not stop early); a test part
+    too unless `test` is given or the source has a test split. `chosen` (train --indices: the user
+    named each training image) holds nothing out of them."""
     own_test = test if test is not None else dataset.test
-    val_share = 0.0 if chosen else data.VAL_FRACTION
+    val_share = 0.0 if chosen or not validation else data.VAL_FRACTION
     test_share = 0.0 if own_test is not None or chosen else data.TEST_FRACTION
     parts = data.holdout(dataset.train, val=val_share, test=test_share, seed=seed)
     record = dict(parts.record)

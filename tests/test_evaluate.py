@@ -208,7 +208,7 @@ def test_impossible_confidence_is_refused(tmp_path, tiny_cvae, tiny_classifier):
         ],
     )
     assert result.exit_code == 1
-    assert "Error: --min-confidence 1.0: only 0.00% of samples of label 2 pass after" in result.stderr
+    assert "Error: --min-confidence 1: only 0.00% of samples of label 2 pass after" in result.stderr
     assert "lower --min-confidence or use a better model" in result.stderr
 
 

@@ -1,0 +1,106 @@
+"""Class names across sets: a user's ImageFolder names its classes, and every set compared with it
+(train --test, evaluate's test images, judge, model and --augment set) must name them alike; a
+classifier trained on named classes keeps them, and holds out its own test share.
+
+Every set is an ImageFolder built in tmp_path from the fixture's digits; classifiers train for one
+epoch (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mnistgen import checkpoint, data
+from mnistgen.cli import app
+from mnistgen.errors import MnistgenError
+
+runner = CliRunner()
+GREEK = {0: "alpha", 1: "bravo", 2: "charlie"}
+OTHER = {0: "cat", 1: "dog", 2: "fish"}
+PER_CLASS = 20
+SAME = "use sets with the same classes (class folders named alike)"
+
+
+def folder(root: Path, dataset, names: dict, skip: int = 0) -> Path:
+    """ROOT/<name>/<index>.png: PER_CLASS fixture images of each digit in `names` (after `skip`)."""
+    for digit, name in names.items():
+        (root / name).mkdir(parents=True)
+        for i in np.flatnonzero(dataset.train.labels == digit)[skip : skip + PER_CLASS]:
+            Image.fromarray(dataset.train.images[i]).save(root / name / f"{i:05d}.png")
+    return root
+
+
+@pytest.fixture
+def greek_classifier(tmp_path, dataset) -> Path:
+    run = tmp_path / "greek-classifier"
+    argv = ["train", "--model", "classifier", "--data", str(folder(tmp_path / "g", dataset, GREEK)), "--epochs", "1"]
+    result = runner.invoke(app, [*argv, "--out", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_a_classifier_keeps_its_class_names_and_holds_out_a_test_share(greek_classifier):
+    card = checkpoint.inspect(str(greek_classifier)).card
+    assert card["classes"] == ["alpha", "bravo", "charlie"]
+    held = card["training"]["holdout"]
+    assert (held["test"], held["val_images"]) == ("held out", 0)  # no early stopping: nothing kept for it
+    assert held["train_images"] + held["test_images"] == 3 * PER_CLASS and held["test_images"] > 0
+    assert card["training"]["train_images"] == held["train_images"]
+
+
+def test_train_refuses_a_test_set_of_other_classes(tmp_path, dataset):
+    greek, other = folder(tmp_path / "g", dataset, GREEK), folder(tmp_path / "o", dataset, OTHER)
+    for kind in ("classifier", "cvae"):
+        run = tmp_path / f"run-{kind}"
+        argv = ["train", "--model", kind, "--data", str(greek), "--test", str(other), "--epochs", "1", "-q"]
+        result = runner.invoke(app, [*argv, "--out", str(run)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"Error: the --test images (cat, dog, fish) and the training data {greek} (alpha, bravo, charlie) name "
+            f"different classes: {SAME}\n"
+        )
+        assert not run.exists()
+
+
+def test_evaluate_refuses_a_judge_of_other_classes(tmp_path, dataset):
+    test = folder(tmp_path / "t", dataset, GREEK, skip=PER_CLASS)
+    result = runner.invoke(app, ["evaluate", "--images", str(test), "--test", str(test), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: the test images (alpha, bravo, charlie) and --judge judge (0, 1, 2, 3, 4, 5, 6, 7, 8, 9) name "
+        "different classes: pass --judge, a classifier trained on them (mnistgen train --model classifier --data DIR)\n"
+    )
+
+
+def test_evaluate_augment_on_named_classes_needs_no_mnist(tmp_path, dataset, greek_classifier, monkeypatch):
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "empty-cache"))  # no MNIST anywhere
+    real = folder(tmp_path / "real", dataset, GREEK, skip=2 * PER_CLASS)
+    test = folder(tmp_path / "test", dataset, GREEK, skip=3 * PER_CLASS)
+    generated = folder(tmp_path / "gen", dataset, GREEK, skip=4 * PER_CLASS)
+    argv = ["evaluate", "--images", str(generated), "--test", str(test), "--judge", str(greek_classifier)]
+    result = runner.invoke(app, [*argv, "--augment", str(real), "--steps", "5", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["augment"]["real_images"] == 3 * PER_CLASS and report["augment"]["test_images"] == 3 * PER_CLASS
+    other = folder(tmp_path / "other", dataset, OTHER)
+    refused = runner.invoke(app, [*argv, "--augment", str(other), "--steps", "5", "-q"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        "Error: the --augment images (cat, dog, fish) and the test images (alpha, bravo, charlie) name different "
+        f"classes: {SAME}\n"
+    )
+    tstr = runner.invoke(app, [*argv, "--tstr", "-q"])
+    assert tstr.exit_code == 1, tstr.output
+    assert tstr.stderr == "Error: --tstr trains a classifier on real training images: pass --data with them\n"
+
+
+def test_labels_by_number_agree_with_digit_names():
+    data.check_same_classes(np.array([0, 3]), [], "digits", [str(i) for i in range(10)], "a digit model")
+    data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")
+    with pytest.raises(MnistgenError, match=r"^labels \(1\) and a named model \(a, b\) name different classes"):
+        data.check_same_classes(np.array([1]), [], "labels", ["a", "b"], "a named model")
