@@ -267,7 +267,7 @@ def _real(augment, limit: Optional[int]) -> Optional[data.Dataset]:
     if augment is None:
         return None
     found = sources.load(Path(augment), need_labels=True)
-    return replace(found, train=found.train.subset(slice(0, limit))) if limit is not None else found
+    return replace(found, train=data.first_images(found.train, limit)) if limit is not None else found
 
 
 def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.auto) -> Model:

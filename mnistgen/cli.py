@@ -486,7 +486,10 @@ def train(
         Optional[float], typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option("--limit", min=1, help="Train on the first N training images only.")
+        Optional[int],
+        typer.Option(
+            "--limit", min=1, help="Train on the first N images only (of every class in turn, for an ImageFolder)."
+        ),
     ] = None,
     indices: Annotated[
         Optional[str],
@@ -1298,7 +1301,10 @@ def evaluate(
         ),
     ] = None,
     limit: Annotated[
-        Optional[int], typer.Option("--limit", min=1, help="--augment: use the first N images of the set only.")
+        Optional[int],
+        typer.Option(
+            "--limit", min=1, help="--augment: use the first N images of the set only (of every class in turn)."
+        ),
     ] = None,
     seeds: Annotated[
         str, typer.Option("--seeds", help="--augment: classifier seeds, comma-separated (at least 2 for a spread).")

@@ -92,6 +92,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
+def first_images(split: Split, count: int) -> Split:
+    """The first `count` images (--limit). A split listed class by class (an ImageFolder is read
+    folder by folder) gives the first image of every class in turn instead, so a limit keeps every
+    class rather than the first few; either way the images keep the source's order."""
+    labels = split.labels
+    if count >= len(split) or np.any(labels[1:] < labels[:-1]):  # all of it, or not class by class: the first
+        return split.subset(slice(0, count))
+    turn = np.empty(len(labels), np.int64)  # each image's place within its class
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        turn[where] = np.arange(len(where))
+    chosen = np.lexsort((np.arange(len(labels)), turn))[:count]  # by turn, then source order
+    return split.subset(np.sort(chosen))
+
+
 SHOWN_CLASSES = 12  # class names listed in a message before "..."
 
 

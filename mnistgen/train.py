@@ -465,7 +465,8 @@ MNIST_CLASSES = 10
 
 def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list[int]] = None) -> tuple[Dataset, dict]:
     """The training images a run uses: `indices` (the tutorial's one- and two-image experiments),
-    else the first `limit`, else all; returns the dataset and what to record in the card."""
+    else the first `limit` (every class in turn when the source lists them class by class:
+    data.first_images), else all; returns the dataset and what to record in the card."""
     train_split = dataset.train
     if indices is not None:
         bad = [i for i in indices if i >= len(train_split)]
@@ -476,7 +477,7 @@ def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list
             )
         return replace(dataset, train=train_split.subset(indices)), {"indices": list(indices)}
     if limit is not None:
-        return replace(dataset, train=train_split.subset(slice(0, limit))), {"limit": limit}
+        return replace(dataset, train=data.first_images(train_split, limit)), {"limit": limit}
     return dataset, {}
 
 

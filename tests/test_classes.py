@@ -104,3 +104,15 @@ def test_labels_by_number_agree_with_digit_names():
     data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")
     with pytest.raises(MnistgenError, match=r"^labels \(1\) and a named model \(a, b\) name different classes"):
         data.check_same_classes(np.array([1]), [], "labels", ["a", "b"], "a named model")
+
+
+def test_a_limit_keeps_every_class_of_a_set_listed_class_by_class(tmp_path, dataset):
+    from mnistgen import sources, train
+
+    greek = sources.load(folder(tmp_path / "g", dataset, GREEK), need_labels=True)  # read folder by folder
+    limited, record = train.select(greek, limit=7)
+    assert np.bincount(limited.train.labels).tolist() == [3, 2, 2] and record == {"limit": 7}
+    firsts = [np.flatnonzero(greek.train.labels == label)[:2] for label in range(3)]  # each class's first, in order
+    assert np.array_equal(limited.train.images[[0, 3, 5]], greek.train.images[[f[0] for f in firsts]])
+    mixed = train.select(dataset, limit=7)[0]  # MNIST's own order is not by class: its first 7, as ever
+    assert np.array_equal(mixed.train.labels, dataset.train.labels[:7])
