@@ -104,6 +104,16 @@ def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
     stats = _stats(weights)
     table = stats.get("centroids", {})
     missing = [label for label in labels if str(label) not in table]
+    if missing and not weights.config.conditional:
+        raise MnistgenError(
+            f"model {weights.name} is an unconditional VAE: its training images had no labels to walk between; "
+            "pass --points, --images or --grid"
+        )
+    if missing and table:
+        raise MnistgenError(
+            f"model {weights.name} saw no training images of digit {missing[0]} (it was trained on "
+            f"{', '.join(sorted(table, key=int))}): walk between those"
+        )
     if missing:
         raise MnistgenError(
             f"model {weights.name} has no latent centroid for digit {missing[0]} in its card: retrain it with this "

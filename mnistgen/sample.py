@@ -121,9 +121,18 @@ class Prior:
         return z.astype(np.float32)  # rounded once, so the latents do not depend on a CPU's float32 kernels
 
 
-def prior_keys(config) -> list[str]:
-    """The entries of a card's prior tables that sampling looks up: one per label, "all" for a VAE."""
-    return [str(c) for c in range(config.num_classes)] if config.conditional else ["all"]
+def prior_keys(weights: Weights) -> list[str]:
+    """The entries of a card's prior tables that sampling looks up: one per label it trained on, "all" for a VAE."""
+    return [str(c) for c in trained_labels(weights)] if weights.config.conditional else ["all"]
+
+
+def trained_labels(weights: Weights) -> list[int]:
+    """The labels a conditional model saw training images of (its card's per-label centroids), else
+    all its labels: digit-named class folders 3/ and 7/ make a 10-label model that knows two."""
+    every = list(range(weights.config.num_classes))
+    centroids = (weights.card.get("latent_stats") or {}).get("centroids")
+    seen = [label for label in every if isinstance(centroids, dict) and str(label) in centroids]
+    return seen or every
 
 
 def _fitted_entry(entry: dict, latent: int) -> Optional[tuple]:
@@ -165,7 +174,7 @@ def prior_table(weights: Weights, kind: str) -> dict:
             "retrain it with this mnistgen, or use --prior standard"
         )
     arrays = {}
-    for key in prior_keys(weights.config):
+    for key in prior_keys(weights):
         try:
             arrays[key] = PRIOR_ENTRIES[kind](table[key], weights.config.latent)
         except (KeyError, IndexError, TypeError, ValueError):
@@ -393,7 +402,8 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
 
 
 def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
-    """The labels to generate: the requested digits for a CVAE, the one unlabelled stream for a VAE."""
+    """The labels to generate: the requested digits for a CVAE (by default every label it trained
+    on), the one unlabelled stream for a VAE."""
     config = weights.config
     if not config.conditional:
         if digits is not None:
@@ -402,11 +412,18 @@ def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
                 f"(it writes to {UNLABELLED_DIR}/), or use a conditional model such as cvae-2d"
             )
         return [UNLABELLED]
+    known = trained_labels(weights)
     if digits is None:
-        return list(range(config.num_classes))
+        return known
     bad = [d for d in digits if d >= config.num_classes]
     if bad:
         raise MnistgenError(f"--digit {bad[0]}: model {weights.name} knows labels 0-{config.num_classes - 1} only")
+    unseen = [d for d in digits if d not in known]
+    if unseen:
+        raise MnistgenError(
+            f"--digit {unseen[0]}: model {weights.name} saw no training images of label {unseen[0]} (it was trained "
+            f"on {', '.join(map(str, known))}): generate those"
+        )
     return digits
 
 

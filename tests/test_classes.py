@@ -116,3 +116,23 @@ def test_a_limit_keeps_every_class_of_a_set_listed_class_by_class(tmp_path, data
     assert np.array_equal(limited.train.images[[0, 3, 5]], greek.train.images[[f[0] for f in firsts]])
     mixed = train.select(dataset, limit=7)[0]  # MNIST's own order is not by class: its first 7, as ever
     assert np.array_equal(mixed.train.labels, dataset.train.labels[:7])
+
+
+def test_a_model_generates_the_labels_it_trained_on(tmp_path, dataset):
+    digits = folder(tmp_path / "d", dataset, {3: "3", 7: "7"})  # digit folders are labels: a 10-label model
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cvae", "--data", str(digits), "--epochs", "1", "--channels", "4", "--no-classifier"]
+    trained = runner.invoke(app, [*argv, "--out", str(run), "-q"])
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "synth"
+    result = runner.invoke(app, ["generate", "--model", str(run), "-n", "2", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == [3, 7]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["3", "7"]
+    refused = runner.invoke(app, ["generate", "--model", str(run), "-d", "0", "-o", str(tmp_path / "zero"), "-q"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        f"Error: --digit 0: model {run.name} saw no training images of label 0 (it was trained on 3, 7): "
+        "generate those\n"
+    )
+    assert not (tmp_path / "zero").exists()
