@@ -361,6 +361,10 @@ class _TrainProgress:
             f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.2f}, {test}, {metrics['seconds']:.0f} s"
         )
 
+    def on_stage(self, text):
+        if self.where:  # not with --quiet
+            self.progress.console.print(text)
+
 
 @app.command()
 def train(
@@ -560,9 +564,10 @@ def train(
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
 ) -> None:
-    """Train a VAE or CVAE on MNIST; writes checkpoints, metrics.jsonl and sample grids to --out.
+    """Train a VAE, CVAE or classifier on MNIST or your own labelled images (an ImageFolder, .h5/.npz);
+    writes checkpoints, metrics.jsonl and sample grids to --out (a CVAE also its companion classifier).
 
-    Example: mnistgen train --model cvae --epochs 20 --data ../shared/data/mnist --out runs/cvae-2d
+    Example: mnistgen train --model cvae --data my-digits/ --out runs/mine
     """
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
     names = parse_names(class_names, "--class-names", '"T-shirt/top,Trouser,..."') if class_names is not None else []

@@ -99,6 +99,9 @@ class TrainCallback:
 
     def on_epoch(self, metrics: dict) -> None: ...
 
+    def on_stage(self, text: str) -> None:
+        """A step after the epochs, e.g. "stopped at epoch 284, best 264: training the companion classifier"."""
+
 
 def stats_images(train: Split) -> Split:
     """The training images a card's latent statistics and fitted priors are computed on (the first
@@ -562,18 +565,36 @@ def train(
             trainer.load_state()
         metrics = trainer.run()
     if rank == 0 and trainer.options.companion and config.conditional:
-        metrics.update(finish(Path(run_dir), whole, val, trainer.options, device_name))
+        stage = getattr(callback, "on_stage", lambda text: None)
+        metrics.update(finish(Path(run_dir), whole, val, trainer.options, device_name, stage, _ending(metrics)))
     return metrics
 
 
-def finish(run_dir: Path, dataset: Dataset, val: Split, options: TrainOptions, device_name: str) -> dict:
+def _ending(metrics: dict) -> str:
+    """How the epochs ended, for the stage message: "stopped early at epoch 284 (best 264)", or "after epoch 30"."""
+    if "stopped_at_epoch" in metrics:
+        return f"stopped early at epoch {metrics['stopped_at_epoch']} (best {metrics['epoch']})"
+    return f"after epoch {metrics['epoch']}"
+
+
+def finish(
+    run_dir: Path,
+    dataset: Dataset,
+    val: Split,
+    options: TrainOptions,
+    device_name: str,
+    stage=lambda text: None,
+    ending: str = "",
+) -> dict:
     """Train the companion classifier on the model's training images, calibrate sampling with it
-    on the held-out validation images, and record both in the model card."""
+    on the held-out validation images, and record both in the model card; `stage(text)` hears of each."""
     stem = run_dir / checkpoint.RUN_MODEL_STEM
     weights = checkpoint.inspect(str(stem) + checkpoint.WEIGHTS_SUFFIX)
+    stage(f"{ending}: training the companion classifier" if ending else "training the companion classifier")
     companion = calibrate.companion(
         dataset.train, val, weights.card["classes"], run_dir / COMPANION_STEM, options.seed, dataset.source
     )
+    stage("calibrating sampling on the validation images")
     sampling = calibrate.calibrate(weights, companion, val, device_name, options.seed)
     card = dict(weights.card)
     card["companion_classifier"] = {

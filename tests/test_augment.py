@@ -91,7 +91,14 @@ def test_recipes_by_name_and_by_data_size():
 
 def test_companion_and_calibration_are_recorded_and_used(tmp_path, dataset):
     run = tmp_path / "run"
-    train.train(ModelConfig(kind="cvae", channels=8), _folder_dataset(dataset), train.TrainOptions(epochs=1), run)
+    stages = []
+    heard = type("Heard", (train.TrainCallback,), {"on_stage": lambda self, text: stages.append(text)})()
+    config, options = ModelConfig(kind="cvae", channels=8), train.TrainOptions(epochs=1)
+    train.train(config, _folder_dataset(dataset), options, run, callback=heard)
+    assert stages == [
+        "after epoch 1: training the companion classifier",
+        "calibrating sampling on the validation images",
+    ]
     weights = checkpoint.inspect(str(run))
     card = weights.card
     assert card["companion_classifier"]["path"] == "classifier.safetensors"
