@@ -395,3 +395,4 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         raise MnistgenError(
             f"--out {run_dir} is not empty: pass --resume to continue that run, or choose a new directory"
         )
+    atomic.check_writable_dir(run_dir, "--out")  # before Paddle loads and the first epoch runs

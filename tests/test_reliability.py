@@ -127,6 +127,7 @@ BAD_INPUTS = [
     ),
     (["train", "--data", "{t}/dir with spaces", "--out", "{t}/run"], 1, "holds no image files and no MNIST IDX files"),
     (["train", "--data", "{t}/nope"], 2, "does not exist"),
+    (["train", "--data", MNIST, "--out", "{t}/file.txt/run"], 1, "file.txt/run: "),
     (
         ["train", "--data", MNIST, "--out", "{t}/notes"],
         1,
