@@ -17,6 +17,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Optional
@@ -104,6 +105,24 @@ def atomic_path(dest: Path):
         if isinstance(exc, OSError):
             _blame_destination(exc, tmp, dest)
         raise
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold a Ctrl-C (SIGINT) until the block ends, then deliver it: for a few renames that must all
+    happen. Python runs signal handlers in the main thread only; elsewhere this holds nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)  # now handled as before: KeyboardInterrupt, or ignored
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)

@@ -5,6 +5,8 @@
 `run_job` decodes block by block and hands images to a writer (export.py); for PNGs the
 encoding runs in a thread pool beside the decoder. Every file appears under its final name
 only when complete, so Ctrl-C or a kill leaves complete files, and `--resume` writes the rest.
+`--force` writes a PNG folder into a hidden staging folder inside it and swaps that in only once it
+is complete, so a run that fails or is stopped leaves the earlier output as it was.
 A tar can also go to a stream (`--out -`: stdout), written forward as the blocks come.
 
 Every output bounds what it holds in memory: npz and grid hold the whole job until the end, so
@@ -13,6 +15,7 @@ Every output bounds what it holds in memory: npz and grid hold the whole job unt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,6 +62,8 @@ RESUME_SETTINGS = (
 )
 TAR_SETTINGS = ("seed",)
 RECORD_BYTES = 1 << 20  # an output's recorded settings are small: read no more of them than this
+STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID.part: a --force run's PNG output until complete
+ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID.part: the output it replaces, during the swap
 
 
 SUFFIX_FORMATS = {
@@ -183,6 +188,7 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
     targets = (out / job.shard_name(METADATA_FILE),)
     if not out.is_dir() or not any(out.iterdir()):
         return targets
+    _check_interrupted_swap(out)
     if job.resume:
         _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
         return targets
@@ -205,6 +211,20 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
             "or choose another directory"
         )
     return targets
+
+
+def _check_interrupted_swap(out: Path) -> None:
+    """Refuse an `out` where a --force run was killed while it swapped its output in (a few renames:
+    SIGKILL or a crash, as Ctrl-C waits for them): which entries are old and which new is not known,
+    so the folders holding the rest are named rather than guessed at."""
+    for aside in out.glob(f".{ASIDE_NAME}.*{atomic.TEMP_SUFFIX}"):
+        staging = aside.with_name(aside.name.replace(ASIDE_NAME, STAGING_NAME, 1))
+        if staging.exists() and not atomic.writer_alive(aside):  # no staging left: the swap was done
+            raise MnistgenError(
+                f"--out {out}: a --force run was killed while it replaced the output: the earlier output is "
+                f"partly in {aside.name}, the new one partly in {staging.name}; move back the entries you want "
+                "and delete both, then run again"
+            )
 
 
 def _owned_existing(job: Job):
@@ -394,11 +414,15 @@ def plan_job(
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed writer left (".NAME.PID-TID.part"); outputs, and the
-    temporaries of writers still running (another shard), are never touched."""
+    """Delete temporary files and staging folders a killed writer left (".NAME.PID-TID.part");
+    outputs, and the temporaries of writers still running (another shard), are never touched."""
     if folder.is_dir():
         for entry in folder.glob(".*" + atomic.TEMP_SUFFIX):
-            if not atomic.writer_alive(entry):
+            if atomic.writer_alive(entry):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
                 entry.unlink(missing_ok=True)
 
 
@@ -411,10 +435,6 @@ def write_manifest(job: Job, folder: Path, attrs: dict) -> Path:
 
 def _prepare_png_dir(job: Job, attrs: dict) -> None:
     out = job.out
-    if job.force and out.is_dir() and not job.sharded:
-        for entry in out.iterdir():
-            if _ours(entry):
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
         for label in job.labels:
@@ -451,7 +471,85 @@ def _write_pngs(folder: Path, names: list[str], images, skip: set) -> int:
     return len(names)
 
 
+def _stages(job: Job) -> bool:
+    """Whether the job writes into a staging folder and swaps it in at the end: a --force run
+    replacing a PNG folder. One shard's files share their folders with the other shards': in place."""
+    return job.force and not job.sharded
+
+
+def _make_staging(out: Path) -> Path:
+    """A new hidden folder inside `out` (one file system: the swap is renames) for a --force run's
+    output; what a killed run left there is removed first."""
+    staging = atomic.temp_name(out / STAGING_NAME)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        staging.mkdir()
+    except OSError as exc:
+        raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
+    return staging
+
+
+def _manifest_last(entry: Path) -> bool:
+    """Sort key: a manifest moves after the files it describes."""
+    return entry.name.startswith(MANIFEST_FILE.split(".")[0])
+
+
+def _rename_all(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each (source, destination) in order; when one fails, the renames before it are undone
+    (every name is as before) and the error raised."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for source, dest in moves:
+            source.rename(dest)
+            done.append((source, dest))
+    except OSError:
+        for source, dest in reversed(done):
+            with contextlib.suppress(OSError):  # the first error is what the user must see
+                dest.rename(source)
+        raise
+
+
+def _swap_in(out: Path, staging: Path) -> None:
+    """Replace generate's earlier output in `out` by the complete one in `staging`: the old entries
+    are moved aside, the new ones moved in, then the old removed; the user's own files stay. A
+    Ctrl-C meanwhile waits for the renames; a failed rename leaves `out` as it was."""
+    aside = atomic.temp_name(out / ASIDE_NAME)
+    old = sorted((entry for entry in out.iterdir() if _ours(entry)), key=_manifest_last)
+    new = sorted(staging.iterdir(), key=_manifest_last)
+    moves = [(entry, aside / entry.name) for entry in old] + [(entry, out / entry.name) for entry in new]
+    try:
+        with atomic.deferred_interrupt():
+            try:
+                aside.mkdir()
+                _rename_all(moves)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    aside.rmdir()  # empty again
+                raise MnistgenError(
+                    f"cannot replace the output in --out {out}: {exc.strerror} ({exc.filename}); it was left as it was"
+                ) from None
+            with contextlib.suppress(OSError):
+                staging.rmdir()  # before the old output goes: an aside folder without its staging one is a done swap's
+    finally:
+        if not staging.exists():  # swapped: the old output is no longer needed
+            shutil.rmtree(aside, ignore_errors=True)
+
+
 def _run_png(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
+    if not _stages(job):
+        _write_png_dir(job, sampler, attrs, report)
+        return
+    staging = _make_staging(job.out)
+    try:
+        fresh = replace(job, out=staging, targets=(staging / job.targets[0].name,), force=False)
+        _write_png_dir(fresh, sampler, attrs, report)
+        _swap_in(job.out, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone after a swap; after a failure, the partial output
+
+
+def _write_png_dir(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
     _prepare_png_dir(job, attrs)
     existing = (
         {label: _existing_pngs(job, label) for label in job.labels}

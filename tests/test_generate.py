@@ -172,6 +172,76 @@ def test_resume_refuses_another_jobs_output(tmp_path, tiny_cvae, out):
     gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 9, "--force")  # generate's own output: replaced
 
 
+def files(folder: Path) -> dict:
+    """Every file under `folder` (hidden ones too) and its bytes."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["png", "idx"])
+def test_a_failed_force_run_keeps_the_earlier_output(tmp_path, tiny_cvae, tiny_classifier, fmt):
+    out = tmp_path / "o"
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--format", fmt, "--seed", 8)
+    (out / "notes.txt").write_text("the user's own")
+    before = files(out)
+    result = runner.invoke(
+        app,
+        ["generate", "--model", str(tiny_cvae), "-d", "1,2", "-n", 3, "-o", str(out), "--format", fmt, "--seed", 9]
+        + ["--force", "--min-confidence", "0.999", "--classifier", str(tiny_classifier), "--quiet"],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: --min-confidence 0.999: only "), result.stderr
+    assert files(out) == before  # images, metadata.jsonl and mnistgen.json as they were
+    assert not list(out.glob(".*"))  # no staging folder or temporary left
+
+
+def test_a_force_run_replaces_generates_output_and_keeps_the_users_files(tmp_path, tiny_cvae):
+    out, fresh = tmp_path / "o", tmp_path / "fresh"
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8)
+    (out / "notes.txt").write_text("the user's own")
+    gen(tiny_cvae, "-d", "3", "-n", 2, "-o", out, "--seed", 9, "--force")
+    gen(tiny_cvae, "-d", "3", "-n", 2, "-o", fresh, "--seed", 9)
+    replaced = files(out)
+    assert replaced.pop(Path("notes.txt")) == b"the user's own"
+    assert sorted(p.name for p in out.iterdir()) == ["3", "metadata.jsonl", "mnistgen.json", "notes.txt"]
+    manifest = json.loads(replaced.pop(Path("mnistgen.json")))
+    assert manifest["seed"] == 9 and manifest["labels"] == [3] and "--force" in manifest["command"]
+    assert replaced == {p: b for p, b in files(fresh).items() if p.name != "mnistgen.json"}  # the same bytes
+
+
+def test_a_killed_force_runs_leftovers_are_removed_or_named(tmp_path, tiny_cvae):
+    from mnistgen import atomic, generate
+
+    out = tmp_path / "o"
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()  # a finished process: its id names a writer that no longer runs
+    tag = f"{dead.pid}-1{atomic.TEMP_SUFFIX}"
+    staging = out / f".{generate.STAGING_NAME}.{tag}"
+    (staging / "1").mkdir(parents=True)  # killed while generating: the partial new output
+    (staging / "1" / "00000.png").write_bytes(b"partial")
+    before = {p: b for p, b in files(out).items() if p.name != "mnistgen.json"}
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8, "--resume")
+    assert not staging.exists()
+    assert {p: b for p, b in files(out).items() if p.name != "mnistgen.json"} == {
+        p: b for p, b in before.items() if generate.STAGING_NAME not in str(p)
+    }
+
+    aside = out / f".{generate.ASIDE_NAME}.{tag}"  # killed while swapping: which entries are whose is not known
+    (aside / "2").mkdir(parents=True)
+    staging.mkdir()
+    for flag in ("--force", "--resume"):
+        result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-d", "1,2", "-n", 3, "-o", str(out), flag])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == (
+            f"Error: --out {out}: a --force run was killed while it replaced the output: the earlier output is "
+            f"partly in {aside.name}, the new one partly in {staging.name}; move back the entries you want and "
+            "delete both, then run again"
+        )
+    staging.rmdir()  # an aside folder alone is a finished swap's: removed
+    gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8, "--force")
+    assert not aside.exists()
+
+
 def test_temperature_narrows_the_latents(tmp_path, tiny_cvae):
     import h5py
 
