@@ -361,6 +361,23 @@ class Trainer:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
+    def closed_card(self) -> Optional[dict]:
+        """A resumed run with nothing left to do (its epochs done, or early stopping decided, and its
+        closing card written): that card, so --resume repeats nothing. Else None."""
+        done = self.start_epoch >= self.options.horizon or (self.start_epoch and self._stop_early(self.start_epoch - 1))
+        path = self.run_dir / (checkpoint.RUN_MODEL_STEM + checkpoint.WEIGHTS_SUFFIX)
+        if not done or not path.is_file():
+            return None
+        card = checkpoint.inspect(str(path)).card
+        return card if "mixture" in (card.get("latent_stats") or {}) and "metrics" in card else None
+
+    def closed_metrics(self, card: dict) -> dict:
+        """What the run returned when it ended (the best epoch's metrics, or the last's), from its history and card."""
+        best = (card.get("training") or {}).get("best_epoch")
+        ended = dict(self.history[best - 1] if best else self.history[-1]) if self.history else {}
+        ended.update(card["metrics"], **({"stopped_at_epoch": self.start_epoch} if best else {}))
+        return {**ended, "already_finished": True}
+
     def _stop_early(self, epoch: int) -> bool:
         """No better held-out loss for `patience` epochs after the KL warm-up: stop (epochs=None only)."""
         opts = self.options
@@ -563,9 +580,12 @@ def train(
         trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, val, record, whole.train)
         if resume:
             trainer.load_state()
-        metrics = trainer.run()
-    if rank == 0 and trainer.options.companion and config.conditional:
-        stage = getattr(callback, "on_stage", lambda text: None)
+        closed = trainer.closed_card() if resume else None
+        metrics = trainer.closed_metrics(closed) if closed else trainer.run()
+    stage = getattr(callback, "on_stage", lambda text: None)
+    if closed:
+        stage(f"{run_dir} finished already (epoch {trainer.start_epoch}): nothing to resume")
+    if rank == 0 and trainer.options.companion and config.conditional and not (closed and "sampling" in closed):
         metrics.update(finish(Path(run_dir), whole, val, trainer.options, device_name, stage, _ending(metrics)))
     return metrics
 

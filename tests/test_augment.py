@@ -67,6 +67,9 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path, dataset):
     again = train.test_loss(decoders.load_model(checkpoint.inspect(str(run))), parts.val, 0)["test_loss"]
     assert again == pytest.approx(losses[best - 1], abs=1e-2)
     assert card["metrics"]["val_loss"] == pytest.approx(losses[best - 1])
+    resumed = train.train(ModelConfig(kind="cvae", channels=8), _folder_dataset(dataset), options, run, resume=True)
+    assert resumed["already_finished"] and (resumed["epoch"], resumed["stopped_at_epoch"]) == (best, len(history))
+    assert len((run / train.METRICS_FILE).read_text().splitlines()) == len(history)  # no epoch trained again
 
 
 def test_fixed_epochs_mean_exactly_n(tmp_path, dataset):

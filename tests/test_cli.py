@@ -321,6 +321,11 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     card = json.loads((run / "model.json").read_text())
     assert card["training"]["limit"] == 128 and card["training"]["command"].startswith("mnistgen train")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    finished = invoke(*base, "--epochs", 2, "--resume")  # a finished run: nothing is trained or written again
+    assert finished.exit_code == 0, finished.output
+    assert json.loads(finished.stdout)["already_finished"] is True and json.loads(finished.stdout)["epoch"] == 2
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
 def test_train_on_chosen_images(tmp_path, mnist_dir):
