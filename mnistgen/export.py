@@ -113,8 +113,9 @@ GRID_WRAP = 20  # columns per row when one label's images wrap
 class FileWriter:
     """Base for single-file formats: one temporary file, renamed at the end."""
 
-    def __init__(self, path: Path, total: int, latent: int, attrs: dict):
+    def __init__(self, path: Path, total: int, latent: int, attrs: dict, labelled: bool = True):
         self.path, self.total, self.latent, self.attrs = Path(path), total, latent, attrs
+        self.labelled = labelled  # False: an unconditional model's images, stored without labels
         self._stack = None
 
     def __enter__(self):
@@ -202,7 +203,8 @@ class GuardedFile(io.RawIOBase):
 
 
 class Hdf5Writer(FileWriter):
-    """`images` uint8 (N, 28, 28), `labels` uint8 (N,), `latents` float32 (N, d); chunked, gzip."""
+    """`images` uint8 (N, 28, 28), `labels` uint8 (N,) (none for an unconditional model), `latents`
+    float32 (N, d); chunked, gzip."""
 
     def open(self):
         import h5py
@@ -214,7 +216,8 @@ class Hdf5Writer(FileWriter):
         self.images = self.file.create_dataset(
             "images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts
         )
-        self.labels = self.file.create_dataset("labels", (self.total,), "uint8", chunks=(chunk,), **opts)
+        if self.labelled:
+            self.labels = self.file.create_dataset("labels", (self.total,), "uint8", chunks=(chunk,), **opts)
         self.latents = self.file.create_dataset(
             "latents", (self.total, self.latent), "float32", chunks=(chunk, self.latent), **opts
         )
@@ -224,7 +227,8 @@ class Hdf5Writer(FileWriter):
     def write(self, images, labels, latents, position: int):
         end = position + len(images)
         self.images[position:end] = images
-        self.labels[position:end] = labels
+        if self.labelled:
+            self.labels[position:end] = labels
         self.latents[position:end] = latents
         self.guard.check()
 
@@ -235,7 +239,8 @@ class Hdf5Writer(FileWriter):
 
 
 class NpzWriter(FileWriter):
-    """`images`, `labels`, `latents` in one compressed .npz (held in memory until the end)."""
+    """`images`, `labels` (none for an unconditional model), `latents` in one compressed .npz (held in
+    memory until the end)."""
 
     @staticmethod
     def held_bytes(total: int, latent: int) -> int:
@@ -248,11 +253,14 @@ class NpzWriter(FileWriter):
             "labels": np.zeros(self.total, np.uint8),
             "latents": np.zeros((self.total, self.latent), np.float32),
         }
+        if not self.labelled:
+            del self.arrays["labels"]
 
     def write(self, images, labels, latents, position: int):
         end = position + len(images)
         self.arrays["images"][position:end] = images
-        self.arrays["labels"][position:end] = labels
+        if self.labelled:
+            self.arrays["labels"][position:end] = labels
         self.arrays["latents"][position:end] = latents
 
     def finish(self, committing):

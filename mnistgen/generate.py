@@ -594,11 +594,11 @@ def _run_file(
     if job.resume and all(t.exists() for t in job.targets):
         report(job.size)  # already complete: files appear only when whole
         return
-    latent = sampler.decoder.config.latent
+    latent, labelled = sampler.decoder.config.latent, sample.UNLABELLED not in job.labels
     if job.fmt is Format.hdf5:
-        writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs)
+        writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs, labelled)
     elif job.fmt is Format.npz:
-        writer = export.NpzWriter(job.targets[0], job.size, latent, attrs)
+        writer = export.NpzWriter(job.targets[0], job.size, latent, attrs, labelled)
     elif job.fmt is Format.grid:
         writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows=len(job.labels), scale=job.scale)
     elif job.fmt is Format.tar:

@@ -586,3 +586,27 @@ def test_a_damaged_mixture_prior_is_refused(tmp_path, tiny_cvae, damage):
         "examples/refit_prior.py, or pass --prior fitted\n"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unconditional_models_files_hold_no_labels(tmp_path, tiny_vae):
+    """A VAE's samples have no label: its HDF5 and NPZ files store none (they held zeros, which read
+    back as one class "0"), and they read back as unlabelled."""
+    import h5py
+
+    from mnistgen import sources
+
+    gen(tiny_vae, "-n", 5, "-o", tmp_path / "v.h5", "--seed", 1)
+    gen(tiny_vae, "-n", 5, "-o", tmp_path / "v.npz", "--seed", 1)
+    with h5py.File(tmp_path / "v.h5") as f:
+        assert sorted(f) == ["images", "latents"]
+    assert sorted(np.load(tmp_path / "v.npz")) == ["attrs", "images", "latents"]
+    for name in ("v.h5", "v.npz"):
+        found = sources.read([tmp_path / name])
+        assert found.labels is None and found.images.shape == (5, 28, 28)
+    data = tmp_path / "v.h5"
+    refused = runner.invoke(app, ["train", "--model", "cvae", "--data", str(data), "-o", str(tmp_path / "r"), "-q"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        f"Error: {data} has no labels: only --model vae trains without them; pass labelled data for a cvae or the "
+        "classifier\n"
+    )
