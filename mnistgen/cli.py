@@ -1226,6 +1226,8 @@ def encode(
         from mnistgen import atomic, export
 
         atomic.check_new_files({"--out": out, "--plot": plot, "--reconstruct": reconstruct}, force)
+        if plot is not None:
+            export.check_plotting()
         from mnistgen import api  # Paddle: only once the outputs are known to be writable
 
         loaded = api.Model(_check_model(model), device)

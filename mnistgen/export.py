@@ -511,6 +511,14 @@ def check_walk_out(out: Path, to: str, force: bool = False) -> None:
         )
 
 
+def check_plotting() -> None:
+    """Before any work: a plot needs matplotlib (an optional extra)."""
+    try:
+        import matplotlib  # noqa: F401  (the package only: pyplot loads when the plot is drawn)
+    except ImportError:
+        raise MnistgenError(PLOT_INSTALL_HINT) from None
+
+
 def _pyplot():
     try:
         import logging

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -331,3 +332,13 @@ def test_encode_errors(tmp_path, tiny_cvae):
     assert result.exit_code == 1 and "none.png does not exist" in result.stderr
     result = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--out", str(tmp_path / "z.txt")])
     assert result.exit_code == 2 and "use a name ending in .npy, .csv or .h5" in result.stderr
+
+
+def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, tiny_cvae, mnist_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the optional extra were not installed
+    out = tmp_path / "z.csv"
+    argv = ["encode", str(mnist_dir), "--model", str(tiny_cvae), "--plot", str(tmp_path / "p.png"), "-o", str(out)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == 'Error: plots need matplotlib: pip install "mnistgen[plot]"\n'
+    assert not out.exists()
