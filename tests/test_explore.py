@@ -334,10 +334,11 @@ def test_encode_errors(tmp_path, tiny_cvae):
     assert result.exit_code == 2 and "use a name ending in .npy, .csv or .h5" in result.stderr
 
 
-def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, tiny_cvae, mnist_dir, monkeypatch):
+def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, tiny_cvae, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the optional extra were not installed
-    out = tmp_path / "z.csv"
-    argv = ["encode", str(mnist_dir), "--model", str(tiny_cvae), "--plot", str(tmp_path / "p.png"), "-o", str(out)]
+    out, broken = tmp_path / "z.csv", tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")  # read only after the checks: its error would come first otherwise
+    argv = ["encode", str(broken), "--model", str(tiny_cvae), "--plot", str(tmp_path / "p.png"), "-o", str(out)]
     result = runner.invoke(app, argv)
     assert result.exit_code == 1, result.output
     assert result.stderr == 'Error: plots need matplotlib: pip install "mnistgen[plot]"\n'
