@@ -832,7 +832,10 @@ def generate(
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
-    with _user_errors("every file already written is complete; finish with --resume"):
+    kept = "the earlier output is as it was; run the same command again to replace it"  # --force: swapped in at the end
+    with _user_errors(
+        kept if force and shard is None else "every file already written is complete; finish with --resume"
+    ):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
         from mnistgen import sample
 
