@@ -117,6 +117,16 @@ def _stderr(message: str) -> None:
     typer.echo(message, err=True)
 
 
+PIPED_WIDTH = 10_000  # a table written to a pipe or file keeps its natural width: no cell is cut short
+
+
+def _result_console():
+    """The console a command's result table goes to (stdout): the terminal's width, or unlimited when piped."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+
+
 @contextlib.contextmanager
 def _user_errors(
     interrupted_note: str = "stopped; every file already written is complete",
@@ -1476,7 +1486,6 @@ def models(
             for row in found:
                 _emit(row)
             return
-        from rich.console import Console
         from rich.table import Column, Table
 
         name = Column("name", no_wrap=True)  # what --model takes: never cut short
@@ -1495,7 +1504,7 @@ def models(
                 row["sha256"][:12],
                 row["path"],
             )
-        Console().print(table)
+        _result_console().print(table)
 
 
 @models_app.command("show")
@@ -1533,7 +1542,6 @@ def doctor(
 
 
 def _doctor_table(report: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     env = Table("environment", "value", title="mnistgen doctor")
@@ -1544,7 +1552,7 @@ def _doctor_table(report: dict) -> None:
     for row in report["checks"]:
         status = f"[{colour[row['status']]}]{row['status']}[/{colour[row['status']]}]"
         checks.add_row(row["check"], status, row["detail"], row.get("fix", ""))
-    console = Console(stderr=True)
+    console = _result_console()  # the report is the result: `mnistgen doctor > report.txt` keeps it
     console.print(env)
     console.print(checks)
 

@@ -25,3 +25,12 @@ def test_doctor_json_passes_and_names_the_paddle_version():
     assert statuses["self-test: CPU decoder (fp32)"] == "ok"
     assert statuses["weights cvae"] == "ok"
     assert "fail" not in statuses.values()
+
+
+def test_doctor_and_models_tables_are_the_result_on_stdout_whole_when_piped():
+    report = runner.invoke(app, ["doctor"])  # `mnistgen doctor > report.txt` keeps the report
+    assert report.exit_code == 0, report.output
+    assert "mnistgen doctor" in report.stdout and "self-test: training" in report.stdout
+    listing = runner.invoke(app, ["models"])  # not a terminal: no cell cut short with "…"
+    assert listing.exit_code == 0, listing.output
+    assert "classifier-b" in listing.stdout and "…" not in listing.stdout
