@@ -144,6 +144,11 @@ class Job:
         stem, dot, suffix = name.partition(".")
         return f"{stem}.shard-{self.shard.index:05d}-of-{self.shard.count:05d}{dot}{suffix}"
 
+    @property
+    def named(self) -> bool:
+        """Whether the model names its classes (a card's "classes"): recorded, so a reader keeps the names."""
+        return self.weights.config.conditional and bool(self.weights.card.get("classes"))
+
     def attrs(self, precision: str) -> dict:
         """What is recorded beside the output (file attributes, manifest) and in the summary;
         `precision`: what the decoder runs."""
@@ -154,6 +159,7 @@ class Job:
             **self.sampling.attrs(),
             "count_per_label": self.count,
             "labels": [int(label) for label in self.labels],
+            **({"classes": list(self.weights.card["classes"])} if self.named else {}),
             "shard": f"{self.shard.index}/{self.shard.count}",
             "precision": precision,
             "mnistgen_version": __version__,

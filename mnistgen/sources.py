@@ -19,6 +19,7 @@ and summed up in one note, returned to the caller (the library prints nothing). 
 from __future__ import annotations
 
 import gzip
+import json
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ SIDE = IMAGE_SIZE
 MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
 MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
 MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is refused before it is read
+MAX_ATTRS_BYTES = 1 << 20  # the settings an .npz records: read no more of them than this
 READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
 MAX_PIXEL = 255
 NUMERIC_KINDS = "biuf"  # bool, int, uint, float: the dtypes images and labels may have
@@ -361,9 +363,23 @@ def _read_hdf5(path: Path, limit: Optional[int] = None) -> _Part:
                 found = _dataset(path, f, "labels", GENERATE_LAYOUT)
                 _check_labels_shape(path, found.shape, images.shape[0])
                 labels = _labels(path, "labels", np.asarray(found[:count]))
-            return _Part(_read_images(path, "images", images, count), labels, path)
+            classes = recorded_classes(f.attrs.get("classes"), labels)
+            return _Part(_read_images(path, "images", images, count), labels, path, classes=classes)
     except OSError as exc:
         raise MnistgenError(f"cannot read {path} as HDF5 ({exc}): is the file complete?") from None
+
+
+def recorded_classes(recorded, labels: Optional[np.ndarray]) -> list[str]:
+    """The class names `generate` records beside labelled images (a JSON list in the file's
+    attributes), when they are well formed and name every label; else none (labels by number)."""
+    try:
+        names = json.loads(recorded) if isinstance(recorded, (str, bytes)) else recorded
+    except ValueError:
+        return []
+    well_formed = isinstance(names, list) and 0 < len(names) <= MAX_CLASSES
+    if not well_formed or not all(isinstance(n, str) and n.strip() for n in names) or len(set(names)) < len(names):
+        return []
+    return names if labels is not None and (not len(labels) or int(labels.max()) < len(names)) else []
 
 
 def _npy_header(path: Path, archive, key: str) -> tuple[tuple, np.dtype]:
@@ -393,6 +409,7 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
             _check_images_shape(path, "images", shape)
             _check_array(path, "images", dtype, GENERATE_LAYOUT, int(np.prod(shape)) * dtype.itemsize)
             has_labels = "labels.npy" in members
+            archive_sizes = {info.filename: info.file_size for info in archive.infolist()}
             if has_labels:
                 label_shape, label_dtype = _npy_header(path, archive, "labels")
                 _check_labels_shape(path, label_shape, shape[0])
@@ -401,11 +418,23 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
         with np.load(path, allow_pickle=False) as arrays:
             images = _read_images(path, "images", arrays["images"], count)
             labels = _labels(path, "labels", arrays["labels"][:count]) if has_labels else None
+            classes = recorded_classes(_npz_attrs(archive_sizes, arrays).get("classes"), labels)
     except (RuntimeError, NotImplementedError) as exc:  # an encrypted member, a compression zipfile lacks
         raise MnistgenError(f"{path} cannot be opened ({exc}): save it again with np.savez") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
         raise MnistgenError(f"{path} is not a readable .npz ({exc.__class__.__name__}): write it again") from None
-    return _Part(images, labels, path)
+    return _Part(images, labels, path, classes=classes)
+
+
+def _npz_attrs(sizes: dict, arrays) -> dict:
+    """The settings `generate` records in an .npz ("attrs", a JSON string), if small and well formed; else none."""
+    if sizes.get("attrs.npy", MAX_ATTRS_BYTES + 1) > MAX_ATTRS_BYTES:
+        return {}
+    try:
+        recorded = json.loads(str(arrays["attrs"]))
+    except ValueError:
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 # -- pictures and folders -------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_the_summary_and_the_file_record_the_same_settings(tmp_path, tiny_cvae):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     with h5py.File(tmp_path / "s.h5") as f:
-        attrs = {k: (json.loads(v) if k == "labels" else v) for k, v in f.attrs.items()}
+        attrs = {k: (json.loads(v) if k in ("labels", "classes") else v) for k, v in f.attrs.items()}
     assert {k: summary[k] for k in attrs} == attrs  # one source: Job.attrs
     assert attrs["sharpen"] == 2.0 and attrs["truncation"] == 2.5 and attrs["precision"] == "fp32"
 

@@ -136,3 +136,21 @@ def test_a_model_generates_the_labels_it_trained_on(tmp_path, dataset):
         "generate those\n"
     )
     assert not (tmp_path / "zero").exists()
+
+
+def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
+    from mnistgen import sources
+
+    run = tmp_path / "run"
+    argv = ["train", "--model", "cvae", "--data", str(folder(tmp_path / "g", dataset, GREEK)), "--epochs", "1"]
+    trained = runner.invoke(app, [*argv, "--channels", "4", "--no-classifier", "--out", str(run), "-q"])
+    assert trained.exit_code == 0, trained.output
+    for name in ("synth.h5", "synth.npz"):
+        result = runner.invoke(app, ["generate", "--model", str(run), "-n", "3", "-o", str(tmp_path / name), "-q"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["classes"] == ["alpha", "bravo", "charlie"]
+        loaded = sources.load(tmp_path / name, need_labels=True)  # train --data synth.h5 keeps the names
+        assert loaded.classes == ["alpha", "bravo", "charlie"] and np.bincount(loaded.train.labels).tolist() == [3] * 3
+    assert sources.recorded_classes('["a", "a"]', np.array([0])) == []  # repeated names: labels by number
+    assert sources.recorded_classes('["a"]', np.array([1])) == []  # a label without a name
+    assert sources.recorded_classes("not json", np.array([0])) == []
