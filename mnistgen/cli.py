@@ -201,19 +201,17 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def parse_digits(text: Optional[str], num_classes: int = 10) -> Optional[list[int]]:
-    """`7`, `0,3,7` or `all` -> sorted unique digits; None when not given."""
-    if text is None:
+def parse_digits(text: Optional[str]) -> Optional[list[int]]:
+    """`7`, `0,3,7` -> sorted unique labels; None for `all` or when not given (every label the model
+    trained on: a model of 5 or 13 classes has no label 9 or has 12). The model checks the range."""
+    if text is None or text.strip().lower() == "all":
         return None
-    if text.strip().lower() == "all":
-        return list(range(num_classes))
-    digits = parse_int_list(text, "--digit")
-    bad = [d for d in digits if d >= num_classes]
-    if bad:
+    if not all(part.strip().isascii() and part.strip().isdigit() for part in text.split(",")):
         raise typer.BadParameter(
-            f"{bad[0]} is not a digit: use 0-{num_classes - 1}, a list like 0,3,7, or all", param_hint="--digit"
+            f"{text!r} is not a comma-separated list of labels (e.g. 0,3,7) or all; give class names to --class",
+            param_hint="--digit",
         )
-    return sorted(set(digits))
+    return sorted(set(parse_int_list(text, "--digit")))
 
 
 def parse_names(text: str, option: str, example: str) -> list[str]:
@@ -697,7 +695,10 @@ def generate(
         typer.Option(
             "--digit",
             "-d",
-            help="Digit(s) to generate: 7, a list 0,3,7, or all [default: all; none for an unconditional model].",
+            help=(
+                "Label(s) to generate: 7, a list 0,3,7, or all (every label the model trained on) [default: all; "
+                "none for an unconditional model]."
+            ),
         ),
     ] = None,
     class_: Annotated[

@@ -129,6 +129,9 @@ def test_a_model_generates_the_labels_it_trained_on(tmp_path, dataset):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["labels"] == [3, 7]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["3", "7"]
+    every = runner.invoke(app, ["generate", "--model", str(run), "-d", "all", "-n", "2", "-o", str(tmp_path / "a.h5")])
+    assert every.exit_code == 0, every.output  # all: every label it trained on, not 0-9
+    assert json.loads(every.stdout)["labels"] == [3, 7]
     refused = runner.invoke(app, ["generate", "--model", str(run), "-d", "0", "-o", str(tmp_path / "zero"), "-q"])
     assert refused.exit_code == 1, refused.output
     assert refused.stderr == (
@@ -146,7 +149,8 @@ def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
     trained = runner.invoke(app, [*argv, "--channels", "4", "--no-classifier", "--out", str(run), "-q"])
     assert trained.exit_code == 0, trained.output
     for name in ("synth.h5", "synth.npz"):
-        result = runner.invoke(app, ["generate", "--model", str(run), "-n", "3", "-o", str(tmp_path / name), "-q"])
+        argv = ["generate", "--model", str(run), "-d", "all", "-n", "3", "-o", str(tmp_path / name), "-q"]
+        result = runner.invoke(app, argv)  # a 3-class model: all is its three labels
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["classes"] == ["alpha", "bravo", "charlie"]
         loaded = sources.load(tmp_path / name, need_labels=True)  # train --data synth.h5 keeps the names

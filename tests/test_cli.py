@@ -119,15 +119,12 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (
-            ["generate", "--digit", "11"],
-            2,
-            "Invalid value for --digit: 11 is not a digit: use 0-9, a list like 0,3,7, or all",
-        ),
+        (["generate", "--digit", "11"], 1, "Error: --digit 11: model cvae knows labels 0-9 only"),
         (
             ["generate", "--digit", "a"],
             2,
-            "Invalid value for --digit: 'a' is not a comma-separated list of non-negative integers",
+            "Invalid value for --digit: 'a' is not a comma-separated list of labels (e.g. 0,3,7) or all; give class "
+            "names to --class",
         ),
         (["generate", "--digit", ""], 2, "Invalid value for --digit: '' is not a comma-separated list"),
         (
@@ -182,8 +179,8 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
         (
             ["generate", "--digit", "\u00b2", "--count", "1"],
             2,
-            "Error: Invalid value for --digit: '\u00b2' is not a comma-separated list of non-negative integers (e.g. "
-            "5,25)\n",
+            "Error: Invalid value for --digit: '\u00b2' is not a comma-separated list of labels (e.g. 0,3,7) or all; "
+            "give class names to --class\n",
         ),
         (
             ["generate", "--shard", "\u00b2/3"],

@@ -33,7 +33,7 @@ CVAE, VAE, MNIST = "{cvae}", "{vae}", "{mnist}"
 # (arguments, expected exit code, text the error line must contain). {t} is a scratch directory
 # holding: file.txt, notes/ (non-empty), "dir with spaces/", "ünïcødé/", old.pdparams, cut.safetensors.
 BAD_INPUTS = [
-    (["generate", "--digit", "10"], 2, "10 is not a digit: use 0-9"),
+    (["generate", "--digit", "10"], 1, "--digit 10: model cvae knows labels 0-9 only"),
     (["generate", "--digit", "a"], 2, "'a' is not a comma-separated list"),
     (["generate", "--digit", ""], 2, "'' is not a comma-separated list"),
     (["generate", "--digit", "3,,4"], 2, "is not a comma-separated list"),
