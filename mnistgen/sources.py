@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -581,7 +582,11 @@ def conversion_note(counts: dict) -> list[str]:
 
 
 def _pictures_in(folder: Path, root: Path) -> list[Path]:
-    """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused."""
+    """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused.
+    A folder that cannot be listed is refused (a directory walk would skip it as if empty)."""
+    for inner in (folder, *(p for p in folder.rglob("*") if p.is_dir())):
+        if not os.access(inner, os.R_OK | os.X_OK):
+            raise MnistgenError(f"cannot read the folder {inner}: permission denied; make it readable, or move it out")
     return [p for p in sorted(folder.rglob("*")) if not p.name.startswith(".") and p.is_file() and _is_picture(p, root)]
 
 

@@ -669,3 +669,17 @@ def test_a_sparse_mat_declaring_millions_reads_what_limit_needs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(mat)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "(1, 28, 28)\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any folder")
+def test_an_unreadable_class_folder_is_named_not_called_empty(tmp_path, dataset):
+    root = image_folder(tmp_path / "f", dataset, 2, {0: "0", 1: "1"})
+    (root / "1").chmod(0)
+    try:
+        with pytest.raises(MnistgenError) as caught:
+            sources.load(root, need_labels=True)
+    finally:
+        (root / "1").chmod(0o755)
+    assert str(caught.value) == (
+        f"cannot read the folder {root / '1'}: permission denied; make it readable, or move it out"
+    )
