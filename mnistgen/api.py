@@ -251,13 +251,14 @@ class Model:
 
 def _test_data(data_dir, test):
     """The data evaluate compares with: --data (its test split), with --test's images as the test
-    split; --test alone needs no --data (nor MNIST): only --tstr trains on real training images."""
+    split; --test alone needs no --data (nor MNIST: the cached MNIST's training images serve --tstr
+    when it is there)."""
     if test is None:
         return sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
     held = sources.load(Path(test), need_labels=True)
-    if data_dir is None:
+    if data_dir is None and not sources.mnist_cached():  # nothing to train --tstr on: fine unless it is asked for
         return replace(held, train=data.Split.empty(), test=held.train)
-    dataset = sources.load(Path(data_dir), need_labels=True)
+    dataset = sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
     data.check_same_classes(held.train.labels, held.classes, "the --test images", dataset.classes, f"--data {data_dir}")
     return replace(dataset, test=held.train, classes=dataset.classes or held.classes)
 

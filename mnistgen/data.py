@@ -126,10 +126,11 @@ SAME_CLASSES_FIX = "use sets with the same classes (class folders named alike)"
 
 
 def check_same_classes(labels, classes, what: str, reference, reference_what: str, fix: str = SAME_CLASSES_FIX) -> None:
-    """Refuse labelled images whose labels name other classes than `reference` does (class names,
-    [] for labels by number): compared by index, they would pair unrelated classes silently."""
+    """Refuse labelled images whose labels name other classes than `reference` does: compared by
+    index, they would pair unrelated classes silently. A side without names (labels by number: IDX
+    files, digit folders, --class-names given to one side only) names nothing to contradict."""
     used = np.unique(np.asarray(labels))
-    if not len(used):
+    if not len(used) or not classes or not reference:
         return
     count = int(used.max()) + 1
     mine, theirs = label_names(classes, count), label_names(reference, max(count, len(reference or [])))

@@ -127,10 +127,14 @@ def prior_keys(weights: Weights) -> list[str]:
 
 
 def trained_labels(weights: Weights) -> list[int]:
-    """The labels a conditional model saw training images of (its card's per-label centroids), else
-    all its labels: digit-named class folders 3/ and 7/ make a 10-label model that knows two."""
+    """The labels a conditional model saw training images of (its card's per-label centroids, when
+    they were computed on all its training images), else all its labels: digit-named class folders
+    3/ and 7/ make a 10-label model that knows two."""
     every = list(range(weights.config.num_classes))
-    centroids = (weights.card.get("latent_stats") or {}).get("centroids")
+    stats = weights.card.get("latent_stats") or {}
+    centroids, counted = stats.get("centroids"), stats.get("images")
+    if counted != (weights.card.get("training") or {}).get("train_images"):  # a share of them: labels may be missing
+        return every
     seen = [label for label in every if isinstance(centroids, dict) and str(label) in centroids]
     return seen or every
 

@@ -584,7 +584,9 @@ def conversion_note(counts: dict) -> list[str]:
 def _pictures_in(folder: Path, root: Path) -> list[Path]:
     """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused.
     A folder that cannot be listed is refused (a directory walk would skip it as if empty)."""
-    for inner in (folder, *(p for p in folder.rglob("*") if p.is_dir())):
+    hidden = [p for p in folder.rglob(".*") if p.is_dir()]  # .Trash-1000, .snapshot: skipped, readable or not
+    inner_folders = (p for p in folder.rglob("*") if p.is_dir() and not any(p.is_relative_to(h) for h in hidden))
+    for inner in (folder, *inner_folders):
         if not os.access(inner, os.R_OK | os.X_OK):
             raise MnistgenError(f"cannot read the folder {inner}: permission denied; make it readable, or move it out")
     return [p for p in sorted(folder.rglob("*")) if not p.name.startswith(".") and p.is_file() and _is_picture(p, root)]
@@ -724,6 +726,11 @@ def _read_path(
     return _Part(_read_picture(path, counts)[None], None, path, [str(path)])
 
 
+def mnist_cached() -> bool:
+    """Whether the MNIST cache (`load` without a path) holds the training files."""
+    return _find(data.cache_dir() / data.MNIST_SUBDIR, MNIST_FILES["train_images"].stem) is not None
+
+
 def load(data_path: Optional[Path] = None, download: bool = False, need_labels: bool = False) -> Dataset:
     """Training data from `data_path` (any form in this module's docstring), or MNIST from the cache
     (downloading it if asked). `need_labels` (a cvae, the classifier) refuses unlabelled data and a
@@ -732,7 +739,7 @@ def load(data_path: Optional[Path] = None, download: bool = False, need_labels: 
         cached = data.cache_dir() / data.MNIST_SUBDIR
         if download:
             data.fetch_mnist(cached)
-        if _find(cached, MNIST_FILES["train_images"].stem) is None:
+        if not mnist_cached():
             raise MnistgenError(
                 f"MNIST is not in the cache ({cached}): pass --data DIR (the four IDX files) or --download"
             )

@@ -105,8 +105,10 @@ class TrainCallback:
 
 def stats_images(train: Split) -> Split:
     """The training images a card's latent statistics and fitted priors are computed on (the first
-    STATS_IMAGES): `train` and a refit of an older card (examples/refit_prior.py) take the same."""
-    return train.subset(slice(0, STATS_IMAGES))
+    STATS_IMAGES, of every class in turn when the data lists them class by class: data.first_images,
+    so every class gets its prior): `train` and a refit of an older card (examples/refit_prior.py)
+    take the same."""
+    return data.first_images(train, STATS_IMAGES)
 
 
 def learning_rate(options: TrainOptions, epoch: int) -> float:

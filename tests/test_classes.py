@@ -102,8 +102,9 @@ def test_evaluate_augment_on_named_classes_needs_no_mnist(tmp_path, dataset, gre
 def test_labels_by_number_agree_with_digit_names():
     data.check_same_classes(np.array([0, 3]), [], "digits", [str(i) for i in range(10)], "a digit model")
     data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")
-    with pytest.raises(MnistgenError, match=r"^labels \(1\) and a named model \(a, b\) name different classes"):
-        data.check_same_classes(np.array([1]), [], "labels", ["a", "b"], "a named model")
+    data.check_same_classes(np.array([1]), [], "by number", ["a", "b"], "a named model")  # nothing to contradict
+    with pytest.raises(MnistgenError, match=r"^named \(b\) and a model \(a, c\) name different classes"):
+        data.check_same_classes(np.array([1]), ["a", "b"], "named", ["a", "c"], "a model")
 
 
 def test_a_limit_keeps_every_class_of_a_set_listed_class_by_class(tmp_path, dataset):
@@ -158,3 +159,15 @@ def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
     assert sources.recorded_classes('["a", "a"]', np.array([0])) == []  # repeated names: labels by number
     assert sources.recorded_classes('["a"]', np.array([1])) == []  # a label without a name
     assert sources.recorded_classes("not json", np.array([0])) == []
+
+
+def test_evaluate_test_alone_takes_tstr_from_the_mnist_cache(tmp_path, mnist_dir, tiny_cvae, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / data.MNIST_SUBDIR).symlink_to(mnist_dir)
+    monkeypatch.setenv(data.CACHE_ENV, str(cache))
+    test = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    argv = ["evaluate", "--model", str(tiny_cvae), "--count", "10", "--tstr", "--test", str(test), "-q"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "tstr" in json.loads(result.stdout)
