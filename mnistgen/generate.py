@@ -192,9 +192,10 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
         )
     atomic.check_writable_dir(out)
     targets = (out / job.shard_name(METADATA_FILE),)
-    if not out.is_dir() or not any(out.iterdir()):
+    if out.is_dir():
+        _check_interrupted_swap(out)  # first: its hidden folders hold the output, not leftovers
+    if not out.is_dir() or not _entries(out):
         return targets
-    _check_interrupted_swap(out)
     if job.resume:
         _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
         return targets
@@ -211,12 +212,21 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
                 "pass --resume to finish them or --force to replace them"
             )
         return targets
-    if any(out.iterdir()) and not job.force:
+    if not job.force:
         raise MnistgenError(
             f"--out {out} is not empty: pass --force to replace its images, --resume to finish an interrupted job, "
             "or choose another directory"
         )
     return targets
+
+
+def _entries(out: Path) -> list[Path]:
+    """What `out` holds, less the temporaries a killed writer left (removed when the job runs)."""
+    return [entry for entry in out.iterdir() if not _stale_temporary(entry)]
+
+
+def _stale_temporary(entry: Path) -> bool:
+    return entry.name.startswith(".") and entry.name.endswith(atomic.TEMP_SUFFIX) and not atomic.writer_alive(entry)
 
 
 def _check_interrupted_swap(out: Path) -> None:
@@ -424,7 +434,7 @@ def remove_stale_temporaries(folder: Path) -> None:
     outputs, and the temporaries of writers still running (another shard), are never touched."""
     if folder.is_dir():
         for entry in folder.glob(".*" + atomic.TEMP_SUFFIX):
-            if atomic.writer_alive(entry):
+            if not _stale_temporary(entry):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -443,6 +453,7 @@ def _prepare_png_dir(job: Job, attrs: dict) -> None:
     out = job.out
     try:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # e.g. the staging folder of a --force run that was killed
         for label in job.labels:
             (out / label_dir(label)).mkdir(exist_ok=True)
             if job.resume or job.force:

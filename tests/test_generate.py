@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,6 +241,16 @@ def test_a_killed_force_runs_leftovers_are_removed_or_named(tmp_path, tiny_cvae)
     staging.rmdir()  # an aside folder alone is a finished swap's: removed
     gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8, "--force")
     assert not aside.exists()
+
+    fresh = tmp_path / "fresh"  # a --force run into a new folder, killed: only its staging folder is left
+    (fresh / staging.name / "1").mkdir(parents=True)
+    (fresh / staging.name / "mnistgen.json").write_text("{}")
+    for flags in ((), ("--force",)):  # the folder counts as empty: either way the run writes it, and the leftover goes
+        gen(tiny_cvae, "-d", "1", "-n", 2, "-o", fresh, "--seed", 8, *flags)
+        assert sorted(p.name for p in fresh.iterdir()) == ["1", "metadata.jsonl", "mnistgen.json"]
+        if not flags:
+            shutil.rmtree(fresh)
+            (fresh / staging.name).mkdir(parents=True)
 
 
 def test_temperature_narrows_the_latents(tmp_path, tiny_cvae):
