@@ -29,9 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
 
-import numpy as np
-
-from mnistgen import atomic, export, sample
+from mnistgen import atomic, export, sample, sources
 from mnistgen.checkpoint import Weights
 from mnistgen.config import Format
 from mnistgen.errors import MnistgenError
@@ -337,11 +335,7 @@ def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
             with h5py.File(path, "r") as f:
                 return dict(f.attrs)
         if fmt is Format.npz:
-            with zipfile.ZipFile(path) as archive:
-                if archive.getinfo("attrs.npy").file_size > RECORD_BYTES:
-                    return None
-            with np.load(path, allow_pickle=False) as f:
-                return json.loads(str(f["attrs"]))
+            return sources.npz_attrs(path)
         if fmt is Format.grid:
             from PIL import Image
 

@@ -410,7 +410,6 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
             _check_images_shape(path, "images", shape)
             _check_array(path, "images", dtype, GENERATE_LAYOUT, int(np.prod(shape)) * dtype.itemsize)
             has_labels = "labels.npy" in members
-            archive_sizes = {info.filename: info.file_size for info in archive.infolist()}
             if has_labels:
                 label_shape, label_dtype = _npy_header(path, archive, "labels")
                 _check_labels_shape(path, label_shape, shape[0])
@@ -419,7 +418,7 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
         with np.load(path, allow_pickle=False) as arrays:
             images = _read_images(path, "images", arrays["images"], count)
             labels = _labels(path, "labels", arrays["labels"][:count]) if has_labels else None
-            classes = recorded_classes(_npz_attrs(archive_sizes, arrays).get("classes"), labels)
+        classes = recorded_classes((npz_attrs(path) or {}).get("classes"), labels)
     except (RuntimeError, NotImplementedError) as exc:  # an encrypted member, a compression zipfile lacks
         raise MnistgenError(f"{path} cannot be opened ({exc}): save it again with np.savez") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as exc:
@@ -427,15 +426,20 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
     return _Part(images, labels, path, classes=classes)
 
 
-def _npz_attrs(sizes: dict, arrays) -> dict:
-    """The settings `generate` records in an .npz ("attrs", a JSON string), if small and well formed; else none."""
-    if sizes.get("attrs.npy", MAX_ATTRS_BYTES + 1) > MAX_ATTRS_BYTES:
-        return {}
+def npz_attrs(path: Path) -> Optional[dict]:
+    """The settings `generate` records in an .npz (its "attrs", a JSON string) when small and well
+    formed, else None: what the reader takes class names from and what --force/--resume compare."""
+    import zipfile
+
     try:
-        recorded = json.loads(str(arrays["attrs"]))
-    except ValueError:
-        return {}
-    return recorded if isinstance(recorded, dict) else {}
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("attrs.npy").file_size > MAX_ATTRS_BYTES:
+                return None
+        with np.load(path, allow_pickle=False) as arrays:
+            recorded = json.loads(str(arrays["attrs"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 # -- pictures and folders -------------------------------------------------------------------------
