@@ -588,12 +588,13 @@ def conversion_note(counts: dict) -> list[str]:
 def _pictures_in(folder: Path, root: Path) -> list[Path]:
     """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused.
     A folder that cannot be listed is refused (a directory walk would skip it as if empty)."""
-    hidden = [p for p in folder.rglob(".*") if p.is_dir()]  # .Trash-1000, .snapshot: skipped, readable or not
-    inner_folders = (p for p in folder.rglob("*") if p.is_dir() and not any(p.is_relative_to(h) for h in hidden))
-    for inner in (folder, *inner_folders):
+    entries = sorted(folder.rglob("*"))  # one walk of the tree serves both checks below
+    folders = [p for p in entries if p.is_dir()]
+    hidden = [p for p in folders if p.name.startswith(".")]  # .Trash-1000, .snapshot: skipped, readable or not
+    for inner in (folder, *(p for p in folders if not any(p.is_relative_to(h) for h in hidden))):
         if not os.access(inner, os.R_OK | os.X_OK):
             raise MnistgenError(f"cannot read the folder {inner}: permission denied; make it readable, or move it out")
-    return [p for p in sorted(folder.rglob("*")) if not p.name.startswith(".") and p.is_file() and _is_picture(p, root)]
+    return [p for p in entries if not p.name.startswith(".") and p.is_file() and _is_picture(p, root)]
 
 
 def _is_picture(path: Path, root: Path) -> bool:
