@@ -253,14 +253,12 @@ def _test_data(data_dir, test):
     """The data evaluate compares with: --data (its test split), with --test's images as the test
     split; --test alone needs no --data (nor MNIST: the cached MNIST's training images serve --tstr
     when it is there)."""
-    if test is None:
-        return sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
-    held = sources.load(Path(test), need_labels=True)
-    if data_dir is None and not sources.mnist_cached():  # nothing to train --tstr on: fine unless it is asked for
+    if test is not None and data_dir is None and not sources.mnist_cached():  # nothing to train --tstr on: fine
+        held = sources.load(Path(test), need_labels=True)  # unless it is asked for
         return replace(held, train=data.Split.empty(), test=held.train)
     dataset = sources.load(None if data_dir is None else Path(data_dir), need_labels=True)
-    data.check_same_classes(held.train.labels, held.classes, "the --test images", dataset.classes, f"--data {data_dir}")
-    return replace(dataset, test=held.train, classes=dataset.classes or held.classes)
+    held = _held_test(test, dataset.classes, dataset.source)
+    return dataset if held is None else replace(dataset, test=held.train, classes=dataset.classes or held.classes)
 
 
 def _real(augment, limit: Optional[int]) -> Optional[data.Dataset]:
@@ -360,7 +358,8 @@ def fit(
     dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))
     options = {k: v for k, v in options.items() if v is not None}
     names = list(class_names) or loaded.classes  # an ImageFolder's class names, unless class_names renames them
-    held_out = _held_test(test, names, loaded.source)
+    held = _held_test(test, names, loaded.source)
+    held_out = None if held is None else held.train
     if model == TrainKind.classifier.value:
         shape = {k: options.pop(k) for k in CLASSIFIER_FIELDS if k in options}
         cfg = ClassifierConfig(num_classes=train_lib.class_count(dataset, names), **shape)  # as many as a cvae's
@@ -377,13 +376,13 @@ def fit(
     )
 
 
-def _held_test(test, names: list[str], source: str) -> Optional[data.Split]:
-    """train --test: its images, whose classes must be the training data's."""
+def _held_test(test, names: list[str], source: str) -> Optional[data.Dataset]:
+    """--test (train's and evaluate's): its images, whose classes must be the training data's."""
     if test is None:
         return None
     held = sources.load(Path(test), need_labels=True)
     data.check_same_classes(held.train.labels, held.classes, "the --test images", names, f"the training data {source}")
-    return held.train
+    return held
 
 
 def models() -> list[dict]:

@@ -133,7 +133,7 @@ def check_same_classes(labels, classes, what: str, reference, reference_what: st
     if not len(used) or not classes or not reference:
         return
     count = int(used.max()) + 1
-    mine, theirs = label_names(classes, count), label_names(reference, max(count, len(reference or [])))
+    mine, theirs = label_names(classes, count), label_names(reference, max(count, len(reference)))
     if any(mine[label] != theirs[label] for label in used):
         raise MnistgenError(
             f"{what} ({shown(mine[label] for label in used)}) and {reference_what} ({shown(theirs)}) name different "

@@ -25,7 +25,7 @@ import numpy as np
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
 from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, Precision, PriorKind
-from mnistgen.data import one_hot, shown
+from mnistgen.data import label_names, one_hot, shown
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
 
@@ -396,8 +396,8 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
     if not generator.config.conditional:
         return
     count = generator.config.num_classes
-    mine = generator.card.get("classes") or [str(c) for c in range(count)]
-    theirs = verifier.card.get("classes") or [str(c) for c in range(verifier.config.num_classes)]
+    mine = label_names(generator.card.get("classes"), count)
+    theirs = label_names(verifier.card.get("classes"), verifier.config.num_classes)
     if list(theirs) != list(mine):
         raise MnistgenError(
             f"--classifier {verifier.name} knows classes {shown(theirs)} but model {generator.name} has "
