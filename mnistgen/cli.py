@@ -191,13 +191,11 @@ def parse_natural(word: str, option: str) -> Optional[int]:
     return int(digits)
 
 
-def parse_int_list(text: str, option: str) -> list[int]:
+def parse_int_list(text: str, option: str, what: str = "non-negative integers (e.g. 5,25)") -> list[int]:
     """`5,25` -> [5, 25]: every integer-list option's parser (--digit, --indices, --seeds, --labels, --dims)."""
     values = [parse_natural(p, option) for p in text.split(",")]
     if not text.strip() or None in values:
-        raise typer.BadParameter(
-            f"{text!r} is not a comma-separated list of non-negative integers (e.g. 5,25)", param_hint=option
-        )
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of {what}", param_hint=option)
     return values
 
 
@@ -206,12 +204,7 @@ def parse_digits(text: Optional[str]) -> Optional[list[int]]:
     trained on: a model of 5 or 13 classes has no label 9 or has 12). The model checks the range."""
     if text is None or text.strip().lower() == "all":
         return None
-    if not all(part.strip().isascii() and part.strip().isdigit() for part in text.split(",")):
-        raise typer.BadParameter(
-            f"{text!r} is not a comma-separated list of labels (e.g. 0,3,7) or all; give class names to --class",
-            param_hint="--digit",
-        )
-    return sorted(set(parse_int_list(text, "--digit")))
+    return sorted(set(parse_int_list(text, "--digit", "labels (e.g. 0,3,7) or all; give class names to --class")))
 
 
 def parse_names(text: str, option: str, example: str) -> list[str]:

@@ -605,7 +605,7 @@ def _run_file(
     if job.resume and all(t.exists() for t in job.targets):
         report(job.size)  # already complete: files appear only when whole
         return
-    latent, labelled = sampler.decoder.config.latent, sample.UNLABELLED not in job.labels
+    latent, labelled = sampler.decoder.config.latent, job.weights.config.conditional
     if job.fmt is Format.hdf5:
         writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs, labelled)
     elif job.fmt is Format.npz:
