@@ -40,6 +40,7 @@ from mnistgen.version import __version__
 
 METADATA_FILE = "metadata.jsonl"
 MANIFEST_FILE = "mnistgen.json"  # model, sha256, seed, command: beside PNG and IDX outputs
+MANIFEST_STEM = Path(MANIFEST_FILE).stem  # a shard's manifest is mnistgen.shard-...json
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
 MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory flat
@@ -175,9 +176,7 @@ def _png_path(job: Job, label: int, index: int) -> Path:
 
 def _ours(path: Path) -> bool:
     """Whether an entry of an output directory is something `generate` writes."""
-    if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(
-        MANIFEST_FILE.split(".")[0]
-    ):
+    if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(MANIFEST_STEM):
         return path.is_file()
     return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
 
@@ -197,7 +196,7 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
     if job.resume:
         _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
         return targets
-    if job.force and not any(out.glob(MANIFEST_FILE.split(".")[0] + "*.json")):
+    if job.force and not any(out.glob(MANIFEST_STEM + "*.json")):
         raise MnistgenError(
             f"--out {out} holds files that generate did not write (no {MANIFEST_FILE}): --force replaces only "
             "generate's output; choose another directory"
@@ -503,7 +502,7 @@ def _make_staging(out: Path) -> Path:
 
 def _manifest_last(entry: Path) -> bool:
     """Sort key: a manifest moves after the files it describes."""
-    return entry.name.startswith(MANIFEST_FILE.split(".")[0])
+    return entry.name.startswith(MANIFEST_STEM)
 
 
 def _rename_all(moves: list[tuple[Path, Path]]) -> None:
