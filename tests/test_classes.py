@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from test_sources import image_folder
 from typer.testing import CliRunner
 
 from mnistgen import checkpoint, data
@@ -28,11 +28,7 @@ SAME = "use sets with the same classes (class folders named alike)"
 
 def folder(root: Path, dataset, names: dict, skip: int = 0) -> Path:
     """ROOT/<name>/<index>.png: PER_CLASS fixture images of each digit in `names` (after `skip`)."""
-    for digit, name in names.items():
-        (root / name).mkdir(parents=True)
-        for i in np.flatnonzero(dataset.train.labels == digit)[skip : skip + PER_CLASS]:
-            Image.fromarray(dataset.train.images[i]).save(root / name / f"{i:05d}.png")
-    return root
+    return image_folder(root, dataset, PER_CLASS, names, skip)
 
 
 @pytest.fixture

@@ -29,12 +29,13 @@ runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "examples" / "make_imagefolder.py"
 
 
-def image_folder(root: Path, dataset, per_class: int, names: dict | None = None) -> Path:
-    """ROOT/<name>/<index>.png from the first `per_class` fixture images of each digit in `names`."""
+def image_folder(root: Path, dataset, per_class: int, names: dict | None = None, skip: int = 0) -> Path:
+    """ROOT/<name>/<index>.png from `per_class` fixture images of each digit in `names` (the first,
+    after `skip`): the ImageFolder every reader test builds (test_classes too)."""
     names = names or {d: str(d) for d in range(10)}
     for digit, name in names.items():
         (root / name).mkdir(parents=True)
-        for i in np.flatnonzero(dataset.train.labels == digit)[:per_class]:
+        for i in np.flatnonzero(dataset.train.labels == digit)[skip : skip + per_class]:
             Image.fromarray(dataset.train.images[i]).save(root / name / f"{i:05d}.png")
     return root
 
