@@ -73,6 +73,12 @@ class Split:
     def subset(self, index) -> Split:
         return Split(self.images[index], self.labels[index])
 
+    def fingerprint(self) -> str:
+        """sha256 of the images and labels, in order: the same data gives the same string."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.images, np.uint8).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, np.int64).tobytes())
+        return digest.hexdigest()
+
     @staticmethod
     def empty() -> Split:
         return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.uint8))  # (0, 28, 28), (0,)

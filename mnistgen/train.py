@@ -167,7 +167,12 @@ class Trainer:
             "options": asdict(self.options),
             "history": self.history,
             "best": self.best,
+            "data": self._data_card(),
         }
+
+    def _data_card(self) -> dict:
+        """What the run trains on, so that --resume can tell the same data from other data."""
+        return {"train_images": len(self.all_train), "sha256": self.all_train.fingerprint()}
 
     def save_state(self) -> None:
         arrays = {f"model/{k}": v for k, v in self.m.state_arrays(self.model).items()}
@@ -178,6 +183,18 @@ class Trainer:
         atomic.write_bytes(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX), save_bytes(arrays))
         atomic.write_text(
             self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX), json.dumps(self._state_card(), indent=1)
+        )
+
+    def _check_same_data(self, saved) -> None:
+        """--resume on other images (another --data, --limit or --seed, hence another held-out
+        split) would train one model on two data sets; a state from before the data was recorded
+        (no "data") is trusted."""
+        if not isinstance(saved, dict) or saved == self._data_card():
+            return
+        raise MnistgenError(
+            f"--resume: {self.run_dir} was training on other images ({saved.get('train_images')} to train on, now "
+            f"{len(self.all_train)}, or the same number but not the same ones): pass the same --data, --limit and "
+            "--seed, or another --out"
         )
 
     def load_state(self) -> None:
@@ -200,6 +217,7 @@ class Trainer:
                 f"--resume: {self.run_dir} was trained with {card.get('config')}; pass the same --model/--latent or "
                 "another --out"
             )
+        self._check_same_data(card.get("data"))
         self.m.load_arrays(self.model, {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")})
         opt_state = {k[len("optim/") :]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
         self.optimizer.set_state_dict(opt_state)

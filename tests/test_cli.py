@@ -323,6 +323,14 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
     assert finished.exit_code == 0, finished.output
     assert json.loads(finished.stdout)["already_finished"] is True and json.loads(finished.stdout)["epoch"] == 2
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    trained_on = json.loads((run / "train_state.json").read_text())["data"]["train_images"]
+    other = invoke(*base, "--epochs", 3, "--resume", "--seed", 1)  # another held-out split: other images
+    assert other.exit_code == 1
+    assert other.stderr == (
+        f"Error: --resume: {run} was training on other images ({trained_on} to train on, now {trained_on}, "
+        "or the same number but not the same ones): pass the same --data, --limit and --seed, or another --out\n"
+    )
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
 def test_train_on_chosen_images(tmp_path, mnist_dir):
