@@ -1046,7 +1046,11 @@ def interpolate(
     method: Annotated[
         Method,
         typer.Option(
-            "--method", help="lerp: straight lines; slerp: great circles (stays at the prior's typical radius)."
+            "--method",
+            help=(
+                "lerp: straight lines; slerp: great circles, the radius moving evenly between the points' "
+                "(opposite points: through the axis least aligned with the first)."
+            ),
         ),
     ] = Method.lerp,
     fps: Annotated[float, typer.Option("--fps", min=0.1, max=100.0, help="GIF frames per second.")] = 12.0,

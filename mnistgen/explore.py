@@ -35,15 +35,23 @@ def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Spherical interpolation (Shoemake 1985; White, "Sampling Generative Networks", 2016):
-    keeps intermediate points at a typical distance from the origin of a Gaussian prior."""
+    keeps intermediate points at a typical distance from the origin of a Gaussian prior. The
+    direction moves along the great circle from a to b, the radius evenly from |a| to |b|; opposite
+    points, which no one great circle joins, go through the axis least aligned with a."""
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na < SLERP_EPS or nb < SLERP_EPS:
         return lerp(a, b, t)
-    omega = np.arccos(np.clip(np.dot(a / na, b / nb), -1.0, 1.0))
+    u, w = a / na, b / nb
+    omega = np.arccos(np.clip(np.dot(u, w), -1.0, 1.0))
     if omega < SLERP_EPS:
         return lerp(a, b, t)
-    so = np.sin(omega)
-    return (np.sin((1 - t) * omega) / so)[:, None] * a[None] + (np.sin(t * omega) / so)[:, None] * b[None]
+    radius = ((1 - t) * na + t * nb)[:, None]
+    if np.pi - omega < SLERP_EPS:
+        v = np.eye(len(a))[np.argmin(np.abs(u))]
+        v = v - np.dot(v, u) * u
+        v /= np.linalg.norm(v)  # (D,) perpendicular to a: the half circle turns through it
+        return radius * (np.cos(np.pi * t)[:, None] * u[None] + np.sin(np.pi * t)[:, None] * v[None])
+    return radius * (np.sin((1 - t) * omega)[:, None] * u[None] + np.sin(t * omega)[:, None] * w[None]) / np.sin(omega)
 
 
 def path(points: np.ndarray, steps: int, method: str = "lerp", loop: bool = False) -> np.ndarray:

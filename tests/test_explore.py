@@ -33,6 +33,17 @@ def test_paths_hit_their_endpoints():
     assert np.allclose(np.linalg.norm(arc, axis=1), 3.0, atol=1e-5)  # slerp keeps the radius
 
 
+@pytest.mark.parametrize("end", [[2.0, 0.0, 0.0], [1.0, 1e-5, 0.0]])
+def test_slerp_between_opposite_points_is_a_smooth_half_circle(end):
+    start, end = np.array([-2.0, 0.0, 0.0]), np.array(end)
+    arc = explore.path(np.stack([start, end]), steps=16, method="slerp")
+    radius = np.linalg.norm(arc, axis=1)
+    assert np.allclose(radius, np.linspace(2.0, np.linalg.norm(end), 17), atol=1e-4)  # evenly from |a| to |b|
+    assert np.allclose(arc[0], start) and np.allclose(arc[-1], end, atol=1e-4)
+    turns = np.arccos(np.clip(np.sum(arc[1:] * arc[:-1], 1) / (radius[1:] * radius[:-1]), -1, 1))
+    assert np.allclose(turns, np.pi / 16, atol=1e-4)  # an even turn per frame: no jumps back and forth
+
+
 def test_grid_latents_follow_the_tutorial_orientation():
     z = explore.grid_latents(explore.GridSpec(3, (-1, 1), (-2, 2)), latent=3)
     assert z.shape == (9, 3)
