@@ -322,8 +322,8 @@ class IdxWriter:
         try:
             self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path))
             self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path))
-            self.stream = self._stack.enter_context(gzip.open(self.images_tmp, "wb", compresslevel=6))
-            self.labels = self._stack.enter_context(gzip.open(self.labels_tmp, "wb"))
+            self.stream = self._gzip(self.images_tmp, self.images_path, compresslevel=6)
+            self.labels = self._gzip(self.labels_tmp, self.labels_path)
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
@@ -331,6 +331,12 @@ class IdxWriter:
         self.labels.write(idx_header(IDX_LABELS_MAGIC, (self.total,)))
         self.written = 0
         return self
+
+    def _gzip(self, temporary: Path, final: Path, **options):
+        """A gzip stream into `temporary` whose header names `final` (gunzip -N restores that name, not
+        the hidden temporary one) and no time: the same images give the same bytes."""
+        raw = self._stack.enter_context(open(temporary, "wb"))
+        return self._stack.enter_context(gzip.GzipFile(final.name, "wb", fileobj=raw, mtime=0, **options))
 
     def write(self, images, labels, latents, position: int):
         assert position == self.written, "IDX is written in order"
@@ -457,7 +463,9 @@ def write_gif(path: Path, frames: np.ndarray, fps: float, loop: bool = True) -> 
     import imageio.v3 as iio
 
     duration_ms = 1000.0 / fps
-    payload = iio.imwrite("<bytes>", list(frames), extension=GIF_SUFFIX, duration=duration_ms, loop=0 if loop else 1)
+    # loop 0: for ever; no loop count at all (no NETSCAPE block): played once (a count N plays N + 1 times)
+    looping = {"loop": 0} if loop else {}
+    payload = iio.imwrite("<bytes>", list(frames), extension=GIF_SUFFIX, duration=duration_ms, **looping)
     atomic.write_bytes(path, payload)
 
 

@@ -59,6 +59,8 @@ def test_default_interpolation_is_a_looping_gif(tmp_path, tiny_cvae, monkeypatch
     frames = iio.imread(tmp_path / "interpolate.gif", index=None)
     assert frames.shape[:3] == (30, 28 * 4, 28 * 4)
     assert iio.immeta(tmp_path / "interpolate.gif").get("loop") == 0  # loops forever
+    run("interpolate", "--model", tiny_cvae, "--digits", "1,2", "--steps", 2, "--no-loop", "-o", tmp_path / "once.gif")
+    assert "loop" not in iio.immeta(tmp_path / "once.gif")  # no loop count: played once (a count of 1 plays twice)
 
 
 def test_strip_and_frames(tmp_path, tiny_vae):

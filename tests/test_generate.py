@@ -72,6 +72,20 @@ def test_npz_and_idx_hold_the_same_images(tmp_path, tiny_cvae):
     assert np.array_equal(loaded.train.labels, npz["labels"])
 
 
+def test_idx_files_are_the_same_bytes_each_time_and_name_themselves(tmp_path, tiny_cvae):
+    import gzip
+
+    for out in ("one", "two"):
+        gen(tiny_cvae, "-d", "3", "-n", 5, "-o", tmp_path / out, "--format", "idx", "--seed", 4)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        first = (tmp_path / "one" / name).read_bytes()
+        assert first == (tmp_path / "two" / name).read_bytes()  # no write time in the gzip header
+        with gzip.GzipFile(fileobj=open(tmp_path / "one" / name, "rb")) as f:
+            f.read(1)
+            assert f.name.endswith(name) and f.mtime == 0
+        assert first[10 : first.index(b"\0", 10)].decode() == name[: -len(".gz")]  # gunzip -N restores this name
+
+
 def test_grid_preview(tmp_path, tiny_cvae):
     from PIL import Image
 
