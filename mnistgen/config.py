@@ -92,6 +92,9 @@ LIKELIHOODS = tuple(v.value for v in Likelihood)
 MAX_LATENT = 512
 MAX_CHANNELS = 1024
 MAX_CLASSES = 256
+UNLABELLED = -1  # the label of an unconditional model's samples (files store 0, or none)
+UNLABELLED_DIR = "unlabelled"  # generate's folder for them
+MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs
 MAX_HIDDEN = 4096
 
 IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7

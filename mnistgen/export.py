@@ -17,6 +17,7 @@ from typing import BinaryIO, Optional
 import numpy as np
 
 from mnistgen import atomic
+from mnistgen.config import UNLABELLED
 from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, idx_header
 from mnistgen.errors import MnistgenError
 
@@ -350,7 +351,6 @@ class IdxWriter:
 
 TAR_MTIME = 946_684_800  # 2000-01-01: a fixed time stamp, so the same seed gives the same bytes
 TAR_MIN_KEY_WIDTH = 6  # 000000.png: WebDataset's usual key width; wider for more images
-UNLABELLED = -1
 
 
 def tar_key_width(total: int) -> int:

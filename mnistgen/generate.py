@@ -31,15 +31,14 @@ from typing import BinaryIO, Callable, Optional
 
 from mnistgen import atomic, export, sample, sources
 from mnistgen.checkpoint import Weights
-from mnistgen.config import Format
+from mnistgen.config import MANIFEST_FILE, UNLABELLED, UNLABELLED_DIR, Format
 from mnistgen.errors import MnistgenError
 from mnistgen.predictor import decoder_note
 from mnistgen.runtime import human_bytes, memory_budget, usable_cpus
-from mnistgen.sample import UNLABELLED_DIR, Sampler, Sampling, Shard
+from mnistgen.sample import Sampler, Sampling, Shard
 from mnistgen.version import __version__
 
 METADATA_FILE = "metadata.jsonl"
-MANIFEST_FILE = "mnistgen.json"  # model, sha256, seed, command: beside PNG and IDX outputs
 MANIFEST_STEM = Path(MANIFEST_FILE).stem  # a shard's manifest is mnistgen.shard-...json
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
@@ -87,11 +86,11 @@ def infer_format(out: Path, fmt: Optional[Format]) -> Format:
 
 
 def label_dir(label: int) -> str:
-    return UNLABELLED_DIR if label == sample.UNLABELLED else str(label)
+    return UNLABELLED_DIR if label == UNLABELLED else str(label)
 
 
 def _label_byte(label: int) -> int:
-    return 0 if label == sample.UNLABELLED else label  # file formats store uint8 labels
+    return 0 if label == UNLABELLED else label  # file formats store uint8 labels
 
 
 @dataclass(frozen=True)
@@ -459,7 +458,7 @@ def _prepare_png_dir(job: Job, attrs: dict) -> None:
 
 
 def _metadata_rows(job: Job, batch, names) -> str:
-    label = None if batch.label == sample.UNLABELLED else int(batch.label)
+    label = None if batch.label == UNLABELLED else int(batch.label)
     return "".join(
         json.dumps(
             {

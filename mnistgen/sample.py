@@ -24,7 +24,7 @@ import numpy as np
 
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
-from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, Precision, PriorKind
+from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, UNLABELLED, UNLABELLED_DIR, Precision, PriorKind
 from mnistgen.data import label_names, one_hot, shown
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
@@ -35,8 +35,6 @@ STREAM_TRUNCATE = 11  # the redraws that replace draws outside a truncation radi
 STREAM_COMPONENT = 12  # which mixture component each latent of a block comes from
 TRUNCATION_POOL = 64  # candidates drawn per needed latent and round when truncating
 TRUNCATION_ROUNDS = 8  # rounds before a truncation radius is declared too small for the latent
-UNLABELLED = -1  # the label of an unconditional model's samples
-UNLABELLED_DIR = "unlabelled"  # where an unconditional model's PNGs go
 UNLABELLED_KEY = 1_000  # stream key for unlabelled samples (labels are < 256)
 IMAGE_SIDE = 28
 MAX_FILTER_ATTEMPTS = 200  # redraw chunks per block before a confidence filter gives up

@@ -30,13 +30,12 @@ from typing import Optional
 import numpy as np
 
 from mnistgen import data
-from mnistgen.config import IMAGE_SIZE, MAX_CLASSES
+from mnistgen.config import IMAGE_SIZE, MANIFEST_FILE, MAX_CLASSES, UNLABELLED, UNLABELLED_DIR
 from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES, Dataset, Split
 from mnistgen.errors import MnistgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 METADATA_SUFFIXES = {".jsonl", ".json", ".csv", ".txt", ".md"}  # beside images (generate writes metadata.jsonl)
-UNLABELLED_DIR = "unlabelled"  # generate's folder for an unconditional model's samples
 SIDE = IMAGE_SIZE
 
 MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
@@ -182,13 +181,26 @@ def read_idx_dir(directory: Path) -> Dataset:
     return Dataset(train, test, str(directory))
 
 
+def generated_unlabelled(directory: Path) -> bool:
+    """Whether generate's record in `directory` says its images have no labels (an unconditional
+    model's samples): the IDX labels file beside them holds zeros only because the format needs one."""
+    record = directory / MANIFEST_FILE
+    try:
+        if not record.is_file() or record.stat().st_size > MAX_ATTRS_BYTES:
+            return False
+        found = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and found.get("labels") == [UNLABELLED]
+
+
 def _read_idx_file(path: Path) -> _Part:
     images = read_idx(path, IDX_IMAGES_MAGIC)
     name = path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
     labels_path = path.with_name(name)
     labels = (
         read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
-        if labels_path != path and labels_path.is_file()
+        if labels_path != path and labels_path.is_file() and not generated_unlabelled(path.parent)
         else None
     )
     if labels is not None and len(labels) != len(images):
@@ -709,7 +721,8 @@ def _read_path(
     if path.is_dir():
         if _find(path, MNIST_FILES["train_images"].stem) is not None:
             idx = read_idx_dir(path)
-            return _Part(idx.train.images, idx.train.labels.astype(np.int64), path, test=idx.test)
+            labels = None if generated_unlabelled(path) else idx.train.labels.astype(np.int64)
+            return _Part(idx.train.images, labels, path, test=idx.test)
         return _read_folder(path, counts, classes, need_labels, limit)
     if not path.is_file():  # a FIFO or a device would block, or never end
         raise MnistgenError(

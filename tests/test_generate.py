@@ -622,16 +622,18 @@ def test_an_unconditional_models_files_hold_no_labels(tmp_path, tiny_vae):
 
     gen(tiny_vae, "-n", 5, "-o", tmp_path / "v.h5", "--seed", 1)
     gen(tiny_vae, "-n", 5, "-o", tmp_path / "v.npz", "--seed", 1)
+    gen(tiny_vae, "-n", 5, "-o", tmp_path / "idx", "--format", "idx", "--seed", 1)  # its labels file: zeros
     with h5py.File(tmp_path / "v.h5") as f:
         assert sorted(f) == ["images", "latents"]
     assert sorted(np.load(tmp_path / "v.npz")) == ["attrs", "images", "latents"]
-    for name in ("v.h5", "v.npz"):
+    # the IDX pair needs a labels file, but generate's record beside it says the zeros are no labels
+    for name in ("v.h5", "v.npz", "idx", "idx/train-images-idx3-ubyte.gz"):
         found = sources.read([tmp_path / name])
         assert found.labels is None and found.images.shape == (5, 28, 28)
-    data = tmp_path / "v.h5"
-    refused = runner.invoke(app, ["train", "--model", "cvae", "--data", str(data), "-o", str(tmp_path / "r"), "-q"])
-    assert refused.exit_code == 1, refused.output
-    assert refused.stderr == (
-        f"Error: {data} has no labels: only --model vae trains without them; pass labelled data for a cvae or the "
-        "classifier\n"
-    )
+    for data in (tmp_path / "v.h5", tmp_path / "idx"):
+        refused = runner.invoke(app, ["train", "--model", "cvae", "--data", str(data), "-o", str(tmp_path / "r"), "-q"])
+        assert refused.exit_code == 1, refused.output
+        assert refused.stderr == (
+            f"Error: {data} has no labels: only --model vae trains without them; pass labelled data for a cvae or "
+            "the classifier\n"
+        )
