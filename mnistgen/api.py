@@ -186,8 +186,10 @@ class Model:
         self, paths: Sequence[Union[str, Path]], labels: Optional[Sequence[int]] = None, limit: Optional[int] = None
     ) -> sources.Images:
         """Images from files, folders, IDX or HDF5 (see sources.read) with their labels: `labels`
-        (one for all, or one per image) where given, else the source's; checked against the model."""
-        classes = None if labels is not None else self.card.get("classes")  # class folders by name
+        (one for all, or one per image) where given, else the source's; checked against a conditional
+        model (a VAE takes no labels: folders of any name)."""
+        by_name = labels is None and self.config.conditional
+        classes = self.card.get("classes") if by_name else None  # class folders by name
         found = sources.read([Path(p) for p in paths], limit, classes=classes)
         if labels is not None:
             found = replace(found, labels=explore.image_labels(labels, len(found.images)))

@@ -1041,7 +1041,9 @@ def interpolate(
             "--digit", "-d", min=0, max=255, help="CVAE label for --points, --images without labels, or --grid."
         ),
     ] = None,
-    labels: Annotated[Optional[str], typer.Option("--labels", help="CVAE labels of the --images, e.g. 3,8.")] = None,
+    labels: Annotated[
+        Optional[str], typer.Option("--labels", help="CVAE labels of the --images, e.g. 3,8 (replacing any they have).")
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Frames per segment of the path.")] = 16,
     method: Annotated[
         Method,
@@ -1202,7 +1204,8 @@ def encode(
         typer.Option(
             "--labels",
             help=(
-                "CVAE: the label of every image (one digit) or of each image (a comma list), where the source has none."
+                "CVAE: the label of every image (one digit) or of each image (a comma list); it replaces any labels "
+                "the source has (e.g. to encode 7s as 3s)."
             ),
         ),
     ] = None,

@@ -448,6 +448,16 @@ def test_encode_refuses_a_folder_that_is_not_a_class_of_the_model(tmp_path, data
     assert labelled.exit_code == 0, labelled.output
 
 
+def test_a_vae_encodes_folders_of_any_name(tmp_path, dataset, tiny_vae):
+    """A VAE's encoder takes no label, so class folders need not be classes of the model."""
+    root = image_folder(tmp_path / "f", dataset, 2, {3: "dog", 5: "cat"})
+    out = tmp_path / "z.csv"
+    result = runner.invoke(app, ["encode", str(root), "--model", str(tiny_vae), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = out.read_text().splitlines()
+    assert len(rows) == 1 + 4 and rows[1].startswith(str(root / "cat"))
+
+
 def test_encode_refuses_a_bomb(tmp_path, tiny_cvae):
     bomb = png_declaring(tmp_path / "bomb.png", 20_000, 20_000)
     result = runner.invoke(app, ["encode", str(bomb), "--model", str(tiny_cvae), "--labels", "1"])
