@@ -159,13 +159,15 @@ class Model:
         method: str = "lerp",
         loop: bool = False,
         seed: Optional[int] = None,
-        images: Optional[Sequence[Path]] = None,
+        images: Optional[Union[Sequence[Path], sources.Images]] = None,
         labels: Optional[Sequence[int]] = None,
     ) -> np.ndarray:
         """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
-        of `images` (see explore.walk); by default through every digit."""
+        of `images` (paths, or what `read` gave; see explore.walk); by default through every digit."""
+        explore.check_unlabelled_walk(self.weights, digit, labels)
         if images is not None:
-            anchors = explore.image_anchors(self.weights, self.net, [Path(p) for p in images], labels, digit)
+            found = images if isinstance(images, sources.Images) else self.read(images, labels)
+            anchors = explore.image_anchors(self.weights, self.net, found, digit)
             z, onehot = explore.walk(self.weights, steps, method, loop, **anchors)
         else:
             if digits is None and points is None:

@@ -981,17 +981,17 @@ def _grid_panels(config, digit: Optional[int]) -> int:
     return 1 if digit is not None or not config.conditional else config.num_classes
 
 
-def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, image_paths, labels):
-    """Before anything is decoded: refuse a grid or walk that would not fit in memory. --images are
-    read for their count, and their labels checked as encode checks them."""
+def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found):
+    """Before anything is decoded: refuse a grid or walk that would not fit in memory (`found`: the
+    --images, read)."""
     from mnistgen import explore
 
     if grid is not None:
         need = explore.grid_bytes(grid, _grid_panels(loaded.config, digit), scale)
         explore.check_memory(need, f"--grid {grid} at --scale {scale}", "use a smaller --grid or --scale")
         return
-    if image_paths is not None:
-        anchors = loaded.read(image_paths, labels).images
+    if found is not None:
+        anchors = found.images
     frames = explore.frame_count(len(anchors) if anchors is not None else loaded.config.num_classes, steps, loop)
     explore.check_memory(
         explore.walk_bytes(loaded.weights, frames, scale),
@@ -1141,13 +1141,12 @@ def interpolate(
         from mnistgen import api  # Paddle: only once the output is known to be writable
 
         weights = _check_model(model)
-        if image_paths is not None and len(image_paths) < 2:
-            raise MnistgenError("--images needs at least two images to walk between, e.g. a.png,b.png")
         if chosen_digits is not None and len(chosen_digits) < 2:
             raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
-        _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, image_paths, chosen_labels)
+        found = loaded.read(image_paths, chosen_labels) if image_paths is not None else None  # read once
+        _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, found)
         if grid is not None:
             if weights.config.latent > 2 and not quiet:
                 _stderr(
@@ -1170,7 +1169,7 @@ def interpolate(
             )
             return
         frames = loaded.interpolate(
-            chosen_digits, chosen_points, digit, steps, method.value, loop, seed, image_paths, chosen_labels
+            chosen_digits, chosen_points, digit, steps, method.value, loop, seed, found, chosen_labels
         )
         export.write_walk(out, export.upscale(frames, scale), to.value, fps, loop)
         _emit({"frames": len(frames), "out": str(out), "to": to.value, "model": weights.name})

@@ -260,18 +260,32 @@ def walk(
     return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
 
 
-def image_anchors(weights: Weights, model, paths, labels=None, digit: Optional[int] = None) -> dict:
-    """`walk` arguments for a path between the encoder means of real images. Labels (a CVAE
-    needs them) come from `labels`, else the source (an ImageFolder layout), else `digit`."""
-    found = sources.read(paths, classes=None if labels is not None else weights.card.get("classes"))
-    known = image_labels(labels, len(found.images)) if labels is not None else found.labels
-    if weights.config.conditional and known is None and digit is not None:
+def image_anchors(weights: Weights, model, found: sources.Images, digit: Optional[int] = None) -> dict:
+    """`walk` arguments for a path between the encoder means of real images (`found`, as
+    api.Model.read gives them: the source's labels or the given ones). A CVAE needs labels: those,
+    else `digit`; a VAE takes none."""
+    if len(found.images) < 2:
+        raise MnistgenError(
+            f"--images holds {len(found.images)} image: a walk needs at least two, e.g. a.png,b.png or a folder of them"
+        )
+    conditional = weights.config.conditional
+    known = found.labels if conditional else None
+    if conditional and known is None and digit is not None:
         check_labels(weights, digit, "--digit")
         known = np.full(len(found.images), digit)
-    if weights.config.conditional and known is not None:
+    if known is not None:
         check_labels(weights, known, "label")
     means, _ = encode(model, found.images, known)
     return {"means": means, "labels": known, "label": digit}
+
+
+def check_unlabelled_walk(weights: Weights, digit: Optional[int], labels) -> None:
+    """A VAE's walk has no label to hold or to give its images: refuse them rather than drop them."""
+    given = [name for name, value in (("--digit", digit), ("--labels", labels)) if value is not None]
+    if given and not weights.config.conditional:
+        raise MnistgenError(
+            f"model {weights.name} is an unconditional VAE and has no labels: drop {' and '.join(given)}"
+        )
 
 
 def image_labels(labels, count: int) -> np.ndarray:

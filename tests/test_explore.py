@@ -241,6 +241,34 @@ def test_interpolate_refuses_labels_the_model_lacks(tmp_path, tiny_cvae, tiny_va
     assert vae.stderr == "Error: --digits 12: model tiny-vae knows labels 0-9 only\n"
 
 
+def test_a_folder_of_images_is_a_walk_and_one_image_is_not(tmp_path, tiny_cvae, tiny_vae):
+    """--images counts the images it reads, not the paths given: one folder can hold the whole walk."""
+    run("generate", "-d", "3", "-n", 3, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 1, "-q")
+    folder = tmp_path / "s" / "3"
+    walk = run("interpolate", "--model", tiny_vae, "--images", folder, "--steps", 2, "-o", tmp_path / "w.gif")
+    assert json.loads(walk.stdout)["frames"] == 6  # three images, two steps each, looping back
+    one = run("interpolate", "--model", tiny_vae, "--images", folder / "00000.png", "-o", tmp_path / "1.gif", code=1)
+    assert (
+        one.stderr == "Error: --images holds 1 image: a walk needs at least two, e.g. a.png,b.png or a folder of them\n"
+    )
+    assert not (tmp_path / "1.gif").exists()
+
+
+@pytest.mark.parametrize(
+    "args, given",
+    [
+        (["--digit", "5"], "--digit"),
+        (["--labels", "3,4"], "--labels"),
+        (["--digit", "1", "--labels", "3"], "--digit and --labels"),
+    ],
+)
+def test_a_vae_walk_refuses_labels_rather_than_dropping_them(tmp_path, tiny_vae, args, given):
+    out = tmp_path / "v.gif"
+    refused = run("interpolate", "--model", tiny_vae, "--points", "0,0;1,1", *args, "-o", out, code=1)
+    assert refused.stderr == f"Error: model tiny-vae is an unconditional VAE and has no labels: drop {given}\n"
+    assert not out.exists()
+
+
 def test_walk_checks_labels_in_the_library(tiny_cvae):
     from mnistgen import checkpoint
     from mnistgen.errors import MnistgenError
