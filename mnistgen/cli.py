@@ -1003,9 +1003,15 @@ def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool,
 @app.command()
 def interpolate(
     to: Annotated[
-        WalkOutput,
-        typer.Option("--to", help="gif: an animation; png: a strip, one frame per column; frames: a folder of PNGs."),
-    ] = WalkOutput.gif,
+        Optional[WalkOutput],
+        typer.Option(
+            "--to",
+            help=(
+                "gif: an animation; png: a strip, one frame per column; frames: a folder of PNGs [default: gif; "
+                "--grid draws a png]."
+            ),
+        ),
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(
@@ -1133,11 +1139,14 @@ def interpolate(
         raise typer.BadParameter(f"{dims!r}: give two latent dimensions, e.g. 0,1", param_hint="--dims")
     grid_bounds = parse_floats(bounds, 4, "--bounds", "-3,3,-3,3") if bounds is not None else None
     image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
+    if grid is not None and to not in (None, WalkOutput.png):
+        raise typer.BadParameter(f"--grid draws one PNG picture: drop --to {to.value}", param_hint="--to")
+    to = WalkOutput.png if grid is not None else to or WalkOutput.gif
     out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
     with _user_errors("nothing was left half-written"):
         from mnistgen import export
 
-        export.check_walk_out(out, WalkOutput.png.value if grid is not None else to.value, force)
+        export.check_walk_out(out, to.value, force)
         from mnistgen import api  # Paddle: only once the output is known to be writable
 
         weights = _check_model(model)

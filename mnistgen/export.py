@@ -435,6 +435,7 @@ class TarWriter(FileWriter):
 # -- latent-space pictures ----------------------------------------------------------------------
 
 GIF_SUFFIX = ".gif"
+WALK_SUFFIXES = {"gif": GIF_SUFFIX, "png": ".png"}  # what a walk's --out file must be called, by --to
 DIGIT_COLORS = (
     "tab:blue",
     "tab:red",
@@ -505,7 +506,14 @@ def write_frames(folder: Path, frames: np.ndarray) -> list[Path]:
 
 def check_walk_out(out: Path, to: str, force: bool = False) -> None:
     """Before any work: `out` can take a walk written as `to` ("gif", "png": one file; "frames": a
-    folder, made when missing, that must be empty unless `force`)."""
+    folder, made when missing, that must be empty unless `force`), and its name says what it holds."""
+    suffix = WALK_SUFFIXES.get(to)
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise MnistgenError(
+            f"--out {out}: --to {to} writes a {suffix[1:].upper()} file; name it {out.with_suffix(suffix).name}"
+        )
+    if to == "frames" and out.suffix.lower() in WALK_SUFFIXES.values():
+        raise MnistgenError(f"--out {out}: --to frames writes a folder of PNGs; give a folder name, such as {out.stem}")
     if to != "frames":
         atomic.check_new_file(out, "--out", force)
         return

@@ -100,7 +100,13 @@ BAD_INPUTS = [
     (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
     (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
     # outputs are checked before the model loads: nothing is replaced unless --force, the option is named
-    (["interpolate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "file.txt already exists: pass --force to replace it"),
+    (
+        ["interpolate", "--model", CVAE, "-o", "{t}/file.txt"],
+        1,
+        "file.txt: --to gif writes a GIF file; name it file.gif",
+    ),
+    (["interpolate", "--model", CVAE, "--to", "frames", "-o", "{t}/w.png"], 1, "--to frames writes a folder of PNGs"),
+    (["interpolate", "--model", CVAE, "--grid", "3", "--to", "gif"], 2, "--grid draws one PNG picture: drop --to gif"),
     (
         ["interpolate", "--model", CVAE, "--to", "frames", "-o", "{t}/notes"],
         1,
@@ -331,7 +337,7 @@ def test_two_shards_into_one_directory_at_once(tmp_path, tiny_cvae):
 
 
 def test_interpolate_replaces_only_with_force_and_leaves_no_stale_frames(tmp_path, tiny_cvae):
-    keep = tmp_path / "keep.txt"
+    keep = tmp_path / "keep.gif"  # the user's own file, named as a walk would be
     keep.write_text("precious")
     walk = ["interpolate", "--model", str(tiny_cvae), "--digits", "3,8", "-q"]
     refused = runner.invoke(app, [*walk, "-o", str(keep)])
