@@ -202,6 +202,21 @@ def check_new_file(dest: Path, option: str, force: bool = False) -> None:
         raise MnistgenError(f"{dest} already exists: pass --force to replace it, or choose another {option}")
 
 
+def check_apart(outputs: dict[str, Optional[Path]], inputs) -> None:
+    """No output may be one of the inputs, or inside an input folder: --force would replace the data
+    being read, and a picture written into a folder of pictures would be read with them next time."""
+    read = [(Path(p), Path(p).resolve()) for p in inputs]
+    for option, dest in outputs.items():
+        if dest is None:
+            continue
+        where = Path(dest).resolve()
+        for given, source in read:
+            if where == source:
+                raise MnistgenError(f"{option} {dest} is one of the inputs: write it elsewhere")
+            if source in where.parents:
+                raise MnistgenError(f"{option} {dest} is inside {given}, which is being read: write it elsewhere")
+
+
 def check_new_files(outputs: dict[str, Optional[Path]], force: bool = False) -> None:
     """`check_new_file` for each option given (None: not asked for); two options may not name one file."""
     seen: dict[str, str] = {}

@@ -1144,8 +1144,9 @@ def interpolate(
     to = WalkOutput.png if grid is not None else to or WalkOutput.gif
     out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
     with _user_errors("nothing was left half-written"):
-        from mnistgen import export
+        from mnistgen import atomic, export
 
+        atomic.check_apart({"--out": out}, image_paths or [])
         export.check_walk_out(out, to.value, force)
         from mnistgen import api  # Paddle: only once the output is known to be writable
 
@@ -1247,7 +1248,9 @@ def encode(
 
         from mnistgen import atomic, export
 
-        atomic.check_new_files({"--out": out, "--plot": plot, "--reconstruct": reconstruct}, force)
+        outputs = {"--out": out, "--plot": plot, "--reconstruct": reconstruct}
+        atomic.check_apart(outputs, sources_)
+        atomic.check_new_files(outputs, force)
         if plot is not None:
             export.check_plotting()
         from mnistgen import api  # Paddle: only once the outputs are known to be writable

@@ -364,6 +364,24 @@ def test_encode_refuses_to_replace_without_force(tmp_path, tiny_cvae, mnist_dir)
     assert out.read_text().startswith("source,label,mean_0")
 
 
+def test_outputs_never_replace_or_join_the_inputs_even_with_force(tmp_path, tiny_cvae, tiny_vae):
+    """--force replaces an earlier output, never the data being read, nor writes into its folder."""
+    run_gen = ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", 2, "--seed", 1, "-q"]
+    assert runner.invoke(app, [*run_gen, "-o", str(tmp_path / "s.h5")]).exit_code == 0
+    assert runner.invoke(app, [*run_gen, "-o", str(tmp_path / "pics")]).exit_code == 0
+    data, pics = tmp_path / "s.h5", tmp_path / "pics"
+    before = data.read_bytes(), sorted(pics.rglob("*"))
+    for argv, message in [
+        (["encode", str(data), "--model", str(tiny_cvae), "-o", str(data)], f"--out {data} is one of the inputs"),
+        (["encode", str(pics), "--model", str(tiny_vae), "--plot", str(pics / "3" / "p.png")], f"is inside {pics}"),
+        (["interpolate", "--model", str(tiny_vae), "--images", str(pics), "-o", str(pics / "w.gif")], f"inside {pics}"),
+    ]:
+        result = runner.invoke(app, [*argv, "--force"])
+        assert result.exit_code == 1, result.output
+        assert message in result.stderr and result.stderr.endswith(": write it elsewhere\n")
+    assert (data.read_bytes(), sorted(pics.rglob("*"))) == before
+
+
 def test_encode_of_a_file_name_that_is_not_utf8(tmp_path, tiny_cvae):
     from PIL import Image
 
