@@ -11,6 +11,8 @@ smears into one blob with holes.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 MAX_COMPONENTS = 10  # mixture components per label, at most (also the most a card may hold)
@@ -108,12 +110,14 @@ def aggregate_mixture(means: np.ndarray, stds: np.ndarray, seed: int = 0) -> dic
     }
 
 
-def latent_stats(means: np.ndarray, stds: np.ndarray, labels: np.ndarray, seed: int = 0, mixture: bool = True) -> dict:
+def latent_stats(
+    means: np.ndarray, stds: np.ndarray, labels: Optional[np.ndarray], seed: int = 0, mixture: bool = True
+) -> dict:
     """The card's "latent_stats": the encoder means' range and spread, per-label centroids, and the
     fitted priors (one Gaussian and, with `mixture`, a mixture: per label and for all labels
     together). The mixture's EM is most of the cost (about a second for 800 images)."""
     means, stds = np.asarray(means, np.float64), np.asarray(stds, np.float64)  # rounds to clean decimals
-    classes = np.unique(labels)
+    classes = np.unique(labels) if labels is not None else []  # None: unlabelled images, "all" only
 
     def per_label(fit) -> dict:  # fit(means, stds) for all images together ("all") and for each label
         return {"all": fit(means, stds), **{str(c): fit(means[labels == c], stds[labels == c]) for c in classes}}

@@ -336,13 +336,14 @@ class Trainer:
         they work where no dataset is present.
         """
         part = stats_images(self.all_train)
-        labels = part.labels if self.config.conditional else None
+        labels = part.labels if self.config.conditional else None  # the encoder's condition
         means, stds = self._fast_or_eager(
             len(part),
             lambda inference: inference.encode(part.images, labels),
             lambda: explore.encode(self.model, part.images, part.labels),
         )
-        return priors.latent_stats(means, stds, part.labels, self.options.seed, mixture)
+        grouped = part.labels if self.dataset.labelled else None  # unlabelled pictures: no per-label centroids
+        return priors.latent_stats(means, stds, grouped, self.options.seed, mixture)
 
     def sample_grid(self, epoch: int) -> Path:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
@@ -358,12 +359,19 @@ class Trainer:
         return path
 
     # -- the run -------------------------------------------------------------------------------
+    def class_names(self) -> list[str]:
+        """The card's classes: none for unlabelled pictures (a flat folder), else the given names or
+        the label numbers."""
+        if not self.dataset.labelled:
+            return []
+        return self.options.class_names or [str(c) for c in range(self.config.num_classes)]
+
     def model_card(self, metrics: dict, mixture: bool = True) -> dict:
         paddle_version = self.paddle.__version__
         return {
             "name": self.run_dir.name,
             "config": self.config.to_dict(),
-            "classes": self.options.class_names or [str(c) for c in range(self.config.num_classes)],
+            "classes": self.class_names(),
             "training": {
                 **{k: v for k, v in asdict(self.options).items() if k != "extra"},
                 **self.options.extra,
@@ -547,7 +555,8 @@ def plan(
     given = {k: v for k, v in given.items() if v is not None}
     model = {k: given.pop(k) for k in ("latent", "channels", "likelihood") if k in given}
     config = chosen.model_config(class_count(dataset, list(class_names)), **model)
-    return config, chosen.train_options(class_names=list(class_names), **given)
+    options = chosen.train_options(class_names=list(class_names), **given)
+    return config, options if config.conditional else replace(options, companion=False)  # a cvae's only
 
 
 def hold_out(

@@ -334,6 +334,25 @@ def test_train_on_image_folder_records_class_names(tmp_path, dataset):
     assert card["training"]["train_images"] == held["train_images"] and card["training"]["data"] == str(root)
 
 
+def test_a_vae_on_unlabelled_pictures_claims_no_classes(tmp_path, dataset):
+    """A flat folder has no labels: the card names no classes, no per-label centroid or prior (the
+    zeros the reader fills in are no digit "0"), and no companion."""
+    root, out = flat_folder(tmp_path / "flat", dataset, 40), tmp_path / "run"
+    argv = ["train", "--model", "vae", "--data", str(root), "--epochs", "1", "--channels", "4", "--out", str(out)]
+    result = runner.invoke(app, [*argv, "--processes", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model.json").read_text())
+    assert card["classes"] == [] and card["training"]["companion"] is False
+    stats = card["latent_stats"]
+    assert stats["centroids"] == {} and list(stats["fitted"]) == ["all"] and list(stats["mixture"]) == ["all"]
+    walk = runner.invoke(app, ["interpolate", "--model", str(out), "--digits", "0,0", "-o", str(tmp_path / "w.gif")])
+    assert walk.exit_code == 1
+    assert walk.stderr == (
+        "Error: model run is an unconditional VAE: its training images had no labels to walk between; pass --points, "
+        "--images or --grid\n"
+    )
+
+
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     out = tmp_path / "folder"
     proc = subprocess.run(
