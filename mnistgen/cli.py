@@ -981,9 +981,9 @@ def _grid_panels(config, digit: Optional[int]) -> int:
     return 1 if digit is not None or not config.conditional else config.num_classes
 
 
-def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found):
-    """Before anything is decoded: refuse a grid or walk that would not fit in memory (`found`: the
-    --images, read)."""
+def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found, to: str):
+    """Before anything is decoded: refuse a grid or walk (written as `to`) that would not fit in
+    memory (`found`: the --images, read)."""
     from mnistgen import explore
 
     if grid is not None:
@@ -994,7 +994,7 @@ def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool,
         anchors = found.images
     frames = explore.frame_count(len(anchors) if anchors is not None else loaded.config.num_classes, steps, loop)
     explore.check_memory(
-        explore.walk_bytes(loaded.weights, frames, scale),
+        explore.walk_bytes(loaded.weights, frames, scale, to),
         f"a walk of {frames:,} frames at --scale {scale}",
         "use fewer --steps or points to walk through, or a smaller --scale",
     )
@@ -1156,7 +1156,7 @@ def interpolate(
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
         found = loaded.read(image_paths, chosen_labels) if image_paths is not None else None  # read once
-        _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, found)
+        _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, found, to.value)
         if grid is not None:
             if weights.config.latent > 2 and not quiet:
                 _stderr(

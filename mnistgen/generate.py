@@ -34,7 +34,7 @@ from mnistgen.checkpoint import Weights
 from mnistgen.config import MANIFEST_FILE, UNLABELLED, UNLABELLED_DIR, Format
 from mnistgen.errors import MnistgenError
 from mnistgen.predictor import decoder_note
-from mnistgen.runtime import human_bytes, memory_budget, usable_cpus
+from mnistgen.runtime import human_bytes_apart, memory_budget, usable_cpus
 from mnistgen.sample import Sampler, Sampling, Shard
 from mnistgen.version import __version__
 
@@ -376,15 +376,16 @@ def _check_memory(job: Job) -> None:
     budget, source = memory_budget()
     if need <= budget:
         return
+    held, allowed = human_bytes_apart(need, budget)
     what = (
-        f"--format npz holds all {job.size:,} images in memory until the end ({human_bytes(need)})"
+        f"--format npz holds all {job.size:,} images in memory until the end ({held})"
         if job.fmt is Format.npz
-        else f"--format grid draws one picture of {job.size:,} images ({human_bytes(need)} in memory)"
+        else f"--format grid draws one picture of {job.size:,} images ({held} in memory)"
     )
     fix = (
         f"use {STREAMING_FORMATS}" if job.fmt is Format.npz else f"lower --count or --scale, or use {STREAMING_FORMATS}"
     )
-    raise MnistgenError(f"{what}, more than the {human_bytes(budget)} an output may use ({source}): {fix}")
+    raise MnistgenError(f"{what}, more than the {allowed} an output may use ({source}): {fix}")
 
 
 def plan_job(

@@ -189,6 +189,12 @@ def memory_budget() -> tuple[int, str]:
     return int(min(limits) * MEMORY_SHARE), f"half of this machine's memory; set {MEMORY_ENV} to change it"
 
 
+def human_bytes_apart(need: float, budget: float) -> tuple[str, str]:
+    """Two sizes as `human_bytes`, or in bytes when they would read alike ("1.5 GiB, more than the 1.5 GiB")."""
+    shown = human_bytes(need), human_bytes(budget)
+    return shown if shown[0] != shown[1] else (f"{need:,.0f} bytes", f"{budget:,.0f} bytes")
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":

@@ -282,12 +282,19 @@ def test_walk_checks_labels_in_the_library(tiny_cvae):
         explore.walk(weights, 2, "lerp", False, means=[[0, 0], [1, 1]], labels=[3, 12])
 
 
+def test_a_refusal_never_reads_the_same_size_as_its_budget():
+    from mnistgen.runtime import human_bytes_apart
+
+    assert human_bytes_apart(1.55 * 2**30, 1.5 * 2**30) == ("1.6 GiB", "1.5 GiB")
+    assert human_bytes_apart(1.52 * 2**30, 1.5 * 2**30) == ("1,632,087,572 bytes", "1,610,612,736 bytes")
+
+
 def test_interpolate_refuses_pictures_larger_than_the_memory_budget(tmp_path, monkeypatch, tiny_cvae):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "1M")
     walk = run("interpolate", "--model", tiny_cvae, "--steps", 100, "--scale", 8, "--to", "png", code=1)
     assert walk.stderr == (
-        "Error: a walk of 1,000 frames at --scale 8 would hold 96.5 MiB in memory, more than the 1.0 MiB an output "
+        "Error: a walk of 1,000 frames at --scale 8 would hold 240.1 MiB in memory, more than the 1.0 MiB an output "
         "may use (MNISTGEN_MAX_MEMORY): use fewer --steps or points to walk through, or a smaller --scale\n"
     )
     grid = run("interpolate", "--model", tiny_cvae, "--grid", 10, "--scale", 8, code=1)
