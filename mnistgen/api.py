@@ -269,7 +269,7 @@ def _real(augment, limit: Optional[int]) -> Optional[data.Dataset]:
     """The user's labelled set for --augment (its first `limit` images): any form --data takes."""
     if augment is None:
         return None
-    found = sources.load(Path(augment), need_labels=True)
+    found = sources.load(Path(augment), need_labels=True, limit=limit)
     return replace(found, train=data.first_images(found.train, limit)) if limit is not None else found
 
 
@@ -356,7 +356,8 @@ def fit(
     need_labels = model != TrainKind.vae.value
     if rank == 0:
         train_lib.check_run_dir(out, resume)
-    loaded = sources.load(None if data_dir is None else Path(data_dir), download=download, need_labels=need_labels)
+    where = None if data_dir is None else Path(data_dir)
+    loaded = sources.load(where, download=download, need_labels=need_labels, limit=limit if indices is None else None)
     for note in loaded.notes if on_note else []:
         on_note(note)
     dataset, extra = train_lib.select(loaded, limit, None if indices is None else list(indices))

@@ -102,15 +102,21 @@ def first_images(split: Split, count: int) -> Split:
     """The first `count` images (--limit). A split listed class by class (an ImageFolder is read
     folder by folder) gives the first image of every class in turn instead, so a limit keeps every
     class rather than the first few; either way the images keep the source's order."""
-    labels = split.labels
-    if count >= len(split) or np.any(labels[1:] < labels[:-1]):  # all of it, or not class by class: the first
-        return split.subset(slice(0, count))
+    return split.subset(first_indices(split.labels, count))
+
+
+def first_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """Which images `first_images` keeps, from the labels alone (so a folder of pictures can decode
+    only those): ascending indices."""
+    labels = np.asarray(labels)
+    if count >= len(labels) or np.any(labels[1:] < labels[:-1]):  # all of it, or not class by class: the first
+        return np.arange(min(count, len(labels)))
     turn = np.empty(len(labels), np.int64)  # each image's place within its class
     for label in np.unique(labels):
         where = np.flatnonzero(labels == label)
         turn[where] = np.arange(len(where))
     chosen = np.lexsort((np.arange(len(labels)), turn))[:count]  # by turn, then source order
-    return split.subset(np.sort(chosen))
+    return np.sort(chosen)
 
 
 SHOWN_CLASSES = 12  # class names listed in a message before "..."

@@ -667,8 +667,10 @@ def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]]) -
 
 
 def _read_folder(
-    root: Path, counts: dict, classes: Optional[list[str]], need_labels: bool, limit: Optional[int]
+    root: Path, counts: dict, classes: Optional[list[str]], need_labels: bool, limit: Optional[int], in_turn: bool
 ) -> _Part:
+    """Pictures of a folder (class folders give labels). Only the `limit` kept are decoded: the
+    first, or with `in_turn` (training's --limit) every class's first in turn (data.first_indices)."""
     entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     folders = [p for p in entries if p.is_dir()]
     loose = [p for p in entries if p.is_file() and _is_picture(p, root)]
@@ -698,7 +700,9 @@ def _read_folder(
     labels = [None] * len(loose) + [mapping[name] for name in sorted(per_folder) for _ in per_folder[name]]
     _check_count(root, len(files))
     if limit is not None:
-        files, labels = files[:limit], labels[:limit]
+        by_class = in_turn and loose == []
+        keep = data.first_indices(np.array(labels), limit) if by_class else range(min(limit, len(files)))
+        files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     pictures = np.stack([_read_picture(path, counts) for path in files]).reshape(-1, SIDE, SIDE)
     known = None if any(label is None for label in labels) else np.array(labels, dtype=np.int64)
     return _Part(pictures, known, root, [str(p) for p in files], names)
@@ -714,6 +718,7 @@ def _read_path(
     need_labels: bool = False,
     limit: Optional[int] = None,
     pictures: bool = True,
+    in_turn: bool = False,
 ) -> _Part:
     """Any form, by what it is: a directory (IDX or pictures), else by the file's first bytes."""
     if not path.exists():
@@ -723,7 +728,7 @@ def _read_path(
             idx = read_idx_dir(path)
             labels = None if generated_unlabelled(path) else idx.train.labels.astype(np.int64)
             return _Part(idx.train.images, labels, path, test=idx.test)
-        return _read_folder(path, counts, classes, need_labels, limit)
+        return _read_folder(path, counts, classes, need_labels, limit, in_turn)
     if not path.is_file():  # a FIFO or a device would block, or never end
         raise MnistgenError(
             f"{path} is not a regular file (a pipe or a device?): save the data to a file and pass that"
@@ -749,10 +754,14 @@ def mnist_cached() -> bool:
     return _find(data.cache_dir() / data.MNIST_SUBDIR, MNIST_FILES["train_images"].stem) is not None
 
 
-def load(data_path: Optional[Path] = None, download: bool = False, need_labels: bool = False) -> Dataset:
+def load(
+    data_path: Optional[Path] = None, download: bool = False, need_labels: bool = False, limit: Optional[int] = None
+) -> Dataset:
     """Training data from `data_path` (any form in this module's docstring), or MNIST from the cache
     (downloading it if asked). `need_labels` (a cvae, the classifier) refuses unlabelled data and a
-    single class. Only an IDX directory with the t10k pair has a test split: see `data.holdout`."""
+    single class. Only an IDX directory with the t10k pair has a test split: see `data.holdout`.
+    `limit`: a folder of pictures decodes only the images data.first_images(limit) would keep
+    (other forms are read whole; take data.first_images of the result either way)."""
     if data_path is None:
         cached = data.cache_dir() / data.MNIST_SUBDIR
         if download:
@@ -764,7 +773,8 @@ def load(data_path: Optional[Path] = None, download: bool = False, need_labels: 
         return read_idx_dir(cached)
     path = Path(data_path)
     counts: dict = {}
-    part = _read_path(path, counts, need_labels=need_labels, pictures=False)  # no training on one picture
+    folder_limit = limit if path.is_dir() else None  # HDF5 and NPZ read only a prefix, not every class in turn
+    part = _read_path(path, counts, need_labels=need_labels, pictures=False, limit=folder_limit, in_turn=True)
     if part.labels is None:
         if need_labels:
             raise MnistgenError(

@@ -353,6 +353,20 @@ def test_a_vae_on_unlabelled_pictures_claims_no_classes(tmp_path, dataset):
     )
 
 
+def test_a_limit_decodes_only_the_pictures_it_keeps(tmp_path, dataset):
+    """--limit N reads N pictures of a folder, not all of them: a bad file past the limit is never
+    opened, and the conversion note counts what was read; an ImageFolder keeps every class in turn."""
+    root = flat_folder(tmp_path / "flat", dataset, 12)
+    (root / "zzz.png").write_bytes(b"not a picture")  # sorted last
+    Image.fromarray(dataset.train.images[0]).resize((56, 56)).save(root / "00000.png")  # converted: counted
+    loaded = sources.load(root, limit=5)
+    assert len(loaded.train) == 5 and loaded.notes == ["1 image was resized to 28x28"]
+    named = image_folder(tmp_path / "named", dataset, 20, {3: "cat", 1: "ant", 5: "bee"})
+    whole, some = sources.load(named, need_labels=True), sources.load(named, need_labels=True, limit=7)
+    kept = data.first_images(whole.train, 7)
+    assert np.array_equal(some.train.images, kept.images) and some.train.labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
+
+
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     out = tmp_path / "folder"
     proc = subprocess.run(
