@@ -32,6 +32,7 @@ from mnistgen.config import (
     DEFAULT_CLASSIFIER,
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
+    IMAGE_SIZE,
     ClassifierConfig,
     Precision,
     PriorKind,
@@ -140,14 +141,38 @@ class Model:
         return jobs.run_job(job, self.sampler(job.sampling), on_progress)
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
-        """Latents float (N, d) [+ labels (N,) for a CVAE] -> uint8 images (N, 28, 28)."""
-        z = np.asarray(z, dtype=np.float32).reshape(-1, self.config.latent)
-        onehot = None
-        if self.config.conditional:
-            if labels is None:
-                raise MnistgenError(f"model {self.name} is conditional: pass labels")
-            onehot = data.one_hot(np.resize(np.asarray(labels), len(z)), self.config.num_classes)
+        """Latents float (N, d) [+ labels for a CVAE: one for all, or one per latent] -> uint8 images (N, 28, 28)."""
+        z = np.asarray(z, dtype=np.float32)
+        z = z[None] if z.shape == (self.config.latent,) else z
+        if z.ndim != 2 or z.shape[1] != self.config.latent or not len(z):
+            raise MnistgenError(
+                f"z has shape {z.shape}: model {self.name} decodes (N, {self.config.latent}) latents, N at least 1"
+            )
+        chosen = self._labels(labels, len(z))
+        onehot = None if chosen is None else data.one_hot(chosen, self.config.num_classes)
         return decoders.decode_all(self.decoder, z, onehot)
+
+    def _labels(self, labels, count: int) -> Optional[np.ndarray]:
+        """A CVAE's labels for `count` items, int64 (count,): one for all, or one per item, each a
+        label of the model (np.eye would take -1 as the last class). A VAE takes none."""
+        if not self.config.conditional:
+            return None
+        if labels is None:
+            raise MnistgenError(f"model {self.name} is conditional: pass labels")
+        given = np.atleast_1d(np.asarray(labels))
+        if given.dtype.kind not in "iu":
+            raise MnistgenError(f"labels must be whole numbers (label indices), got {given.dtype} values")
+        explore.check_labels(self.weights, given, "label")
+        return explore.image_labels(given, count)
+
+    def _images(self, images) -> np.ndarray:
+        """uint8 (N, 28, 28) from any numeric array of whole numbers 0-255, (N, 28, 28) or (N, 1, 28, 28)."""
+        array = np.asarray(images)
+        side = (IMAGE_SIZE, IMAGE_SIZE)
+        shaped = array.ndim == 3 or (array.ndim == 4 and array.shape[1] == 1)
+        if not shaped or array.shape[-2:] != side or not len(array):
+            raise MnistgenError(f"images have shape {array.shape}: pass (N, 28, 28) or (N, 1, 28, 28), N at least 1")
+        return sources.as_pixels(array.reshape(-1, *side), "images")
 
     # -- latent space
     def interpolate(
@@ -203,16 +228,16 @@ class Model:
         return found
 
     def encode(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 images (N, 28, 28) [+ labels for a CVAE] -> means and standard deviations, float32 (N, d)."""
-        images = np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28)
-        labels = None if labels is None else np.resize(np.asarray(labels, dtype=np.int64), len(images))
-        return explore.encode(self.net, images, labels if self.config.conditional else None)
+        """Images (N, 28, 28) of whole numbers 0-255 [+ labels for a CVAE: one for all, or one per
+        image] -> means and standard deviations, float32 (N, d)."""
+        images = self._images(images)
+        return explore.encode(self.net, images, self._labels(labels, len(images)))
 
     def reconstruct(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
-        """uint8 images (N, 28, 28) [+ labels] -> their reconstructions through the encoder means."""
-        images = np.asarray(images, dtype=np.uint8).reshape(-1, 28, 28)
-        labels = None if labels is None else np.resize(np.asarray(labels, dtype=np.int64), len(images))
-        return explore.reconstruct(self.net, self.decoder, images, labels if self.config.conditional else None)
+        """Images (N, 28, 28) of whole numbers 0-255 [+ labels, as encode] -> their reconstructions
+        through the encoder means."""
+        images = self._images(images)
+        return explore.reconstruct(self.net, self.decoder, images, self._labels(labels, len(images)))
 
     # -- quality
     def evaluate(

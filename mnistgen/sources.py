@@ -259,13 +259,20 @@ def _labels(path: Path, key: str, values: np.ndarray) -> np.ndarray:
 
 
 def _pixels(path: Path, key: str, chunk: np.ndarray) -> np.ndarray:
-    """Images of any numeric dtype as uint8: whole numbers 0-255 only."""
-    bad = _first_bad(chunk, MAX_PIXEL)
+    return as_pixels(chunk, f"{path}: '{key}'")
+
+
+def as_pixels(values: np.ndarray, what: str) -> np.ndarray:
+    """Images of any numeric dtype as uint8: whole numbers 0-255 only (a cast would turn [0, 1]
+    floats black and wrap 256 to 0)."""
+    if values.dtype.kind not in NUMERIC_KINDS:
+        raise MnistgenError(f"{what} holds {values.dtype} values, not pixels: {SCALE_FIX}")
+    bad = _first_bad(values, MAX_PIXEL)
     if bad is not None:
         raise MnistgenError(
-            f"{path}: '{key}' holds the pixel value {bad:.6g}: mnistgen reads whole numbers 0-{MAX_PIXEL}; {SCALE_FIX}"
+            f"{what} holds the pixel value {bad:.6g}: mnistgen reads whole numbers 0-{MAX_PIXEL}; {SCALE_FIX}"
         )
-    return chunk.astype(np.uint8)
+    return values.astype(np.uint8)
 
 
 def _mat_pixels(path: Path, chunk: np.ndarray) -> np.ndarray:

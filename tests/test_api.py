@@ -69,6 +69,37 @@ def test_interpolate_and_encode(tiny_cvae, tiny_vae, dataset):
     assert vae.generate(count=3)[1].tolist() == [-1, -1, -1]
 
 
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, x, y, z: m.encode(x / 255.0, y), "images holds the pixel value "),
+        (lambda m, x, y, z: m.reconstruct(x.astype(np.int32) + 256, y), "images holds the pixel value "),
+        (
+            lambda m, x, y, z: m.encode(x[:, :27], y),
+            "images have shape (4, 27, 28): pass (N, 28, 28) or (N, 1, 28, 28)",
+        ),
+        (lambda m, x, y, z: m.decode(z, labels=-1), "label -1: model tiny-cvae knows labels 0-9 only"),
+        (lambda m, x, y, z: m.decode(z, labels=12), "label 12: model tiny-cvae knows labels 0-9 only"),
+        (lambda m, x, y, z: m.decode(z, labels=[3, 8]), "--labels has 2 values for 4 images: give one for all"),
+        (lambda m, x, y, z: m.encode(x, [3.5] * 4), "labels must be whole numbers (label indices), got float64"),
+        (
+            lambda m, x, y, z: m.decode(np.zeros((4, 16)), 3),
+            "z has shape (4, 16): model tiny-cvae decodes (N, 2) latents",
+        ),
+        (lambda m, x, y, z: m.decode(z), "model tiny-cvae is conditional: pass labels"),
+    ],
+)
+def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message):
+    """A [0, 1] float cast to uint8 is black, np.eye takes label -1 as the last class, and a reshape
+    turns four 16-d latents into 32 images: each is refused in one line instead."""
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    images, labels, z = model.generate(digit=3, count=4, seed=0)
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        call(model, images, labels, z)
+    assert str(caught.value).startswith(message)
+    assert model.encode(images.astype(np.float32)[:, None], 3)[0].shape == (4, 2)  # whole numbers of any dtype
+
+
 def test_models_lists_user_weights(tmp_path, monkeypatch, tiny_cvae):
     for suffix in (".safetensors", ".json"):
         shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"mine{suffix}")
