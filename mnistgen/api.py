@@ -6,7 +6,7 @@
     frames = model.interpolate(digits=[3, 8], steps=16)     # uint8 (F, 28, 28)
     means, stds = model.encode(images, labels)              # float32 (N, d) each
     picture, spec = model.grid(20)                          # the latent manifold, uint8
-    report = model.evaluate(count=1000, data="mnist/")      # what `mnistgen evaluate` prints
+    report = model.evaluate(count=1000, data_dir="mnist/")      # what `mnistgen evaluate` prints
     metrics = mnistgen.fit("digits/", "runs/digits")        # what `mnistgen train` does, in this process
 
 The CLI is a thin layer over these functions; images here are uint8 (N, 28, 28) with MNIST's
@@ -136,8 +136,13 @@ class Model:
         return self.sampler(spec).arrays(sample.labels_for(self.weights, digits), count, seed)
 
     def write(self, job: jobs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
-        """Run a planned generate job (`generate.plan_job`): write its files; returns the summary.
-        on_progress(images written, images/s, share of candidates the verifier kept)."""
+        """Run a planned generate job (`generate.plan_job` for this model): write its files; returns
+        the summary. on_progress(images written, images/s, share of candidates the verifier kept)."""
+        if job.weights.sha256 != self.weights.sha256:
+            raise MnistgenError(
+                f"the job was planned for model {job.weights.name}, not {self.name}: its files would record the "
+                f"wrong model; plan it with {self.name}'s weights (Model.weights)"
+            )
         return jobs.run_job(job, self.sampler(job.sampling), on_progress)
 
     def decode(self, z: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistgen import atomic
-from mnistgen.config import ModelConfig, config_from_dict
+from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_JUDGE, ModelConfig, config_from_dict
 from mnistgen.errors import MnistgenError
 
 FORMAT = "mnistgen-weights"
@@ -351,9 +351,8 @@ def inspect_role(spec: str, option: str = "--model") -> Weights:
     if option == "--model" and weights.is_classifier:
         raise MnistgenError(f"{spec} is the classifier, not a generator: pass a VAE or CVAE to --model (e.g. cvae-2d)")
     if option in ("--classifier", "--judge") and not weights.is_classifier:
-        raise MnistgenError(
-            f"{spec} is a {weights.config.kind} generator, not a classifier: pass --classifier classifier"
-        )
+        example = DEFAULT_JUDGE if option == "--judge" else DEFAULT_CLASSIFIER
+        raise MnistgenError(f"{spec} is a {weights.config.kind} generator, not a classifier: pass {option} {example}")
     return weights
 
 

@@ -120,10 +120,9 @@ class SyntheticMNIST(paddle.io.Dataset):
             raise MnistgenError(f"cache_blocks must be at least 1: got {cache_blocks!r}")
         try:
             device = Device(device)
-            prior = PriorKind(prior).value
-            precision = Precision(precision).value
         except ValueError as exc:
             raise MnistgenError(str(exc)) from None
+        prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
         weights = checkpoint.inspect_role(str(model), "--model")
         if classes is not None:
             names = [classes] if isinstance(classes, (str, int)) else list(classes)

@@ -255,12 +255,22 @@ def recommended(weights: Weights, key: str, explicit, default):
     return default if value is None else value
 
 
+def choice(kind: type, value, option: str) -> str:
+    """A choice given to the API (`prior`, `precision`): None is "auto" (the card's, or the
+    machine's), anything else must be one of the option's values."""
+    if value is None:
+        return kind.auto.value
+    try:
+        return kind(value).value
+    except ValueError:
+        raise MnistgenError(f"{option}={value!r}: use one of {', '.join(k.value for k in kind)}") from None
+
+
 def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float] = None) -> Prior:
     """`auto` takes the prior the model card recommends, else standard. truncation: a radius for
     the standard-normal draws, 0 for none, None for the card's recommendation (else none)."""
-    kind = recommended(
-        weights, "prior", None if PriorKind(kind) is PriorKind.auto else PriorKind(kind).value, "standard"
-    )
+    given = choice(PriorKind, kind, "prior")
+    kind = recommended(weights, "prior", None if given == PriorKind.auto.value else given, "standard")
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
     card = card_path(weights) if truncation is None and radius else None
     if kind == PriorKind.standard.value:
@@ -303,13 +313,13 @@ class Sampling:
 def resolve_sampling(
     weights: Weights,
     *,
-    prior: str = PriorKind.auto.value,
+    prior: Optional[str] = PriorKind.auto.value,
     temperature: Optional[float] = None,
     truncation: Optional[float] = None,
     sharpen: Optional[float] = None,
     min_confidence: Optional[float] = None,
     classifier: Optional[str] = None,
-    precision: str = Precision.auto.value,
+    precision: Optional[str] = Precision.auto.value,
 ) -> Sampling:
     """The one place sampling settings are decided: every None takes the model card's
     recommendation, else the library default. The verifier (`classifier` None) is the model's own
@@ -325,7 +335,7 @@ def resolve_sampling(
         min_confidence=threshold,
         classifier=verifier,
         min_confidence_card=card_path(weights) if min_confidence is None and threshold else None,
-        precision=Precision(precision).value,
+        precision=choice(Precision, precision, "precision"),
     )
 
 

@@ -100,6 +100,33 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
     assert model.encode(images.astype(np.float32)[:, None], 3)[0].shape == (4, 2)  # whole numbers of any dtype
 
 
+def test_choices_take_none_as_auto_and_name_their_values(tiny_cvae):
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    assert np.array_equal(
+        model.generate(digit=2, count=2, seed=1, prior=None, precision=None)[0],
+        model.generate(digit=2, count=2, seed=1)[0],
+    )
+    with pytest.raises(mnistgen.MnistgenError, match=r"^prior='bogus': use one of auto, standard, fitted, mixture$"):
+        model.generate(digit=2, count=1, prior="bogus")
+    with pytest.raises(mnistgen.MnistgenError, match=r"^precision='fp16': use one of auto, fp32, bf16$"):
+        mnistgen.SyntheticMNIST(model=str(tiny_cvae), count=1, precision="fp16")
+
+
+def test_a_job_runs_only_on_the_model_it_was_planned_for(tmp_path, tiny_cvae, tiny_vae):
+    from mnistgen import generate as jobs
+
+    cvae, vae = mnistgen.load(str(tiny_cvae), device="cpu"), mnistgen.load(str(tiny_vae), device="cpu")
+    job = jobs.plan_job(vae.weights, [-1], 3, tmp_path / "w.npz", 0)
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        cvae.write(job)
+    assert str(caught.value) == (
+        "the job was planned for model tiny-vae, not tiny-cvae: its files would record the wrong model; plan it with "
+        "tiny-cvae's weights (Model.weights)"
+    )
+    assert not (tmp_path / "w.npz").exists()
+    assert vae.write(job)["model"] == "tiny-vae" and (tmp_path / "w.npz").exists()
+
+
 def test_models_lists_user_weights(tmp_path, monkeypatch, tiny_cvae):
     for suffix in (".safetensors", ".json"):
         shutil.copy(tiny_cvae / f"model{suffix}", tmp_path / f"mine{suffix}")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mnistgen import checkpoint
 from mnistgen import evaluate as ev
 from mnistgen.cli import app
 
@@ -229,7 +230,11 @@ def test_classifier_is_not_a_generator(tmp_path, tiny_classifier, tiny_cvae):
             str(tmp_path / "o"),
         ],
     )
-    assert result.exit_code == 1 and "is a cvae generator, not a classifier" in result.stderr
+    assert (
+        result.exit_code == 1 and "is a cvae generator, not a classifier: pass --classifier classifier" in result.stderr
+    )
+    with pytest.raises(ev.MnistgenError, match=r"is a cvae generator, not a classifier: pass --judge judge$"):
+        checkpoint.inspect_role(str(tiny_cvae), "--judge")  # each option names its own fix
 
 
 def test_a_filtered_block_is_the_same_whichever_part_is_asked_for(tiny_cvae):
