@@ -154,16 +154,16 @@ class Model:
                 f"z has shape {z.shape}: model {self.name} decodes (N, {self.config.latent}) latents, N at least 1"
             )
         chosen = self._labels(labels, len(z))
+        if self.config.conditional and chosen is None:
+            raise MnistgenError(f"model {self.name} is conditional: pass labels")
         onehot = None if chosen is None else data.one_hot(chosen, self.config.num_classes)
         return decoders.decode_all(self.decoder, z, onehot)
 
     def _labels(self, labels, count: int) -> Optional[np.ndarray]:
         """A CVAE's labels for `count` items, int64 (count,): one for all, or one per item, each a
-        label of the model (np.eye would take -1 as the last class). A VAE takes none."""
-        if not self.config.conditional:
+        label of the model (np.eye would take -1 as the last class). A VAE takes none; None: none given."""
+        if not self.config.conditional or labels is None:
             return None
-        if labels is None:
-            raise MnistgenError(f"model {self.name} is conditional: pass labels")
         given = np.atleast_1d(np.asarray(labels))
         if given.dtype.kind not in "iu":
             raise MnistgenError(f"labels must be whole numbers (label indices), got {given.dtype} values")

@@ -23,7 +23,7 @@ import json
 import os
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -642,22 +642,23 @@ def _class_labels(root: Path, names: list[str], classes: Optional[list[str]]) ->
     return mapping, named
 
 
+def model_label(name: str, classes: list[str]) -> Optional[int]:
+    """A class name's label in a model of `classes`: its place among them, else a label index given
+    as a number (generate writes OUT/<index>/), else None."""
+    if name in classes:
+        return classes.index(name)
+    return int(name) if name.isdecimal() and int(name) < len(classes) else None
+
+
 def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
     if classes:
-        known = {name: i for i, name in enumerate(classes)}
         mapping = {}
         for name in names:
-            if name in known:
-                mapping[name] = known[name]
-            elif name.isdecimal() and int(name) < len(classes):
-                mapping[name] = int(name)
-            elif name == UNLABELLED_DIR:
-                mapping[name] = None
-            else:
-                shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+            mapping[name] = None if name == UNLABELLED_DIR else model_label(name, classes)
+            if mapping[name] is None and name != UNLABELLED_DIR:
                 raise MnistgenError(
-                    f"folder {root / name} is not a class of the model (classes: {shown}): rename it to one of them, "
-                    "or pass --labels"
+                    f"folder {root / name} is not a class of the model (classes: {data.shown(classes)}): rename it to "
+                    "one of them, or pass --labels"
                 )
         return mapping, []
     if all(name.isdecimal() or name == UNLABELLED_DIR for name in names):
@@ -800,6 +801,24 @@ def load(
     return Dataset(train, part.test, str(path), part.classes, part.labels is not None, conversion_note(counts))
 
 
+def _as_model_labels(part: _Part, classes: Optional[list[str]]) -> _Part:
+    """A file that records its class names (generate's HDF5/NPZ) read for a model of `classes`: its
+    labels by name, as class folders are (a name of the model's, or a label index); a name the model
+    lacks is refused. Compared by number, another model's "zero" would be read as that model's 3."""
+    if not classes or not part.classes or part.labels is None or part.classes == list(classes):
+        return part
+    lookup = []
+    for name in part.classes:
+        label = model_label(name, classes)
+        if label is None:
+            raise MnistgenError(
+                f"{part.source} holds images of class {name!r}, which is not a class of the model (classes: "
+                f"{data.shown(classes)}): pass --labels, or use the model that generated them"
+            )
+        lookup.append(label)
+    return replace(part, labels=np.array(lookup, dtype=np.int64)[part.labels], classes=list(classes))
+
+
 def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None) -> Images:
     """Read and concatenate every source, in order; `limit` keeps the first N images. With `classes`
     (a model card's), ImageFolder folder names must be among them (or be label indices)."""
@@ -809,7 +828,7 @@ def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None
         left = None if limit is None else limit - sum(len(p.images) for p in parts)
         if left is not None and left <= 0:
             break
-        parts.append(_read_path(path, counts, classes, limit=left))
+        parts.append(_as_model_labels(_read_path(path, counts, classes, limit=left), classes))
     if not parts:
         raise MnistgenError(f"no images given: pass {FORMS}")
     images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])  # one: no copy

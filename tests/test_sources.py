@@ -367,6 +367,25 @@ def test_a_limit_decodes_only_the_pictures_it_keeps(tmp_path, dataset):
     assert np.array_equal(some.train.images, kept.images) and some.train.labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
 
 
+def test_recorded_class_names_are_read_by_name_for_a_model(tmp_path, tiny_cvae):
+    """generate's HDF5 records its model's class names: another model reads its labels by name (as
+    class folders), and refuses a name it lacks, instead of pairing them by number."""
+    import h5py
+
+    path = tmp_path / "gn.h5"
+    with h5py.File(path, "w") as f:
+        f["images"], f["labels"] = np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 3], np.uint8)
+        f.attrs["classes"] = json.dumps(["one", "three", "two", "zero"])
+    assert sources.read([path]).labels.tolist() == [0, 1, 2, 3]  # no model: the file's own numbers
+    assert sources.read([path], classes=["zero", "one", "two", "three"]).labels.tolist() == [1, 3, 2, 0]
+    result = runner.invoke(app, ["encode", str(path), "--model", str(tiny_cvae)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {path} holds images of class 'one', which is not a class of the model (classes: 0, 1, 2, 3, 4, 5, 6, "
+        "7, 8, 9): pass --labels, or use the model that generated them\n"
+    )
+
+
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     out = tmp_path / "folder"
     proc = subprocess.run(
