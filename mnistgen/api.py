@@ -33,6 +33,7 @@ from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     IMAGE_SIZE,
+    TRAIN_RANGES,
     ClassifierConfig,
     Precision,
     PriorKind,
@@ -382,6 +383,7 @@ def fit(
     kinds = [kind.value for kind in TrainKind]
     if model not in kinds:
         raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
+    _check_train_keywords({**options, "limit": limit})
     out = Path(out)
     need_labels = model != TrainKind.vae.value
     if rank == 0:
@@ -409,6 +411,20 @@ def fit(
     return train_lib.train(
         config, dataset, train_options, out, resume, callback, rank, world, held_out, select_device(device)
     )
+
+
+def _check_train_keywords(options: dict) -> None:
+    """fit's keywords in the ranges of train's options (config.TRAIN_RANGES; Typer checks the
+    CLI's): epochs=0 trained the recipe's cap, lr=-1 diverged, batch_size=0 divided by zero."""
+    for key, value in options.items():
+        if key not in TRAIN_RANGES or value is None:
+            continue
+        option, low, high = TRAIN_RANGES[key]
+        whole = isinstance(low, int) and isinstance(high, int)
+        kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            span = f"a whole number from {low:,} to {high:,}" if whole else f"a number from {low:g} to {high:g}"
+            raise MnistgenError(f"{key}={value!r}: {option} takes {span}")
 
 
 def _held_test(test, names: list[str], source: str) -> Optional[data.Dataset]:

@@ -27,7 +27,9 @@ from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
+    MAX_SEED,
     SETTING_RANGES,
+    TRAIN_RANGES,
     Augment,
     ClassifierArch,
     Format,
@@ -44,7 +46,6 @@ from mnistgen.version import __version__
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
-MAX_SEED = 2**32 - 1
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
 MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
@@ -433,26 +434,36 @@ def train(
         Optional[int],
         typer.Option(
             "--epochs",
-            min=1,
-            max=10_000,
+            min=TRAIN_RANGES["epochs"].low,
+            max=TRAIN_RANGES["epochs"].high,
             help="Exactly N passes over the training set [default: the recipe's; else until the held-out loss stops "
             "improving, keeping the best epoch].",
         ),
     ] = None,
     latent: Annotated[
         Optional[int],
-        typer.Option("--latent", min=1, max=512, help="Latent size (2 can be drawn) [default: the recipe's]."),
+        typer.Option(
+            "--latent",
+            min=TRAIN_RANGES["latent"].low,
+            max=TRAIN_RANGES["latent"].high,
+            help="Latent size (2 can be drawn) [default: the recipe's].",
+        ),
     ] = None,
     channels: Annotated[
         Optional[int],
-        typer.Option("--channels", min=1, max=1024, help="Width of the first conv (the second has twice as many)."),
+        typer.Option(
+            "--channels",
+            min=TRAIN_RANGES["channels"].low,
+            max=TRAIN_RANGES["channels"].high,
+            help="Width of the first conv (the second has twice as many).",
+        ),
     ] = None,
     shift: Annotated[
         Optional[int],
         typer.Option(
             "--shift",
-            min=0,
-            max=4,
+            min=TRAIN_RANGES["shift"].low,
+            max=TRAIN_RANGES["shift"].high,
             help="Move each training image by up to N pixels, per epoch [default: the recipe's].",
         ),
     ] = None,
@@ -475,25 +486,50 @@ def train(
     ] = None,
     kl_warmup: Annotated[
         Optional[int],
-        typer.Option("--kl-warmup", min=0, max=10_000, help="Epochs over which the KL weight rises from 0 to 1."),
+        typer.Option(
+            "--kl-warmup",
+            min=TRAIN_RANGES["kl_warmup"].low,
+            max=TRAIN_RANGES["kl_warmup"].high,
+            help="Epochs over which the KL weight rises from 0 to 1.",
+        ),
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, max=65_536, help="Images per step.")
+        Optional[int],
+        typer.Option(
+            "--batch-size",
+            min=TRAIN_RANGES["batch_size"].low,
+            max=TRAIN_RANGES["batch_size"].high,
+            help="Images per step.",
+        ),
     ] = None,
     lr: Annotated[
         Optional[float],
-        typer.Option("--lr", min=1e-9, max=1.0, help="Adam's peak learning rate (cosine decay to 5% of it)."),
+        typer.Option(
+            "--lr",
+            min=TRAIN_RANGES["lr"].low,
+            max=TRAIN_RANGES["lr"].high,
+            help="Adam's peak learning rate (cosine decay to 5% of it).",
+        ),
     ] = None,
     lr_decay: Annotated[
         Optional[bool], typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
     ] = None,
     beta1: Annotated[
-        Optional[float], typer.Option("--beta1", min=0.0, max=0.999, help="Adam's beta1 (the tutorial uses 0.5).")
+        Optional[float],
+        typer.Option(
+            "--beta1",
+            min=TRAIN_RANGES["beta1"].low,
+            max=TRAIN_RANGES["beta1"].high,
+            help="Adam's beta1 (the tutorial uses 0.5).",
+        ),
     ] = None,
     limit: Annotated[
         Optional[int],
         typer.Option(
-            "--limit", min=1, help="Train on the first N images only (of every class in turn, for an ImageFolder)."
+            "--limit",
+            min=TRAIN_RANGES["limit"].low,
+            max=TRAIN_RANGES["limit"].high,
+            help="Train on the first N images only (of every class in turn, for an ImageFolder).",
         ),
     ] = None,
     indices: Annotated[
@@ -504,12 +540,21 @@ def train(
         ),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for initialisation, shuffling and noise.")
+        int,
+        typer.Option(
+            "--seed",
+            min=TRAIN_RANGES["seed"].low,
+            max=TRAIN_RANGES["seed"].high,
+            help="Seed for initialisation, shuffling and noise.",
+        ),
     ] = TrainOptions.seed,
     eval_every: Annotated[
         int,
         typer.Option(
-            "--eval-every", min=1, max=100_000, help="Evaluate on the test set every N epochs (and after the last)."
+            "--eval-every",
+            min=TRAIN_RANGES["eval_every"].low,
+            max=TRAIN_RANGES["eval_every"].high,
+            help="Evaluate on the test set every N epochs (and after the last).",
         ),
     ] = TrainOptions.eval_every,
     arch: Annotated[

@@ -80,6 +80,8 @@ SETTING_RANGES = {  # card key -> its option and range
     "min_confidence": SettingRange("--min-confidence", 0.0, 1.0),  # 0: every sample is kept
 }
 
+MAX_SEED = 2**32 - 1  # the largest --seed: what the outputs record and the CLI takes
+
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 DEFAULT_CLASSIFIER = "classifier"  # the shipped verifier for --min-confidence
@@ -96,6 +98,22 @@ UNLABELLED = -1  # the label of an unconditional model's samples (files store 0,
 UNLABELLED_DIR = "unlabelled"  # generate's folder for them
 MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs
 MAX_HIDDEN = 4096
+
+# The ranges of train's options: what `mnistgen train` accepts (cli.py) and what mnistgen.fit checks
+# its keywords against (api.py), decided here once. Both ends whole numbers: the option takes integers.
+TRAIN_RANGES = {
+    "epochs": SettingRange("--epochs", 1, 10_000),
+    "latent": SettingRange("--latent", 1, MAX_LATENT),
+    "channels": SettingRange("--channels", 1, MAX_CHANNELS),
+    "shift": SettingRange("--shift", 0, 4),
+    "kl_warmup": SettingRange("--kl-warmup", 0, 10_000),
+    "batch_size": SettingRange("--batch-size", 1, 65_536),
+    "lr": SettingRange("--lr", 1e-9, 1.0),
+    "beta1": SettingRange("--beta1", 0.0, 0.999),
+    "limit": SettingRange("--limit", 1, MAX_SEED),
+    "seed": SettingRange("--seed", 0, MAX_SEED),
+    "eval_every": SettingRange("--eval-every", 1, 100_000),
+}
 
 IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7
 DOWNSAMPLE = 4  # two stride-2 convolutions

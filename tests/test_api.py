@@ -268,6 +268,26 @@ def test_fit_trains_what_the_cli_trains(tmp_path, mnist_dir):
     assert mnistgen.load(str(tmp_path / "cli")).sha256 == mnistgen.load(str(run)).sha256  # the same weights
 
 
+@pytest.mark.parametrize(
+    "keyword, message",
+    [
+        ({"epochs": 0}, "epochs=0: --epochs takes a whole number from 1 to 10,000"),
+        ({"lr": -1.0}, "lr=-1.0: --lr takes a number from 1e-09 to 1"),
+        ({"batch_size": 0}, "batch_size=0: --batch-size takes a whole number from 1 to 65,536"),
+        ({"limit": 0}, "limit=0: --limit takes a whole number from 1 to 4,294,967,295"),
+        ({"seed": -1}, "seed=-1: --seed takes a whole number from 0 to 4,294,967,295"),
+        ({"epochs": 2.5}, "epochs=2.5: --epochs takes a whole number from 1 to 10,000"),
+    ],
+)
+def test_fit_keywords_have_the_options_ranges(tmp_path, mnist_dir, keyword, message):
+    """What Typer refuses on the command line, fit refuses too, before anything is read or written
+    (epochs=0 trained the recipe's 400 epochs, lr=-1 diverged, batch_size=0 divided by zero)."""
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.fit(mnist_dir, tmp_path / "run", **keyword)
+    assert str(caught.value) == message
+    assert not (tmp_path / "run").exists()
+
+
 def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir):
     epochs = []
     metrics = mnistgen.fit(mnist_dir, tmp_path / "clf", "classifier", limit=300, epochs=1, channels=8,
