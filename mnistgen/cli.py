@@ -48,6 +48,14 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
+
+
+def _bounds(key: str) -> dict:
+    """A train option's min and max for Typer, from config.TRAIN_RANGES (which mnistgen.fit checks too)."""
+    _, low, high = TRAIN_RANGES[key]
+    return {"min": low, "max": high}
+
+
 MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
 SHOWN_DIGITS = 20  # of a number too long to echo whole
 
@@ -434,8 +442,7 @@ def train(
         Optional[int],
         typer.Option(
             "--epochs",
-            min=TRAIN_RANGES["epochs"].low,
-            max=TRAIN_RANGES["epochs"].high,
+            **_bounds("epochs"),
             help="Exactly N passes over the training set [default: the recipe's; else until the held-out loss stops "
             "improving, keeping the best epoch].",
         ),
@@ -444,8 +451,7 @@ def train(
         Optional[int],
         typer.Option(
             "--latent",
-            min=TRAIN_RANGES["latent"].low,
-            max=TRAIN_RANGES["latent"].high,
+            **_bounds("latent"),
             help="Latent size (2 can be drawn) [default: the recipe's].",
         ),
     ] = None,
@@ -453,8 +459,7 @@ def train(
         Optional[int],
         typer.Option(
             "--channels",
-            min=TRAIN_RANGES["channels"].low,
-            max=TRAIN_RANGES["channels"].high,
+            **_bounds("channels"),
             help="Width of the first conv (the second has twice as many).",
         ),
     ] = None,
@@ -462,8 +467,7 @@ def train(
         Optional[int],
         typer.Option(
             "--shift",
-            min=TRAIN_RANGES["shift"].low,
-            max=TRAIN_RANGES["shift"].high,
+            **_bounds("shift"),
             help="Move each training image by up to N pixels, per epoch [default: the recipe's].",
         ),
     ] = None,
@@ -488,8 +492,7 @@ def train(
         Optional[int],
         typer.Option(
             "--kl-warmup",
-            min=TRAIN_RANGES["kl_warmup"].low,
-            max=TRAIN_RANGES["kl_warmup"].high,
+            **_bounds("kl_warmup"),
             help="Epochs over which the KL weight rises from 0 to 1.",
         ),
     ] = None,
@@ -497,8 +500,7 @@ def train(
         Optional[int],
         typer.Option(
             "--batch-size",
-            min=TRAIN_RANGES["batch_size"].low,
-            max=TRAIN_RANGES["batch_size"].high,
+            **_bounds("batch_size"),
             help="Images per step.",
         ),
     ] = None,
@@ -506,8 +508,7 @@ def train(
         Optional[float],
         typer.Option(
             "--lr",
-            min=TRAIN_RANGES["lr"].low,
-            max=TRAIN_RANGES["lr"].high,
+            **_bounds("lr"),
             help="Adam's peak learning rate (cosine decay to 5% of it).",
         ),
     ] = None,
@@ -518,8 +519,7 @@ def train(
         Optional[float],
         typer.Option(
             "--beta1",
-            min=TRAIN_RANGES["beta1"].low,
-            max=TRAIN_RANGES["beta1"].high,
+            **_bounds("beta1"),
             help="Adam's beta1 (the tutorial uses 0.5).",
         ),
     ] = None,
@@ -527,8 +527,7 @@ def train(
         Optional[int],
         typer.Option(
             "--limit",
-            min=TRAIN_RANGES["limit"].low,
-            max=TRAIN_RANGES["limit"].high,
+            **_bounds("limit"),
             help="Train on the first N images only (of every class in turn, for an ImageFolder).",
         ),
     ] = None,
@@ -543,8 +542,7 @@ def train(
         int,
         typer.Option(
             "--seed",
-            min=TRAIN_RANGES["seed"].low,
-            max=TRAIN_RANGES["seed"].high,
+            **_bounds("seed"),
             help="Seed for initialisation, shuffling and noise.",
         ),
     ] = TrainOptions.seed,
@@ -552,8 +550,7 @@ def train(
         int,
         typer.Option(
             "--eval-every",
-            min=TRAIN_RANGES["eval_every"].low,
-            max=TRAIN_RANGES["eval_every"].high,
+            **_bounds("eval_every"),
             help="Evaluate on the test set every N epochs (and after the last).",
         ),
     ] = TrainOptions.eval_every,
