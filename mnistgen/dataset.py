@@ -231,12 +231,20 @@ class Mixed(paddle.io.Dataset):
     """Items of `real` and `synthetic` interleaved at a fixed synthetic share (see `mix`)."""
 
     def __init__(self, real, synthetic, ratio: float, seed: int = 0):
-        if not 0.0 <= float(ratio) <= 1.0:
+        is_number = isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool)
+        if not is_number or not 0.0 <= float(ratio) <= 1.0:
             raise MnistgenError(f"ratio is the synthetic share of the mix, from 0 to 1: got {ratio!r}")
         ratio = float(ratio)
+        for name, source in (("real", real), ("synthetic", synthetic)):
+            if not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+                raise MnistgenError(
+                    f"{name} must be a map-style dataset (len and indexing): got {type(source).__name__}"
+                )
         have_real, have_synthetic = len(real), len(synthetic)
         if (ratio < 1 and not have_real) or (ratio > 0 and not have_synthetic):
             raise MnistgenError(f"cannot mix {have_synthetic} synthetic and {have_real} real items at ratio {ratio:g}")
+        if have_real and have_synthetic and 0 < ratio < 1:
+            check_same_form(real[0], synthetic[0])
         if ratio == 0.0:
             total = have_real
         elif ratio == 1.0:
@@ -269,6 +277,30 @@ class Mixed(paddle.io.Dataset):
     def __getitem__(self, index):
         source = self.synthetic if self.from_synthetic[index] else self.real
         return source[int(self.items[index])]
+
+
+def item_form(item) -> tuple:
+    """What a DataLoader batches an item by: each part's kind, dtype and shape (a PIL image: mode and size)."""
+    parts = item if isinstance(item, (tuple, list)) else (item,)
+    form = []
+    for part in parts:
+        if hasattr(part, "mode") and hasattr(part, "size") and not hasattr(part, "shape"):  # a PIL image
+            form.append(("PIL image", part.mode, tuple(part.size)))
+        else:
+            shape = tuple(getattr(part, "shape", ()))
+            form.append((type(part).__name__, str(getattr(part, "dtype", "")), shape))
+    return tuple(form)
+
+
+def check_same_form(real_item, synthetic_item) -> None:
+    """Both sources of a mix must give items a DataLoader can stack together: a mismatch made Paddle's
+    loader thread fail and the main thread wait for ever."""
+    real, synthetic = item_form(real_item), item_form(synthetic_item)
+    if real != synthetic:
+        raise MnistgenError(
+            f"real and synthetic items differ ({real} against {synthetic}): give the SyntheticMNIST the real "
+            "dataset's transform and backend"
+        )
 
 
 def mix(real, synthetic, ratio: float, seed: int = 0) -> Mixed:

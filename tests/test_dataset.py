@@ -137,7 +137,7 @@ def test_classes_by_name_and_an_unconditional_model(tiny_cvae, tiny_vae):
         ({"digits": 12}, "--digit 12: model tiny-cvae knows labels 0-9 only"),
         ({"digits": 1, "classes": "1"}, "give digits or classes, not both"),
         ({"classes": "Sneaker"}, "--class 'Sneaker': model tiny-cvae has classes"),
-        ({"prior": "uniform"}, "'uniform' is not a valid PriorKind"),
+        ({"prior": "uniform"}, "prior='uniform': use one of auto, standard, fitted, mixture"),
         ({"transform": 3}, "transform must be callable"),
         ({"model": "no-such-model"}, "no-such-model"),
     ],
@@ -182,6 +182,24 @@ def test_mix_gives_the_share_asked_for(tiny_cvae, paddle_mnist):
     assert len(mnistgen.mix(real, synthetic, 0.5)) == 2000  # the smaller side limits the mix
     with pytest.raises(mnistgen.MnistgenError, match="ratio is the synthetic share"):
         mnistgen.mix(real, synthetic, 1.5)
+    with pytest.raises(mnistgen.MnistgenError, match="ratio is the synthetic share"):
+        mnistgen.mix(real, synthetic, None)
+    with pytest.raises(mnistgen.MnistgenError, match="^real must be a map-style dataset"):
+        mnistgen.mix(None, synthetic, 0.5)
+
+
+def test_mix_refuses_items_a_dataloader_cannot_stack(tiny_cvae, paddle_mnist):
+    """Paddle's loader thread failed on ndarray and Tensor items in one batch, and the main thread waited for ever."""
+    from paddle.vision.transforms import ToTensor
+
+    import mnistgen
+
+    real = paddle_mnist(backend="cv2")  # ndarray items
+    synthetic = mnistgen.SyntheticMNIST(model=tiny_cvae, count=10, backend="cv2", transform=ToTensor())
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.mix(real, synthetic, 0.5)
+    assert str(caught.value).startswith("real and synthetic items differ ((('ndarray', 'float32', (28, 28)), ")
+    assert str(caught.value).endswith("give the SyntheticMNIST the real dataset's transform and backend")
 
 
 def test_torch_dataloader_reads_it(tiny_cvae):
