@@ -121,9 +121,8 @@ class Model:
         """`count` images per digit (all digits by default; an unconditional model takes no digit).
         The sampling options are generate's: None takes the card's choice. Returns images uint8
         (N, 28, 28), labels int64 (N,) (-1 when unlabelled), latents float32 (N, d)."""
-        if count < 1:
-            raise MnistgenError(f"count must be at least 1, got {count}")
-        digits = None if digit is None else ([int(digit)] if np.isscalar(digit) else [int(d) for d in digit])
+        sample.check_request(count, seed)
+        digits = sample.requested_digits(digit, "digit")
         spec = resolve_sampling(
             self.weights,
             prior=prior,

@@ -29,23 +29,15 @@ import numpy as np
 from mnistgen import checkpoint, decoders, sample
 from mnistgen.config import DEFAULT_GENERATOR, Precision, PriorKind
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device, import_paddle, select_device, usable_cpus
+from mnistgen.runtime import Device, check_device, import_paddle, select_device, usable_cpus
 
 paddle = import_paddle()
 
 BACKENDS = ("pil", "cv2")  # as paddle.vision.datasets.MNIST
 DEFAULT_COUNT = 6_000  # per class: about MNIST's 60,000 training images
 CACHE_BLOCKS = 16  # decoded blocks kept per process: 16 x 256 images, about 3 MiB
-MAX_SEED = 2**32 - 1
 STREAM_MIX = 20  # keeps mix()'s random stream apart from generation's and training's
 _INHERITED: list = []  # samplers a forked process got from its parent (see SyntheticMNIST.sampler)
-
-
-def _ints(value, what: str) -> list[int]:
-    values = [value] if np.isscalar(value) else list(value)
-    if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise MnistgenError(f"{what} {value!r}: give an index or a list of indices")
-    return [int(v) for v in values]
 
 
 def _worker_count() -> int:
@@ -103,10 +95,7 @@ class SyntheticMNIST(paddle.io.Dataset):
         device: Union[Device, str] = Device.auto,
         cache_blocks: int = CACHE_BLOCKS,
     ):
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise MnistgenError(f"count must be a whole number of images per class, at least 1: got {count!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-            raise MnistgenError(f"seed must be a whole number from 0 to {MAX_SEED}: got {seed!r}")
+        sample.check_request(count, seed)
         if transform is not None and not callable(transform):
             raise MnistgenError(
                 f"transform must be callable (e.g. paddle.vision.transforms.ToTensor()): got {transform!r}"
@@ -118,19 +107,14 @@ class SyntheticMNIST(paddle.io.Dataset):
             raise MnistgenError("give digits or classes, not both")
         if int(cache_blocks) < 1:
             raise MnistgenError(f"cache_blocks must be at least 1: got {cache_blocks!r}")
-        try:
-            device = Device(device)
-        except ValueError as exc:
-            raise MnistgenError(str(exc)) from None
+        device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
         prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
         weights = checkpoint.inspect_role(str(model), "--model")
         if classes is not None:
             names = [classes] if isinstance(classes, (str, int)) else list(classes)
             chosen = sample.resolve_classes(weights, ",".join(str(c) for c in names))
         else:
-            chosen = None if digits is None else sorted(set(_ints(digits, "digits")))
-            if chosen is not None and min(chosen) < 0:
-                raise MnistgenError(f"digits {digits!r}: labels are 0 or more")
+            chosen = sample.requested_digits(digits)
         self.weights = weights
         self.labels_order = sample.labels_for(weights, chosen)  # label-major order, as generate
         self.count, self.seed, self.transform, self.backend = int(count), int(seed), transform, backend
@@ -202,11 +186,11 @@ class SyntheticMNIST(paddle.io.Dataset):
 
     def pixels(self, index: int) -> tuple[np.ndarray, int]:
         """uint8 (28, 28) and the label of item `index`, before any backend or transform."""
-        index = operator.index(index)
+        asked = index = operator.index(index)
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} images")
+            raise IndexError(f"index {asked} is out of range for {len(self)} images")
         position, within = divmod(index, self.count)
         label = self.labels_order[position]
         return self.block(label, within // sample.BLOCK)[within % sample.BLOCK], label

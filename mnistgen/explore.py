@@ -57,6 +57,15 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return radius * (np.sin((1 - t) * omega)[:, None] * u[None] + np.sin(t * omega)[:, None] * w[None]) / np.sin(omega)
 
 
+METHODS = {"lerp": lerp, "slerp": slerp}  # interpolate --method
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise MnistgenError(f"method {method!r}: use one of {', '.join(METHODS)}")
+    return method
+
+
 def path(points: np.ndarray, steps: int, method: str = "lerp", loop: bool = False) -> np.ndarray:
     """Frames along a path through `points` (K, D): `steps` frames per segment, the last point
     included; with `loop`, the path returns to its start and the start is not repeated, so the
@@ -64,7 +73,7 @@ def path(points: np.ndarray, steps: int, method: str = "lerp", loop: bool = Fals
     points = np.asarray(points, dtype=np.float64)
     if loop and len(points) > 1:
         points = np.concatenate([points, points[:1]])
-    move = slerp if method == "slerp" else lerp
+    move = METHODS[check_method(method)]
     t = np.arange(steps) / steps
     frames = [move(points[i], points[i + 1], t) for i in range(len(points) - 1)]
     if not loop:
@@ -237,6 +246,7 @@ def walk(
     points  latent coordinates (CVAE: with the fixed `label`)
     """
     cfg = weights.config
+    check_method(method)  # a CVAE's label morph is straight whatever the method: check it anyway
     if digits is not None:
         check_labels(weights, digits, "--digits")
         if cfg.conditional:

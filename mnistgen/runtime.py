@@ -104,10 +104,14 @@ def gpu_available(paddle) -> bool:
         return False
 
 
-def select_device(device: Device | str = Device.auto) -> str:
-    """Set Paddle's device and return its name ("cpu" or "gpu:0")."""
+def check_device(device: Device | str = Device.auto) -> Device:
+    """The device asked for, refused in one line when it cannot be had (a GPU on a CPU build, or none
+    visible); nothing is set."""
+    try:
+        device = Device(device)
+    except ValueError:
+        raise MnistgenError(f"device {device!r}: use one of {', '.join(d.value for d in Device)}") from None
     paddle = import_paddle()
-    device = Device(device)
     if device is Device.gpu and not gpu_available(paddle):
         if not paddle.is_compiled_with_cuda():
             raise MnistgenError(
@@ -117,6 +121,13 @@ def select_device(device: Device | str = Device.auto) -> str:
         raise MnistgenError(
             "--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu"
         )
+    return device
+
+
+def select_device(device: Device | str = Device.auto) -> str:
+    """Set Paddle's device and return its name ("cpu" or "gpu:0")."""
+    device = check_device(device)
+    paddle = import_paddle()
     name = "cpu"
     if device is not Device.cpu and gpu_available(paddle):
         rank, world = launched_world()

@@ -24,7 +24,15 @@ import numpy as np
 
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
-from mnistgen.config import DEFAULT_CLASSIFIER, SETTING_RANGES, UNLABELLED, UNLABELLED_DIR, Precision, PriorKind
+from mnistgen.config import (
+    DEFAULT_CLASSIFIER,
+    MAX_SEED,
+    SETTING_RANGES,
+    UNLABELLED,
+    UNLABELLED_DIR,
+    Precision,
+    PriorKind,
+)
 from mnistgen.data import label_names, one_hot, shown
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
@@ -411,6 +419,26 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
             f"--classifier {verifier.name} knows classes {shown(theirs)} but model {generator.name} has "
             f"{shown(mine)}: pass a classifier trained on the model's classes, or --min-confidence 0"
         )
+
+
+def check_request(count, seed) -> None:
+    """The Python API's count (per label) and seed, as generate's --count and --seed take them."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise MnistgenError(f"count must be a whole number of images per class, at least 1: got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise MnistgenError(f"seed must be a whole number from 0 to {MAX_SEED}: got {seed!r}")
+
+
+def requested_digits(digits, what: str = "digits") -> Optional[list[int]]:
+    """The Python API's digits (None: every trained label): an index or a list of them, sorted and
+    without repeats, as --digit gives them."""
+    if digits is None:
+        return None
+    values = [digits] if np.isscalar(digits) else list(digits)
+    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
+    if not values or not whole or min(values) < 0:
+        raise MnistgenError(f"{what} {digits!r}: give a label index (0 or more) or a list of them")
+    return sorted({int(v) for v in values})
 
 
 def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:

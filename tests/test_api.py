@@ -100,6 +100,26 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
     assert model.encode(images.astype(np.float32)[:, None], 3)[0].shape == (4, 2)  # whole numbers of any dtype
 
 
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.generate(digit=[], count=1), "digit []: give a label index (0 or more) or a list of them"),
+        (lambda m: m.generate(digit=7.9, count=1), "digit 7.9: give a label index (0 or more) or a list of them"),
+        (lambda m: m.generate(digit=3, count=2.5), "count must be a whole number of images per class, at least 1"),
+        (lambda m: m.generate(digit=3, seed=2**64), "seed must be a whole number from 0 to 4294967295"),
+        (lambda m: m.interpolate(digits=[3, 8], method="slerpp"), "method 'slerpp': use one of lerp, slerp"),
+    ],
+)
+def test_generate_and_interpolate_check_their_arguments(tiny_cvae, call, message):
+    """As SyntheticMNIST and the options do: numpy's errors, silent coercion of 7.9 to 7, seeds the CLI
+    cannot repeat, or a misspelt method walked straight, before."""
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        call(model)
+    assert str(caught.value).startswith(message)
+    assert model.generate(digit=[7, 3, 7], count=1)[1].tolist() == [3, 7]  # as --digit 7,3,7: sorted, once each
+
+
 def test_choices_take_none_as_auto_and_name_their_values(tiny_cvae):
     model = mnistgen.load(str(tiny_cvae), device="cpu")
     assert np.array_equal(

@@ -140,6 +140,8 @@ def test_classes_by_name_and_an_unconditional_model(tiny_cvae, tiny_vae):
         ({"prior": "uniform"}, "prior='uniform': use one of auto, standard, fitted, mixture"),
         ({"transform": 3}, "transform must be callable"),
         ({"model": "no-such-model"}, "no-such-model"),
+        ({"device": "tpu"}, "device 'tpu': use one of auto, cpu, gpu"),
+        ({"digits": [3.5]}, "digits [3.5]: give a label index (0 or more) or a list of them"),
     ],
 )
 def test_bad_arguments_fail_at_construction(tiny_cvae, kwargs, message):
@@ -159,6 +161,17 @@ def test_pickles_without_paddle_objects(tiny_cvae):
     copy = pickle.loads(pickle.dumps(ds))
     assert copy._sampler is None and not copy._cache
     assert np.array_equal(copy[0][0], first)
+
+
+def test_a_gpu_on_a_cpu_build_fails_at_construction(tiny_cvae):
+    import paddle
+
+    import mnistgen
+
+    if paddle.is_compiled_with_cuda():
+        pytest.skip("a CUDA build: device='gpu' may work here")
+    with pytest.raises(mnistgen.MnistgenError, match="^--device gpu: this Paddle is a CPU build"):
+        mnistgen.SyntheticMNIST(model=tiny_cvae, count=1, device="gpu")
 
 
 def test_mix_gives_the_share_asked_for(tiny_cvae, paddle_mnist):
