@@ -117,12 +117,14 @@ class Model:
         classifier: Optional[str] = None,
         sharpen: Optional[float] = None,
         precision: str = Precision.auto.value,
+        classes: Optional[Union[str, Sequence[str]]] = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`count` images per digit (all digits by default; an unconditional model takes no digit).
-        The sampling options are generate's: None takes the card's choice. Returns images uint8
-        (N, 28, 28), labels int64 (N,) (-1 when unlabelled), latents float32 (N, d)."""
+        """`count` images per label: `digit` (indices) or `classes` (the card's names, as --class),
+        by default every label it trained on (an unconditional model takes neither). The sampling
+        options are generate's: None takes the card's choice. Returns images uint8 (N, 28, 28),
+        labels int64 (N,) (-1 when unlabelled), latents float32 (N, d)."""
         sample.check_request(count, seed)
-        digits = sample.requested_digits(digit, "digit")
+        digits = sample.requested_labels(self.weights, digit, classes, "digit")
         spec = resolve_sampling(
             self.weights,
             prior=prior,

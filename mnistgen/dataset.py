@@ -103,18 +103,12 @@ class SyntheticMNIST(paddle.io.Dataset):
         backend = paddle.vision.get_image_backend() if backend is None else backend
         if backend not in BACKENDS:
             raise MnistgenError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}, as Paddle's MNIST")
-        if digits is not None and classes is not None:
-            raise MnistgenError("give digits or classes, not both")
         if int(cache_blocks) < 1:
             raise MnistgenError(f"cache_blocks must be at least 1: got {cache_blocks!r}")
         device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
         prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
         weights = checkpoint.inspect_role(str(model), "--model")
-        if classes is not None:
-            names = [classes] if isinstance(classes, (str, int)) else list(classes)
-            chosen = sample.resolve_classes(weights, ",".join(str(c) for c in names))
-        else:
-            chosen = sample.requested_digits(digits)
+        chosen = sample.requested_labels(weights, digits, classes)
         self.weights = weights
         self.labels_order = sample.labels_for(weights, chosen)  # label-major order, as generate
         self.count, self.seed, self.transform, self.backend = int(count), int(seed), transform, backend

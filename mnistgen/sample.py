@@ -467,6 +467,17 @@ def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
     return digits
 
 
+def requested_labels(weights: Weights, digits=None, classes=None, what: str = "digits") -> Optional[list[int]]:
+    """The Python API's choice of labels: `digits` (indices) or `classes` (the card's names, or
+    indices; one or a list), not both; None: every trained label."""
+    if digits is not None and classes is not None:
+        raise MnistgenError(f"give {what} or classes, not both")
+    if classes is None:
+        return requested_digits(digits, what)
+    names = [classes] if isinstance(classes, (str, int, np.integer)) else list(classes)
+    return resolve_classes(weights, ",".join(str(c) for c in names))
+
+
 def resolve_classes(weights: Weights, text: str) -> list[int]:
     """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
     names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]

@@ -118,6 +118,7 @@ def test_generate_and_interpolate_check_their_arguments(tiny_cvae, call, message
         call(model)
     assert str(caught.value).startswith(message)
     assert model.generate(digit=[7, 3, 7], count=1)[1].tolist() == [3, 7]  # as --digit 7,3,7: sorted, once each
+    assert model.generate(classes=["7", "3"], count=1)[1].tolist() == [3, 7]  # the card's names, as --class
 
 
 def test_choices_take_none_as_auto_and_name_their_values(tiny_cvae):
