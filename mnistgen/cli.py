@@ -1198,14 +1198,16 @@ def interpolate(
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
         found = loaded.read(image_paths, chosen_labels) if image_paths is not None else None  # read once
+        for note in [] if quiet or found is None else found.notes:
+            _stderr(f"note: {note}")
         _check_picture_size(loaded, scale, grid, digit, steps, loop, anchors, found, to.value)
         if grid is not None:
+            picture, spec = loaded.grid(grid, grid_dims, digit, grid_bounds, sigma)  # checks --dims first
             if weights.config.latent > 2 and not quiet:
                 _stderr(
                     f"note: the latent has {weights.config.latent} dimensions; the grid sweeps "
                     f"{grid_dims[0]} and {grid_dims[1]}, the others are 0"
                 )
-            picture, spec = loaded.grid(grid, grid_dims, digit, grid_bounds, sigma)
             export.write_png(out, export.upscale(picture, scale))
             panels = _grid_panels(weights.config, digit)
             _emit(

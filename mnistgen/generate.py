@@ -284,7 +284,11 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
             and columns % export.GRID_WRAP == 0
             and columns // export.GRID_WRAP <= export.GRID_MAX_COLUMNS
         ):
-            raise MnistgenError(f"--format grid draws --count images per row: use at most {export.GRID_MAX_COLUMNS}")
+            most, wrap = export.GRID_MAX_COLUMNS, export.GRID_WRAP
+            raise MnistgenError(
+                f"--format grid draws --count images of each label in a row: use at most {most} (or, for one "
+                f"label, a multiple of {wrap} up to {wrap * most}, in rows of {wrap})"
+            )
     return targets
 
 

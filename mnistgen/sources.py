@@ -44,6 +44,7 @@ MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is ref
 MAX_ATTRS_BYTES = 1 << 20  # the settings an .npz records: read no more of them than this
 READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
 MAX_PIXEL = 255
+TAR_MAGIC, TAR_MAGIC_END = b"ustar", 262  # a POSIX tar header's magic, at bytes 257-261
 NUMERIC_KINDS = "biuf"  # bool, int, uint, float: the dtypes images and labels may have
 
 GZIP_MAGIC = data.GZIP_MAGIC
@@ -743,9 +744,15 @@ def _read_path(
         )
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            start = f.read(TAR_MAGIC_END)
     except OSError as exc:
         raise MnistgenError(f"cannot read {path}: {exc.strerror}") from None
+    head = start[:4]
+    if start[TAR_MAGIC_END - len(TAR_MAGIC) :] == TAR_MAGIC:
+        raise MnistgenError(
+            f"{path} is a tar archive (generate --format tar), which mnistgen writes for other loaders but does "
+            "not read: generate --format hdf5 or png for a set that mnistgen reads"
+        )
     if head[:2] == GZIP_MAGIC or int.from_bytes(head, "big") == IDX_IMAGES_MAGIC:
         return _read_idx_file(path)
     if head == HDF5_MAGIC:

@@ -241,6 +241,15 @@ def test_interpolate_refuses_labels_the_model_lacks(tmp_path, tiny_cvae, tiny_va
     assert vae.stderr == "Error: --digits 12: model tiny-vae knows labels 0-9 only\n"
 
 
+def test_interpolate_notes_the_pictures_it_converts(tmp_path, tiny_vae, dataset):
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(2):
+        Image.fromarray(dataset.test.images[i]).resize((56, 56)).save(pics / f"{i}.png")
+    walk = run("interpolate", "--model", tiny_vae, "--images", pics, "--steps", 2, "-o", tmp_path / "w.gif")
+    assert walk.stderr == "note: 2 images were resized to 28x28\n"  # as encode says it
+
+
 def test_a_folder_of_images_is_a_walk_and_one_image_is_not(tmp_path, tiny_cvae, tiny_vae):
     """--images counts the images it reads, not the paths given: one folder can hold the whole walk."""
     run("generate", "-d", "3", "-n", 3, "--model", tiny_cvae, "-o", tmp_path / "s", "--seed", 1, "-q")

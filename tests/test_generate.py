@@ -370,7 +370,8 @@ def test_bad_generate_options(tmp_path, monkeypatch, args, message):
         (
             lambda t: None,
             ["-o", "{t}/g.png", "-n", "500"],
-            "Error: --format grid draws --count images per row: use at most 200",
+            "Error: --format grid draws --count images of each label in a row: use at most 200 (or, for one label, a "
+            "multiple of 20 up to 4000, in rows of 20)",
         ),
         (
             lambda t: None,

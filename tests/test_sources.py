@@ -386,6 +386,22 @@ def test_recorded_class_names_are_read_by_name_for_a_model(tmp_path, tiny_cvae):
     )
 
 
+def test_a_tar_archive_is_named_as_one(tmp_path, tiny_cvae):
+    out = tmp_path / "t.tar"
+    assert (
+        runner.invoke(
+            app, ["generate", "--model", str(tiny_cvae), "-n", "1", "--format", "tar", "-o", str(out)]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(app, ["encode", str(out), "--model", str(tiny_cvae)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out} is a tar archive (generate --format tar), which mnistgen writes for other loaders but does not "
+        "read: generate --format hdf5 or png for a set that mnistgen reads\n"
+    )
+
+
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     out = tmp_path / "folder"
     proc = subprocess.run(
