@@ -94,6 +94,7 @@ LIKELIHOODS = tuple(v.value for v in Likelihood)
 MAX_LATENT = 512
 MAX_CHANNELS = 1024
 MAX_CLASSES = 256
+MNIST_CLASSES = 10  # the digits: what a model of unnamed labels knows at least, and the shipped judge
 UNLABELLED = -1  # the label of an unconditional model's samples (files store 0, or none)
 UNLABELLED_DIR = "unlabelled"  # generate's folder for them
 MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs

@@ -23,7 +23,7 @@ import numpy as np
 from mnistgen import checkpoint, data, decoders, sample, sources
 from mnistgen import classifier as clf
 from mnistgen.checkpoint import Weights
-from mnistgen.config import ClassifierConfig
+from mnistgen.config import DEFAULT_JUDGE, MNIST_CLASSES, ClassifierConfig
 from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
 from mnistgen.train import test_loss
@@ -84,11 +84,19 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
 def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verifier]) -> None:
     """Refuse to grade with the verifier: the judge must not be (one of) the classifier(s) that
     verified the samples, compared by the sha256 of their weights."""
+    digits = data.label_names([], MNIST_CLASSES)
     for member in sample.members(verifier):
         if member.sha256 == judge.sha256:
+            own = (judge.card.get("classes") or digits) != digits  # classes the shipped judge does not know
+            fix = (
+                ": train another on these classes (mnistgen train --model classifier --data DIR --seed 1) and pass it "
+                "as --judge"
+                if own
+                else f", e.g. --judge {DEFAULT_JUDGE}"
+            )
             raise MnistgenError(
                 f"the judge {judge.name} is the verifier {member.name} (same sha256): its verified samples pass by "
-                "construction; grade with an independent classifier, e.g. --judge judge"
+                f"construction; grade with an independent classifier{fix}"
             )
 
 

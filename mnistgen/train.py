@@ -28,7 +28,7 @@ from safetensors.numpy import load_file
 from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
-from mnistgen.config import ModelConfig, TrainOptions, named_recipe, recipe_for
+from mnistgen.config import MNIST_CLASSES, ModelConfig, TrainOptions, named_recipe, recipe_for
 from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.model import inputs, vae_loss
@@ -506,9 +506,6 @@ def test_loss(model, split, seed: int = 0, inference=None) -> dict:
             totals += np.array([rec.item() + kl.item(), rec.item(), kl.item()]) * len(part)
     loss, rec, kl = totals / len(split)
     return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
-
-
-MNIST_CLASSES = 10
 
 
 def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list[int]] = None) -> tuple[Dataset, dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,6 +115,13 @@ def test_grade_reports_judge_and_verifier_side_by_side(tiny_classifier, tiny_jud
     ev.check_independent(judge_w, verifier_w)  # different weights: fine
     with pytest.raises(ev.MnistgenError, match="same sha256"):
         ev.check_independent(judge_w, [verifier_w, judge_w])  # an ensemble holding the judge
+    named = replace(judge_w, card={**judge_w.card, "classes": ["cat", "dog"]})  # the shipped judge knows digits only
+    with pytest.raises(ev.MnistgenError) as caught:
+        ev.check_independent(named, named)
+    assert str(caught.value).endswith(
+        "grade with an independent classifier: train another on these classes (mnistgen train --model classifier "
+        "--data DIR --seed 1) and pass it as --judge"
+    )
     net = clf.load(judge_w)
     test = dataset.test
     scores = ev.grade(net, test.images, test.labels, ev.reference_features(net, test), clf.verifier(verifier_w, "cpu"))
