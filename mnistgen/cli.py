@@ -350,8 +350,8 @@ class _TrainProgress:
 
     def on_plan(self, config, options, images: int):
         if self.where:
-            _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {images} images, "
-                    f"{self.where}")  # fmt: skip
+            _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {images} images "
+                    f"(less the share held out, in the card), {self.where}")  # fmt: skip
 
     def on_start(self, epochs, first_epoch, steps_per_epoch):
         self.epochs = epochs
