@@ -85,12 +85,28 @@ def search_dirs() -> list[Path]:
     return extra + [shipped_dir()]
 
 
+def is_run_dir(path: Path) -> bool:
+    """A training run's directory (model.safetensors + model.json, beside its companion and state)."""
+    return all((path / (RUN_MODEL_STEM + suffix)).is_file() for suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX))
+
+
+def named_weights(directory: Path) -> dict[str, Path]:
+    """The models a search directory offers by name: its .safetensors files by stem, and the run
+    directories in it by their names. A run directory itself offers its model under its own name:
+    its files' stems (model, classifier: the companion) would shadow the shipped ones."""
+    if not directory.is_dir():
+        return {}
+    if is_run_dir(directory):
+        return {directory.name: directory / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)}
+    found = {p.stem: p for p in sorted(directory.glob("*" + WEIGHTS_SUFFIX)) if p.stem not in INTERNAL_STEMS}
+    for run in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if is_run_dir(run):
+            found.setdefault(run.name, run / (RUN_MODEL_STEM + WEIGHTS_SUFFIX))
+    return found
+
+
 def available_names() -> list[str]:
-    names = set()
-    for directory in search_dirs():
-        if directory.is_dir():
-            names.update(p.stem for p in directory.glob("*" + WEIGHTS_SUFFIX) if p.stem not in INTERNAL_STEMS)
-    return sorted(names)
+    return sorted({name for directory in search_dirs() for name in named_weights(directory)})
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -117,8 +133,8 @@ def resolve(spec: str) -> Path:
         return path
     if not _looks_like_path(spec):
         for directory in search_dirs():
-            candidate = directory / (spec + WEIGHTS_SUFFIX)
-            if candidate.is_file():
+            candidate = named_weights(directory).get(spec)
+            if candidate is not None:
                 return candidate
         known = ", ".join(available_names()) or "none found"
         raise MnistgenError(f"unknown model {spec!r}: use one of {known}, or a path to a .safetensors file")

@@ -166,6 +166,23 @@ def test_models_lists_user_weights(tmp_path, monkeypatch, tiny_cvae):
     )
 
 
+def test_run_directories_are_found_by_their_names(tmp_path, monkeypatch, tiny_cvae):
+    """$MNISTGEN_WEIGHTS may name a run directory or a folder of them: each run is its directory's
+    name, and its own files (model, classifier: the companion) never shadow the shipped ones."""
+    from mnistgen import checkpoint
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_cvae, runs / "digits")
+    shutil.copy(checkpoint.resolve("classifier"), runs / "digits" / "classifier.safetensors")  # a companion
+    shipped = checkpoint.resolve("classifier")
+    for where in (runs, runs / "digits"):
+        monkeypatch.setenv("MNISTGEN_WEIGHTS", str(where))
+        names = checkpoint.available_names()
+        assert "digits" in names and "model" not in names and "train_state" not in names
+        assert checkpoint.resolve("digits") == runs / "digits" / "model.safetensors"
+        assert checkpoint.resolve("classifier") == shipped
+
+
 def test_cache_show_and_clear(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "c"))
     (tmp_path / "c" / "mnist").mkdir(parents=True)
