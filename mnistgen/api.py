@@ -214,6 +214,10 @@ class Model:
     ) -> tuple[np.ndarray, explore.GridSpec]:
         """The tutorial's latent manifold as one uint8 picture (an n x n grid; a conditional model
         without `digit`: one labelled panel per class) and the ranges it covers."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least 1")
+        need = explore.grid_bytes(n, explore.grid_panels(self.config, digit), 1)
+        explore.check_memory(need, f"a grid of {n} x {n}", "use a smaller n")
         return explore.manifold(self.weights, self.decoder, n, tuple(dims), digit, bounds, sigma)
 
     def read(
@@ -267,6 +271,7 @@ class Model:
         figures beside (the sampling's verifier, else `classifier`, else the model's companion or
         the shipped classifier); with `augment` (a labelled set, its first `limit` images), whether
         the samples help a classifier trained on it (evaluate.augment)."""
+        sample.check_request(count, seed)  # before the judge and the test set load
         sampling = sampling or self.sampling()
         verifier = sampling.classifier if sampling.verified else None
         return evaluation.evaluate(

@@ -1018,18 +1018,13 @@ def parse_floats(text: str, count: int, option: str, example: str) -> list[float
     return values
 
 
-def _grid_panels(config, digit: Optional[int]) -> int:
-    """Panels of a --grid picture: one per class for a conditional model without --digit, else one."""
-    return 1 if digit is not None or not config.conditional else config.num_classes
-
-
 def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found, to: str):
     """Before anything is decoded: refuse a grid or walk (written as `to`) that would not fit in
     memory (`found`: the --images, read)."""
     from mnistgen import explore
 
     if grid is not None:
-        need = explore.grid_bytes(grid, _grid_panels(loaded.config, digit), scale)
+        need = explore.grid_bytes(grid, explore.grid_panels(loaded.config, digit), scale)
         explore.check_memory(need, f"--grid {grid} at --scale {scale}", "use a smaller --grid or --scale")
         return
     if found is not None:
@@ -1190,7 +1185,7 @@ def interpolate(
 
         atomic.check_apart({"--out": out}, image_paths or [])
         export.check_walk_out(out, to.value, force)
-        from mnistgen import api  # Paddle: only once the output is known to be writable
+        from mnistgen import api, explore  # Paddle: only once the output is known to be writable
 
         weights = _check_model(model)
         if chosen_digits is not None and len(chosen_digits) < 2:
@@ -1209,7 +1204,7 @@ def interpolate(
                     f"{grid_dims[0]} and {grid_dims[1]}, the others are 0"
                 )
             export.write_png(out, export.upscale(picture, scale))
-            panels = _grid_panels(weights.config, digit)
+            panels = explore.grid_panels(weights.config, digit)
             _emit(
                 {
                     "grid": grid,

@@ -104,6 +104,11 @@ def walk_bytes(weights: Weights, frames: int, scale: int, to: str) -> int:
     return frames * (FLOAT_BYTES * (cfg.latent + cfg.num_classes) + IMAGE_SIDE**2 + WALK_COPIES[to] * side * side)
 
 
+def grid_panels(config, digit: Optional[int]) -> int:
+    """Panels of a grid picture: one per class for a conditional model without a digit, else one."""
+    return 1 if digit is not None or not config.conditional else config.num_classes
+
+
 def grid_bytes(n: int, panels: int, scale: int) -> int:
     """What `manifold` holds at once for `panels` grids of n x n enlarged by `scale` (a preview grid's count)."""
     return export.GridWriter.held_bytes(panels * n * n, panels * n, scale)
