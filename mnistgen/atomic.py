@@ -107,10 +107,20 @@ def atomic_path(dest: Path):
         raise
 
 
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C held until a step completed: `note` says what is on disk now."""
+
+    def __init__(self, note: str):
+        super().__init__(note)
+        self.note = note
+
+
 @contextlib.contextmanager
-def deferred_interrupt():
+def deferred_interrupt(done: Optional[str] = None):
     """Hold a Ctrl-C (SIGINT) until the block ends, then deliver it: for a few renames that must all
-    happen. Python runs signal handlers in the main thread only; elsewhere this holds nothing."""
+    happen. `done` says what is on disk once they have (the Interrupted raised carries it, for the
+    message; the earlier state's message would be wrong). Python runs signal handlers in the main
+    thread only; elsewhere this holds nothing."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or previous is None:
         yield
@@ -121,6 +131,8 @@ def deferred_interrupt():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+    if caught and done is not None and previous is signal.default_int_handler:
+        raise Interrupted(done)
     if caught:
         signal.raise_signal(signal.SIGINT)  # now handled as before: KeyboardInterrupt, or ignored
 

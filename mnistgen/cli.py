@@ -148,8 +148,8 @@ def _user_errors(
     except MnistgenError as exc:
         _stderr(f"Error: {exc}")
         raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt:
-        _stderr(f"Interrupted: {interrupted_note}.")
+    except KeyboardInterrupt as exc:  # an atomic.Interrupted says what its held step left on disk
+        _stderr(f"Interrupted: {getattr(exc, 'note', None) or interrupted_note}.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except MemoryError:  # a limit the memory budget does not see (ulimit -v): partial files were removed
         _stderr(

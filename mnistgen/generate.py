@@ -533,7 +533,7 @@ def _swap_in(out: Path, staging: Path) -> None:
     new = sorted(staging.iterdir(), key=_manifest_last)
     moves = [(entry, aside / entry.name) for entry in old] + [(entry, out / entry.name) for entry in new]
     try:
-        with atomic.deferred_interrupt():
+        with atomic.deferred_interrupt(done=f"the new output is in {out}, complete"):
             try:
                 aside.mkdir()
                 _rename_all(moves)

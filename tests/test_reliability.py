@@ -403,3 +403,20 @@ def test_a_name_that_fits_is_written_however_long(tmp_path, tiny_cvae):
     result = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", "2", "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_ctrl_c_held_through_a_swap_says_what_is_on_disk_after_it():
+    """generate --force swaps its new output in with a few renames that hold a Ctrl-C: delivered
+    after them, it must say the new output is in (the earlier message said the old one was kept)."""
+    from mnistgen import atomic
+
+    with pytest.raises(atomic.Interrupted) as caught:
+        with atomic.deferred_interrupt(done="the new output is in o, complete"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs, and holds it
+    assert caught.value.note == "the new output is in o, complete"
+    with pytest.raises(KeyboardInterrupt) as plain:
+        with atomic.deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+    assert not isinstance(plain.value, atomic.Interrupted)
