@@ -182,17 +182,23 @@ def read_idx_dir(directory: Path) -> Dataset:
     return Dataset(train, test, str(directory))
 
 
-def generated_unlabelled(directory: Path) -> bool:
-    """Whether generate's record in `directory` says its images have no labels (an unconditional
-    model's samples): the IDX labels file beside them holds zeros only because the format needs one."""
+def generated_record(directory: Path) -> dict:
+    """generate's record (mnistgen.json) in `directory`: {} when there is none, or it is too large
+    or damaged (it only ever adds what the files cannot say)."""
     record = directory / MANIFEST_FILE
     try:
         if not record.is_file() or record.stat().st_size > MAX_ATTRS_BYTES:
-            return False
+            return {}
         found = json.loads(record.read_bytes())
     except (OSError, ValueError):
-        return False
-    return isinstance(found, dict) and found.get("labels") == [UNLABELLED]
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def generated_unlabelled(directory: Path) -> bool:
+    """Whether generate's record in `directory` says its images have no labels (an unconditional
+    model's samples): the IDX labels file beside them holds zeros only because the format needs one."""
+    return generated_record(directory).get("labels") == [UNLABELLED]
 
 
 def _read_idx_file(path: Path) -> _Part:
@@ -695,6 +701,9 @@ def _read_folder(
     if not loose and not folders:
         raise MnistgenError(f"{root} holds no image files and no MNIST IDX files: pass {FORMS}")
     mapping, names = _class_labels(root, sorted(per_folder), classes)
+    numbered = np.array([label for label in mapping.values() if label is not None], dtype=np.int64)
+    if folders and not names and not classes and len(numbered):  # generate's OUT/<index>/: its record names them
+        names = recorded_classes(generated_record(root).get("classes"), numbered)
     if need_labels and (not folders or any(v is None for v in mapping.values())):
         raise MnistgenError(
             f"{root} holds unlabelled pictures: only --model vae trains on them; sort them into {root}/<class>/ "

@@ -145,7 +145,7 @@ def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
     argv = ["train", "--model", "cvae", "--data", str(folder(tmp_path / "g", dataset, GREEK)), "--epochs", "1"]
     trained = runner.invoke(app, [*argv, "--channels", "4", "--no-classifier", "--out", str(run), "-q"])
     assert trained.exit_code == 0, trained.output
-    for name in ("synth.h5", "synth.npz"):
+    for name in ("synth.h5", "synth.npz", "synth"):  # synth/: PNGs in 0/ 1/ 2/, named by its mnistgen.json
         argv = ["generate", "--model", str(run), "-d", "all", "-n", "3", "-o", str(tmp_path / name), "-q"]
         result = runner.invoke(app, argv)  # a 3-class model: all is its three labels
         assert result.exit_code == 0, result.output
