@@ -173,12 +173,22 @@ class Model:
         return explore.image_labels(given, count)
 
     def _images(self, images) -> np.ndarray:
-        """uint8 (N, 28, 28) from any numeric array of whole numbers 0-255, (N, 28, 28) or (N, 1, 28, 28)."""
+        """uint8 (N, 28, 28) from any numeric array of whole numbers 0-255: (N, 28, 28), (N, 1, 28, 28),
+        one (28, 28) image or flat (N, 784) rows."""
         array = np.asarray(images)
         side = (IMAGE_SIZE, IMAGE_SIZE)
-        shaped = array.ndim == 3 or (array.ndim == 4 and array.shape[1] == 1)
-        if not shaped or array.shape[-2:] != side or not len(array):
-            raise MnistgenError(f"images have shape {array.shape}: pass (N, 28, 28) or (N, 1, 28, 28), N at least 1")
+        pixels = IMAGE_SIZE * IMAGE_SIZE
+        shaped = (
+            array.shape == side
+            or (array.ndim == 2 and array.shape[1] == pixels)
+            or (array.ndim == 3 and array.shape[1:] == side)
+            or (array.ndim == 4 and array.shape[1:] == (1, *side))
+        )
+        if not shaped or not array.size:
+            raise MnistgenError(
+                f"images have shape {array.shape}: pass (N, 28, 28), (N, 1, 28, 28), (N, 784) or one (28, 28), N at "
+                "least 1"
+            )
         return sources.as_pixels(array.reshape(-1, *side), "images")
 
     # -- latent space

@@ -227,6 +227,8 @@ def check_apart(outputs: dict[str, Optional[Path]], inputs) -> None:
                 raise MnistgenError(f"{option} {dest} is one of the inputs: write it elsewhere")
             if source in where.parents:
                 raise MnistgenError(f"{option} {dest} is inside {given}, which is being read: write it elsewhere")
+            if where in source.parents:  # a frames folder that --force would empty
+                raise MnistgenError(f"{option} {dest} holds {given}, which is being read: write it elsewhere")
 
 
 def check_new_files(outputs: dict[str, Optional[Path]], force: bool = False) -> None:

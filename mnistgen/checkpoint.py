@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 RUN_MODEL_STEM = "model"  # a run directory holds model.safetensors + model.json
+RUN_METRICS_FILE = "metrics.jsonl"  # and its metrics, one line per epoch: what marks it as a run
 WEIGHTS_ENV = "MNISTGEN_WEIGHTS"
 INTERNAL_STEMS = ("train_state",)  # resume state in a run directory, not a model
 METADATA_KEY = "mnistgen_config"
@@ -86,27 +87,46 @@ def search_dirs() -> list[Path]:
 
 
 def is_run_dir(path: Path) -> bool:
-    """A training run's directory (model.safetensors + model.json, beside its companion and state)."""
-    return all((path / (RUN_MODEL_STEM + suffix)).is_file() for suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX))
+    """A training run's directory: model.safetensors + model.json and its metrics (beside them, a
+    companion and the resume state); a folder of weights that holds a model.safetensors is not one."""
+    found = [RUN_MODEL_STEM + WEIGHTS_SUFFIX, RUN_MODEL_STEM + CARD_SUFFIX, RUN_METRICS_FILE]
+    return all((path / name).is_file() for name in found)
 
 
-def named_weights(directory: Path) -> dict[str, Path]:
-    """The models a search directory offers by name: its .safetensors files by stem, and the run
-    directories in it by their names. A run directory itself offers its model under its own name:
-    its files' stems (model, classifier: the companion) would shadow the shipped ones."""
-    if not directory.is_dir():
-        return {}
-    if is_run_dir(directory):
-        return {directory.name: directory / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)}
-    found = {p.stem: p for p in sorted(directory.glob("*" + WEIGHTS_SUFFIX)) if p.stem not in INTERNAL_STEMS}
-    for run in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if is_run_dir(run):
-            found.setdefault(run.name, run / (RUN_MODEL_STEM + WEIGHTS_SUFFIX))
-    return found
+def _offered(directory: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """What a search directory offers by name: its weights files by stem, and its run directories by
+    their names (a run directory itself: its own name; its files' stems, model and its companion
+    classifier, are no names)."""
+    try:
+        if not directory.is_dir():
+            return {}, {}
+        if is_run_dir(directory):
+            return {}, {directory.resolve().name: directory / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)}
+        files = {p.stem: p for p in sorted(directory.glob("*" + WEIGHTS_SUFFIX)) if p.stem not in INTERNAL_STEMS}
+        subfolders = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:  # an unreadable folder offers nothing; it must not stop the shipped names
+        return {}, {}
+    return files, {p.name: p / (RUN_MODEL_STEM + WEIGHTS_SUFFIX) for p in subfolders if is_run_dir(p)}
+
+
+def named_weights() -> dict[str, Path]:
+    """Every name --model finds: weights files ($MNISTGEN_WEIGHTS first, then the shipped ones), then
+    run directories under any name not taken (a run called runs/cvae never hides the shipped cvae)."""
+    table: dict[str, Path] = {}
+    runs: dict[str, Path] = {}
+    for directory in search_dirs():
+        files, found = _offered(directory)
+        for name, path in files.items():
+            table.setdefault(name, path)
+        for name, path in found.items():
+            runs.setdefault(name, path)
+    for name, path in runs.items():
+        table.setdefault(name, path)
+    return table
 
 
 def available_names() -> list[str]:
-    return sorted({name for directory in search_dirs() for name in named_weights(directory)})
+    return sorted(named_weights())
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -132,10 +152,9 @@ def resolve(spec: str) -> Path:
     if path.is_file():
         return path
     if not _looks_like_path(spec):
-        for directory in search_dirs():
-            candidate = named_weights(directory).get(spec)
-            if candidate is not None:
-                return candidate
+        candidate = named_weights().get(spec)
+        if candidate is not None:
+            return candidate
         known = ", ".join(available_names()) or "none found"
         raise MnistgenError(f"unknown model {spec!r}: use one of {known}, or a path to a .safetensors file")
     raise MnistgenError(

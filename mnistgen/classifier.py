@@ -344,7 +344,7 @@ def save(
     """Write `run_dir`/`stem`.safetensors + .json (and the epochs' metrics); `classes` names the labels."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_name = "metrics.jsonl" if stem == checkpoint.RUN_MODEL_STEM else f"{stem}-metrics.jsonl"
+    metrics_name = checkpoint.RUN_METRICS_FILE if stem == checkpoint.RUN_MODEL_STEM else f"{stem}-metrics.jsonl"
     atomic.write_text(run_dir / metrics_name, "".join(json.dumps(h) + "\n" for h in history))
     card = {
         "name": run_dir.name if stem == checkpoint.RUN_MODEL_STEM else f"{run_dir.name}/{stem}",

@@ -27,6 +27,7 @@ from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
+    MAX_COUNT,
     MAX_SEED,
     SETTING_RANGES,
     TRAIN_RANGES,
@@ -47,7 +48,6 @@ from mnistgen.version import __version__
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
-MAX_COUNT = 10_000_000  # per digit; far beyond any sane batch job, small enough to catch typos
 
 
 def _bounds(key: str) -> dict:
@@ -1192,6 +1192,7 @@ def interpolate(
             raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
+        explore.check_unlabelled_walk(weights, digit, chosen_labels)  # before --labels is counted against images
         found = loaded.read(image_paths, chosen_labels) if image_paths is not None else None  # read once
         for note in [] if quiet or found is None else found.notes:
             _stderr(f"note: {note}")

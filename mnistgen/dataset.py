@@ -221,8 +221,13 @@ class Mixed(paddle.io.Dataset):
         have_real, have_synthetic = len(real), len(synthetic)
         if (ratio < 1 and not have_real) or (ratio > 0 and not have_synthetic):
             raise MnistgenError(f"cannot mix {have_synthetic} synthetic and {have_real} real items at ratio {ratio:g}")
-        if have_real and have_synthetic and 0 < ratio < 1:
-            check_same_form(real[0], synthetic[0])
+        forms = declared_form(real), declared_form(synthetic)
+        if 0 < ratio < 1 and None not in forms and forms[0] != forms[1]:  # a DataLoader could not batch them
+            (real_backend, real_transform), (backend, transform) = forms
+            raise MnistgenError(
+                f"real and synthetic items differ (backend {real_backend}, transform {real_transform} against backend "
+                f"{backend}, transform {transform}): give the SyntheticMNIST the real dataset's transform and backend"
+            )
         if ratio == 0.0:
             total = have_real
         elif ratio == 1.0:
@@ -257,28 +262,13 @@ class Mixed(paddle.io.Dataset):
         return source[int(self.items[index])]
 
 
-def item_form(item) -> tuple:
-    """What a DataLoader batches an item by: each part's kind, dtype and shape (a PIL image: mode and size)."""
-    parts = item if isinstance(item, (tuple, list)) else (item,)
-    form = []
-    for part in parts:
-        if hasattr(part, "mode") and hasattr(part, "size") and not hasattr(part, "shape"):  # a PIL image
-            form.append(("PIL image", part.mode, tuple(part.size)))
-        else:
-            shape = tuple(getattr(part, "shape", ()))
-            form.append((type(part).__name__, str(getattr(part, "dtype", "")), shape))
-    return tuple(form)
-
-
-def check_same_form(real_item, synthetic_item) -> None:
-    """Both sources of a mix must give items a DataLoader can stack together: a mismatch made Paddle's
-    loader thread fail and the main thread wait for ever."""
-    real, synthetic = item_form(real_item), item_form(synthetic_item)
-    if real != synthetic:
-        raise MnistgenError(
-            f"real and synthetic items differ ({real} against {synthetic}): give the SyntheticMNIST the real "
-            "dataset's transform and backend"
-        )
+def declared_form(dataset) -> Optional[tuple[str, str]]:
+    """What a dataset says its items are, without reading one (that would move the caller's random
+    state and load the model here): (backend, the transform's type) for Paddle's MNIST and a
+    SyntheticMNIST; None for a dataset that does not say."""
+    if not (hasattr(dataset, "backend") and hasattr(dataset, "transform")):
+        return None
+    return str(dataset.backend), type(dataset.transform).__name__
 
 
 def mix(real, synthetic, ratio: float, seed: int = 0) -> Mixed:

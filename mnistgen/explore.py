@@ -46,7 +46,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
         return lerp(a, b, t)
     u, w = a / na, b / nb
     omega = np.arccos(np.clip(np.dot(u, w), -1.0, 1.0))
-    if omega < SLERP_EPS:
+    if omega < SLERP_EPS or len(a) == 1:  # the same direction; or a 1-D latent, which has no circle
         return lerp(a, b, t)
     radius = ((1 - t) * na + t * nb)[:, None]
     if np.pi - omega < SLERP_EPS:

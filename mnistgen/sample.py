@@ -26,6 +26,7 @@ from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
 from mnistgen.config import (
     DEFAULT_CLASSIFIER,
+    MAX_COUNT,
     MAX_SEED,
     SETTING_RANGES,
     UNLABELLED,
@@ -423,8 +424,8 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
 
 def check_request(count, seed) -> None:
     """The Python API's count (per label) and seed, as generate's --count and --seed take them."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise MnistgenError(f"count must be a whole number of images per class, at least 1: got {count!r}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= MAX_COUNT:
+        raise MnistgenError(f"count must be a whole number of images per class, 1 to {MAX_COUNT:,}: got {count!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise MnistgenError(f"seed must be a whole number from 0 to {MAX_SEED}: got {seed!r}")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import warnings
 import zlib
 from dataclasses import dataclass, field, replace
@@ -182,10 +183,11 @@ def read_idx_dir(directory: Path) -> Dataset:
     return Dataset(train, test, str(directory))
 
 
-def generated_record(directory: Path) -> dict:
-    """generate's record (mnistgen.json) in `directory`: {} when there is none, or it is too large
-    or damaged (it only ever adds what the files cannot say)."""
-    record = directory / MANIFEST_FILE
+def generated_record(directory: Path, shard: str = "") -> dict:
+    """generate's record (mnistgen.json, or a shard's mnistgen.shard-....json) in `directory`: {}
+    when there is none, or it is too large or damaged (it only ever adds what the files cannot say)."""
+    stem, dot, suffix = MANIFEST_FILE.partition(".")
+    record = directory / f"{stem}{shard}{dot}{suffix}"
     try:
         if not record.is_file() or record.stat().st_size > MAX_ATTRS_BYTES:
             return {}
@@ -195,10 +197,15 @@ def generated_record(directory: Path) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def generated_unlabelled(directory: Path) -> bool:
-    """Whether generate's record in `directory` says its images have no labels (an unconditional
-    model's samples): the IDX labels file beside them holds zeros only because the format needs one."""
-    return generated_record(directory).get("labels") == [UNLABELLED]
+SHARD_TAG = re.compile(r"\.shard-\d+-of-\d+")  # what generate --shard puts in its file names
+
+
+def generated_unlabelled(images: Path) -> bool:
+    """Whether generate's record beside the IDX `images` file (or in the IDX directory) says they have
+    no labels (an unconditional model's samples): the labels file holds zeros only because the format
+    needs one."""
+    directory, tag = (images, None) if images.is_dir() else (images.parent, SHARD_TAG.search(images.name))
+    return generated_record(directory, tag.group(0) if tag else "").get("labels") == [UNLABELLED]
 
 
 def _read_idx_file(path: Path) -> _Part:
@@ -207,7 +214,7 @@ def _read_idx_file(path: Path) -> _Part:
     labels_path = path.with_name(name)
     labels = (
         read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
-        if labels_path != path and labels_path.is_file() and not generated_unlabelled(path.parent)
+        if labels_path != path and labels_path.is_file() and not generated_unlabelled(path)
         else None
     )
     if labels is not None and len(labels) != len(images):
@@ -718,7 +725,7 @@ def _read_folder(
     labels = [None] * len(loose) + [mapping[name] for name in sorted(per_folder) for _ in per_folder[name]]
     _check_count(root, len(files))
     if limit is not None:
-        by_class = in_turn and loose == []
+        by_class = in_turn and all(label is not None for label in labels)  # not loose pictures, nor unlabelled/
         keep = data.first_indices(np.array(labels), limit) if by_class else range(min(limit, len(files)))
         files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     pictures = np.stack([_read_picture(path, counts) for path in files]).reshape(-1, SIDE, SIDE)
@@ -797,7 +804,8 @@ def load(
         return read_idx_dir(cached)
     path = Path(data_path)
     counts: dict = {}
-    folder_limit = limit if path.is_dir() else None  # HDF5 and NPZ read only a prefix, not every class in turn
+    pictures_folder = path.is_dir() and _find(path, MNIST_FILES["train_images"].stem) is None
+    folder_limit = limit if pictures_folder else None  # HDF5 and NPZ read only a prefix, not every class in turn
     part = _read_path(path, counts, need_labels=need_labels, pictures=False, limit=folder_limit, in_turn=True)
     if part.labels is None:
         if need_labels:
@@ -807,7 +815,9 @@ def load(
             )
         labels = np.zeros(len(part.images), np.uint8)
     else:  # every reader gave labels 0..MAX_CLASSES-1
-        if need_labels and len(np.unique(part.labels)) < 2:
+        if (
+            need_labels and len(np.unique(part.labels)) < 2 and folder_limit is None
+        ):  # a folder: its class folders counted
             raise MnistgenError(
                 f"{path} has one class only: a cvae or the classifier needs at least 2; add images of another class, "
                 "or train --model vae"

@@ -36,7 +36,7 @@ from mnistgen.runtime import import_paddle
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = checkpoint.RUN_METRICS_FILE
 SAMPLES_DIR = "samples"
 EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
 STATS_IMAGES = 10_000  # training images encoded for the card's latent statistics
@@ -193,8 +193,8 @@ class Trainer:
             return
         raise MnistgenError(
             f"--resume: {self.run_dir} was training on other images ({saved.get('train_images')} to train on, now "
-            f"{len(self.all_train)}, or the same number but not the same ones): pass the same --data, --limit and "
-            "--seed, or another --out"
+            f"{len(self.all_train)}, or the same number but not the same ones): pass the same --data, --limit, "
+            "--indices, --test and --seed, or another --out"
         )
 
     def load_state(self) -> None:

@@ -76,7 +76,7 @@ def test_interpolate_and_encode(tiny_cvae, tiny_vae, dataset):
         (lambda m, x, y, z: m.reconstruct(x.astype(np.int32) + 256, y), "images holds the pixel value "),
         (
             lambda m, x, y, z: m.encode(x[:, :27], y),
-            "images have shape (4, 27, 28): pass (N, 28, 28) or (N, 1, 28, 28)",
+            "images have shape (4, 27, 28): pass (N, 28, 28), (N, 1, 28, 28), (N, 784) or one (28, 28)",
         ),
         (lambda m, x, y, z: m.decode(z, labels=-1), "label -1: model tiny-cvae knows labels 0-9 only"),
         (lambda m, x, y, z: m.decode(z, labels=12), "label 12: model tiny-cvae knows labels 0-9 only"),
@@ -98,6 +98,7 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
         call(model, images, labels, z)
     assert str(caught.value).startswith(message)
     assert model.encode(images.astype(np.float32)[:, None], 3)[0].shape == (4, 2)  # whole numbers of any dtype
+    assert model.encode(images[0], 3)[0].shape == (1, 2) and model.encode(images.reshape(4, 784), 3)[0].shape == (4, 2)
 
 
 @pytest.mark.parametrize(
@@ -105,12 +106,12 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
     [
         (lambda m: m.generate(digit=[], count=1), "digit []: give a label index (0 or more) or a list of them"),
         (lambda m: m.generate(digit=7.9, count=1), "digit 7.9: give a label index (0 or more) or a list of them"),
-        (lambda m: m.generate(digit=3, count=2.5), "count must be a whole number of images per class, at least 1"),
+        (lambda m: m.generate(digit=3, count=2.5), "count must be a whole number of images per class, 1 to 10,000,000"),
         (lambda m: m.generate(digit=3, seed=2**64), "seed must be a whole number from 0 to 4294967295"),
         (lambda m: m.interpolate(digits=[3, 8], method="slerpp"), "method 'slerpp': use one of lerp, slerp"),
         (lambda m: m.grid(0), "n=0: a grid is n x n images, n a whole number of at least 1"),
         (lambda m: m.grid(10**6), "a grid of 1000000 x 1000000 would hold "),
-        (lambda m: m.evaluate(count=0), "count must be a whole number of images per class, at least 1: got 0"),
+        (lambda m: m.evaluate(count=0), "count must be a whole number of images per class, 1 to 10,000,000: got 0"),
     ],
 )
 def test_generate_and_interpolate_check_their_arguments(tiny_cvae, call, message):
@@ -178,12 +179,24 @@ def test_run_directories_are_found_by_their_names(tmp_path, monkeypatch, tiny_cv
     shutil.copytree(tiny_cvae, runs / "digits")
     shutil.copy(checkpoint.resolve("classifier"), runs / "digits" / "classifier.safetensors")  # a companion
     shipped = checkpoint.resolve("classifier")
+    shutil.copytree(tiny_cvae, runs / "cvae")  # as the README's recipes name their runs
+    cvae = checkpoint.resolve("cvae")
     for where in (runs, runs / "digits"):
         monkeypatch.setenv("MNISTGEN_WEIGHTS", str(where))
         names = checkpoint.available_names()
         assert "digits" in names and "model" not in names and "train_state" not in names
         assert checkpoint.resolve("digits") == runs / "digits" / "model.safetensors"
-        assert checkpoint.resolve("classifier") == shipped
+        assert checkpoint.resolve("classifier") == shipped and checkpoint.resolve("cvae") == cvae  # not hidden
+    monkeypatch.chdir(runs / "digits")
+    monkeypatch.setenv("MNISTGEN_WEIGHTS", ".")
+    assert "digits" in checkpoint.available_names() and "" not in checkpoint.available_names()
+    mine = tmp_path / "mine"  # a folder of weights that holds a model.safetensors is no run: all its files count
+    mine.mkdir()
+    for stem in ("model", "other"):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(tiny_cvae / f"model{suffix}", mine / f"{stem}{suffix}")
+    monkeypatch.setenv("MNISTGEN_WEIGHTS", str(mine))
+    assert {"model", "other"} <= set(checkpoint.available_names())
 
 
 def test_cache_show_and_clear(tmp_path, monkeypatch):

@@ -328,7 +328,8 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
     assert other.exit_code == 1
     assert other.stderr == (
         f"Error: --resume: {run} was training on other images ({trained_on} to train on, now {trained_on}, "
-        "or the same number but not the same ones): pass the same --data, --limit and --seed, or another --out\n"
+        "or the same number but not the same ones): pass the same --data, --limit, --indices, --test and --seed, or "
+        "another --out\n"
     )
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 

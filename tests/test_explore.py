@@ -33,6 +33,11 @@ def test_paths_hit_their_endpoints():
     assert np.allclose(np.linalg.norm(arc, axis=1), 3.0, atol=1e-5)  # slerp keeps the radius
 
 
+def test_slerp_in_a_one_dimensional_latent_is_a_straight_line():
+    frames = explore.path(np.array([[-1.0], [2.0]]), steps=3, method="slerp")
+    assert np.allclose(frames[:, 0], [-1.0, 0.0, 1.0, 2.0])  # opposite points with no circle between: not NaN
+
+
 @pytest.mark.parametrize("end", [[2.0, 0.0, 0.0], [1.0, 1e-5, 0.0]])
 def test_slerp_between_opposite_points_is_a_smooth_half_circle(end):
     start, end = np.array([-2.0, 0.0, 0.0]), np.array(end)

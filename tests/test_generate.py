@@ -628,9 +628,11 @@ def test_an_unconditional_models_files_hold_no_labels(tmp_path, tiny_vae):
         assert sorted(f) == ["images", "latents"]
     assert sorted(np.load(tmp_path / "v.npz")) == ["attrs", "images", "latents"]
     # the IDX pair needs a labels file, but generate's record beside it says the zeros are no labels
-    for name in ("v.h5", "v.npz", "idx", "idx/train-images-idx3-ubyte.gz"):
+    gen(tiny_vae, "-n", 4, "-o", tmp_path / "sh", "--format", "idx", "--seed", 1, "--shard", "0/2")
+    (sharded,) = (tmp_path / "sh").glob("*images*")  # its record is mnistgen.shard-00000-of-00002.json
+    for name in ("v.h5", "v.npz", "idx", "idx/train-images-idx3-ubyte.gz", sharded):
         found = sources.read([tmp_path / name])
-        assert found.labels is None and found.images.shape == (5, 28, 28)
+        assert found.labels is None and found.images.shape == ((2 if name == sharded else 5), 28, 28)
     for data in (tmp_path / "v.h5", tmp_path / "idx"):
         refused = runner.invoke(app, ["train", "--model", "cvae", "--data", str(data), "-o", str(tmp_path / "r"), "-q"])
         assert refused.exit_code == 1, refused.output

@@ -375,6 +375,10 @@ def test_outputs_never_replace_or_join_the_inputs_even_with_force(tmp_path, tiny
         (["encode", str(data), "--model", str(tiny_cvae), "-o", str(data)], f"--out {data} is one of the inputs"),
         (["encode", str(pics), "--model", str(tiny_vae), "--plot", str(pics / "3" / "p.png")], f"is inside {pics}"),
         (["interpolate", "--model", str(tiny_vae), "--images", str(pics), "-o", str(pics / "w.gif")], f"inside {pics}"),
+        (
+            ["interpolate", "--model", str(tiny_vae), "--images", str(pics / "3"), "--to", "frames", "-o", str(pics)],
+            f"--out {pics} holds {pics / '3'}",
+        ),
     ]:
         result = runner.invoke(app, [*argv, "--force"])
         assert result.exit_code == 1, result.output

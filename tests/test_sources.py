@@ -402,6 +402,15 @@ def test_a_tar_archive_is_named_as_one(tmp_path, tiny_cvae):
     )
 
 
+def test_a_limit_on_class_folders_keeps_working_at_one_image_and_beside_unlabelled(tmp_path, dataset):
+    named = image_folder(tmp_path / "named", dataset, 5, {3: "cat", 1: "ant"})
+    assert len(sources.load(named, need_labels=True, limit=1).train) == 1  # the folder has two classes
+    (tmp_path / "gen" / "unlabelled").mkdir(parents=True)  # generate's layout for a VAE's samples
+    for i in range(3):
+        Image.fromarray(dataset.train.images[i]).save(tmp_path / "gen" / "unlabelled" / f"{i:05d}.png")
+    assert len(sources.load(tmp_path / "gen", limit=2).train) == 2
+
+
 def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     out = tmp_path / "folder"
     proc = subprocess.run(
