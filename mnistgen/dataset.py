@@ -103,8 +103,9 @@ class SyntheticMNIST(paddle.io.Dataset):
         backend = paddle.vision.get_image_backend() if backend is None else backend
         if backend not in BACKENDS:
             raise MnistgenError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}, as Paddle's MNIST")
-        if int(cache_blocks) < 1:
-            raise MnistgenError(f"cache_blocks must be at least 1: got {cache_blocks!r}")
+        whole = isinstance(cache_blocks, (int, np.integer)) and not isinstance(cache_blocks, bool)
+        if not whole or cache_blocks < 1:
+            raise MnistgenError(f"cache_blocks must be a whole number, at least 1: got {cache_blocks!r}")
         device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
         prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
         weights = checkpoint.inspect_role(str(model), "--model")
@@ -221,6 +222,7 @@ class Mixed(paddle.io.Dataset):
         have_real, have_synthetic = len(real), len(synthetic)
         if (ratio < 1 and not have_real) or (ratio > 0 and not have_synthetic):
             raise MnistgenError(f"cannot mix {have_synthetic} synthetic and {have_real} real items at ratio {ratio:g}")
+        sample.check_request(1, seed)  # the seed, as every other seed of the API
         forms = declared_form(real), declared_form(synthetic)
         if 0 < ratio < 1 and None not in forms and forms[0] != forms[1]:  # a DataLoader could not batch them
             (real_backend, real_transform), (backend, transform) = forms

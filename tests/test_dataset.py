@@ -142,6 +142,7 @@ def test_classes_by_name_and_an_unconditional_model(tiny_cvae, tiny_vae):
         ({"model": "no-such-model"}, "no-such-model"),
         ({"device": "tpu"}, "device 'tpu': use one of auto, cpu, gpu"),
         ({"digits": [3.5]}, "digits [3.5]: give a label index (0 or more) or a list of them"),
+        ({"cache_blocks": "x"}, "cache_blocks must be a whole number, at least 1: got 'x'"),
     ],
 )
 def test_bad_arguments_fail_at_construction(tiny_cvae, kwargs, message):
@@ -199,6 +200,8 @@ def test_mix_gives_the_share_asked_for(tiny_cvae, paddle_mnist):
         mnistgen.mix(real, synthetic, None)
     with pytest.raises(mnistgen.MnistgenError, match="^real must be a map-style dataset"):
         mnistgen.mix(None, synthetic, 0.5)
+    with pytest.raises(mnistgen.MnistgenError, match="^seed must be a whole number from 0 to 4294967295: got -1$"):
+        mnistgen.mix(real, synthetic, 0.5, seed=-1)
 
 
 def test_mix_refuses_items_a_dataloader_cannot_stack(tiny_cvae, paddle_mnist):
