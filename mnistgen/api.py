@@ -207,6 +207,8 @@ class Model:
         """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
         of `images` (paths, or what `read` gave; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
             found = images if isinstance(images, sources.Images) else self.read(images, labels)
             anchors = explore.image_anchors(self.weights, self.net, found, digit)

@@ -109,6 +109,7 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
         (lambda m: m.generate(digit=3, count=2.5), "count must be a whole number of images per class, 1 to 10,000,000"),
         (lambda m: m.generate(digit=3, seed=2**64), "seed must be a whole number from 0 to 4294967295"),
         (lambda m: m.interpolate(digits=[3, 8], method="slerpp"), "method 'slerpp': use one of lerp, slerp"),
+        (lambda m: m.interpolate(digits=[3, 8], steps=0), "steps=0: frames per segment, a whole number of at least 1"),
         (lambda m: m.grid(0), "n=0: a grid is n x n images, n a whole number of at least 1"),
         (lambda m: m.grid(10**6), "a grid of 1000000 x 1000000 would hold "),
         (lambda m: m.evaluate(count=0), "count must be a whole number of images per class, 1 to 10,000,000: got 0"),
