@@ -131,8 +131,8 @@ def deferred_interrupt(done: Optional[str] = None):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught and done is not None and previous is signal.default_int_handler:
-        raise Interrupted(done)
+    if caught and done is not None and previous is not signal.SIG_IGN:
+        raise Interrupted(done)  # what any handler that stops would do, with what is on disk now
     if caught:
         signal.raise_signal(signal.SIGINT)  # now handled as before: KeyboardInterrupt, or ignored
 
