@@ -207,7 +207,7 @@ class Model:
         """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
         of `images` (paths, or what `read` gave; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        if not sample.is_whole(steps) or steps < 1:
             raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
             found = images if isinstance(images, sources.Images) else self.read(images, labels)
@@ -226,7 +226,7 @@ class Model:
     ) -> tuple[np.ndarray, explore.GridSpec]:
         """The tutorial's latent manifold as one uint8 picture (an n x n grid; a conditional model
         without `digit`: one labelled panel per class) and the ranges it covers."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        if not sample.is_whole(n) or n < 1:
             raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least 1")
         need = explore.grid_bytes(n, explore.grid_panels(self.config, digit), 1)
         explore.check_memory(need, f"a grid of {n} x {n}", "use a smaller n")
@@ -439,8 +439,7 @@ def _check_train_keywords(options: dict) -> None:
             continue
         option, low, high = TRAIN_RANGES[key]
         whole = isinstance(low, int) and isinstance(high, int)
-        kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        if not (sample.is_whole if whole else sample.is_number)(value) or not low <= value <= high:
             span = f"a whole number from {low:,} to {high:,}" if whole else f"a number from {low:g} to {high:g}"
             raise MnistgenError(f"{key}={value!r}: {option} takes {span}")
 

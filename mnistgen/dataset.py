@@ -103,8 +103,7 @@ class SyntheticMNIST(paddle.io.Dataset):
         backend = paddle.vision.get_image_backend() if backend is None else backend
         if backend not in BACKENDS:
             raise MnistgenError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}, as Paddle's MNIST")
-        whole = isinstance(cache_blocks, (int, np.integer)) and not isinstance(cache_blocks, bool)
-        if not whole or cache_blocks < 1:
+        if not sample.is_whole(cache_blocks) or cache_blocks < 1:
             raise MnistgenError(f"cache_blocks must be a whole number, at least 1: got {cache_blocks!r}")
         device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
         prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
@@ -210,8 +209,7 @@ class Mixed(paddle.io.Dataset):
     """Items of `real` and `synthetic` interleaved at a fixed synthetic share (see `mix`)."""
 
     def __init__(self, real, synthetic, ratio: float, seed: int = 0):
-        is_number = isinstance(ratio, (int, float, np.integer, np.floating)) and not isinstance(ratio, bool)
-        if not is_number or not 0.0 <= float(ratio) <= 1.0:
+        if not sample.is_number(ratio) or not 0.0 <= float(ratio) <= 1.0:
             raise MnistgenError(f"ratio is the synthetic share of the mix, from 0 to 1: got {ratio!r}")
         ratio = float(ratio)
         for name, source in (("real", real), ("synthetic", synthetic)):
@@ -222,7 +220,7 @@ class Mixed(paddle.io.Dataset):
         have_real, have_synthetic = len(real), len(synthetic)
         if (ratio < 1 and not have_real) or (ratio > 0 and not have_synthetic):
             raise MnistgenError(f"cannot mix {have_synthetic} synthetic and {have_real} real items at ratio {ratio:g}")
-        sample.check_request(1, seed)  # the seed, as every other seed of the API
+        sample.check_seed(seed)
         forms = declared_form(real), declared_form(synthetic)
         if 0 < ratio < 1 and None not in forms and forms[0] != forms[1]:  # a DataLoader could not batch them
             (real_backend, real_transform), (backend, transform) = forms

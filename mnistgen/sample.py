@@ -229,11 +229,20 @@ def card_setting(weights: Weights, key: str):
     return value
 
 
+def is_whole(value) -> bool:
+    """An int or a numpy integer, not a bool: what a count, a seed or a label the API takes may be."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An int or a float, numpy's too, not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def in_range(key: str, value) -> bool:
     """Whether `value` is a number its setting's option (SETTING_RANGES) would accept."""
     _, low, high = SETTING_RANGES[key]
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return number and low <= value <= high
+    return is_number(value) and low <= value <= high
 
 
 def range_text(key: str) -> str:
@@ -424,9 +433,14 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
 
 def check_request(count, seed) -> None:
     """The Python API's count (per label) and seed, as generate's --count and --seed take them."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= MAX_COUNT:
+    if not is_whole(count) or not 1 <= count <= MAX_COUNT:
         raise MnistgenError(f"count must be a whole number of images per class, 1 to {MAX_COUNT:,}: got {count!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+    check_seed(seed)
+
+
+def check_seed(seed) -> None:
+    """A seed of the Python API, as --seed takes it."""
+    if not is_whole(seed) or not 0 <= seed <= MAX_SEED:
         raise MnistgenError(f"seed must be a whole number from 0 to {MAX_SEED}: got {seed!r}")
 
 
@@ -436,8 +450,7 @@ def requested_digits(digits, what: str = "digits") -> Optional[list[int]]:
     if digits is None:
         return None
     values = [digits] if np.isscalar(digits) else list(digits)
-    whole = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
-    if not values or not whole or min(values) < 0:
+    if not values or not all(map(is_whole, values)) or min(values) < 0:
         raise MnistgenError(f"{what} {digits!r}: give a label index (0 or more) or a list of them")
     return sorted({int(v) for v in values})
 
