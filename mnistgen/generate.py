@@ -59,7 +59,6 @@ RESUME_SETTINGS = (
     "min_confidence",
 )
 TAR_SETTINGS = ("seed",)
-RECORD_BYTES = 1 << 20  # an output's recorded settings are small: read no more of them than this
 STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID.part: a --force run's PNG output until complete
 ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID.part: the output it replaces, during the swap
 
@@ -139,8 +138,7 @@ class Job:
         """`name` with this shard's tag before the suffix: metadata.shard-00002-of-00008.jsonl."""
         if not self.sharded:
             return name
-        stem, dot, suffix = name.partition(".")
-        return f"{stem}.shard-{self.shard.index:05d}-of-{self.shard.count:05d}{dot}{suffix}"
+        return sources.shard_file(name, f".shard-{self.shard.index:05d}-of-{self.shard.count:05d}")
 
     @property
     def named(self) -> bool:
@@ -346,10 +344,8 @@ def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
         if fmt is Format.tar:
             with tarfile.open(path, "r:") as archive:
                 first = next((m for m in archive if m.name.endswith(".json")), None)
-                return json.loads(archive.extractfile(first).read(RECORD_BYTES)) if first else None
-        if path.stat().st_size > RECORD_BYTES:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))  # a manifest
+                return json.loads(archive.extractfile(first).read(sources.MAX_ATTRS_BYTES)) if first else None
+        return sources.read_manifest(path)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, tarfile.TarError):
         return None
 

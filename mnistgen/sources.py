@@ -42,7 +42,7 @@ SIDE = IMAGE_SIZE
 MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
 MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
 MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is refused before it is read
-MAX_ATTRS_BYTES = 1 << 20  # the settings an .npz records: read no more of them than this
+MAX_ATTRS_BYTES = 1 << 20  # the settings an output records (npz attrs, a manifest): read no more of them than this
 READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
 MAX_PIXEL = 255
 TAR_MAGIC, TAR_MAGIC_END = b"ustar", 262  # a POSIX tar header's magic, at bytes 257-261
@@ -183,21 +183,31 @@ def read_idx_dir(directory: Path) -> Dataset:
     return Dataset(train, test, str(directory))
 
 
+SHARD_TAG = re.compile(r"\.shard-\d+-of-\d+")  # what generate --shard puts in its file names
+
+
+def shard_file(name: str, tag: str) -> str:
+    """`name` with a shard's tag (".shard-00002-of-00008", or "") before its suffix:
+    metadata.shard-00002-of-00008.jsonl."""
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}{tag}{dot}{suffix}"
+
+
+def read_manifest(path: Path) -> Optional[dict]:
+    """A manifest generate wrote (a JSON object), when small and well formed; else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_ATTRS_BYTES:
+            return None
+        found = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def generated_record(directory: Path, shard: str = "") -> dict:
     """generate's record (mnistgen.json, or a shard's mnistgen.shard-....json) in `directory`: {}
     when there is none, or it is too large or damaged (it only ever adds what the files cannot say)."""
-    stem, dot, suffix = MANIFEST_FILE.partition(".")
-    record = directory / f"{stem}{shard}{dot}{suffix}"
-    try:
-        if not record.is_file() or record.stat().st_size > MAX_ATTRS_BYTES:
-            return {}
-        found = json.loads(record.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-SHARD_TAG = re.compile(r"\.shard-\d+-of-\d+")  # what generate --shard puts in its file names
+    return read_manifest(directory / shard_file(MANIFEST_FILE, shard)) or {}
 
 
 def generated_unlabelled(images: Path) -> bool:
@@ -749,7 +759,7 @@ def _read_path(
     if not path.exists():
         raise MnistgenError(f"{path} does not exist: pass {FORMS}")
     if path.is_dir():
-        if _find(path, MNIST_FILES["train_images"].stem) is not None:
+        if _holds_idx(path):
             idx = read_idx_dir(path)
             labels = None if generated_unlabelled(path) else idx.train.labels.astype(np.int64)
             return _Part(idx.train.images, labels, path, test=idx.test)
@@ -782,7 +792,12 @@ def _read_path(
 
 def mnist_cached() -> bool:
     """Whether the MNIST cache (`load` without a path) holds the training files."""
-    return _find(data.cache_dir() / data.MNIST_SUBDIR, MNIST_FILES["train_images"].stem) is not None
+    return _holds_idx(data.cache_dir() / data.MNIST_SUBDIR)
+
+
+def _holds_idx(directory: Path) -> bool:
+    """Whether `directory` holds MNIST's IDX training images (else it is read as pictures)."""
+    return _find(directory, MNIST_FILES["train_images"].stem) is not None
 
 
 def load(
@@ -804,8 +819,8 @@ def load(
         return read_idx_dir(cached)
     path = Path(data_path)
     counts: dict = {}
-    pictures_folder = path.is_dir() and _find(path, MNIST_FILES["train_images"].stem) is None
-    folder_limit = limit if pictures_folder else None  # HDF5 and NPZ read only a prefix, not every class in turn
+    in_folder = path.is_dir() and not _holds_idx(path)  # pictures: only what the limit keeps is decoded
+    folder_limit = limit if in_folder else None  # HDF5 and NPZ read only a prefix, not every class in turn
     part = _read_path(path, counts, need_labels=need_labels, pictures=False, limit=folder_limit, in_turn=True)
     if part.labels is None:
         if need_labels:
@@ -815,9 +830,7 @@ def load(
             )
         labels = np.zeros(len(part.images), np.uint8)
     else:  # every reader gave labels 0..MAX_CLASSES-1
-        if (
-            need_labels and len(np.unique(part.labels)) < 2 and folder_limit is None
-        ):  # a folder: its class folders counted
+        if need_labels and not in_folder and len(np.unique(part.labels)) < 2:  # a folder's class folders are counted
             raise MnistgenError(
                 f"{path} has one class only: a cvae or the classifier needs at least 2; add images of another class, "
                 "or train --model vae"
