@@ -48,6 +48,8 @@ from mnistgen.version import __version__
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
+MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
+SHOWN_DIGITS = 20  # of a number too long to echo whole
 
 
 def _bounds(key: str) -> dict:
@@ -55,9 +57,6 @@ def _bounds(key: str) -> dict:
     _, low, high = TRAIN_RANGES[key]
     return {"min": low, "max": high}
 
-
-MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
-SHOWN_DIGITS = 20  # of a number too long to echo whole
 
 app = typer.Typer(
     name="mnistgen",

@@ -16,6 +16,7 @@ Randomness is derived from (seed, epoch), so a resumed run repeats the uninterru
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, replace
@@ -167,11 +168,13 @@ class Trainer:
             "options": asdict(self.options),
             "history": self.history,
             "best": self.best,
-            "data": self._data_card(),
+            "data": self.data_card,
         }
 
-    def _data_card(self) -> dict:
-        """What the run trains on, so that --resume can tell the same data from other data."""
+    @functools.cached_property
+    def data_card(self) -> dict:
+        """What the run trains on, so that --resume can tell the same data from other data (hashed
+        once per run: the images do not change between the epochs that save it)."""
         return {"train_images": len(self.all_train), "sha256": self.all_train.fingerprint()}
 
     def save_state(self) -> None:
@@ -189,7 +192,7 @@ class Trainer:
         """--resume on other images (another --data, --limit or --seed, hence another held-out
         split) would train one model on two data sets; a state from before the data was recorded
         (no "data") is trusted."""
-        if not isinstance(saved, dict) or saved == self._data_card():
+        if not isinstance(saved, dict) or saved == self.data_card:
             return
         raise MnistgenError(
             f"--resume: {self.run_dir} was training on other images ({saved.get('train_images')} to train on, now "
