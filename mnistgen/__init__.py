@@ -6,18 +6,18 @@
     ds = mnistgen.SyntheticMNIST(count=6000, transform=ToTensor())   # a paddle.io.Dataset
 
 See `mnistgen.api` for the whole API and `mnistgen.dataset` for the datasets. Importing this
-package is cheap: Paddle and numpy are imported on first use of `load` / `fit` / `models` /
+package is cheap: Paddle and numpy are imported on first use of `load` / `fit` / `evaluate` / `models` /
 `SyntheticMNIST` / `mix`.
 """
 
 from mnistgen.errors import MnistgenError
 from mnistgen.version import __version__
 
-__all__ = ["MnistgenError", "Model", "SyntheticMNIST", "__version__", "fit", "load", "mix", "models"]
+__all__ = ["MnistgenError", "Model", "SyntheticMNIST", "__version__", "evaluate", "fit", "load", "mix", "models"]
 
 
 def __getattr__(name):
-    if name in ("fit", "load", "models", "Model"):
+    if name in ("evaluate", "fit", "load", "models", "Model"):
         from mnistgen import api
 
         return getattr(api, name)

@@ -23,9 +23,8 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from mnistgen import checkpoint, data, decoders, explore, sample, sources
+from mnistgen import checkpoint, data, decoders, explore, sample, scoring, sources
 from mnistgen import classifier as clf
-from mnistgen import evaluate as evaluation
 from mnistgen import generate as jobs
 from mnistgen import train as train_lib
 from mnistgen.config import (
@@ -273,8 +272,8 @@ class Model:
         sampling: Optional[Sampling] = None,
         augment: Optional[Union[str, Path]] = None,
         limit: Optional[int] = None,
-        seeds: Sequence[int] = evaluation.AUGMENT_SEEDS,
-        steps: int = evaluation.AUGMENT_STEPS,
+        seeds: Sequence[int] = scoring.AUGMENT_SEEDS,
+        steps: int = scoring.AUGMENT_STEPS,
         test: Optional[Union[str, Path]] = None,
         classifier: Optional[str] = None,
     ) -> dict:
@@ -286,7 +285,7 @@ class Model:
         sample.check_request(count, seed)  # before the judge and the test set load
         sampling = sampling or self.sampling()
         verifier = sampling.classifier if sampling.verified else None
-        return evaluation.evaluate(
+        return scoring.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
             self.weights,
@@ -329,7 +328,7 @@ def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.aut
 
 def evaluate(
     model: Optional[str] = DEFAULT_GENERATOR,
-    images: Optional[Sequence[Union[str, Path]]] = None,
+    images: Optional[Union[str, Path, Sequence[Union[str, Path]]]] = None,
     count: int = 1000,
     seed: int = 0,
     data_dir: Optional[Union[str, Path]] = None,
@@ -339,21 +338,23 @@ def evaluate(
     device: Union[Device, str] = Device.auto,
     augment: Optional[Union[str, Path]] = None,
     limit: Optional[int] = None,
-    seeds: Sequence[int] = evaluation.AUGMENT_SEEDS,
-    steps: int = evaluation.AUGMENT_STEPS,
+    seeds: Sequence[int] = scoring.AUGMENT_SEEDS,
+    steps: int = scoring.AUGMENT_STEPS,
     test: Optional[Union[str, Path]] = None,
     **sampling_options,
 ) -> dict:
     """`mnistgen evaluate` as a call: score a model's samples (sampling options as in generate) or,
-    with `images` (and model=None), images from any tool. With `augment` (a labelled set in any
+    with `images` (a path, or a list of them), images from any tool. With `augment` (a labelled set in any
     form train --data takes, its first `limit` images): train the classifier on it alone and with
     the generated images, `steps` steps per seed, and score both on the test set (`test`, else
     `data_dir`'s test split)."""
     more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps}
+    if isinstance(images, (str, Path)):
+        images = [images]  # one path, not its characters
     if images:
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
-        return evaluation.evaluate(
+        return scoring.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
             images=[Path(p) for p in images],

@@ -236,9 +236,7 @@ def test_evaluate_in_python_gives_what_the_command_prints(tiny_cvae, tiny_classi
     args = ["--model", str(tiny_cvae), "--judge", str(tiny_classifier), "--data", str(mnist_dir)]
     result = runner.invoke(app, ["evaluate", *args, "--count", "10", "--seed", "4", "--temperature", "0.8", "-q"])
     assert result.exit_code == 0, result.output
-    from mnistgen import api
-
-    report = api.evaluate(
+    report = mnistgen.evaluate(
         str(tiny_cvae), judge=str(tiny_classifier), data_dir=mnist_dir, count=10, seed=4, temperature=0.8
     )
     assert report == json.loads(result.stdout)
@@ -247,6 +245,18 @@ def test_evaluate_in_python_gives_what_the_command_prints(tiny_cvae, tiny_classi
     assert model.evaluate(10, 4, mnist_dir, str(tiny_classifier), sampling=spec) == report
     assert report["judge"] == "tiny-classifier" and report["verifier"] == "classifier"  # never the same
     assert report["temperature"] == 0.8 and report["samples"]["images"] == 100
+
+
+def test_evaluate_in_python_scores_one_path_of_images(tmp_path, tiny_cvae, tiny_classifier, mnist_dir):
+    synth = tmp_path / "s.h5"
+    made = runner.invoke(app, ["generate", "--model", str(tiny_cvae), "-n", "3", "-o", str(synth), "-q", "--seed", "1"])
+    assert made.exit_code == 0, made.output
+    args = ["--judge", str(tiny_classifier), "--data", str(mnist_dir)]
+    result = runner.invoke(app, ["evaluate", "--images", str(synth), *args, "-q"])
+    assert result.exit_code == 0, result.output
+    report = mnistgen.evaluate(images=str(synth), judge=str(tiny_classifier), data_dir=mnist_dir)  # not its characters
+    assert report == json.loads(result.stdout) and report["samples"]["images"] == 30
+    assert mnistgen.evaluate(images=[synth], judge=str(tiny_classifier), data_dir=mnist_dir) == report
 
 
 def test_the_summary_and_the_file_record_the_same_settings(tmp_path, tiny_cvae):

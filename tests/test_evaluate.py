@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mnistgen import checkpoint
-from mnistgen import evaluate as ev
+from mnistgen import scoring as ev
 from mnistgen.cli import app
 
 runner = CliRunner()

@@ -162,8 +162,8 @@ def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tm
 def test_shipped_judge_is_independent_of_the_verifier_and_accurate(dataset):
     """evaluate's default grader: another architecture and recipe than the verifier, other weights."""
     from mnistgen import classifier as clf
-    from mnistgen import evaluate as ev
     from mnistgen import sample
+    from mnistgen import scoring as ev
 
     judge, verifier = checkpoint.inspect("judge"), checkpoint.inspect("classifier")
     assert judge.config.arch == "judge" and verifier.config.arch == "lenet"  # an old card without arch: lenet
