@@ -19,7 +19,8 @@ and summed up in one note, returned to the caller (the library prints nothing). 
 from __future__ import annotations
 
 import gzip
-import json
+import itertools
+import math
 import os
 import re
 import warnings
@@ -30,7 +31,7 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import data
+from mnistgen import data, untrusted
 from mnistgen.config import IMAGE_SIZE, MANIFEST_FILE, MAX_CLASSES, UNLABELLED, UNLABELLED_DIR
 from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES, Dataset, Split
 from mnistgen.errors import MnistgenError
@@ -40,9 +41,20 @@ METADATA_SUFFIXES = {".jsonl", ".json", ".csv", ".txt", ".md"}  # beside images 
 SIDE = IMAGE_SIZE
 
 MAX_PICTURE_PIXELS = 25_000_000  # a 5000x5000 picture; larger ones are refused before decoding
+MAX_PICTURE_SIDE = 10_000  # pixels on one side: a 1x25,000,000 strip passes the pixel bound but costs GBs to resize
+PICTURE_FORMATS = (
+    "PNG",
+    "JPEG",
+    "BMP",
+    "GIF",
+    "TIFF",
+    "WEBP",
+)  # by content (JPEG covers MPO); never EPS: Ghostscript runs it
 MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
 MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is refused before it is read
 MAX_ATTRS_BYTES = 1 << 20  # the settings an output records (npz attrs, a manifest): read no more of them than this
+MAX_CHUNK_BYTES = 64 << 20  # one HDF5 chunk is decompressed whole: generate writes 0.2 MB ones
+MAX_FOLDER_ENTRIES = 2 * MAX_IMAGES  # files and folders one folder walk lists before it is refused
 READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
 MAX_PIXEL = 255
 TAR_MAGIC, TAR_MAGIC_END = b"ustar", 262  # a POSIX tar header's magic, at bytes 257-261
@@ -198,7 +210,7 @@ def read_manifest(path: Path) -> Optional[dict]:
     try:
         if not path.is_file() or path.stat().st_size > MAX_ATTRS_BYTES:
             return None
-        found = json.loads(path.read_bytes())
+        found = untrusted.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
@@ -344,15 +356,33 @@ def _read_images(path: Path, key: str, source, count: int) -> np.ndarray:
 
 
 def _dataset(path: Path, f, key: str, layout: str):
-    """`f[key]`, checked to be an HDF5 dataset of numbers: a group or a string/compound type is refused."""
+    """`f[key]`, checked to be an HDF5 dataset of numbers, stored in the file itself, in chunks of
+    bounded size: a group, a string/compound type, an empty dataspace, a link to another file,
+    external or virtual storage (which read other files: a FIFO would block, /etc/passwd would
+    be pixels) and a chunk that decompresses to gigabytes are refused."""
     import h5py
 
+    if isinstance(f.get(key, getlink=True), h5py.ExternalLink):
+        raise MnistgenError(f"{path}: '{key}' links to another file: {_SAVE_INSIDE}")
     found = f[key]
     if not isinstance(found, h5py.Dataset):
         kind = type(found).__name__.lower()
         raise MnistgenError(f"{path}: '{key}' is an HDF5 {kind}, not an array: mnistgen reads {layout}")
+    if found.external or found.is_virtual:
+        raise MnistgenError(f"{path}: '{key}' is stored in other files: {_SAVE_INSIDE}")
+    if found.shape is None:
+        raise MnistgenError(f"{path}: '{key}' is an empty HDF5 dataset (no shape): mnistgen reads {layout}")
     _check_array(path, key, found.dtype, layout)
+    chunk_bytes = int(np.prod(found.chunks or ())) * found.dtype.itemsize
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        raise MnistgenError(
+            f"{path}: '{key}' is stored in chunks of {chunk_bytes:,} bytes, more than mnistgen decompresses at once "
+            f"({MAX_CHUNK_BYTES:,}): save it again with smaller chunks (h5py's chunks=True)"
+        )
     return found
+
+
+_SAVE_INSIDE = "mnistgen reads only data stored inside the file; save the arrays into it (h5py's defaults)"
 
 
 def read_mat(path: Path, limit: Optional[int] = None) -> Dataset:
@@ -417,7 +447,7 @@ def recorded_classes(recorded, labels: Optional[np.ndarray]) -> list[str]:
     """The class names `generate` records beside labelled images (a JSON list in the file's
     attributes), when they are well formed and name every label; else none (labels by number)."""
     try:
-        names = json.loads(recorded) if isinstance(recorded, (str, bytes)) else recorded
+        names = untrusted.loads(recorded) if isinstance(recorded, (str, bytes)) else recorded
     except ValueError:
         return []
     well_formed = isinstance(names, list) and 0 < len(names) <= MAX_CLASSES
@@ -459,8 +489,8 @@ def _read_npz(path: Path, limit: Optional[int] = None) -> _Part:
                 _check_array(path, "labels", label_dtype, GENERATE_LAYOUT)
         count = _kept(shape[0], limit)
         with np.load(path, allow_pickle=False) as arrays:
-            images = _read_images(path, "images", arrays["images"], count)
-            labels = _labels(path, "labels", arrays["labels"][:count]) if has_labels else None
+            images = _read_images(path, "images", arrays["images.npy"], count)  # the member checked, never
+            labels = _labels(path, "labels", arrays["labels.npy"][:count]) if has_labels else None  # a bare "images"
         classes = recorded_classes((npz_attrs(path) or {}).get("classes"), labels)
     except (RuntimeError, NotImplementedError) as exc:  # an encrypted member, a compression zipfile lacks
         raise MnistgenError(f"{path} cannot be opened ({exc}): save it again with np.savez") from None
@@ -476,11 +506,15 @@ def npz_attrs(path: Path) -> Optional[dict]:
 
     try:
         with zipfile.ZipFile(path) as archive:
-            if archive.getinfo("attrs.npy").file_size > MAX_ATTRS_BYTES:
+            shape, dtype = _npy_header(path, archive, "attrs")
+            if (
+                archive.getinfo("attrs.npy").file_size > MAX_ATTRS_BYTES
+                or dtype.itemsize * math.prod(shape) > MAX_ATTRS_BYTES
+            ):
                 return None
         with np.load(path, allow_pickle=False) as arrays:
-            recorded = json.loads(str(arrays["attrs"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            recorded = untrusted.loads(str(arrays["attrs.npy"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MnistgenError):
         return None
     return recorded if isinstance(recorded, dict) else None
 
@@ -518,15 +552,15 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     bomb = MnistgenError(
-        f"{path} declares a picture larger than {MAX_PICTURE_PIXELS:,} pixels (a decompression bomb?): shrink it "
-        f"towards {SIDE}x{SIDE}, or remove it"
+        f"{path} declares a picture larger than {MAX_PICTURE_PIXELS:,} pixels or {MAX_PICTURE_SIDE:,} on a side (a "
+        f"decompression bomb?): shrink it towards {SIDE}x{SIDE}, or remove it"
     )
     try:
         with warnings.catch_warnings():  # Pillow's metadata warnings (damaged TIFF tags) are not the user's to read:
             warnings.simplefilter("ignore")  # damaged pixels still fail below, in one line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.size[0] * im.size[1] > MAX_PICTURE_PIXELS:
+            with Image.open(path, formats=PICTURE_FORMATS) as im:
+                if im.size[0] * im.size[1] > MAX_PICTURE_PIXELS or max(im.size) > MAX_PICTURE_SIDE:
                     raise bomb
                 im.load()
                 im = _grayscale(path, _upright(im, counts), counts)
@@ -630,8 +664,24 @@ def conversion_note(counts: dict) -> list[str]:
 
 def _pictures_in(folder: Path, root: Path) -> list[Path]:
     """Picture files under `folder` (recursively), sorted; metadata skipped; anything else refused.
-    A folder that cannot be listed is refused (a directory walk would skip it as if empty)."""
-    entries = sorted(folder.rglob("*"))  # one walk of the tree serves both checks below
+    A folder that cannot be listed is refused (a directory walk would skip it as if empty), and so is
+    one that leads back to `root` or above it (a symbolic link to / would walk the whole disk), or
+    holds more than MAX_FOLDER_ENTRIES entries."""
+    if root.resolve().is_relative_to(folder.resolve()):
+        raise MnistgenError(
+            f"{folder} leads back to {root} or a folder above it (a symbolic link?): point it at a folder of its own"
+        )
+    try:
+        entries = sorted(itertools.islice(folder.rglob("*"), MAX_FOLDER_ENTRIES + 1))  # one walk serves both checks
+    except OSError as exc:
+        raise MnistgenError(
+            f"cannot read the folder {folder} ({exc.strerror}): make it readable, or move it out"
+        ) from None
+    if len(entries) > MAX_FOLDER_ENTRIES:
+        raise MnistgenError(
+            f"{folder} holds more than {MAX_FOLDER_ENTRIES:,} files and folders: mnistgen reads up to {MAX_IMAGES:,} "
+            "images; split it"
+        )
     folders = [p for p in entries if p.is_dir()]
     hidden = [p for p in folders if p.name.startswith(".")]  # .Trash-1000, .snapshot: skipped, readable or not
     for inner in (folder, *(p for p in folders if not any(p.is_relative_to(h) for h in hidden))):

@@ -454,7 +454,7 @@ def _bad_inputs(tmp: Path, dataset) -> list[tuple[str, Path, str]]:
     with h5py.File(huge_h5, "w") as f:
         f.create_dataset("images", (3_000_000, 28, 28), "uint8", chunks=(64, 28, 28))  # declared, never written
     bomb_message = (
-        "declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
+        "declares a picture larger than 25,000,000 pixels or 10,000 on a side (a decompression bomb?): "
         "shrink it towards 28x28, or remove it"
     )
     forms = (
@@ -540,7 +540,7 @@ def test_encode_refuses_a_bomb(tmp_path, tiny_cvae):
     result = runner.invoke(app, ["encode", str(bomb), "--model", str(tiny_cvae), "--labels", "1"])
     assert result.exit_code == 1, result.output
     assert result.stderr == (
-        f"Error: {bomb} declares a picture larger than 25,000,000 pixels (a decompression bomb?): "
+        f"Error: {bomb} declares a picture larger than 25,000,000 pixels or 10,000 on a side (a decompression bomb?): "
         "shrink it towards 28x28, or remove it\n"
     )
 
