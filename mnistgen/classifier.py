@@ -30,7 +30,7 @@ import numpy as np
 
 from mnistgen import atomic, checkpoint, predictor
 from mnistgen.config import CLASSIFIER_KERNEL, JUDGE_KERNEL, ClassifierConfig
-from mnistgen.data import Split, to_unit_range
+from mnistgen.data import Split, background, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import import_paddle, usable_cpus
 from mnistgen.sample import ConfidenceFilter, Sampling
@@ -235,11 +235,19 @@ class ClassifierOptions:
     max_steps: Optional[int] = None  # stop after this many optimisation steps (the schedule spans `epochs`)
 
 
+def _background(x):
+    """Each image's background (data.background) as a (B, 1, 1, 1) tensor: what a shift or a
+    distortion fills the uncovered pixels with (MNIST's black, -1; a light background's light)."""
+    return paddle.to_tensor(background(x.numpy()).astype(np.float32)).reshape([-1, 1, 1, 1])
+
+
 def _shift(x, rng: np.random.Generator):
-    """Translate the whole batch by up to SHIFT pixels (zero fill): pad, then crop at a random offset."""
+    """Translate the whole batch by up to SHIFT pixels, filled with each image's background: pad,
+    then crop at a random offset."""
     dy, dx = rng.integers(0, 2 * SHIFT + 1, size=2)
     side = x.shape[-1]
-    padded = F.pad(x, [SHIFT, SHIFT, SHIFT, SHIFT], value=-1.0)  # -1 is MNIST's black in [-1, 1]
+    fill = _background(x)
+    padded = F.pad(x - fill, [SHIFT, SHIFT, SHIFT, SHIFT]) + fill  # (B, 1, 28 + 2s, 28 + 2s)
     return padded[:, :, dy : dy + side, dx : dx + side]
 
 
@@ -253,7 +261,8 @@ def _affine(x, rng: np.random.Generator):
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
     theta = np.stack([np.stack([cos, -sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(paddle.to_tensor(theta.astype(np.float32)), [b, 1, side, side], align_corners=False)
-    return F.grid_sample(x + 1, grid, align_corners=False) - 1  # (B, 1, 28, 28); zero fill is black in [0, 2]
+    fill = _background(x)
+    return F.grid_sample(x - fill, grid, align_corners=False) + fill  # (B, 1, 28, 28); zero fill is the background
 
 
 AUGMENTATIONS = ("auto", "shift", "affine")

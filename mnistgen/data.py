@@ -163,13 +163,25 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 127.5 - 1.0)[:, None, :, :]
 
 
+def background(images: np.ndarray) -> np.ndarray:
+    """Each image's background, (N,) float: the median of its outermost ring of pixels (images
+    (N, ..., H, W)). MNIST's is black; a set drawn dark on light has a light one."""
+    rows = images[..., [0, -1], :].reshape(len(images), -1)
+    cols = images[..., 1:-1, [0, -1]].reshape(len(images), -1)
+    return np.median(np.concatenate([rows, cols], axis=1), axis=1)
+
+
 def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Translate each uint8 image (N, 28, 28) by its own random offset of up to `max_shift` pixels
-    each way, filling with black: the cheap augmentation small training sets need."""
+    each way, filling with its background (`background`: black fill drew dark frames round
+    light-background pictures): the cheap augmentation small training sets need."""
     if max_shift <= 0 or not len(images):
         return images
     n, side = len(images), images.shape[-1]
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    fill = np.rint(background(images)).astype(images.dtype)
+    padded = np.empty((n, side + 2 * max_shift, side + 2 * max_shift), images.dtype)
+    padded[:] = fill[:, None, None]
+    padded[:, max_shift:-max_shift, max_shift:-max_shift] = images  # (N, 28 + 2s, 28 + 2s)
     dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
     rows = dy[:, None] + np.arange(side)  # (N, 28)
     cols = dx[:, None] + np.arange(side)

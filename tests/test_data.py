@@ -26,6 +26,23 @@ def test_scaling_to_minus_one_one(dataset):
     assert x.min() == -1.0 and x.max() == 1.0
 
 
+def test_shifts_fill_with_each_image_s_background(dataset):
+    """A shift uncovers pixels: MNIST's are black as before, a dark-on-light picture's light (black
+    fill drew dark frames round light pictures, and the generator learnt them)."""
+    from mnistgen import classifier
+
+    light = 255 - dataset.train.images[:4]  # dark digits on white
+    images = np.concatenate([dataset.train.images[:4], light])
+    assert data.background(images).tolist() == [0] * 4 + [255] * 4
+    moved = data.shift_images(images, 2, np.random.default_rng(0))
+    ring = np.concatenate([moved[:, [0, -1], :].reshape(8, -1), moved[:, :, [0, -1]].reshape(8, -1)], axis=1)
+    assert (ring[:4] == 0).all() and (ring[4:] == 255).all()
+    x = classifier.paddle.to_tensor(data.to_unit_range(images))
+    for distort in (classifier._shift, classifier._affine):
+        out = distort(x, np.random.default_rng(3)).numpy()  # (8, 1, 28, 28) in [-1, 1]
+        assert out[:4, :, :2].max() == -1 and out[4:, :, :2].min() > 0.99, distort.__name__
+
+
 def test_uncompressed_idx_reads_the_same(tmp_path, mnist_dir, dataset):
     for gz in mnist_dir.glob("*.gz"):
         (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
