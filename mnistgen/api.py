@@ -28,7 +28,6 @@ from mnistgen import classifier as clf
 from mnistgen import generate as jobs
 from mnistgen import train as train_lib
 from mnistgen.config import (
-    DEFAULT_CLASSIFIER,
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     IMAGE_SIZE,
@@ -354,11 +353,12 @@ def evaluate(
     if images:
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
+        judge_weights = checkpoint.inspect_role(judge, "--judge")
         return scoring.evaluate(
             _test_data(data_dir, test),
-            checkpoint.inspect_role(judge, "--judge"),
+            judge_weights,
             images=[Path(p) for p in images],
-            verifier=sample.inspect_verifier(classifier or DEFAULT_CLASSIFIER),
+            verifier=scoring.images_verifier(judge_weights, classifier),
             seed=seed,
             with_tstr=tstr,
             device_name=select_device(device),

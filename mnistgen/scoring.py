@@ -23,7 +23,7 @@ import numpy as np
 from mnistgen import checkpoint, data, decoders, sample, sources
 from mnistgen import classifier as clf
 from mnistgen.checkpoint import Weights
-from mnistgen.config import DEFAULT_JUDGE, MNIST_CLASSES, ClassifierConfig
+from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_JUDGE, MNIST_CLASSES, ClassifierConfig
 from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
 from mnistgen.train import test_loss
@@ -98,6 +98,24 @@ def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verif
                 f"the judge {judge.name} is the verifier {member.name} (same sha256): its verified samples pass by "
                 f"construction; grade with an independent classifier{fix}"
             )
+
+
+def images_verifier(judge: Weights, named: Optional[str]) -> Optional[sample.Verifier]:
+    """The classifier reported beside the judge on `--images` (read with the judge's classes):
+    `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none.
+    A verifier of other classes would grade by index: refused when named, left out when not."""
+    verifier = sample.inspect_verifier(named or DEFAULT_CLASSIFIER)
+    mine = list(data.label_names(judge.card.get("classes"), judge.config.num_classes))
+    for member in sample.members(verifier):
+        theirs = list(data.label_names(member.card.get("classes"), member.config.num_classes))
+        if theirs != mine and named is None:
+            return None
+        if theirs != mine:
+            raise MnistgenError(
+                f"--classifier {member.name} knows classes {data.shown(theirs)} but the judge {judge.name} has "
+                f"{data.shown(mine)}: pass a classifier trained on the judge's classes, or leave --classifier out"
+            )
+    return verifier
 
 
 def reference_features(judge_net, test: Split) -> np.ndarray:

@@ -95,6 +95,24 @@ def test_evaluate_augment_on_named_classes_needs_no_mnist(tmp_path, dataset, gre
     assert tstr.stderr == "Error: --tstr trains a classifier on real training images: pass --data with them\n"
 
 
+def test_evaluate_images_of_named_classes_has_no_digit_verifier(tmp_path, dataset, greek_classifier):
+    """The shipped verifier knows digits 0-9: beside a judge of other classes it would grade by
+    index (it read 26% "on-label"), so it is left out, and refused when asked for."""
+    test = folder(tmp_path / "test", dataset, GREEK, skip=3 * PER_CLASS)
+    generated = folder(tmp_path / "gen", dataset, GREEK, skip=4 * PER_CLASS)
+    argv = ["evaluate", "--images", str(generated), "--test", str(test), "--judge", str(greek_classifier), "-q"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "verifier" not in report and "verifier" not in report["samples"]
+    refused = runner.invoke(app, [*argv, "--classifier", "classifier"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        "Error: --classifier classifier knows classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 but the judge greek-classifier has "
+        "alpha, bravo, charlie: pass a classifier trained on the judge's classes, or leave --classifier out\n"
+    )
+
+
 def test_labels_by_number_agree_with_digit_names():
     data.check_same_classes(np.array([0, 3]), [], "digits", [str(i) for i in range(10)], "a digit model")
     data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")
