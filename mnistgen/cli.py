@@ -2,7 +2,7 @@
 
 Arguments are validated before Paddle is imported, so mistakes are reported at once and
 `mnistgen --help` stays fast. `MnistgenError` becomes `Error: ...` on stderr with exit 1;
-usage mistakes are Typer/Click usage errors with exit 2; Ctrl-C exits 130. Progress goes to
+usage mistakes are Typer/Click usage errors with exit 2; Ctrl-C exits 130, SIGTERM 143. Progress goes to
 stderr, results (one JSON line) to stdout.
 """
 
@@ -149,7 +149,7 @@ def _user_errors(
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt as exc:  # an atomic.Interrupted says what its held step left on disk
         _stderr(f"Interrupted: {getattr(exc, 'note', None) or interrupted_note}.")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(getattr(exc, "exit_code", EXIT_INTERRUPTED)) from None  # SIGTERM: 143
     except MemoryError:  # a limit the memory budget does not see (ulimit -v): partial files were removed
         _stderr(
             "Error: out of memory: ask for less at once (fewer images or frames, a smaller --scale), or set "

@@ -2,7 +2,10 @@
 
 Everything that needs Paddle gets it through `import_paddle()`, so the CLI can parse and
 validate arguments (and print `--help`) without paying Paddle's ~1.5 s import, and a
-missing Paddle becomes one line that names the fix instead of a traceback.
+missing Paddle becomes one line that names the fix instead of a traceback. Paddle's import also
+takes SIGTERM (what `timeout`, Slurm's time limit and `docker stop` send) for a C++ handler that
+prints its stack to stdout and ends the process where it stands; it is given back to Python, so
+a terminated job unwinds as Ctrl-C does and removes its partial files.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import multiprocessing
 import os
+import signal
+import threading
 import warnings
 from enum import Enum
 from typing import Optional
@@ -23,6 +29,13 @@ MAX_ENV_DIGITS = 6  # a CPU count from the environment: more digits than any mac
 _USER_OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
 INSTALL_HINT = 'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
 MIN_PADDLE = (2, 6)
+EXIT_TERMINATED = 128 + signal.SIGTERM  # the shell's code for a process ended by SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python runs, as Ctrl-C is: `with` blocks remove their partial files."""
+
+    exit_code = EXIT_TERMINATED
 
 
 class Device(str, Enum):
@@ -48,10 +61,12 @@ def import_paddle():
     # pyenv Python, in paddle.jit.save). Importing numpy.random first binds zlib to itself.
     import numpy.random  # noqa: F401
 
+    before = signal.getsignal(signal.SIGTERM)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "No ccache found" and similar UserWarnings
             import paddle
+        _take_back_sigterm(before)
     except ImportError as exc:
         raise MnistgenError(f"PaddlePaddle is not installed ({exc}): {INSTALL_HINT}") from None
     version = tuple(int(p) for p in paddle.__version__.split(".")[:2] if p.isdigit())
@@ -61,6 +76,21 @@ def import_paddle():
             f"{INSTALL_HINT}"
         )
     return paddle
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _take_back_sigterm(before) -> None:
+    """After Paddle's import: SIGTERM to the handler Python had (a caller's own), else to `Terminated`.
+    Only in the main thread of a process that is not a multiprocessing child (a DataLoader worker is
+    stopped by its parent and keeps Paddle's handling); where Python holds no handler, nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
+        return
+    if before is None:  # a handler set outside Python: not ours to replace
+        return
+    signal.signal(signal.SIGTERM, _terminate if before == signal.SIG_DFL else before)
 
 
 def _cgroup_cpus() -> Optional[float]:

@@ -305,6 +305,20 @@ def test_sigint_during_training_keeps_the_last_epoch(tmp_path, mnist_dir):
     assert state["epoch"] >= 1 and (tmp_path / "r" / "model.safetensors").is_file()
 
 
+def test_sigterm_unwinds_as_ctrl_c_does(tmp_path, tiny_cvae):
+    """timeout, Slurm's time limit and docker stop send SIGTERM: Paddle's handler printed a C++ stack
+    to stdout and left the partial file; the job now removes it and says so, exit 143."""
+    out = tmp_path / "big.h5"
+    proc = _start(["generate", "-d", "all", "-n", 100_000, "--model", tiny_cvae, "-o", out, "-q"])
+    _wait_for(lambda: any(tmp_path.glob(".big.h5.*.part")))
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Interrupted: ")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["big.npz", "big.h5", "idx"])
 def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae, name):
     fmt = "--format idx" if name == "idx" else ""
