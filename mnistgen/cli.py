@@ -855,8 +855,8 @@ def generate(
         typer.Option(
             "--precision",
             help=(
-                "CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AMX; about 2x faster, pixels "
-                "within a few levels), else fp32. A GPU decodes in fp32."
+                "CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AVX512-BF16 or AMX; about 2x "
+                "faster, pixels within a few levels), else fp32. A GPU decodes in fp32."
             ),
         ),
     ] = Precision.auto,
