@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistgen import atomic
+from mnistgen import atomic, untrusted
 from mnistgen.config import DEFAULT_CLASSIFIER, DEFAULT_JUDGE, ModelConfig, config_from_dict
 from mnistgen.errors import MnistgenError
 
@@ -149,7 +149,7 @@ def resolve(spec: str) -> Path:
         path = path / (RUN_MODEL_STEM + WEIGHTS_SUFFIX)
     elif path.suffix == CARD_SUFFIX:
         path = path.with_suffix(WEIGHTS_SUFFIX)
-    if path.is_file():
+    if path.is_file() or untrusted.special_kind(path):  # a FIFO is found here and refused by inspect
         return path
     if not _looks_like_path(spec):
         candidate = named_weights().get(spec)
@@ -188,8 +188,8 @@ def _read_header(path: Path) -> dict:
                 )
             raise MnistgenError(f"{path} is not a safetensors file (or is truncated): train or download it again")
         try:
-            header = json.loads(first + f.read(length - 1))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            header = untrusted.loads(first + f.read(length - 1))
+        except ValueError:
             raise MnistgenError(f"{path} is not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise MnistgenError(f"{path} is not a safetensors file (its header is not a JSON object)")
@@ -281,8 +281,8 @@ def _card_from_metadata(path: Path, header: dict) -> dict:
             "written by mnistgen"
         )
     try:
-        config = json.loads(meta[METADATA_KEY])
-    except json.JSONDecodeError:
+        config = untrusted.loads(meta[METADATA_KEY])
+    except ValueError:
         raise MnistgenError(f"{path} has damaged mnistgen metadata: train or download it again") from None
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": path.stem, "config": config}
 
@@ -302,10 +302,10 @@ def write_card(path: Path, card: dict) -> None:
 
 def read_card(path: Path) -> dict:
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        card = untrusted.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # the first clause: Python's own advice (set_int_max_str_digits) is no fix
         raise MnistgenError(
-            f"model card {path} is not valid JSON ({exc}): train or download the weights again"
+            f"model card {path} is not valid JSON ({str(exc).split(';')[0]}): train or download the weights again"
         ) from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise MnistgenError(f'{path} is not an mnistgen model card (no "format": "{FORMAT}")')
@@ -341,6 +341,46 @@ def _json_type(value) -> str:
     return "null" if value is None else JSON_TYPES.get(type(value), type(value).__name__)
 
 
+# "latent_stats" (priors.latent_stats) holds, besides the prior tables sample.py checks where it
+# uses them: per-dimension vectors of the encoder means, and per-label centroids, which explore.py
+# draws grids and walks between. A trained VAE's latent means lie within a few tens of 0: a
+# statistic beyond MAX_LATENT_MAGNITUDE is damage, and would overflow float32 once drawn.
+STATS_VECTORS = ("mean_min", "mean_max", "mean_p01", "mean_p99", "mean_std")
+STATS_RANGE = (("mean_p01", "mean_min"), ("mean_p99", "mean_max"))  # each end of a grid: one of the pair
+MAX_LATENT_MAGNITUDE = 1e6
+
+
+def _latent_vector(value, latent: int) -> bool:
+    """A list of `latent` finite JSON numbers of sane size."""
+    return (
+        isinstance(value, list)
+        and len(value) == latent
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_LATENT_MAGNITUDE for v in value
+        )
+    )  # abs(nan) <= bound is False: NaN is refused with infinities
+
+
+def _stats_problem(stats: dict, config) -> str:
+    """What is wrong with a card's "latent_stats" for `config` ('' when nothing)."""
+    latent = getattr(config, "latent", 0)
+    bad = [key for key in STATS_VECTORS if key in stats and not _latent_vector(stats[key], latent)]
+    if bad:
+        return f"{bad[0]} is not {latent} finite numbers"
+    if any(key in stats for key in STATS_VECTORS):
+        missing = [pair for pair in STATS_RANGE if not any(key in stats for key in pair)]
+        if missing:
+            return f"it has neither {' nor '.join(missing[0])}"
+    if "images" in stats and not is_count(stats["images"]):
+        return "images is not a count"
+    centroids = stats.get("centroids", {})
+    labels = {str(label) for label in range(config.num_classes)}
+    if not isinstance(centroids, dict) or not set(centroids) <= labels:
+        return f"centroids is not an object keyed by labels 0..{config.num_classes - 1}"
+    bad = [key for key, value in centroids.items() if not _latent_vector(value, latent)]
+    return f"the centroid of label {bad[0]} is not {latent} finite numbers" if bad else ""
+
+
 def check_card(card_path: Path, card: dict, config) -> None:
     """Refuse a card whose sections do not have their JSON types, or whose "classes" are not one
     name per label of the config: the card is not covered by the weights' sha256."""
@@ -359,9 +399,20 @@ def check_card(card_path: Path, card: dict, config) -> None:
         )
 
 
+def check_latent_stats(card_path: Path, card: dict, config) -> None:
+    """Refuse a card whose latent statistics do not fit its config (after the tensors are checked
+    against the config: a card for another architecture is named as that first)."""
+    problem = _stats_problem(card.get("latent_stats") or {}, config)
+    if problem:
+        raise MnistgenError(
+            f'model card {card_path} has damaged "latent_stats" ({problem}): train or download the weights again'
+        )
+
+
 def inspect(spec: str) -> Weights:
     """Resolve and check a weights file without reading its tensors (cheap: no numpy, no Paddle)."""
     path = resolve(spec)
+    untrusted.check_not_special(path, "weights file")  # a FIFO would block the header's read
     header = _read_header(path)
     _metadata(path, header)
     card_path = path.with_suffix(CARD_SUFFIX)
@@ -369,6 +420,7 @@ def inspect(spec: str) -> Weights:
     config = config_from_dict(card.get("config"))
     check_card(card_path, card, config)
     _check_tensors(path, header, config)
+    check_latent_stats(card_path, card, config)
     digest = sha256_of(path)
     recorded = card.get("sha256")
     if recorded and recorded != digest:

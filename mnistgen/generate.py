@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -29,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
 
-from mnistgen import atomic, export, sample, sources
+from mnistgen import atomic, export, sample, sources, untrusted
 from mnistgen.checkpoint import Weights
 from mnistgen.config import MANIFEST_FILE, UNLABELLED, UNLABELLED_DIR, Format
 from mnistgen.errors import MnistgenError
@@ -59,6 +60,14 @@ RESUME_SETTINGS = (
     "min_confidence",
 )
 TAR_SETTINGS = ("seed",)
+# What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
+# PNG text): its model's sha256 beside mnistgen's version and the seed; a user's file that happens
+# to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD
+# (export.TarWriter).
+GENERATE_MARKERS = ("model_sha256", "mnistgen_version", "seed")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+TAR_RECORD = frozenset({"seed", "label", "z"})
+SHOWN_CHARS = 60  # a recorded setting quoted in a message: enough to recognise, never a screenful
 STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID.part: a --force run's PNG output until complete
 ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID.part: the output it replaces, during the swap
 
@@ -171,11 +180,48 @@ def _png_path(job: Job, label: int, index: int) -> Path:
     return job.out / label_dir(label) / f"{index:0{_index_width(job.count)}d}.png"
 
 
-def _ours(path: Path) -> bool:
-    """Whether an entry of an output directory is something `generate` writes."""
+def _ours(path: Path, folders: set[str]) -> bool:
+    """Whether an entry of an output directory is something `generate` writes: its metadata, its
+    manifests, and the label `folders` its manifests name."""
     if (path.name.startswith("metadata") and path.name.endswith(".jsonl")) or path.name.startswith(MANIFEST_STEM):
         return path.is_file()
-    return path.is_dir() and (path.name.isdigit() or path.name == UNLABELLED_DIR)
+    return path.is_dir() and path.name in folders
+
+
+def _generate_records(out: Path) -> list[dict]:
+    """The manifests in `out` that generate wrote (recognised by what they record, not by name)."""
+    found = (recorded_settings(path, Format.png) for path in sorted(out.glob(MANIFEST_STEM + "*.json")))
+    return [record for record in found if _written_by_generate(record)]
+
+
+def _recorded_folders(records: list[dict]) -> set[str]:
+    """The label folders generate's `records` name: all a --force run may replace."""
+    labels = [label for record in records for label in _as_list(record.get("labels"))]
+    return {label_dir(label) for label in labels if isinstance(label, int) and not isinstance(label, bool)}
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _check_replaceable(job: Job) -> None:
+    """--force replaces generate's own output only: refuse an `out` with no manifest of generate's,
+    or where a label folder this job writes is one no manifest names (the user's own)."""
+    records = _generate_records(job.out)
+    folders = _recorded_folders(records)
+    foreign = [name for name in map(label_dir, job.labels) if (job.out / name).exists() and name not in folders]
+    if not any(job.out.glob(MANIFEST_STEM + "*.json")):
+        why = f"no {MANIFEST_FILE}"
+    elif not records:
+        why = f"its {MANIFEST_FILE} was not written by generate"
+    elif foreign:
+        why = f"{foreign[0]}/ is not named in generate's {MANIFEST_FILE}"
+    else:
+        return
+    raise MnistgenError(
+        f"--out {job.out} holds files that generate did not write ({why}): --force replaces only generate's "
+        "output; choose another directory"
+    )
 
 
 def _plan_png(job: Job) -> tuple[Path, ...]:
@@ -193,11 +239,8 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
     if job.resume:
         _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
         return targets
-    if job.force and not any(out.glob(MANIFEST_STEM + "*.json")):
-        raise MnistgenError(
-            f"--out {out} holds files that generate did not write (no {MANIFEST_FILE}): --force replaces only "
-            "generate's output; choose another directory"
-        )
+    if job.force:
+        _check_replaceable(job)
     if job.sharded:  # other shards may share the directory: only this shard's files conflict
         clash = targets[0].exists() or any(_owned_existing(job))
         if clash and not job.force:
@@ -268,6 +311,7 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
             targets = (out.with_name(job.shard_name(out.name)),)
     atomic.check_writable_dir(targets[0].parent)
     existing = [t for t in targets if t.exists()]
+    _refuse_special(existing)
     if existing and not (job.force or job.resume):
         raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
     if existing:  # --force replaces, --resume keeps: either only the output of generate itself
@@ -290,11 +334,21 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
     return targets
 
 
+def _refuse_special(existing: list[Path]) -> None:
+    """Refuse an existing output that is a FIFO, socket or device, unopened: reading it to see what it
+    records (--force, --resume) would block."""
+    for path in existing:
+        kind = untrusted.special_kind(path)
+        if kind:
+            raise MnistgenError(f"--out {path} is {kind}, not a file generate wrote: choose another --out")
+
+
 def _check_same_job(job: Job, record: Path, output: Path, same_settings: bool = True) -> None:
     """Refuse to touch `output` unless `record` (the output itself, or its manifest) shows that
     generate wrote it and, with `same_settings` (--resume), with the settings of this job."""
-    recorded = recorded_settings(record, Format.png if record.suffix == ".json" else job.fmt)
-    if not isinstance(recorded, dict) or "seed" not in recorded:
+    fmt = Format.png if record.suffix == ".json" else job.fmt
+    recorded = recorded_settings(record, fmt)
+    if not _written_by_generate(recorded, tar=fmt is Format.tar):
         raise MnistgenError(
             f"{output} was not written by mnistgen generate (no settings recorded in {record.name}): "
             "choose another --out"
@@ -305,11 +359,28 @@ def _check_same_job(job: Job, record: Path, output: Path, same_settings: bool = 
     keys = TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS
     differ = [k for k in keys if _comparable(recorded.get(k)) != _comparable(wanted.get(k))]
     if differ:
-        was = ", ".join(f"{k} {_comparable(recorded.get(k))} (now {_comparable(wanted.get(k))})" for k in differ)
+        was = ", ".join(f"{k} {_shown(recorded.get(k))} (now {_shown(wanted.get(k))})" for k in differ)
         raise MnistgenError(
             f"--resume: {output} was written with other settings: {was}; repeat its command to finish it, "
             "or pass --force to replace it"
         )
+
+
+def _written_by_generate(recorded, tar: bool = False) -> bool:
+    """Whether `recorded` (what recorded_settings found) is a record generate writes (GENERATE_MARKERS,
+    or a tar image's TAR_RECORD)."""
+    if not isinstance(recorded, dict):
+        return False
+    if tar:
+        return set(recorded) == TAR_RECORD
+    marked = all(key in recorded for key in GENERATE_MARKERS)
+    return marked and SHA256_HEX.fullmatch(_comparable(recorded["model_sha256"])) is not None
+
+
+def _shown(value) -> str:
+    """A recorded setting as a message quotes it: cut short, as a file may record anything."""
+    text = _comparable(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 def _comparable(value) -> str:
@@ -319,7 +390,7 @@ def _comparable(value) -> str:
         value = value.decode("utf-8", "replace")
     if isinstance(value, str) and value.startswith("["):
         try:
-            value = json.loads(value)
+            value = untrusted.loads(value)
         except ValueError:
             return value
     return str(value.tolist() if hasattr(value, "tolist") else value)
@@ -343,8 +414,8 @@ def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
                 return dict(getattr(image, "text", {}))
         if fmt is Format.tar:
             with tarfile.open(path, "r:") as archive:
-                first = next((m for m in archive if m.name.endswith(".json")), None)
-                return json.loads(archive.extractfile(first).read(sources.MAX_ATTRS_BYTES)) if first else None
+                first = next((m for m in archive if m.isfile() and m.name.endswith(".json")), None)
+                return untrusted.loads(archive.extractfile(first).read(sources.MAX_ATTRS_BYTES)) if first else None
         return sources.read_manifest(path)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, tarfile.TarError):
         return None
@@ -525,7 +596,8 @@ def _swap_in(out: Path, staging: Path) -> None:
     are moved aside, the new ones moved in, then the old removed; the user's own files stay. A
     Ctrl-C meanwhile waits for the renames; a failed rename leaves `out` as it was."""
     aside = atomic.temp_name(out / ASIDE_NAME)
-    old = sorted((entry for entry in out.iterdir() if _ours(entry)), key=_manifest_last)
+    folders = _recorded_folders(_generate_records(out))
+    old = sorted((entry for entry in out.iterdir() if _ours(entry, folders)), key=_manifest_last)
     new = sorted(staging.iterdir(), key=_manifest_last)
     moves = [(entry, aside / entry.name) for entry in old] + [(entry, out / entry.name) for entry in new]
     try:

@@ -19,7 +19,6 @@ process gets at least MIN_BATCH_PER_PROCESS images per step.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -32,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-from mnistgen import checkpoint
+from mnistgen import checkpoint, untrusted
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import RANK_ENV, WORLD_ENV, usable_cpus
 
@@ -54,12 +53,20 @@ def default_processes(batch_size: int, cpus: int, images: Optional[int] = None) 
 
 def saved_processes(run_dir) -> Optional[int]:
     """How many processes trained the run in `run_dir` (1 for runs from before --processes); None when
-    there is no readable state (train then says so)."""
+    there is no readable state (train then says so). A count that is not a whole number from 1 is
+    refused: it is what `run` would start, port by port and process by process."""
+    path = Path(run_dir) / (checkpoint.STATE_STEM + checkpoint.CARD_SUFFIX)
+    untrusted.check_not_special(path, "--resume:")  # a FIFO would block the read
     try:
-        card = json.loads((Path(run_dir) / (checkpoint.STATE_STEM + checkpoint.CARD_SUFFIX)).read_text())
-        return int(card.get("options", {}).get("extra", {}).get("processes", 1))
+        saved = untrusted.loads(path.read_text()).get("options", {}).get("extra", {}).get("processes", 1)
     except (OSError, ValueError, TypeError, AttributeError):
         return None
+    if not checkpoint.is_count(saved) or saved < 1:
+        raise MnistgenError(
+            f"cannot resume from {run_dir}: {path.name} is damaged (its process count is {saved!r}, not a whole "
+            "number from 1); start without --resume in a new --out"
+        )
+    return saved
 
 
 def gpu_paddle() -> bool:
@@ -90,6 +97,11 @@ def choose(
             raise MnistgenError(
                 f"--resume: {out} was trained on {saved} process(es) (the batch is split between them); "
                 f"resume it with --processes {saved}"
+            )
+        if not processes and saved > usable_cpus():  # the state is a file: more than the CPUs only when asked
+            raise MnistgenError(
+                f"--resume: {out} was trained on {saved} processes, more than the {usable_cpus()} CPUs usable here; "
+                f"resume it with --processes {saved} to start them all anyway"
             )
         return saved
     if processes:

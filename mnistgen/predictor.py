@@ -27,6 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from mnistgen import untrusted
 from mnistgen.checkpoint import sha256_of
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import import_paddle
@@ -135,16 +136,33 @@ def write_manifest(folder: Path, identity: dict) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def check_export(folder: Path, identity: Optional[dict] = None) -> Optional[str]:
-    """None when the export in `folder` is whole and unchanged since it was made (and, given
-    `identity`, made by that Paddle in its format); otherwise why not, in a few words."""
+def _read_manifest(folder: Path):
+    """(the manifest, its files, its format), or why the export's manifest cannot be used: a FIFO
+    or device in its place would block the read, so it is damage, rebuilt like any other."""
+    path = folder / MANIFEST
+    kind = untrusted.special_kind(path)
+    if kind:
+        return f"the manifest is {kind}"
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = untrusted.loads(path.read_text())
         files, fmt = dict(manifest["files"]), manifest["format"]
     except FileNotFoundError:
         return "no manifest" if folder.is_dir() else "missing"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "unreadable manifest"
+    plain = all(isinstance(entry, dict) and Path(name).name == name for name, entry in files.items())
+    if not (plain and isinstance(fmt, str)):  # a file named ../x would be hashed outside the export
+        return "unreadable manifest"
+    return manifest, files, fmt
+
+
+def check_export(folder: Path, identity: Optional[dict] = None) -> Optional[str]:
+    """None when the export in `folder` is whole and unchanged since it was made (and, given
+    `identity`, made by that Paddle in its format); otherwise why not, in a few words."""
+    found = _read_manifest(folder)
+    if isinstance(found, str):
+        return found
+    manifest, files, fmt = found
     if identity is not None:
         made, wanted = (f"Paddle {d.get('paddle')} ({d.get('format')})" for d in (manifest, identity))
         if made != wanted or manifest.get("commit") != identity["commit"]:
@@ -172,6 +190,8 @@ def _locked(lock_path: Path):
     except ImportError:  # Windows
         yield
         return
+    if untrusted.special_kind(lock_path):  # a FIFO there would block the open; it locks nothing: replaced
+        lock_path.unlink(missing_ok=True)
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

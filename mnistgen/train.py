@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 from safetensors.numpy import load_file
 
-from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors
+from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors, untrusted
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
 from mnistgen.config import MNIST_CLASSES, ModelConfig, TrainOptions, named_recipe, recipe_for
@@ -46,6 +46,15 @@ STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID, STREAM_SHIFT = 1, 2, 3, 4  # independe
 COMPANION_STEM = "classifier"  # the companion classifier's files in the run directory
 
 
+# train_state.safetensors: the model's tensors under model/, Adam's under optim/: per parameter,
+# two moments of its shape and the running powers of beta1 and beta2 (one number each), which
+# Paddle names PARAM_SLOT_0.
+MODEL_PREFIX, OPTIM_PREFIX = "model/", "optim/"
+ADAM_MOMENTS = ("moment1", "moment2")
+ADAM_POWERS = ("beta1_pow_acc", "beta2_pow_acc")
+ADAM_POWER_SHAPE = (1,)
+ACCUMULATOR_SUFFIX = "_0"
+
 RESUME_OVERRIDES = ("epochs", "command")  # the saved options a resumed run replaces: the epoch target, the command
 POSITIVE_OPTIONS = ("batch_size", "eval_every", "max_epochs")  # saved options that divide or bound: at least 1
 
@@ -61,6 +70,11 @@ def _valid_option(key: str, value, default) -> bool:
     if isinstance(default, list):
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, type(default))
+
+
+def _unprefixed(table: dict, prefix: str) -> dict:
+    """The entries of `table` whose names start with `prefix`, named without it."""
+    return {k[len(prefix) :]: v for k, v in table.items() if k.startswith(prefix)}
 
 
 def _history_entry(entry) -> bool:
@@ -178,9 +192,9 @@ class Trainer:
         return {"train_images": len(self.all_train), "sha256": self.all_train.fingerprint()}
 
     def save_state(self) -> None:
-        arrays = {f"model/{k}": v for k, v in self.m.state_arrays(self.model).items()}
+        arrays = {f"{MODEL_PREFIX}{k}": v for k, v in self.m.state_arrays(self.model).items()}
         opt = {k: v.numpy() for k, v in self.optimizer.state_dict().items() if hasattr(v, "numpy")}
-        arrays.update({f"optim/{k}": np.ascontiguousarray(v) for k, v in opt.items()})
+        arrays.update({f"{OPTIM_PREFIX}{k}": np.ascontiguousarray(v) for k, v in opt.items()})
         from safetensors.numpy import save as save_bytes
 
         atomic.write_bytes(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX), save_bytes(arrays))
@@ -200,12 +214,36 @@ class Trainer:
             "--indices, --test and --seed, or another --out"
         )
 
+    def _state_shapes(self) -> dict[str, tuple]:
+        """Every tensor train_state.safetensors holds for this model, and its shape: the model's
+        parameters, and Adam's accumulators of each (named as Paddle names them in the run's fresh
+        name scope)."""
+        shapes = {f"{MODEL_PREFIX}{name}": tuple(p.shape) for name, p in self.model.state_dict().items()}
+        for param in self.model.parameters():
+            for slot in ADAM_MOMENTS + ADAM_POWERS:
+                shape = tuple(param.shape) if slot in ADAM_MOMENTS else ADAM_POWER_SHAPE
+                shapes[f"{OPTIM_PREFIX}{param.name}_{slot}{ACCUMULATOR_SUFFIX}"] = shape
+        return shapes
+
+    def _check_arrays(self, path: Path, arrays: dict, expected: dict[str, tuple]) -> None:
+        """Refuse saved tensors that are not exactly the `expected` names, float32, of their shapes:
+        Paddle would stop on them with an assertion, or a KeyError, deep in set_value."""
+        found = {name: tuple(a.shape) for name, a in arrays.items() if a.dtype == np.float32}
+        wrong = sorted(set(expected) ^ set(found)) or sorted(n for n in expected if found[n] != expected[n])
+        if wrong:
+            raise MnistgenError(
+                f"cannot resume from {self.run_dir}: {path.name} is damaged (tensor {wrong[0]} is missing, "
+                "unexpected, or of another shape or type); start without --resume in a new --out"
+            )
+
     def load_state(self) -> None:
         card_path = self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX)
+        state_path = self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
+        untrusted.check_not_special(card_path, "--resume:")  # a FIFO would block the read
         try:
-            card = json.loads(card_path.read_text())
-            arrays = load_file(str(self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)))
-        except (OSError, json.JSONDecodeError, Exception) as exc:
+            card = untrusted.loads(card_path.read_text())
+            arrays = load_file(str(state_path))
+        except Exception as exc:  # OSError, ValueError (damaged JSON), and safetensors' own error types
             raise MnistgenError(
                 f"cannot resume from {self.run_dir} ({exc}): start a new run without --resume"
             ) from None
@@ -221,8 +259,9 @@ class Trainer:
                 "another --out"
             )
         self._check_same_data(card.get("data"))
-        self.m.load_arrays(self.model, {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")})
-        opt_state = {k[len("optim/") :]: self.paddle.to_tensor(v) for k, v in arrays.items() if k.startswith("optim/")}
+        self._check_arrays(state_path, arrays, self._state_shapes())
+        self.m.load_arrays(self.model, _unprefixed(arrays, MODEL_PREFIX))
+        opt_state = {k: self.paddle.to_tensor(v) for k, v in _unprefixed(arrays, OPTIM_PREFIX).items()}
         self.optimizer.set_state_dict(opt_state)
         saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
         # Resume repeats the saved run; only the epoch target and the recorded command may change.
@@ -234,6 +273,8 @@ class Trainer:
         best_model = self.run_dir / (checkpoint.RUN_MODEL_STEM + checkpoint.WEIGHTS_SUFFIX)
         if self.best and best_model.is_file():
             self.best_arrays = load_file(str(best_model))
+            model_shapes = _unprefixed(self._state_shapes(), MODEL_PREFIX)
+            self._check_arrays(best_model, self.best_arrays, model_shapes)
 
     # -- one epoch -----------------------------------------------------------------------------
     def _batch(self, index):
