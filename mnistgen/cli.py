@@ -28,6 +28,7 @@ from mnistgen.config import (
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
     MAX_COUNT,
+    MAX_PROCESSES,
     MAX_SEED,
     SETTING_RANGES,
     TRAIN_RANGES,
@@ -595,7 +596,7 @@ def train(
         typer.Option(
             "--processes",
             min=1,
-            max=256,
+            max=MAX_PROCESSES,
             help=(
                 "Data-parallel processes on this machine, each on --batch-size/N images per step (the global batch "
                 "and loss curve stay those of one process); 1 for one process [default: the usable CPUs, at most "

@@ -173,7 +173,12 @@ def data_bounds(weights: Weights, dims: tuple[int, int]) -> tuple[tuple[float, f
     (the tutorial's min..max over 1,000 images, without the few outliers that squeeze the
     middle of the picture when 10,000 images are encoded)."""
     stats = _stats(weights)
-    lo, hi = stats.get("mean_p01", stats["mean_min"]), stats.get("mean_p99", stats["mean_max"])
+    lo, hi = stats.get("mean_p01", stats.get("mean_min")), stats.get("mean_p99", stats.get("mean_max"))
+    if lo is None or hi is None:  # a card with priors but no ranges (checkpoint checks the ranges it has)
+        raise MnistgenError(
+            f"model {weights.name} records no range of its latents in its card: pass --bounds, or retrain it with "
+            "mnistgen train"
+        )
     return (lo[dims[0]], hi[dims[0]]), (lo[dims[1]], hi[dims[1]])
 
 

@@ -656,15 +656,29 @@ def train(
     if closed:
         stage(f"{run_dir} finished already (epoch {trainer.start_epoch}): nothing to resume")
     if rank == 0 and trainer.options.companion and config.conditional and not (closed and "sampling" in closed):
-        metrics.update(finish(Path(run_dir), whole, val, trainer.options, device_name, stage, _ending(metrics)))
+        metrics.update(
+            finish(
+                Path(run_dir),
+                whole,
+                val,
+                trainer.options,
+                device_name,
+                stage,
+                _ending(metrics, trainer.options.horizon),
+            )
+        )
     return metrics
 
 
-def _ending(metrics: dict) -> str:
-    """How the epochs ended, for the stage message: "stopped early at epoch 284 (best 264)", or "after epoch 30"."""
-    if "stopped_at_epoch" in metrics:
-        return f"stopped early at epoch {metrics['stopped_at_epoch']} (best {metrics['epoch']})"
-    return f"after epoch {metrics['epoch']}"
+def _ending(metrics: dict, horizon: int) -> str:
+    """How the epochs ended, for the stage message: "stopped early at epoch 284 (best 264)", "reached
+    the 90-epoch cap (best 88)" (early stopping never triggered), or "after epoch 30"."""
+    stopped, best = metrics.get("stopped_at_epoch"), metrics["epoch"]
+    if stopped is None:
+        return f"after epoch {best}"
+    if stopped >= horizon:
+        return f"reached the {horizon}-epoch cap (best {best})"
+    return f"stopped early at epoch {stopped} (best {best})"
 
 
 def finish(

@@ -60,6 +60,9 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tmp_path, dataset):
     assert len(history) == metrics["stopped_at_epoch"]
     if len(history) < 12:  # stopped early: exactly `patience` epochs without a better loss
         assert len(history) == best + 2
+    ending = f"stopped early at epoch {len(history)}" if len(history) < 12 else "reached the 12-epoch cap"
+    assert train._ending(metrics, 12) == f"{ending} (best {best})"
+    assert train._ending({"epoch": 30}, 30) == "after epoch 30"  # a fixed --epochs
     # The saved weights are the best epoch's: their held-out loss is the best one.
     parts = data.holdout(dataset.train.subset(slice(0, 300)), test=data.TEST_FRACTION, seed=0)
     from mnistgen import decoders

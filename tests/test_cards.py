@@ -406,3 +406,14 @@ def test_resume_from_a_damaged_state_is_refused_and_changes_nothing(tmp_path, mn
         "start without --resume in a new --out"
     )
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_grid_of_a_card_without_latent_ranges_names_the_fix(tmp_path):
+    path = _model(tmp_path)  # priors, but no mean_min/max nor percentiles
+    result = runner.invoke(app, ["interpolate", "--model", str(path), "--grid", "3", "--out", str(tmp_path / "g.png")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: model toy records no range of its latents in its card: pass --bounds, or retrain it with mnistgen "
+        "train\n"
+    )
+    assert not (tmp_path / "g.png").exists()
