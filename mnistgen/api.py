@@ -165,6 +165,8 @@ class Model:
         if not self.config.conditional or labels is None:
             return None
         given = np.atleast_1d(np.asarray(labels))
+        if given.dtype.kind in "USO":  # class names, as generate --class takes them
+            given = np.array(explore.label_indices(self.weights, given, "label"), dtype=np.int64)
         if given.dtype.kind not in "iu":
             raise MnistgenError(f"labels must be whole numbers (label indices), got {given.dtype} values")
         explore.check_labels(self.weights, given, "label")
@@ -205,6 +207,9 @@ class Model:
         """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
         of `images` (paths, or what `read` gave; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
+        digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
+        labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
+        digit = None if digit is None else explore.label_indices(self.weights, digit, "--digit")[0]
         if not sample.is_whole(steps) or steps < 1:
             raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
@@ -240,6 +245,7 @@ class Model:
         classes = self.card.get("classes") if by_name else None  # class folders by name
         found = sources.read([Path(p) for p in paths], limit, classes=classes)
         if labels is not None:
+            labels = explore.label_indices(self.weights, labels, "--labels")  # indices, or the card's class names
             found = replace(found, labels=explore.image_labels(labels, len(found.images)))
         classes = self.config.num_classes if self.config.conditional else None
         if classes and found.labels is not None and found.labels.max() >= classes:

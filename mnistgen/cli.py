@@ -208,6 +208,13 @@ def parse_int_list(text: str, option: str, what: str = "non-negative integers (e
     return values
 
 
+def parse_labels(text: str, option: str) -> list:
+    """`3,8` or `circle,ring`: label indices (ASCII digits) or the model's class names, which the model
+    maps and checks (as generate --class)."""
+    names = parse_names(text, option, "3,8 or circle,ring")
+    return [int(name) if name.isascii() and name.isdigit() else name for name in names]
+
+
 def parse_digits(text: Optional[str]) -> Optional[list[int]]:
     """`7`, `0,3,7` -> sorted unique labels; None for `all` or when not given (every label the model
     trained on: a model of 5 or 13 classes has no label 9 or has 12). The model checks the range."""
@@ -1168,9 +1175,9 @@ def interpolate(
         )
     if bounds is not None and sigma is not None:
         raise typer.BadParameter("give --bounds or --sigma, not both", param_hint="--bounds/--sigma")
-    chosen_digits = parse_int_list(digits, "--digits") if digits is not None else None
+    chosen_digits = parse_labels(digits, "--digits") if digits is not None else None
     chosen_points = parse_points(points) if points is not None else None
-    chosen_labels = parse_int_list(labels, "--labels") if labels is not None else None
+    chosen_labels = parse_labels(labels, "--labels") if labels is not None else None
     grid_dims = tuple(parse_int_list(dims, "--dims"))
     if len(grid_dims) != 2:
         raise typer.BadParameter(f"{dims!r}: give two latent dimensions, e.g. 0,1", param_hint="--dims")
@@ -1280,7 +1287,7 @@ def encode(
 
     Example: mnistgen encode synth/ --model cvae-2d --plot latent.png > latents.csv
     """
-    chosen_labels = parse_int_list(labels, "--labels") if labels is not None else None
+    chosen_labels = parse_labels(labels, "--labels") if labels is not None else None
     if out is not None and out.suffix.lower() not in (".npy", ".csv", ".h5", ".hdf5"):
         raise typer.BadParameter(f"{out}: use a name ending in .npy, .csv or .h5", param_hint="--out")
     with _user_errors("nothing was left half-written"):

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import export, sources
+from mnistgen import export, sample, sources
 from mnistgen.checkpoint import Weights
-from mnistgen.data import one_hot
+from mnistgen.data import label_names, one_hot, shown
 from mnistgen.decoders import decode_all
 from mnistgen.errors import MnistgenError
 from mnistgen.export import IMAGE_SIDE
@@ -89,9 +89,34 @@ def frame_count(anchors: int, steps: int, loop: bool) -> int:
 def check_labels(weights: Weights, labels, option: str) -> None:
     """Refuse a label the model has no place for in its one-hot (a VAE: no class centroid)."""
     classes = weights.config.num_classes
-    bad = [int(label) for label in np.atleast_1d(labels) if not 0 <= label < classes]
-    if bad:
-        raise MnistgenError(f"{option} {bad[0]}: model {weights.name} knows labels 0-{classes - 1} only")
+    for label in _items(labels):
+        if not sample.is_whole(label):
+            _not_a_label(weights, label, option)
+        if not 0 <= label < classes:
+            raise MnistgenError(f"{option} {label}: model {weights.name} knows labels 0-{classes - 1} only")
+
+
+def label_indices(weights: Weights, values, option: str) -> list[int]:
+    """Labels given as indices or as the model's class names (as generate --class takes them), checked."""
+    names = label_names(weights.card.get("classes"), weights.config.num_classes)
+    found = []
+    for value in _items(values):
+        found.append(names.index(value) if isinstance(value, str) and value in names else value)
+    check_labels(weights, found, option)
+    return [int(label) for label in found]
+
+
+def _items(values) -> list:
+    """One label or a sequence of them as a list of Python values (a list is not cast: [0, "a"] keeps its 0)."""
+    return list(values) if isinstance(values, (list, tuple)) else np.atleast_1d(values).tolist()
+
+
+def _not_a_label(weights: Weights, value, option: str) -> None:
+    names = label_names(weights.card.get("classes"), weights.config.num_classes)
+    raise MnistgenError(
+        f"{option} {value!r} is not a label of model {weights.name}: pass an index 0-{len(names) - 1} or one of its "
+        f"classes ({shown(names)})"
+    )
 
 
 # -- memory -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from mnistgen.errors import MnistgenError
 runner = CliRunner()
 GREEK = {0: "alpha", 1: "bravo", 2: "charlie"}
 OTHER = {0: "cat", 1: "dog", 2: "fish"}
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 PER_CLASS = 20
 SAME = "use sets with the same classes (class folders named alike)"
 
@@ -185,3 +186,35 @@ def test_evaluate_test_alone_takes_tstr_from_the_mnist_cache(tmp_path, mnist_dir
     result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     assert "tstr" in json.loads(result.stdout)
+
+
+def test_interpolate_and_encode_take_class_names_as_generate_does(tmp_path, tiny_cvae, dataset):
+    """A model with named classes: its names are labels wherever labels are given (they were a
+    TypeError in Model.interpolate, and a usage error for --digits and --labels)."""
+    import shutil
+
+    import mnistgen
+
+    named = tmp_path / "named"
+    shutil.copytree(tiny_cvae, named)
+    card_path = named / "model.json"
+    card = json.loads(card_path.read_text())
+    card["classes"] = WORDS
+    card_path.write_text(json.dumps(card))
+    model = mnistgen.load(str(named))
+    by_name = model.interpolate(digits=["three", "eight"], steps=3)
+    assert np.array_equal(by_name, model.interpolate(digits=[3, 8], steps=3))
+    images = dataset.test.images[:2]
+    assert np.array_equal(model.encode(images, ["seven"])[0], model.encode(images, [7])[0])
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        model.interpolate(digits=["three", "eleven"], steps=3)
+    assert str(caught.value) == (
+        "--digits 'eleven' is not a label of model tiny-cvae: pass an index 0-9 or one of its classes (zero, one, two, "
+        "three, four, five, six, seven, eight, nine)"
+    )
+    out = tmp_path / "walk.png"
+    result = runner.invoke(
+        app, ["interpolate", "--model", str(named), "--digits", "three,8", "--to", "png", "-o", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file()

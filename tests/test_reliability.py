@@ -98,7 +98,7 @@ BAD_INPUTS = [
     ),
     (["encode", "{t}/ünïcødé", "--model", CVAE], 1, "holds no image files"),
     (["encode", "{t}/notes", "--model", CVAE], 1, "is not an image file"),
-    (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "x"], 2, "'x' is not a comma-separated list"),
+    (["encode", "{t}/file.txt", "--model", CVAE, "--labels", "3,,4"], 2, "'3,,4' has an empty name"),
     # outputs are checked before the model loads: nothing is replaced unless --force, the option is named
     (
         ["interpolate", "--model", CVAE, "-o", "{t}/file.txt"],
