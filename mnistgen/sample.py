@@ -494,6 +494,11 @@ def requested_labels(weights: Weights, digits=None, classes=None, what: str = "d
 
 def resolve_classes(weights: Weights, text: str) -> list[int]:
     """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
+    if not weights.config.conditional:
+        raise MnistgenError(
+            f"model {weights.name} is an unconditional VAE and has no classes: drop --class (it writes to "
+            f"{UNLABELLED_DIR}/), or use a conditional model"
+        )
     names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]
     found = []
     for item in (part.strip() for part in text.split(",")):
