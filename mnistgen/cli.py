@@ -208,6 +208,21 @@ def parse_int_list(text: str, option: str, what: str = "non-negative integers (e
     return values
 
 
+def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> str:
+    """What a stopped generate left: a --force PNG run swaps its output in at the end; a PNG folder
+    keeps its whole files for --resume; a file appears only when complete; a stream is cut short."""
+    if swapped:
+        return "the earlier output is as it was; run the same command again to replace it"
+    from mnistgen import generate as gen  # no Paddle
+
+    written = gen.infer_format(out, fmt)
+    if str(out) == gen.STDOUT:
+        return "the tar stream on stdout is incomplete; run the command again"
+    if written is Format.png:
+        return "every file already written is complete; finish with --resume"
+    return f"no {written.value} output was written (it appears only when complete); run the command again"
+
+
 def parse_labels(text: str, option: str) -> list:
     """`3,8` or `circle,ring`: label indices (ASCII digits) or the model's class names, which the model
     maps and checks (as generate --class)."""
@@ -885,10 +900,7 @@ def generate(
     seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
-    kept = "the earlier output is as it was; run the same command again to replace it"  # --force: swapped in at the end
-    with _user_errors(
-        kept if force and shard is None else "every file already written is complete; finish with --resume"
-    ):
+    with _user_errors(_generate_interrupted(out, fmt, force and shard is None)):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
         from mnistgen import sample
 
