@@ -48,6 +48,7 @@ from mnistgen.version import __version__
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
 SHOWN_DIGITS = 20  # of a number too long to echo whole
@@ -1504,11 +1505,12 @@ def _evaluation_table(report: dict) -> None:
         table.add_row(f"test set {key.replace('test_', '')} (per image)", f"{value:.2f}")
     scores = report["samples"]
     table.add_row("samples", str(scores["images"]))
+    table.add_row(f"judge on test images ({report['judge']})", f"{report['judge_test_accuracy']:.2%}")
     if "accuracy" in scores:
         table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
         if "verifier" in scores:
             table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
-        table.add_row("  per digit", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
+        table.add_row("  per label", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
     table.add_row("predicted classes", " ".join(str(v) for v in scores["class_histogram"]))
     table.add_row("judge-feature FID", f"{scores['fid']:.2f}")
@@ -1530,6 +1532,11 @@ def _evaluation_table(report: dict) -> None:
         copies = a["nearest_training_image"]
         table.add_row("near-copies of training images", f"{copies['near_copies']} ({copies['near_copy_rate']:.2%})")
     Console(stderr=True).print(table)
+    if report["judge_test_accuracy"] < TRUSTED_JUDGE:
+        _stderr(
+            f"note: the judge {report['judge']} reads only {report['judge_test_accuracy']:.1%} of the real test images "
+            "right, so its grades of the samples are no better: train it longer (train --model classifier --epochs N)"
+        )
 
 
 # -- models and cache ---------------------------------------------------------------------------
