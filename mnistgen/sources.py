@@ -533,6 +533,7 @@ BLACK, WHITE = 0, MAX_PIXEL
 
 CONVERSIONS = (  # counts key -> what the note says, in the note's order
     ("resized", f"resized to {SIDE}x{SIDE}"),
+    ("stretched", "not square, so stretched (pad them to squares first to keep their shape)"),
     ("grayscale", "converted to grayscale"),
     ("rescaled", f"rescaled from 16-bit, 32-bit or float pixels to 0-{MAX_PIXEL}"),
     ("upright", "turned upright (EXIF orientation)"),
@@ -566,6 +567,8 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
                 im = _grayscale(path, _upright(im, counts), counts)
                 if im.size != (SIDE, SIDE):
                     _count(counts, "resized")
+                    if im.size[0] != im.size[1]:
+                        _count(counts, "stretched")
                     im = im.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
                 return np.asarray(im, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -392,14 +392,16 @@ class Trainer:
     def sample_grid(self, epoch: int) -> Path:
         rng = np.random.default_rng([self.options.seed, STREAM_GRID])
         z = rng.standard_normal((GRID_ROWS * GRID_COLS, self.config.latent), dtype=np.float32)
-        labels = np.repeat(np.arange(GRID_ROWS) % self.config.num_classes, GRID_COLS)
+        rows = min(GRID_ROWS, self.config.num_classes) if self.config.conditional else GRID_ROWS  # a row per class
+        labels = np.repeat(np.arange(rows), GRID_COLS)
+        z = z[: rows * GRID_COLS]
         onehot = one_hot(labels, self.config.num_classes) if self.config.conditional else None
         images = self._fast_or_eager(
             len(z), lambda inference: inference.decode(z, onehot), lambda: decoders.decode(self.model, z, onehot)
         )
         path = self.run_dir / SAMPLES_DIR / f"epoch-{epoch:03d}.png"
         path.parent.mkdir(exist_ok=True)
-        export.write_png(path, export.tile(images.reshape(GRID_ROWS, GRID_COLS, *images.shape[1:])))
+        export.write_png(path, export.tile(images.reshape(rows, GRID_COLS, *images.shape[1:])))
         return path
 
     # -- the run -------------------------------------------------------------------------------

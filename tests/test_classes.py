@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_sources import image_folder
 from typer.testing import CliRunner
 
-from mnistgen import checkpoint, data
+from mnistgen import checkpoint, data, export
 from mnistgen.cli import app
 from mnistgen.errors import MnistgenError
 
@@ -164,6 +165,8 @@ def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
     argv = ["train", "--model", "cvae", "--data", str(folder(tmp_path / "g", dataset, GREEK)), "--epochs", "1"]
     trained = runner.invoke(app, [*argv, "--channels", "4", "--no-classifier", "--out", str(run), "-q"])
     assert trained.exit_code == 0, trained.output
+    with Image.open(run / "samples" / "epoch-001.png") as grid:  # a row per class, not 10 rows cycling through 3
+        assert grid.size[1] == 3 * (28 + export.GRID_PAD) - export.GRID_PAD
     for name in ("synth.h5", "synth.npz", "synth"):  # synth/: PNGs in 0/ 1/ 2/, named by its mnistgen.json
         argv = ["generate", "--model", str(run), "-d", "all", "-n", "3", "-o", str(tmp_path / name), "-q"]
         result = runner.invoke(app, argv)  # a 3-class model: all is its three labels

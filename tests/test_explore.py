@@ -358,7 +358,10 @@ def test_encode_idx_hdf5_and_converted_pictures(tmp_path, tiny_cvae, tiny_vae, m
     assert len(run("encode", tmp_path / "g.h5", "--model", tiny_cvae).stdout.splitlines()) == 9
     Image.new("RGB", (100, 80), (255, 255, 255)).save(tmp_path / "big.png")
     result = run("encode", tmp_path / "big.png", "--model", tiny_vae)
-    assert "note: 1 image was resized to 28x28; 1 was converted to grayscale\n" in result.stderr
+    assert (
+        "note: 1 image was resized to 28x28; 1 was not square, so stretched (pad them to squares first to keep their "
+        "shape); 1 was converted to grayscale\n" in result.stderr
+    )
     assert result.stdout.splitlines()[1].startswith(f"{tmp_path}/big.png,,")
 
 
