@@ -422,6 +422,22 @@ def test_example_writes_an_image_folder(tmp_path, mnist_dir, dataset):
     got = sources.load(out)
     assert sorted(got.train.labels.tolist()) == sorted(dataset.train.labels[:30].tolist())
     assert (out / str(dataset.train.labels[0]) / "0.png").is_file()
+    after = tmp_path / "after"  # --skip: the next images, named by their index in the training set
+    argv = [
+        sys.executable,
+        str(EXAMPLE),
+        "--data",
+        str(mnist_dir),
+        "--skip",
+        "30",
+        "--count",
+        "20",
+        "--out",
+        str(after),
+    ]
+    assert subprocess.run(argv, capture_output=True, text=True).returncode == 0
+    assert sorted(sources.load(after).train.labels.tolist()) == sorted(dataset.train.labels[30:50].tolist())
+    assert (after / str(dataset.train.labels[30]) / "30.png").is_file()
 
 
 # -- bad inputs: one line naming the file and the fix, nothing written ------------------------------------
