@@ -108,33 +108,42 @@ def atomic_path(dest: Path):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A Ctrl-C held until a step completed: `note` says what is on disk now."""
+    """A Ctrl-C or SIGTERM held until a step completed: `note` says what is on disk now."""
 
-    def __init__(self, note: str):
+    def __init__(self, note: str, signum: int = signal.SIGINT):
         super().__init__(note)
         self.note = note
+        self.exit_code = 128 + signum  # the shell's code for the signal: 130, or 143 for SIGTERM
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what stops a command: Ctrl-C, and timeout/Slurm/docker stop
 
 
 @contextlib.contextmanager
 def deferred_interrupt(done: Optional[str] = None):
-    """Hold a Ctrl-C (SIGINT) until the block ends, then deliver it: for a few renames that must all
-    happen. `done` says what is on disk once they have (the Interrupted raised carries it, for the
+    """Hold a Ctrl-C or SIGTERM until the block ends, then deliver it: for a few renames that must
+    all happen. `done` says what is on disk once they have (the Interrupted raised carries it, for the
     message; the earlier state's message would be wrong). Python runs signal handlers in the main
-    thread only; elsewhere this holds nothing."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    thread only; elsewhere this holds nothing, and a handler set outside Python is left alone."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {signum: signal.getsignal(signum) for signum in HELD_SIGNALS}
+    held = [signum for signum, handler in previous.items() if handler is not None]
     caught = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    for signum in held:
+        signal.signal(signum, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and done is not None and previous is not signal.SIG_IGN:
-        raise Interrupted(done)  # what any handler that stops would do, with what is on disk now
-    if caught:
-        signal.raise_signal(signal.SIGINT)  # now handled as before: KeyboardInterrupt, or ignored
+        for signum in held:
+            signal.signal(signum, previous[signum])
+    if not caught:
+        return
+    first = caught[0]
+    if done is not None and callable(previous[first]):
+        raise Interrupted(done, first)  # what a handler that stops would do, with what is on disk now
+    signal.raise_signal(first)  # now handled as before: ignored, the default, or the handler's own
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)

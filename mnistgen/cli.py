@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import sys
 import time
 from enum import Enum
@@ -43,7 +44,15 @@ from mnistgen.config import (
     TrainOptions,
 )
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import MEMORY_ENV, THREADS_ENV, Device, init_distributed, launched_world, select_device
+from mnistgen.runtime import (
+    MEMORY_ENV,
+    THREADS_ENV,
+    Device,
+    init_distributed,
+    launched_world,
+    select_device,
+    terminate,
+)
 from mnistgen.version import __version__
 
 EXIT_ERROR = 1
@@ -150,7 +159,10 @@ def _user_errors(
         _stderr(f"Error: {exc}")
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt as exc:  # an atomic.Interrupted says what its held step left on disk
-        _stderr(f"Interrupted: {getattr(exc, 'note', None) or interrupted_note}.")
+        from mnistgen import parallel
+
+        if not parallel.launched_by_mnistgen():  # a rank train started: the launcher says it, once
+            _stderr(f"Interrupted: {getattr(exc, 'note', None) or interrupted_note}.")
         raise typer.Exit(getattr(exc, "exit_code", EXIT_INTERRUPTED)) from None  # SIGTERM: 143
     except MemoryError:  # a limit the memory budget does not see (ulimit -v): partial files were removed
         _stderr(
@@ -1701,7 +1713,9 @@ def cache_clear() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (timeout, Slurm's time limit, docker stop) unwinds as
+    Ctrl-C does: partial files are removed, one line says what is on disk, exit 143."""
+    signal.signal(signal.SIGTERM, terminate)
     try:
         app()
     except MnistgenError as exc:  # raised while parsing (e.g. a damaged --model file)

@@ -33,7 +33,7 @@ from typing import Optional
 
 from mnistgen import checkpoint, untrusted
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import RANK_ENV, WORLD_ENV, usable_cpus
+from mnistgen.runtime import RANK_ENV, WORLD_ENV, terminate, usable_cpus
 
 MIN_BATCH_PER_PROCESS = 16  # below this a process's step is too small to be worth its all-reduce
 LAUNCHED_ENV = "MNISTGEN_LAUNCHED"  # set in the ranks mnistgen starts: --batch-size is the global batch
@@ -231,7 +231,7 @@ def run(argv: list[str], world: int, data=None, download: bool = False, kind: st
     procs, threads, tails = [], [], []
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, terminate)
     try:
         for rank in range(world):
             env = {**os.environ, **rank_environment(rank, world, endpoints)}
@@ -274,7 +274,3 @@ def run(argv: list[str], world: int, data=None, download: bool = False, kind: st
         last = next((line for line in reversed(tails[failed[0]]) if line.strip()), f"exit code {codes[failed[0]]}")
         raise MnistgenError(f"training process {failed[0]} of {world} failed: {last}")
     return 0
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt

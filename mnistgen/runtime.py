@@ -4,8 +4,9 @@ Everything that needs Paddle gets it through `import_paddle()`, so the CLI can p
 validate arguments (and print `--help`) without paying Paddle's ~1.5 s import, and a
 missing Paddle becomes one line that names the fix instead of a traceback. Paddle's import also
 takes SIGTERM (what `timeout`, Slurm's time limit and `docker stop` send) for a C++ handler that
-prints its stack to stdout and ends the process where it stands; it is given back to Python, so
-a terminated job unwinds as Ctrl-C does and removes its partial files.
+prints its stack to stdout and ends the process where it stands; the handler Python had is given
+back: the CLI's `terminate` (a terminated command unwinds as Ctrl-C does and removes its partial
+files), a host program's own, or the default.
 """
 
 from __future__ import annotations
@@ -78,19 +79,19 @@ def import_paddle():
     return paddle
 
 
-def _terminate(signum, frame):
+def terminate(signum, frame):
+    """The CLI's SIGTERM handler (and train's launcher's): unwind as Ctrl-C does."""
     raise Terminated()
 
 
 def _take_back_sigterm(before) -> None:
-    """After Paddle's import: SIGTERM to the handler Python had (a caller's own), else to `Terminated`.
-    Only in the main thread of a process that is not a multiprocessing child (a DataLoader worker is
-    stopped by its parent and keeps Paddle's handling); where Python holds no handler, nothing changes."""
+    """After Paddle's import: SIGTERM back to the handler Python had. Only in the main thread of a
+    process that is not a multiprocessing child (a DataLoader worker is stopped by its parent and
+    keeps Paddle's handling); a handler set outside Python (None) is not ours to replace."""
     if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
         return
-    if before is None:  # a handler set outside Python: not ours to replace
-        return
-    signal.signal(signal.SIGTERM, _terminate if before == signal.SIG_DFL else before)
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _cgroup_cpus() -> Optional[float]:

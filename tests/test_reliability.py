@@ -321,6 +321,17 @@ def test_sigterm_unwinds_as_ctrl_c_does(tmp_path, tiny_cvae):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_program_using_the_library_keeps_its_own_sigterm_handling():
+    """Only the CLI turns SIGTERM into an unwinding Interrupted: a host program keeps the default
+    (or its own handler) after mnistgen imports Paddle, which takes SIGTERM for itself."""
+    code = (
+        "import signal, mnistgen; mnistgen.load('cvae-2d').decode([[0.0, 0.0]], [3]); "
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "True"
+
+
 @pytest.mark.parametrize("name", ["big.npz", "big.h5", "idx"])
 def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae, name):
     fmt = "--format idx" if name == "idx" else ""
@@ -449,3 +460,22 @@ def test_a_ctrl_c_held_through_a_swap_says_what_is_on_disk_after_it():
             time.sleep(0.1)
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_sigterm_is_held_through_a_swap_as_ctrl_c_is():
+    """A SIGTERM in the middle of --force's renames hid the old output and dropped the new one:
+    it is held like Ctrl-C, then says the new output is in, and exits 143."""
+    from mnistgen import atomic, runtime
+
+    before = signal.signal(signal.SIGTERM, runtime.terminate)  # as the CLI sets it
+    try:
+        renamed = []
+        with pytest.raises(atomic.Interrupted) as caught:
+            with atomic.deferred_interrupt(done="the new output is in o, complete"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)
+                renamed.append("the last rename")  # the held step runs to its end
+        assert renamed and caught.value.note == "the new output is in o, complete"
+        assert caught.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is runtime.terminate
+    finally:
+        signal.signal(signal.SIGTERM, before)
