@@ -209,7 +209,7 @@ class Model:
         explore.check_unlabelled_walk(self.weights, digit, labels)
         digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
         labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
-        digit = None if digit is None else explore.label_indices(self.weights, digit, "--digit")[0]
+        digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")
         if not sample.is_whole(steps) or steps < 1:
             raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
@@ -245,7 +245,8 @@ class Model:
         classes = self.card.get("classes") if by_name else None  # class folders by name
         found = sources.read([Path(p) for p in paths], limit, classes=classes)
         if labels is not None:
-            labels = explore.label_indices(self.weights, labels, "--labels")  # indices, or the card's class names
+            if self.config.conditional:  # indices, or the card's class names; a VAE keeps any labels given
+                labels = explore.label_indices(self.weights, labels, "--labels")
             found = replace(found, labels=explore.image_labels(labels, len(found.images)))
         classes = self.config.num_classes if self.config.conditional else None
         if classes and found.labels is not None and found.labels.max() >= classes:

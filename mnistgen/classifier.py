@@ -238,7 +238,7 @@ class ClassifierOptions:
 def _background(x):
     """Each image's background (data.background) as a (B, 1, 1, 1) tensor: what a shift or a
     distortion fills the uncovered pixels with (MNIST's black, -1; a light background's light)."""
-    return paddle.to_tensor(background(x.numpy()).astype(np.float32)).reshape([-1, 1, 1, 1])
+    return paddle.to_tensor(background(x.numpy())).reshape([-1, 1, 1, 1])  # (B, 1, 1, 1)
 
 
 def _shift(x, rng: np.random.Generator):

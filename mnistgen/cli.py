@@ -240,7 +240,7 @@ def parse_labels(text: str, option: str) -> list:
     """`3,8` or `circle,ring`: label indices (ASCII digits) or the model's class names, which the model
     maps and checks (as generate --class)."""
     names = parse_names(text, option, "3,8 or circle,ring")
-    return [int(name) if name.isascii() and name.isdigit() else name for name in names]
+    return [parse_natural(name, option) if name.isascii() and name.isdigit() else name for name in names]
 
 
 def parse_digits(text: Optional[str]) -> Optional[list[int]]:

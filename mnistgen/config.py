@@ -96,6 +96,7 @@ MAX_LATENT = 512
 MAX_CHANNELS = 1024
 MAX_CLASSES = 256
 MAX_PROCESSES = 256  # train --processes: data-parallel processes on one machine
+RESUME_FIX = "start without --resume in a new --out"  # what to do about a damaged run state
 MNIST_CLASSES = 10  # the digits: what a model of unnamed labels knows at least, and the shipped judge
 UNLABELLED = -1  # the label of an unconditional model's samples (files store 0, or none)
 UNLABELLED_DIR = "unlabelled"  # generate's folder for them

@@ -164,11 +164,14 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
 
 
 def background(images: np.ndarray) -> np.ndarray:
-    """Each image's background, (N,) float: the median of its outermost ring of pixels (images
-    (N, ..., H, W)). MNIST's is black; a set drawn dark on light has a light one."""
+    """Each image's background, (N,) in the images' dtype: the lower median of its outermost ring of
+    pixels (images (N, ..., H, W)), a value the ring holds (the mean of the middle two of a half-black,
+    half-white ring would be a grey of neither). MNIST's is black; a set drawn dark on light has a light one."""
     rows = images[..., [0, -1], :].reshape(len(images), -1)
     cols = images[..., 1:-1, [0, -1]].reshape(len(images), -1)
-    return np.median(np.concatenate([rows, cols], axis=1), axis=1)
+    ring = np.concatenate([rows, cols], axis=1)
+    middle = (ring.shape[1] - 1) // 2
+    return np.partition(ring, middle, axis=1)[:, middle]
 
 
 def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
@@ -178,7 +181,7 @@ def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     if max_shift <= 0 or not len(images):
         return images
     n, side = len(images), images.shape[-1]
-    fill = np.rint(background(images)).astype(images.dtype)
+    fill = background(images)
     padded = np.empty((n, side + 2 * max_shift, side + 2 * max_shift), images.dtype)
     padded[:] = fill[:, None, None]
     padded[:, max_shift:-max_shift, max_shift:-max_shift] = images  # (N, 28 + 2s, 28 + 2s)

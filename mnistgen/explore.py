@@ -98,7 +98,7 @@ def check_labels(weights: Weights, labels, option: str) -> None:
 
 def label_indices(weights: Weights, values, option: str) -> list[int]:
     """Labels given as indices or as the model's class names (as generate --class takes them), checked."""
-    names = label_names(weights.card.get("classes"), weights.config.num_classes)
+    names = _names(weights)
     found = []
     for value in _items(values):
         found.append(names.index(value) if isinstance(value, str) and value in names else value)
@@ -111,8 +111,20 @@ def _items(values) -> list:
     return list(values) if isinstance(values, (list, tuple)) else np.atleast_1d(values).tolist()
 
 
+def label_index(weights: Weights, value, option: str) -> int:
+    """One label (as label_indices takes them): a list of several is refused, not cut to its first."""
+    found = label_indices(weights, value, option)
+    if len(found) != 1:
+        raise MnistgenError(f"{option} takes one label, got {len(found)}: pass one")
+    return found[0]
+
+
+def _names(weights: Weights) -> list[str]:
+    return label_names(weights.card.get("classes"), weights.config.num_classes)
+
+
 def _not_a_label(weights: Weights, value, option: str) -> None:
-    names = label_names(weights.card.get("classes"), weights.config.num_classes)
+    names = _names(weights)
     raise MnistgenError(
         f"{option} {value!r} is not a label of model {weights.name}: pass an index 0-{len(names) - 1} or one of its "
         f"classes ({shown(names)})"

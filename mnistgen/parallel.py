@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from mnistgen import checkpoint, untrusted
+from mnistgen.config import RESUME_FIX
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import RANK_ENV, WORLD_ENV, terminate, usable_cpus
 
@@ -56,7 +57,7 @@ def saved_processes(run_dir) -> Optional[int]:
     there is no readable state (train then says so). A count that is not a whole number from 1 is
     refused: it is what `run` would start, port by port and process by process."""
     path = Path(run_dir) / (checkpoint.STATE_STEM + checkpoint.CARD_SUFFIX)
-    untrusted.check_not_special(path, "--resume:")  # a FIFO would block the read
+    untrusted.check_not_special(path, "--resume:", RESUME_FIX)  # a FIFO would block the read
     try:
         saved = untrusted.loads(path.read_text()).get("options", {}).get("extra", {}).get("processes", 1)
     except (OSError, ValueError, TypeError, AttributeError):
@@ -64,7 +65,7 @@ def saved_processes(run_dir) -> Optional[int]:
     if not checkpoint.is_count(saved) or saved < 1:
         raise MnistgenError(
             f"cannot resume from {run_dir}: {path.name} is damaged (its process count is {saved!r}, not a whole "
-            "number from 1); start without --resume in a new --out"
+            f"number from 1); {RESUME_FIX}"
         )
     return saved
 

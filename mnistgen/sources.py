@@ -362,8 +362,8 @@ def _dataset(path: Path, f, key: str, layout: str):
     be pixels) and a chunk that decompresses to gigabytes are refused."""
     import h5py
 
-    if isinstance(f.get(key, getlink=True), h5py.ExternalLink):
-        raise MnistgenError(f"{path}: '{key}' links to another file: {_SAVE_INSIDE}")
+    if isinstance(f.get(key, getlink=True), (h5py.ExternalLink, h5py.SoftLink)):  # a soft one may lead outside too
+        raise MnistgenError(f"{path}: '{key}' is a link, not the array itself: {_SAVE_INSIDE}")
     found = f[key]
     if not isinstance(found, h5py.Dataset):
         kind = type(found).__name__.lower()

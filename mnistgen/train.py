@@ -5,7 +5,7 @@ into a rich progress bar. A run directory holds
   train_state.safetensors / .json   model + Adam state + epoch, for --resume
   model.safetensors / model.json    the weights and model card, usable as --model RUN_DIR
   metrics.jsonl                     one line per epoch
-  samples/epoch-NNN.png             a 10x20 grid of samples after each epoch
+  samples/epoch-NNN.png             samples after each epoch: a row per class (up to 10), 20 columns
   classifier.safetensors / .json    the companion classifier, trained on the same images (a CVAE)
 A seeded, label-stratified share of the user's images is always held out (data.holdout): the
 validation part decides early stopping and calibrates sampling, the test part (when the source has
@@ -29,7 +29,7 @@ from safetensors.numpy import load_file
 from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors, untrusted
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
-from mnistgen.config import MNIST_CLASSES, ModelConfig, TrainOptions, named_recipe, recipe_for
+from mnistgen.config import MNIST_CLASSES, RESUME_FIX, ModelConfig, TrainOptions, named_recipe, recipe_for
 from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.model import inputs, vae_loss
@@ -233,13 +233,13 @@ class Trainer:
         if wrong:
             raise MnistgenError(
                 f"cannot resume from {self.run_dir}: {path.name} is damaged (tensor {wrong[0]} is missing, "
-                "unexpected, or of another shape or type); start without --resume in a new --out"
+                f"unexpected, or of another shape or type); {RESUME_FIX}"
             )
 
     def load_state(self) -> None:
         card_path = self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX)
         state_path = self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
-        untrusted.check_not_special(card_path, "--resume:")  # a FIFO would block the read
+        untrusted.check_not_special(card_path, "--resume:", RESUME_FIX)  # a FIFO would block the read
         try:
             card = untrusted.loads(card_path.read_text())
             arrays = load_file(str(state_path))

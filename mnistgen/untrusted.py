@@ -29,11 +29,11 @@ def special_kind(path: Union[str, Path]) -> str:
     return KINDS.get(stat.S_IFMT(mode), "")
 
 
-def check_not_special(path: Union[str, Path], option: str) -> None:
+def check_not_special(path: Union[str, Path], option: str, fix: str = "pass a regular file") -> None:
     """Refuse a `path` that is a FIFO, socket or device: reading one blocks, or never ends."""
     kind = special_kind(path)
     if kind:
-        raise MnistgenError(f"{option} {path} is {kind}, not a file: pass a regular file")
+        raise MnistgenError(f"{option} {path} is {kind}, not a file: {fix}")
 
 
 def loads(data: Union[str, bytes]):

@@ -101,3 +101,17 @@ def tiny_judge(tmp_path_factory, dataset) -> Path:
     run = tmp_path_factory.mktemp("models") / "tiny-judge"
     classifier.save(net, history, options, run, "fixture", len(dataset.train))
     return run
+
+
+HANG_SECONDS = 120  # a hostile-file test that runs longer has blocked on a FIFO: end the run, loudly
+
+
+@pytest.fixture
+def no_hang():
+    """A test that feeds the code a FIFO hangs for ever if a guard regresses: past HANG_SECONDS the
+    whole run stops with every thread's stack on stderr, so CI fails instead of waiting."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()

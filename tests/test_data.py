@@ -34,6 +34,9 @@ def test_shifts_fill_with_each_image_s_background(dataset):
     light = 255 - dataset.train.images[:4]  # dark digits on white
     images = np.concatenate([dataset.train.images[:4], light])
     assert data.background(images).tolist() == [0] * 4 + [255] * 4
+    split = np.zeros((1, 28, 28), np.uint8)
+    split[0, :14] = 255  # half the ring white: the fill is one of its values, not a grey between
+    assert data.background(split).tolist() in ([0], [255])
     moved = data.shift_images(images, 2, np.random.default_rng(0))
     ring = np.concatenate([moved[:, [0, -1], :].reshape(8, -1), moved[:, :, [0, -1]].reshape(8, -1)], axis=1)
     assert (ring[:4] == 0).all() and (ring[4:] == 255).all()

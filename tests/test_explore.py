@@ -221,6 +221,7 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
             "Error: Invalid value for --points: '1,1e999': inf is not a latent coordinate",
         ),
         (["--labels", "3,"], 2, "Error: Invalid value for --labels: '3,' has an empty name"),
+        (["--digits", "3," + "9" * 5000], 2, "(5000 digits) is too large: use at most 4294967295"),
     ],
 )
 def test_interpolate_errors(tmp_path, monkeypatch, tiny_cvae, args, code, message):

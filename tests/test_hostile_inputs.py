@@ -24,6 +24,7 @@ from mnistgen.cli import app
 from mnistgen.errors import MnistgenError
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_hang")  # FIFOs: a regressed guard would block for ever
 SAVE_INSIDE = "mnistgen reads only data stored inside the file; save the arrays into it (h5py's defaults)"
 GENERATE_LAYOUT = "images uint8 (N, 28, 28) and labels (N,), as generate writes"
 
@@ -49,14 +50,19 @@ def test_hdf5_data_stored_in_a_fifo_is_refused_before_it_is_opened(tmp_path):
     assert refused(path) == f"{path}: 'images' is stored in other files: {SAVE_INSIDE}"
 
 
-def test_hdf5_link_to_another_file_is_refused(tmp_path):
+def test_hdf5_links_are_refused_before_they_are_followed(tmp_path):
+    """A link to another file, or a soft link through a group that is one: either reads outside."""
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f.create_dataset("images", data=np.zeros((2, 28, 28), np.uint8))
-    path = tmp_path / "linked.h5"
-    with h5py.File(path, "w") as f:
+    external, soft = tmp_path / "linked.h5", tmp_path / "soft.h5"
+    with h5py.File(external, "w") as f:
         f["images"] = h5py.ExternalLink(str(other), "images")
-    assert refused(path) == f"{path}: 'images' links to another file: {SAVE_INSIDE}"
+    with h5py.File(soft, "w") as f:
+        f["elsewhere"] = h5py.ExternalLink(str(other), "/")
+        f["images"] = h5py.SoftLink("/elsewhere/images")
+    for path in (external, soft):
+        assert refused(path) == f"{path}: 'images' is a link, not the array itself: {SAVE_INSIDE}"
 
 
 def test_hdf5_chunk_that_decompresses_to_more_than_the_bound_is_refused(tmp_path):

@@ -21,6 +21,7 @@ from mnistgen.cli import app
 from mnistgen.errors import MnistgenError
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_hang")  # FIFOs: a regressed guard would block for ever
 
 DEEP = "[" * 100_000 + "]" * 100_000  # nesting beyond Python's stack
 BIG_INT = "9" * 5_000  # beyond Python's 4,300-digit int conversion limit
