@@ -246,8 +246,9 @@ def _shift(x, rng: np.random.Generator):
     then crop at a random offset."""
     dy, dx = rng.integers(0, 2 * SHIFT + 1, size=2)
     side = x.shape[-1]
-    fill = _background(x)
-    padded = F.pad(x - fill, [SHIFT, SHIFT, SHIFT, SHIFT]) + fill  # (B, 1, 28 + 2s, 28 + 2s)
+    pad = [SHIFT, SHIFT, SHIFT, SHIFT]
+    border = F.pad(paddle.zeros_like(x), pad, value=1.0)  # 1 on the uncovered rim: pixels stay exactly as they were
+    padded = F.pad(x, pad) + _background(x) * border  # (B, 1, 28 + 2s, 28 + 2s)
     return padded[:, :, dy : dy + side, dx : dx + side]
 
 
