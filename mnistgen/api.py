@@ -165,11 +165,12 @@ class Model:
         if not self.config.conditional or labels is None:
             return None
         given = np.atleast_1d(np.asarray(labels))
-        if given.dtype.kind in "USO":  # class names, as generate --class takes them
+        if given.dtype.kind in "USO":  # class names, as generate --class takes them: mapped and checked
             given = np.array(explore.label_indices(self.weights, given, "label"), dtype=np.int64)
-        if given.dtype.kind not in "iu":
+        elif given.dtype.kind not in "iu":
             raise MnistgenError(f"labels must be whole numbers (label indices), got {given.dtype} values")
-        explore.check_labels(self.weights, given, "label")
+        else:
+            explore.check_labels(self.weights, given, "label")
         return explore.image_labels(given, count)
 
     def _images(self, images) -> np.ndarray:

@@ -61,6 +61,13 @@ class Weights:
     def is_classifier(self) -> bool:
         return self.config.kind == "classifier"
 
+    @property
+    def class_names(self) -> list[str]:
+        """The names of labels 0..num_classes-1: the card's classes, else each label's number."""
+        from mnistgen.data import label_names  # numpy: not at import, inspect stays cheap
+
+        return label_names(self.card.get("classes"), self.config.num_classes)
+
     def arrays(self) -> dict:
         """Read the tensors: name -> float32 numpy array."""
         from safetensors.numpy import load

@@ -13,7 +13,7 @@ import numpy as np
 
 from mnistgen import export, sample, sources
 from mnistgen.checkpoint import Weights
-from mnistgen.data import label_names, one_hot, shown
+from mnistgen.data import one_hot, shown
 from mnistgen.decoders import decode_all
 from mnistgen.errors import MnistgenError
 from mnistgen.export import IMAGE_SIDE
@@ -98,7 +98,7 @@ def check_labels(weights: Weights, labels, option: str) -> None:
 
 def label_indices(weights: Weights, values, option: str) -> list[int]:
     """Labels given as indices or as the model's class names (as generate --class takes them), checked."""
-    names = _names(weights)
+    names = weights.class_names
     found = []
     for value in _items(values):
         found.append(names.index(value) if isinstance(value, str) and value in names else value)
@@ -119,12 +119,8 @@ def label_index(weights: Weights, value, option: str) -> int:
     return found[0]
 
 
-def _names(weights: Weights) -> list[str]:
-    return label_names(weights.card.get("classes"), weights.config.num_classes)
-
-
 def _not_a_label(weights: Weights, value, option: str) -> None:
-    names = _names(weights)
+    names = weights.class_names
     raise MnistgenError(
         f"{option} {value!r} is not a label of model {weights.name}: pass an index 0-{len(names) - 1} or one of its "
         f"classes ({shown(names)})"

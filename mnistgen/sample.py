@@ -34,7 +34,7 @@ from mnistgen.config import (
     Precision,
     PriorKind,
 )
-from mnistgen.data import label_names, one_hot, shown
+from mnistgen.data import one_hot, shown
 from mnistgen.errors import MnistgenError
 from mnistgen.priors import MAX_COMPONENTS
 
@@ -421,10 +421,8 @@ def check_classes(generator: Weights, verifier: Weights) -> None:
     """Refuse a verifier that does not know the generator's classes, in the same order."""
     if not generator.config.conditional:
         return
-    count = generator.config.num_classes
-    mine = label_names(generator.card.get("classes"), count)
-    theirs = label_names(verifier.card.get("classes"), verifier.config.num_classes)
-    if list(theirs) != list(mine):
+    mine, theirs = generator.class_names, verifier.class_names
+    if theirs != mine:
         raise MnistgenError(
             f"--classifier {verifier.name} knows classes {shown(theirs)} but model {generator.name} has "
             f"{shown(mine)}: pass a classifier trained on the model's classes, or --min-confidence 0"
@@ -499,7 +497,7 @@ def resolve_classes(weights: Weights, text: str) -> list[int]:
             f"model {weights.name} is an unconditional VAE and has no classes: drop --class (it writes to "
             f"{UNLABELLED_DIR}/), or use a conditional model"
         )
-    names = weights.card.get("classes") or [str(i) for i in range(getattr(weights.config, "num_classes", 10))]
+    names = weights.class_names
     found = []
     for item in (part.strip() for part in text.split(",")):
         if item in names:

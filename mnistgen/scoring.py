@@ -105,9 +105,9 @@ def images_verifier(judge: Weights, named: Optional[str]) -> Optional[sample.Ver
     `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none.
     A verifier of other classes would grade by index: refused when named, left out when not."""
     verifier = sample.inspect_verifier(named or DEFAULT_CLASSIFIER)
-    mine = list(data.label_names(judge.card.get("classes"), judge.config.num_classes))
+    mine = judge.class_names
     for member in sample.members(verifier):
-        theirs = list(data.label_names(member.card.get("classes"), member.config.num_classes))
+        theirs = member.class_names
         if theirs != mine and named is None:
             return None
         if theirs != mine:

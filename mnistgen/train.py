@@ -259,7 +259,8 @@ class Trainer:
                 "another --out"
             )
         self._check_same_data(card.get("data"))
-        self._check_arrays(state_path, arrays, self._state_shapes())
+        shapes = self._state_shapes()
+        self._check_arrays(state_path, arrays, shapes)
         self.m.load_arrays(self.model, _unprefixed(arrays, MODEL_PREFIX))
         opt_state = {k: self.paddle.to_tensor(v) for k, v in _unprefixed(arrays, OPTIM_PREFIX).items()}
         self.optimizer.set_state_dict(opt_state)
@@ -273,8 +274,7 @@ class Trainer:
         best_model = self.run_dir / (checkpoint.RUN_MODEL_STEM + checkpoint.WEIGHTS_SUFFIX)
         if self.best and best_model.is_file():
             self.best_arrays = load_file(str(best_model))
-            model_shapes = _unprefixed(self._state_shapes(), MODEL_PREFIX)
-            self._check_arrays(best_model, self.best_arrays, model_shapes)
+            self._check_arrays(best_model, self.best_arrays, _unprefixed(shapes, MODEL_PREFIX))
 
     # -- one epoch -----------------------------------------------------------------------------
     def _batch(self, index):
