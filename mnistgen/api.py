@@ -283,12 +283,15 @@ class Model:
         steps: int = scoring.AUGMENT_STEPS,
         test: Optional[Union[str, Path]] = None,
         classifier: Optional[str] = None,
+        *,
+        on_progress: Optional[scoring.Progress] = None,
     ) -> dict:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
         digit (drawn as `sampling` says, default the card's) graded by `judge`, with the verifier's
         figures beside (the sampling's verifier, else `classifier`, else the model's companion or
         the shipped classifier); with `augment` (a labelled set, its first `limit` images), whether
-        the samples help a classifier trained on it (evaluate.augment)."""
+        the samples help a classifier trained on it (scoring.augment). `on_progress(stage, done,
+        total)` hears of each slow stage (scoring.Progress)."""
         sample.check_request(count, seed)  # before the judge and the test set load
         sampling = sampling or self.sampling()
         verifier = sampling.classifier if sampling.verified else None
@@ -305,6 +308,7 @@ class Model:
             seeds=seeds,
             steps=steps,
             verifier=verifier or sample.named_verifier(self.weights, classifier),
+            on_progress=on_progress,
         )
 
 
@@ -348,14 +352,17 @@ def evaluate(
     seeds: Sequence[int] = scoring.AUGMENT_SEEDS,
     steps: int = scoring.AUGMENT_STEPS,
     test: Optional[Union[str, Path]] = None,
+    *,
+    on_progress: Optional[scoring.Progress] = None,
     **sampling_options,
 ) -> dict:
     """`mnistgen evaluate` as a call: score a model's samples (sampling options as in generate) or,
     with `images` (a path, or a list of them), images from any tool. With `augment` (a labelled set in any
     form train --data takes, its first `limit` images): train the classifier on it alone and with
     the generated images, `steps` steps per seed, and score both on the test set (`test`, else
-    `data_dir`'s test split)."""
-    more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps}
+    `data_dir`'s test split). `on_progress(stage, done, total)` hears of each slow stage in order
+    (sampling, grading, each training, the near-copy search), `done` of `total` images or steps."""
+    more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps, "on_progress": on_progress}
     if isinstance(images, (str, Path)):
         images = [images]  # one path, not its characters
     if images:
@@ -374,7 +381,21 @@ def evaluate(
         )
     loaded = load(model or DEFAULT_GENERATOR, device)
     spec = loaded.sampling(classifier=classifier, **sampling_options)  # None: the model's own verifier
-    return loaded.evaluate(count, seed, data_dir, judge, tstr, spec, augment, limit, seeds, steps, test, classifier)
+    return loaded.evaluate(
+        count,
+        seed,
+        data_dir,
+        judge,
+        tstr,
+        spec,
+        augment,
+        limit,
+        seeds,
+        steps,
+        test,
+        classifier,
+        on_progress=on_progress,
+    )
 
 
 CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions

@@ -295,8 +295,11 @@ def train(
     options: ClassifierOptions,
     cfg: ClassifierConfig = ClassifierConfig(),
     on_epoch=lambda metrics: None,
+    on_step=lambda done, total: None,
 ) -> tuple[Classifier, list[dict]]:
-    """Train a classifier from scratch; returns it and one metrics dict per epoch."""
+    """Train a classifier from scratch; returns it and one metrics dict per epoch. `on_epoch(metrics)`
+    hears of each epoch, `on_step(done, total)` of each optimisation step (and once with 0 before
+    the first): a training of one long epoch, as evaluate --augment's, still shows progress."""
 
     paddle.seed(options.seed)
     with paddle.utils.unique_name.guard():
@@ -307,9 +310,11 @@ def train(
     n = len(train_split)
     batch = min(options.batch_size, n)
     steps = max(1, n // batch)
+    planned = options.epochs * steps if options.max_steps is None else min(options.epochs * steps, options.max_steps)
     augment = augmentation(net.cfg, options.augment)
     history = []
     done = 0
+    on_step(done, planned)
     for epoch in range(options.epochs):
         if options.max_steps is not None and done >= options.max_steps:
             break
@@ -327,6 +332,7 @@ def train(
             opt.step()
             opt.clear_grad()
             total += loss.item()
+            on_step(done, planned)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": round(total / max(1, step + 1), 5),

@@ -1484,23 +1484,25 @@ def evaluate(
                 "min_confidence": min_confidence,
             }
         )
-        report = api.evaluate(
-            model,
-            images,
-            count,
-            seed,
-            data,
-            classifier,
-            judge_name,
-            tstr,
-            device,
-            augment,
-            limit,
-            chosen_seeds,
-            steps,
-            test,
-            **options,
-        )
+        with _StageProgress(quiet) as on_progress:
+            report = api.evaluate(
+                model,
+                images,
+                count,
+                seed,
+                data,
+                classifier,
+                judge_name,
+                tstr,
+                device,
+                augment,
+                limit,
+                chosen_seeds,
+                steps,
+                test,
+                on_progress=on_progress,
+                **options,
+            )
         for note in [] if quiet else report.get("notes", []):
             _stderr(f"note: {note}")
         if not quiet:
@@ -1508,10 +1510,30 @@ def evaluate(
         _emit(report)
 
 
+class _StageProgress(contextlib.ExitStack):
+    """Bridges evaluate's on_progress(stage, done, total) to a rich bar (a null one with --quiet): a
+    line per stage, kept when the next starts. The bar starts with the first stage, so a refusal
+    before any work is one error line."""
+
+    def __init__(self, quiet: bool):
+        super().__init__()
+        self.quiet, self.progress, self.stage, self.task = quiet, None, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = self.enter_context(_progress(self.quiet))
+        if stage != self.stage:
+            self.stage, self.task = stage, self.progress.add_task(stage, total=total, info="")
+        self.progress.update(self.task, completed=done, total=total)
+
+
 def _evaluation_table(report: dict) -> None:
+    """The report on stderr; labels by the judge's class names (an own-data judge's), else by number."""
     from rich.console import Console
     from rich.table import Table
 
+    names = report["classes"]
+    named = names != [str(i) for i in range(len(names))]
     table = Table("measure", "value", title=f"mnistgen evaluate: {report.get('model', 'images')}")
     for key, value in report.get("test_set", {}).items():
         table.add_row(f"test set {key.replace('test_', '')} (per image)", f"{value:.2f}")
@@ -1522,9 +1544,11 @@ def _evaluation_table(report: dict) -> None:
         table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
         if "verifier" in scores:
             table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
-        table.add_row("  per label", "  ".join(f"{d}:{a:.1%}" for d, a in scores["accuracy_per_label"].items()))
+        per_label = scores["accuracy_per_label"].items()
+        table.add_row("  per label", "  ".join(f"{names[int(d)]}:{a:.1%}" for d, a in per_label))
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
-    table.add_row("predicted classes", " ".join(str(v) for v in scores["class_histogram"]))
+    counts = zip(names, scores["class_histogram"])
+    table.add_row("predicted classes", " ".join(f"{n}:{v}" if named else str(v) for n, v in counts))
     table.add_row("judge-feature FID", f"{scores['fid']:.2f}")
     if "tstr" in report:
         t = report["tstr"]

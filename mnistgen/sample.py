@@ -665,10 +665,17 @@ class Sampler:
         for label, block, lo, hi in plan(labels, count, shard):
             yield self.batch(seed, label, block, lo, hi)
 
-    def arrays(self, labels: list[int], count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(
+        self, labels: list[int], count: int, seed: int, on_progress=lambda drawn: None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All of `generate` at once: images uint8 (N, 28, 28), labels int64 (N,) (UNLABELLED for a
-        VAE), latents float32 (N, d), in generate's label-major order."""
-        batches = list(self.generate(labels, count, seed))
+        VAE), latents float32 (N, d), in generate's label-major order; `on_progress(images drawn)`
+        hears of each block."""
+        batches, drawn = [], 0
+        for batch in self.generate(labels, count, seed):
+            batches.append(batch)
+            drawn += len(batch.images)
+            on_progress(drawn)
         return (
             np.concatenate([b.images for b in batches]),
             np.concatenate([np.full(len(b.images), b.label, np.int64) for b in batches]),

@@ -10,10 +10,16 @@ the verifier's weights.
 The FID here is computed on the penultimate (256-d) features of the judge, not on Inception
 features: it is comparable between mnistgen models and runs graded by the same judge, not with
 FIDs published for natural images (Heusel et al., NeurIPS 2017, for the formula).
+
+It knows nothing of the terminal: the slow stages (sampling, grading, each classifier training,
+the near-copy search) report to an `on_progress(stage, done, total)` callable, which the CLI turns
+into a rich progress bar.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -33,6 +39,22 @@ TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comp
 AUGMENT_STEPS = 500  # optimisation steps of each `augment` training (batch 64), real alone and real + generated
 AUGMENT_SEEDS = (0, 1)
 MAX_AUGMENT_IMAGES = 200_000  # generated images `augment` holds and trains on (uint8: 157 MB at most)
+
+# on_progress(stage, done, total): a stage named in words ("augment seed 0: real alone"), `done` of
+# its `total` images or optimisation steps; every stage is heard first with 0 and last with total.
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """The default `on_progress`: hears nothing."""
+
+
+@contextlib.contextmanager
+def stage(on_progress: Progress, text: str, total: int):
+    """A stage done in one piece, with no count within: heard at its start (0) and at its end (total)."""
+    on_progress(text, 0, total)
+    yield
+    on_progress(text, total, total)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -151,12 +173,15 @@ def grade(
 
 
 def samples(
-    sampler: sample.Sampler, weights: Weights, count: int, seed: int
+    sampler: sample.Sampler, weights: Weights, count: int, seed: int, on_progress: Progress = no_progress
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """`count` samples per digit (a VAE: 10 * count unlabelled), exactly as generate makes them."""
     labels = sample.labels_for(weights, None)
     per_label = count if weights.config.conditional else count * UNLABELLED_FACTOR
-    images, found, _ = sampler.arrays(labels, per_label, seed)
+    total = len(labels) * per_label
+    text = f"sampling {total:,} images"
+    on_progress(text, 0, total)
+    images, found, _ = sampler.arrays(labels, per_label, seed, lambda drawn: on_progress(text, drawn, total))
     return images, (found if weights.config.conditional else None)
 
 
@@ -168,17 +193,21 @@ def tstr(
     seed: int = 0,
     config: ClassifierConfig = ClassifierConfig(),
     epochs: int = TSTR_EPOCHS,
+    on_progress: Progress = no_progress,
 ) -> dict:
     """Train a classifier of `config` (pass the judge's, so TSTR uses its architecture and recipe)
     on synthetic images and, separately, on as many real ones; report both accuracies on the real
-    test set (Esteban et al., 2017, "train on synthetic, test on real")."""
+    test set (Esteban et al., 2017, "train on synthetic, test on real"). Each training is a stage
+    of `on_progress`, counted in optimisation steps."""
     if labels is None:
         raise MnistgenError("--tstr needs labelled samples: use a conditional model")
     options = clf.ClassifierOptions(epochs=epochs, seed=seed)
-    synthetic_net, _ = clf.train(Split(images, labels.astype(np.uint8)), None, options, config)
+    heard = functools.partial(on_progress, "TSTR: training on generated images")
+    synthetic_net, _ = clf.train(Split(images, labels.astype(np.uint8)), None, options, config, on_step=heard)
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(real))[: len(images)]
-    real_net, _ = clf.train(real.subset(pick), None, options, config)
+    heard = functools.partial(on_progress, "TSTR: training on real images")
+    real_net, _ = clf.train(real.subset(pick), None, options, config, on_step=heard)
     return {
         "train_images": int(len(images)),
         "arch": config.arch,
@@ -188,12 +217,19 @@ def tstr(
     }
 
 
-def near_copies(images: np.ndarray, real: Split, test: Split, chunk: int = 2000) -> dict:
+def near_copies(
+    images: np.ndarray, real: Split, test: Split, chunk: int = 2000, on_progress: Progress = no_progress
+) -> dict:
     """How close generated images come to the training images: the distance (pixels in [0, 1],
     L2) from each to its nearest real training image; a near-copy is closer than the closest 1%
-    of real test images come to the training set."""
+    of real test images come to the training set. One stage of `on_progress`, counted in images
+    searched for (the generated ones, then the test images)."""
+    held = test.images[: 10 * chunk]
+    text = f"near-copy search: {len(images):,} images"
+    total = len(images) + len(held)
+    on_progress(text, 0, total)
 
-    def nearest(x: np.ndarray) -> np.ndarray:
+    def nearest(x: np.ndarray, before: int) -> np.ndarray:
         base = real.images.reshape(len(real), -1).astype(np.float32) / 255.0
         norms = (base**2).sum(1)
         found = []
@@ -201,9 +237,10 @@ def near_copies(images: np.ndarray, real: Split, test: Split, chunk: int = 2000)
             part = x[start : start + chunk].reshape(-1, base.shape[1]).astype(np.float32) / 255.0
             d2 = (part**2).sum(1)[:, None] + norms[None, :] - 2 * part @ base.T
             found.append(np.sqrt(np.clip(d2.min(1), 0, None)))
+            on_progress(text, before + start + len(part), total)
         return np.concatenate(found) if found else np.zeros(0, np.float32)
 
-    generated, reference = nearest(images), nearest(test.images[: 10 * chunk])
+    generated, reference = nearest(images, 0), nearest(held, len(images))
     threshold = float(np.percentile(reference, 1))
     return {
         "generated_median_distance": round(float(np.median(generated)), 3),
@@ -222,11 +259,13 @@ def augment(
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
     num_classes: Optional[int] = None,
+    on_progress: Progress = no_progress,
 ) -> dict:
     """Does a generated set help a classifier trained on `real`? For each seed, train the
     classifier architecture from scratch on `real` alone and on `real` + the generated images, the
     same number of optimisation steps (`steps`, batches of 64), and score both on `test`; report
-    both accuracies, the gain and its spread across seeds."""
+    both accuracies, the gain and its spread across seeds. Each training is a stage of
+    `on_progress` ("augment seed 0: real alone"), counted in steps; the near-copy search follows."""
     if labels is None:
         raise MnistgenError("--augment needs labelled generated images: use a conditional model, or labelled --images")
     if len(images) > MAX_AUGMENT_IMAGES:
@@ -246,10 +285,11 @@ def augment(
     runs = []
     for seed in seeds:
         scores = {}
-        for name, split in (("real", real), ("augmented", mixed)):
+        for name, split, words in (("real", real, "real alone"), ("augmented", mixed, "real + generated")):
             per_epoch = max(1, len(split) // min(batch, len(split)))
             options = clf.ClassifierOptions(epochs=-(-steps // per_epoch), seed=int(seed), max_steps=steps)
-            net, _ = clf.train(split, None, options, ClassifierConfig(num_classes=classes))
+            heard = functools.partial(on_progress, f"augment seed {int(seed)}: {words}")
+            net, _ = clf.train(split, None, options, ClassifierConfig(num_classes=classes), on_step=heard)
             scores[name] = clf.accuracy(net, test)
         runs.append(
             {
@@ -261,7 +301,7 @@ def augment(
         )
     gains = np.array([r["gain"] for r in runs])
     return {
-        "nearest_training_image": near_copies(np.asarray(images, np.uint8), real, test),
+        "nearest_training_image": near_copies(np.asarray(images, np.uint8), real, test, on_progress=on_progress),
         "real_images": int(len(real)),
         "generated_images": int(len(images)),
         "test_images": int(len(test)),
@@ -292,12 +332,16 @@ def evaluate(
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
     verifier: Optional[sample.Verifier] = None,
+    on_progress: Optional[Progress] = None,
 ) -> dict:
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
     `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
-    test split. The verifier (the sampling's classifier, else `verifier`) is reported beside the
-    judge and never grades: a judge with the verifier's weights is refused. `augment_real` (its
-    training split) is the labelled set of `augment`. Sets whose classes disagree are refused."""
+    test split; "classes" names the judge's labels (the histogram's and per-label accuracy's). The
+    verifier (the sampling's classifier, else `verifier`) is reported beside the judge and never
+    grades: a judge with the verifier's weights is refused. `augment_real` (its training split) is
+    the labelled set of `augment`. Sets whose classes disagree are refused. `on_progress(stage,
+    done, total)` hears of each slow stage, in order (`Progress`)."""
+    on_progress = on_progress or no_progress
     if dataset.test is None:
         raise MnistgenError(
             f"{dataset.source} has no test split: evaluate compares with the MNIST test set; "
@@ -311,18 +355,21 @@ def evaluate(
     if with_tstr and not len(dataset.train):
         raise MnistgenError("--tstr trains a classifier on real training images: pass --data with them")
     net = clf.load(judge)
-    probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
+    tested = len(dataset.test)
+    with stage(on_progress, f"judge on {tested:,} test images", tested):
+        probs, reference = clf.predict(net, dataset.test.images)  # one pass: the judge's accuracy and the FID reference
     check_labels(dataset.test.labels, probs.shape[1], "the test images")
     accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
-    report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4)}
+    report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4), "classes": judge.class_names}
     report.update({"verifier": sample.verifier_name(verifier)} if verifier is not None else {})
     verify = None
     if weights is not None:
         sampler = decoders.make_sampler(weights, sampling, device_name)
-        losses = test_loss(decoders.load_model(weights), dataset.test)
+        with stage(on_progress, f"test-set loss on {tested:,} images", tested):
+            losses = test_loss(decoders.load_model(weights), dataset.test)
         report.update(model=weights.name, model_sha256=weights.sha256, seed=seed, **sampler.sampling.attrs())
         report.update(precision=sampler.decoder.precision, test_set={k: round(float(v), 3) for k, v in losses.items()})
-        pictures, labels = samples(sampler, weights, count, seed)
+        pictures, labels = samples(sampler, weights, count, seed, on_progress)
         if sampler.confidence is not None:
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
             verify = sampler.confidence.judge
@@ -336,12 +383,16 @@ def evaluate(
         report.update(images=[str(p) for p in images], notes=found.notes)
     if verify is None and verifier is not None:
         verify = clf.verifier(verifier, device_name)
-    report["samples"] = grade(net, pictures, labels, reference, verify)
+    with stage(on_progress, f"grading {len(pictures):,} images", len(pictures)):
+        report["samples"] = grade(net, pictures, labels, reference, verify)
     if with_tstr:
-        report["tstr"] = tstr(pictures, labels, dataset.train, dataset.test, seed, judge.config)
+        report["tstr"] = tstr(
+            pictures, labels, dataset.train, dataset.test, seed, judge.config, on_progress=on_progress
+        )
     if augment_real is not None:
         classes = len(judge.card.get("classes") or []) or None
-        report["augment"] = augment(augment_real.train, pictures, labels, dataset.test, seeds, steps, classes)
+        real = augment_real.train
+        report["augment"] = augment(real, pictures, labels, dataset.test, seeds, steps, classes, on_progress)
     return report
 
 

@@ -115,6 +115,21 @@ def test_evaluate_images_of_named_classes_has_no_digit_verifier(tmp_path, datase
     )
 
 
+def test_evaluate_shows_a_named_judges_classes_by_name(tmp_path, dataset, greek_classifier):
+    test = folder(tmp_path / "test", dataset, GREEK, skip=3 * PER_CLASS)
+    generated = folder(tmp_path / "gen", dataset, GREEK, skip=4 * PER_CLASS)
+    argv = ["evaluate", "--images", str(generated), "--test", str(test), "--judge", str(greek_classifier)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["classes"] == list(GREEK.values())  # beside the JSON keys, which stay label numbers
+    assert set(report["samples"]["accuracy_per_label"]) == {"0", "1", "2"}
+    per_label = [line for line in result.stderr.splitlines() if "per label" in line][0]
+    histogram = [line for line in result.stderr.splitlines() if "predicted classes" in line][0]
+    counts = report["samples"]["class_histogram"]
+    assert "alpha:" in per_label and " ".join(f"{n}:{c}" for n, c in zip(GREEK.values(), counts)) in histogram
+
+
 def test_labels_by_number_agree_with_digit_names():
     data.check_same_classes(np.array([0, 3]), [], "digits", [str(i) for i in range(10)], "a digit model")
     data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")

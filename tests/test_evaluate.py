@@ -444,3 +444,65 @@ def test_a_classifier_learns_every_class_of_its_data(tmp_path, dataset):
     mnistgen.fit(data, tmp_path / "run", model="classifier", epochs=1)
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["config"]["num_classes"] == 13
+
+
+def test_evaluate_reports_its_stages_in_order_with_their_totals(tiny_cvae, tiny_classifier, tiny_judge, mnist_dir):
+    import mnistgen
+
+    heard = []
+    report = mnistgen.evaluate(
+        str(tiny_cvae),
+        count=10,
+        data_dir=mnist_dir,
+        classifier=str(tiny_classifier),
+        judge=str(tiny_judge),
+        tstr=True,
+        device="cpu",
+        augment=mnist_dir,
+        limit=50,
+        seeds=[0],
+        steps=3,
+        on_progress=lambda stage, done, total: heard.append((stage, done, total)),
+    )
+    stages: dict = {}  # stage -> its (done, total) calls, the stages in the order they came
+    for stage, done, total in heard:
+        stages.setdefault(stage, []).append((done, total))
+    tstr_steps = ev.TSTR_EPOCHS * (100 // 64)  # 100 samples in batches of 64: one step an epoch
+    assert [(stage, calls[0][1]) for stage, calls in stages.items()] == [
+        ("judge on 200 test images", 200),
+        ("test-set loss on 200 images", 200),
+        ("sampling 100 images", 100),
+        ("grading 100 images", 100),
+        ("TSTR: training on generated images", tstr_steps),
+        ("TSTR: training on real images", tstr_steps),
+        ("augment seed 0: real alone", 3),
+        ("augment seed 0: real + generated", 3),
+        ("near-copy search: 100 images", 100 + 200),  # the samples, then the test images
+    ]
+    changes = [stage for i, (stage, _, _) in enumerate(heard) if i == 0 or heard[i - 1][0] != stage]
+    assert changes == list(stages)  # one stage after another: none comes back
+    for calls in stages.values():
+        done, totals = [d for d, _ in calls], {t for _, t in calls}
+        assert done[0] == 0 and done == sorted(done) and totals == {done[-1]}  # 0 up to its total, known at once
+    assert [d for d, _ in stages["augment seed 0: real alone"]] == [0, 1, 2, 3]  # every optimisation step
+    assert report["augment"]["steps"] == 3 and report["classes"] == [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_evaluate_shows_progress_on_stderr_unless_quiet(tiny_cvae, tiny_classifier, tiny_judge, mnist_dir, quiet):
+    argv = ["evaluate", "--model", str(tiny_cvae), "--classifier", str(tiny_classifier), "--judge", str(tiny_judge),
+            "--data", str(mnist_dir), "--count", "10", "--augment", str(mnist_dir), "--limit", "50", "--steps", "3",
+            "--seeds", "0"]  # fmt: skip
+    result = runner.invoke(app, argv + (["--quiet"] if quiet else []))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["augment"]["seeds"] == [0]  # stdout is the JSON line alone
+    if quiet:
+        assert result.stderr == ""  # no bar, no table
+        return
+    stages = ["judge on 200 test images", "sampling 100 images", "grading 100 images", "augment seed 0: real alone",
+              "augment seed 0: real + generated", "near-copy search: 100 images"]  # fmt: skip
+    lines = result.stderr.splitlines()
+    shown = [next(i for i, line in enumerate(lines) if line.startswith(stage)) for stage in stages]
+    table = next(i for i, line in enumerate(lines) if "judge-feature FID" in line)
+    assert shown == sorted(shown) and shown[-1] < table  # a line per stage, in order, then the table
+    assert " 3/3 " in lines[shown[3]]  # steps done of the training's steps
