@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +96,11 @@ class JudgeNet(nn.Layer):
         self.out = nn.Linear(cfg.hidden, cfg.num_classes)
 
     def features(self, x):
+        with warnings.catch_warnings():  # Paddle 3 says so on every training-mode batch norm, to stderr
+            warnings.filterwarnings("ignore", "When training, we now always track global mean and variance")
+            return self._features(x)
+
+    def _features(self, x):
         h = F.relu(self.bn1(self.conv1(x)))  # (B, 32, 28, 28)
         h = F.max_pool2d(F.relu(self.bn2(self.conv2(h))), 2)  # (B, 32, 14, 14)
         h = F.relu(self.bn3(self.conv3(h)))  # (B, 64, 14, 14)

@@ -324,6 +324,19 @@ def test_the_judge_architecture_round_trips(tiny_judge, dataset):
     assert np.allclose(exported, probs, atol=1e-4)
 
 
+def test_training_the_judge_architecture_is_quiet(dataset):
+    import warnings
+
+    from mnistgen import classifier as clf
+    from mnistgen.config import ClassifierConfig
+
+    options = clf.ClassifierOptions(epochs=1, batch_size=64, seed=0)
+    with warnings.catch_warnings(record=True) as heard:
+        warnings.simplefilter("always")
+        clf.train(dataset.train.subset(slice(0, 128)), None, options, ClassifierConfig(arch="judge", channels=8))
+    assert [str(w.message) for w in heard if "batch" in str(w.message) or "global mean" in str(w.message)] == []
+
+
 def test_classifier_training_honours_eval_every(dataset):
     from mnistgen import classifier as clf
 
