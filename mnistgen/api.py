@@ -16,6 +16,7 @@ white-on-black convention, labels int64 (N,), latents float32 (N, d). Pixels equ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -38,16 +39,41 @@ from mnistgen.config import (
     TrainKind,
 )
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device, select_device
+from mnistgen.runtime import Device, device_kept, keeps_device, on_device, select_device
 from mnistgen.sample import Sampling, resolve_sampling
 
 
+def _on_its_device(names: str):
+    """Class decorator: the named methods and properties (space-separated) run with Paddle's device
+    set to the model's, and give the caller's back after (runtime.on_device): Paddle's device is the
+    whole process's, and a host program's own tensors must stay on its device."""
+
+    def wrap(function):
+        @functools.wraps(function)
+        def run(self, *args, **kwargs):
+            with on_device(self.device):
+                return function(self, *args, **kwargs)
+
+        return run
+
+    def decorate(cls):
+        for name in names.split():
+            member = vars(cls)[name]
+            is_property = isinstance(member, property)
+            setattr(cls, name, property(wrap(member.fget), doc=member.__doc__) if is_property else wrap(member))
+        return cls
+
+    return decorate
+
+
+@_on_its_device("net decoder sampler generate write decode interpolate grid encode reconstruct evaluate")
 class Model:
     """A loaded, checked model and the fastest decoders for its device."""
 
     def __init__(self, weights: checkpoint.Weights, device: Union[Device, str] = Device.auto):
         self.weights = weights
-        self.device = select_device(device)
+        with device_kept():  # the device is set for each call that runs Paddle (_on_its_device), not for good
+            self.device = select_device(device)
         self._net = None
         self._decoders: dict = {}  # (sharpen, precision) -> decoder: each is built (and exported) once
 
@@ -401,6 +427,7 @@ def evaluate(
 CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions
 
 
+@keeps_device
 def fit(
     data_dir: Optional[Union[str, Path]],
     out: Union[str, Path],
@@ -432,6 +459,7 @@ def fit(
     if model not in kinds:
         raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
     _check_train_keywords({**options, "limit": limit})
+    device_name = select_device(device)  # the classifier's too; the caller's device is given back after
     out = Path(out)
     need_labels = model != TrainKind.vae.value
     if rank == 0:
@@ -456,9 +484,7 @@ def fit(
     if world > 1:  # launched: the batch size is each process's, recorded with the global one
         train_options.extra.update(processes=world, global_batch_size=train_options.batch_size * world)
     getattr(callback, "on_plan", lambda *plan: None)(config, train_options, len(dataset.train))
-    return train_lib.train(
-        config, dataset, train_options, out, resume, callback, rank, world, held_out, select_device(device)
-    )
+    return train_lib.train(config, dataset, train_options, out, resume, callback, rank, world, held_out, device_name)
 
 
 def _check_train_keywords(options: dict) -> None:

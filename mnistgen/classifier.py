@@ -33,7 +33,7 @@ from mnistgen import atomic, checkpoint, predictor
 from mnistgen.config import CLASSIFIER_KERNEL, JUDGE_KERNEL, ClassifierConfig
 from mnistgen.data import Split, background, to_unit_range
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import import_paddle, usable_cpus
+from mnistgen.runtime import import_paddle, place_of, usable_cpus
 from mnistgen.sample import ConfidenceFilter, Sampling
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
@@ -136,7 +136,7 @@ def predict(net: Classifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray
     net.eval()
     with paddle.no_grad():
         for start in range(0, len(images), PREDICT_BATCH):
-            x = paddle.to_tensor(to_unit_range(images[start : start + PREDICT_BATCH]))
+            x = paddle.to_tensor(to_unit_range(images[start : start + PREDICT_BATCH]), place=place_of(net))
             h = net.features(x)
             probs.append(F.softmax(net.out(h), axis=1).numpy())
             feats.append(h.numpy())

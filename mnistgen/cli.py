@@ -691,12 +691,13 @@ def train(
         from mnistgen import api
 
         init_distributed()
+        where = f"{select_device(device)}{ranks}, into {out}"  # a device refused here: before any progress bar
         started = time.perf_counter()
         with _progress(quiet or model is TrainKind.classifier) as progress:
             if model is TrainKind.classifier:
                 callback = (lambda metrics: None) if quiet else _classifier_epoch
             else:
-                callback = _TrainProgress(progress, None if quiet else f"{select_device(device)}{ranks}, into {out}")
+                callback = _TrainProgress(progress, None if quiet else where)
             metrics = api.fit(
                 data,
                 out,

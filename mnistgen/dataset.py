@@ -29,7 +29,7 @@ import numpy as np
 from mnistgen import checkpoint, decoders, sample
 from mnistgen.config import DEFAULT_GENERATOR, Precision, PriorKind
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device, check_device, import_paddle, select_device, usable_cpus
+from mnistgen.runtime import Device, check_device, device_kept, import_paddle, on_device, select_device, usable_cpus
 
 paddle = import_paddle()
 
@@ -129,6 +129,7 @@ class SyntheticMNIST(paddle.io.Dataset):
 
     def _reset(self) -> None:
         self._sampler, self._owner = None, None  # the decoder and the process that built it
+        self._device_name = "cpu"  # where the sampler runs (Paddle's device is set only while it does)
         self._cache: OrderedDict = OrderedDict()
 
     def __getstate__(self):
@@ -156,10 +157,13 @@ class SyntheticMNIST(paddle.io.Dataset):
             workers = _worker_count()
             if workers:  # a worker decodes on the CPU, sharing the threads with its siblings
                 device, threads = "cpu", max(1, usable_cpus() // workers)
-                paddle.set_device("cpu")
+                paddle.set_device("cpu")  # a worker process's own device: the host program's is in its main process
             else:
-                device, threads = select_device(self.device), None
-            self._sampler = decoders.make_sampler(self.weights, self.sampling, device, threads=threads)
+                with device_kept():  # the host program's device stays its own
+                    device, threads = select_device(self.device), None
+            with on_device(device):
+                self._sampler = decoders.make_sampler(self.weights, self.sampling, device, threads=threads)
+            self._device_name = device
             self._owner = os.getpid()
         return self._sampler
 
@@ -171,7 +175,8 @@ class SyntheticMNIST(paddle.io.Dataset):
             return self._cache[key]
         sampler = self.sampler()
         lo, hi = block * sample.BLOCK, min(self.count, (block + 1) * sample.BLOCK)
-        images = sampler.batch(self.seed, label, block, lo, hi).images
+        with on_device(self._device_name):
+            images = sampler.batch(self.seed, label, block, lo, hi).images
         self.blocks_decoded += 1
         self._cache[key] = images
         while len(self._cache) > self.cache_blocks:

@@ -16,7 +16,7 @@ from mnistgen import model as model_lib
 from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import import_paddle, usable_cpus
+from mnistgen.runtime import import_paddle, place_of, usable_cpus
 from mnistgen.sample import BLOCK, DEFAULT_SHARPEN, Sampler, Sampling, resolve_sampling
 
 
@@ -29,9 +29,10 @@ def decode(model, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
     """Decode float32 latents (B, d) [with float labels (B, C): one-hot, or a blend] eagerly -> uint8 (B, 28, 28)."""
     paddle = import_paddle()
     model.eval()
+    place = place_of(model)  # the model's device, whatever the process's is now
     with paddle.no_grad():
-        label = paddle.to_tensor(onehot) if onehot is not None else None
-        out = model.decoder(paddle.to_tensor(z), label)  # (B, 1, 28, 28)
+        label = paddle.to_tensor(onehot, place=place) if onehot is not None else None
+        out = model.decoder(paddle.to_tensor(z, place=place), label)  # (B, 1, 28, 28)
     return to_uint8(out.numpy())
 
 

@@ -3,9 +3,11 @@
 In the spirit of `paddle.utils.run_check()`, `huggingface-cli env` and `python -m
 torch.utils.collect_env`: versions (mnistgen, Python, Paddle and how it was built), the CPU's
 features, the CPUs and the device a job gets, the cache and its exports (checked against their
-manifests), the shipped weights (checked against their sha256); then a few training steps of a
-tiny CVAE on synthetic data (the loss must fall), the fast CPU decoder against eager decoding, and
-on a GPU, GPU decoding against CPU decoding. Returns plain data; the CLI draws it.
+manifests), the shipped weights (checked against their sha256), the GPU (a CUDA build's test
+convolution, or why it fails); then a few training steps of a tiny CVAE on synthetic data (the loss
+must fall), the fast CPU decoder against eager decoding, and on a GPU, GPU decoding against CPU
+decoding. A check that raises becomes a FAIL row and the report goes on. Returns plain data; the
+CLI draws it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ import numpy as np
 
 from mnistgen import checkpoint, decoders, predictor, sample
 from mnistgen.data import one_hot
-from mnistgen.runtime import import_paddle, select_device, usable_cpus
+from mnistgen.runtime import (
+    CPU_BUILD,
+    NO_GPU,
+    failure_reason,
+    gpu_problem,
+    import_paddle,
+    keeps_device,
+    on_device,
+    select_device,
+    usable_cpus,
+)
 from mnistgen.version import __version__
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -33,6 +45,11 @@ FP32_TOLERANCE = 2  # grey levels between the fp32 predictor and eager decoding
 BF16_TOLERANCE = 4.0  # mean grey levels between the bf16 predictor and eager decoding
 GPU_TOLERANCE = 2  # grey levels between GPU (eager) and CPU (predictor, fp32) decoding
 REPORT_FIX = "run `mnistgen doctor --json` and attach its output to an issue"
+HIDDEN_GPU_FIX = "check nvidia-smi and CUDA_VISIBLE_DEVICES; jobs run on the CPU meanwhile"
+BROKEN_GPU_FIX = (
+    "check the driver (nvidia-smi) and that CUDA and cuDNN match this Paddle's paddle_cuda and paddle_cudnn; "
+    "jobs run on the CPU meanwhile"
+)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -74,11 +91,29 @@ def environment(paddle) -> dict:
         "cpus_total": os.cpu_count(),
         "cpus_usable": usable_cpus(),
     }
-    info["device"] = select_device("auto")
-    if info["device"].startswith("gpu"):
-        props = paddle.device.cuda.get_device_properties(int(info["device"].partition(":")[2] or 0))
-        info["gpu"] = {"name": props.name, "memory_mb": round(props.total_memory / 2**20)}
+    info["device"] = select_device("auto" if gpu_problem(paddle) is None else "cpu")  # the GPU row says why
     return info
+
+
+def gpu_check(paddle, env: dict) -> dict:
+    """The GPU row: the GPU jobs get (its name and memory, also put in env["gpu"]), why a CUDA build
+    has none that works, or that this Paddle is a CPU build."""
+    problem = gpu_problem(paddle)
+    if problem == CPU_BUILD:
+        return check("GPU", OK, "no CUDA build: jobs run on the CPU")
+    if problem:
+        return check("GPU", WARN, problem, HIDDEN_GPU_FIX if problem == NO_GPU else BROKEN_GPU_FIX)
+    props = paddle.device.cuda.get_device_properties(int(env["device"].partition(":")[2] or 0))
+    env["gpu"] = {"name": props.name, "memory_mb": round(props.total_memory / 2**20)}
+    return check("GPU", OK, f"{env['device']}: {props.name}, {env['gpu']['memory_mb']:,} MiB")
+
+
+def guarded(name: str, rows: Callable[[], list[dict]]) -> list[dict]:
+    """A check's rows, or one FAIL row named `name` with the exception it raised: the report goes on."""
+    try:
+        return rows()
+    except Exception as exc:  # Paddle raises RuntimeError, OSError, ValueError... from C++
+        return [check(name, FAIL, failure_reason(exc), REPORT_FIX)]
 
 
 def cache_checks() -> list[dict]:
@@ -143,41 +178,41 @@ def training_check(paddle) -> dict:
 def decoder_checks(device: str) -> list[dict]:
     """The shipped model's first block of digit 3, decoded eagerly and by the predictor (fp32, and
     bf16 where the CPU is fast at it); on a GPU, eager GPU decoding against the CPU predictor."""
-    paddle = import_paddle()
     weights = checkpoint.inspect(SELFTEST_MODEL)
     z = sample.latents(0, 3, 0, weights.config.latent)
     onehot = one_hot(np.full(sample.BLOCK, 3), weights.config.num_classes)
     sharpen = sample.resolve_sampling(weights, min_confidence=0).sharpen  # the card's, as generate uses
-    paddle.set_device("cpu")
-    eager = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)
     rows, cpu = [], None
-    for precision in ("fp32", "bf16") if predictor.fast_bf16() else ("fp32",):
-        name = f"self-test: CPU decoder ({precision})"
-        spec = sample.Sampling(sharpen=sharpen, precision=precision)
-        decoder = decoders.make_decoder(weights, "cpu", spec)
-        if decoder.name != "predictor":
-            note = predictor.decoder_note(decoder) or "eager by choice"
-            rows.append(check(name, WARN, note, "reinstall Paddle (pip install --force-reinstall paddlepaddle)"))
-            continue
-        out = decoder(z, onehot).astype(np.int16)
-        cpu = out if precision == "fp32" else cpu
-        diff = np.abs(out - eager)
-        detail = f"max {diff.max()}, mean {diff.mean():.2f} grey levels from eager"
-        good = diff.max() <= FP32_TOLERANCE if precision == "fp32" else diff.mean() <= BF16_TOLERANCE
-        fix = "use --precision fp32" if precision == "bf16" else REPORT_FIX
-        rows.append(check(name, OK if good else FAIL, detail, "" if good else fix))
-    if device.startswith("gpu"):
-        paddle.set_device(device)
-        gpu = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)
-        paddle.set_device("cpu")
+    with on_device("cpu"):
+        eager = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)
+        for precision in ("fp32", "bf16") if predictor.fast_bf16() else ("fp32",):
+            name = f"self-test: CPU decoder ({precision})"
+            spec = sample.Sampling(sharpen=sharpen, precision=precision)
+            decoder = decoders.make_decoder(weights, "cpu", spec)
+            if decoder.name != "predictor":
+                note = predictor.decoder_note(decoder) or "eager by choice"
+                rows.append(check(name, WARN, note, "reinstall Paddle (pip install --force-reinstall paddlepaddle)"))
+                continue
+            out = decoder(z, onehot).astype(np.int16)
+            cpu = out if precision == "fp32" else cpu
+            diff = np.abs(out - eager)
+            detail = f"max {diff.max()}, mean {diff.mean():.2f} grey levels from eager"
+            good = diff.max() <= FP32_TOLERANCE if precision == "fp32" else diff.mean() <= BF16_TOLERANCE
+            fix = "use --precision fp32" if precision == "bf16" else REPORT_FIX
+            rows.append(check(name, OK if good else FAIL, detail, "" if good else fix))
+
+    def gpu_rows() -> list[dict]:
+        with on_device(device):
+            gpu = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)
         diff = np.abs(gpu - (cpu if cpu is not None else eager))
         good = diff.max() <= GPU_TOLERANCE
         detail = f"max {diff.max()}, mean {diff.mean():.2f} grey levels from the CPU"
-        rows.append(check("self-test: GPU decoder", OK if good else FAIL, detail, "" if good else REPORT_FIX))
-        paddle.set_device(device)
-    return rows
+        return [check("self-test: GPU decoder", OK if good else FAIL, detail, "" if good else REPORT_FIX)]
+
+    return rows + (guarded("self-test: GPU decoder", gpu_rows) if device.startswith("gpu") else [])
 
 
+@keeps_device
 def diagnose(on_step: Callable[[str], None] = lambda step: None) -> dict:
     """Everything `mnistgen doctor` reports: {"environment": {...}, "checks": [...]}."""
     on_step("importing Paddle")
@@ -188,12 +223,13 @@ def diagnose(on_step: Callable[[str], None] = lambda step: None) -> dict:
         checks.append(
             check("oneDNN", WARN, "this Paddle has no oneDNN: CPU decoding is slow", "pip install paddlepaddle")
         )
+    checks += guarded("GPU", lambda: [gpu_check(paddle, env)])
     on_step("checking the cache and the shipped weights")
-    checks += cache_checks() + weights_checks()
+    checks += guarded("cache", cache_checks) + weights_checks()
     on_step("training a tiny CVAE for a few steps")
-    checks.append(training_check(paddle))
+    checks += guarded("self-test: training", lambda: [training_check(paddle)])
     on_step("comparing decoders")
-    checks += decoder_checks(env["device"])
+    checks += guarded("self-test: decoders", lambda: decoder_checks(env["device"]))
     return {"environment": env, "checks": checks}
 
 

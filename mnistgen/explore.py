@@ -18,7 +18,7 @@ from mnistgen.decoders import decode_all
 from mnistgen.errors import MnistgenError
 from mnistgen.export import IMAGE_SIDE
 from mnistgen.model import inputs, paddle
-from mnistgen.runtime import human_bytes_apart, memory_budget
+from mnistgen.runtime import human_bytes_apart, memory_budget, place_of
 
 ENCODE_BATCH = 1000
 SLERP_EPS = 1e-6  # below this angle slerp is lerp
@@ -243,7 +243,8 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
     with paddle.no_grad():
         for start in range(0, len(images), ENCODE_BATCH):
             part = slice(start, start + ENCODE_BATCH)
-            mean, logvar = model.encoder(*inputs(images[part], None if labels is None else labels[part], cfg))
+            x, y = inputs(images[part], None if labels is None else labels[part], cfg, place_of(model))
+            mean, logvar = model.encoder(x, y)
             means.append(mean.numpy())
             stds.append(np.exp(0.5 * logvar.numpy()))
     return np.concatenate(means), np.concatenate(stds)

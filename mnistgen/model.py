@@ -169,11 +169,11 @@ class ExportedEncoder(nn.Layer):
         return paddle.concat([mean, logvar], axis=1)  # (B, 2d)
 
 
-def inputs(images, labels, cfg: ModelConfig):
-    """uint8 images (B, 28, 28) [+ int labels (B,)] -> the model's inputs: images in [-1, 1]
-    (B, 1, 28, 28) and, for a CVAE, one-hot labels (B, C); None for a VAE."""
-    x = paddle.to_tensor(to_unit_range(images))
-    y = paddle.to_tensor(one_hot(labels, cfg.num_classes)) if cfg.conditional else None
+def inputs(images, labels, cfg: ModelConfig, place=None):
+    """uint8 images (B, 28, 28) [+ int labels (B,)] -> the model's inputs on `place` (default: the
+    process's device): images in [-1, 1] (B, 1, 28, 28) and, for a CVAE, one-hot labels (B, C); None for a VAE."""
+    x = paddle.to_tensor(to_unit_range(images), place=place)
+    y = paddle.to_tensor(one_hot(labels, cfg.num_classes), place=place) if cfg.conditional else None
     return x, y
 
 

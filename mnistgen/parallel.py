@@ -39,6 +39,7 @@ from mnistgen.runtime import RANK_ENV, WORLD_ENV, terminate, usable_cpus
 MIN_BATCH_PER_PROCESS = 16  # below this a process's step is too small to be worth its all-reduce
 LAUNCHED_ENV = "MNISTGEN_LAUNCHED"  # set in the ranks mnistgen starts: --batch-size is the global batch
 PARENT_ENV = "MNISTGEN_PARENT_PID"
+GPU_LAUNCH = 'python -m paddle.distributed.launch --gpus 0,1 "$(which mnistgen)" train --distributed ...'
 GRACE_SECONDS = 5  # how long rank 0 gets to fail by itself when another rank failed
 STOP_SECONDS = 10  # how long ranks get to exit after SIGTERM before SIGKILL
 POLL_SECONDS = 0.2
@@ -90,9 +91,17 @@ def choose(
 ) -> int:
     """The process count for `train`: --processes, else the resumed run's own, else one per usable CPU
     (capped by default_processes); one on a GPU (use paddle.distributed.launch there). Refuses an --out
-    that train would refuse, before any process starts."""
+    that train would refuse, and --device gpu on several processes (they would train on CPUs), before
+    any process starts."""
     checkpoint.check_run_dir(out, resume)
     saved = saved_processes(out) if resume else None
+    asked = saved or processes or 1
+    if device == "gpu" and asked > 1:
+        alone = "resume it on CPUs with --device cpu" if saved else "train on one GPU with --processes 1"
+        raise MnistgenError(
+            f"--device gpu: mnistgen's {asked} processes would train on CPUs; for several GPUs use Paddle's launcher "
+            f"({GPU_LAUNCH}), or {alone}"
+        )
     if saved is not None:
         if processes and processes != saved:
             raise MnistgenError(

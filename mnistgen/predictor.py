@@ -1,4 +1,4 @@
-"""Paddle Inference: export a layer once into the cache, check it, run it (oneDNN on the CPU, CUDA on a GPU).
+"""Paddle Inference: export a layer once into the cache, check it, run it (oneDNN on the CPU).
 
 Knows nothing about what the layer computes: the decoders run the generator's decoder through it,
 `classifier` the classifier. An export is keyed by the caller (weights sha256 plus anything that
@@ -11,8 +11,8 @@ damaged, foreign or stale export is rebuilt, never loaded. Exports are built in 
 and renamed into place under a lock file, so concurrent jobs share one export safely.
 
 precision "bf16" runs the convolutions and dense layers in bfloat16 (oneDNN, both Paddles), which
-CPUs with AMX or AVX-512 BF16 do faster. On a GPU the predictor runs in fp32: Paddle Inference's
-GPU mixed precision (`enable_use_gpu(..., PrecisionType.Half)`) has never been run by this project.
+CPUs with AMX or AVX-512 BF16 do faster. On a GPU mnistgen runs eager Paddle in fp32 instead: no
+predictor is made there.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from mnistgen import untrusted
 from mnistgen.checkpoint import sha256_of
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import import_paddle
+from mnistgen.runtime import failure_reason, import_paddle  # noqa: F401 (predictor.failure_reason for callers)
 
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
 EXPORT_STEM = "model"
@@ -41,15 +41,14 @@ PARAMS_SUFFIX = ".pdiparams"
 SHA_PREFIX = 16  # hex digits of the weights' sha256 naming an export
 SPLIT = 128  # rows per predictor run: a 256-image block runs as two halves whose activations stay in cache
 PRECISIONS = ("auto", "fp32", "bf16")
-GPU_MEMORY_MB = 256  # the initial size of Paddle Inference's GPU memory pool; it grows as needed
 # oneDNN's bf16 placement keeps an op in bf16 only between bf16 neighbours; the fused add+leaky-ReLU
 # it would build has no bf16 kernel and would strand the decoder's second conv-transpose and last
 # conv in fp32, so that fusion is left out: the add runs in bf16, the leaky ReLU beside it.
 BF16_SKIPPED_PASSES = ("elementwise_act_onednn_fuse_pass",)
 # Paddle 3.3.1's oneDNN fusion of a conv2d with a leaky ReLU segfaults while building the fused op
 # (an encoder's conv + leaky ReLU hits it; the decoder's conv-transposes and classifier do not), so graphs
-# with an encoder are run without it.
-ENCODER_SKIPPED_PASSES = ("conv_activation_onednn_fuse_pass",)
+# with an encoder are run without it (2.6 names the pass mkldnn; an unknown name is no error).
+ENCODER_SKIPPED_PASSES = ("conv_activation_onednn_fuse_pass", "conv_activation_mkldnn_fuse_pass")
 SLOWDOWN = "about 5x slower"  # eager decoding against the predictor on a CPU (see the README's figures)
 
 
@@ -86,13 +85,6 @@ def decoder_note(decoder) -> Optional[str]:
     """The note for a decoder that fell back to eager Paddle (None when it did not)."""
     reason = getattr(decoder, "fallback_reason", None)
     return fallback_note(reason) if reason else None
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One short line from an exception Paddle raised (its messages run to dozens of lines)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith("-")]
-    text = lines[0] if lines else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 # -- the cache of exports ---------------------------------------------------------------------
@@ -280,29 +272,24 @@ def _quiet_fd2(quiet: bool):
 class Predictor:
     """A Paddle Inference predictor on an export: arrays in (by input name), one array out. Rows
     always run in the same runs of SPLIT, so a row's result depends only on its run, not on how
-    many rows come in one call. device "cpu" runs oneDNN (fp32 or bf16); "gpu:N" runs CUDA in fp32."""
+    many rows come in one call. It runs oneDNN on the CPU, in fp32 or bf16."""
 
-    def __init__(
-        self, stem: Path, threads: int, precision: str = "fp32", device: str = "cpu", skipped_passes: tuple = ()
-    ):
+    def __init__(self, stem: Path, threads: int, precision: str = "fp32", skipped_passes: tuple = ()):
         paddle = import_paddle()
         from paddle import inference
 
         fmt = export_format(paddle)
-        self.precision = "fp32" if device.startswith("gpu") else precision
+        self.precision = precision
         cfg = inference.Config(str(program_file(stem, fmt)), str(stem) + PARAMS_SUFFIX)
-        if device.startswith("gpu"):
-            cfg.enable_use_gpu(GPU_MEMORY_MB, int(device.partition(":")[2] or 0))
-        else:
-            cfg.disable_gpu()
-            cfg.set_cpu_math_library_num_threads(threads)
-            cfg.enable_mkldnn()
-            for name in skipped_passes:
+        cfg.disable_gpu()
+        cfg.set_cpu_math_library_num_threads(threads)
+        cfg.enable_mkldnn()
+        for name in skipped_passes:
+            cfg.delete_pass(name)
+        if precision == "bf16":
+            cfg.enable_mkldnn_bfloat16()
+            for name in BF16_SKIPPED_PASSES:
                 cfg.delete_pass(name)
-            if precision == "bf16":
-                cfg.enable_mkldnn_bfloat16()
-                for name in BF16_SKIPPED_PASSES:
-                    cfg.delete_pass(name)
         cfg.disable_glog_info()
         with _quiet_fd2(paddle.__version__.startswith("2.")):
             self.predictor = inference.create_predictor(cfg)

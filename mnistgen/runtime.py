@@ -1,5 +1,9 @@
 """Importing Paddle quietly and choosing the device it runs on.
 
+A GPU is used only after it runs a test convolution (once per process): `--device auto` otherwise
+falls back to the CPU with one `note:` line, `--device gpu` is refused in one line. Paddle's device
+is the whole process's, so mnistgen sets it around its own work and gives the caller's back.
+
 Everything that needs Paddle gets it through `import_paddle()`, so the CLI can parse and
 validate arguments (and print `--help`) without paying Paddle's ~1.5 s import, and a
 missing Paddle becomes one line that names the fix instead of a traceback. Paddle's import also
@@ -12,11 +16,13 @@ files), a host program's own, or the default.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import warnings
 from enum import Enum
@@ -126,47 +132,137 @@ def usable_cpus() -> int:
     return max(1, min(limits))
 
 
-def gpu_available(paddle) -> bool:
+CPU_BUILD = "this Paddle is a CPU build"
+NO_GPU = "no CUDA GPU is visible"
+GPU_FIX = "check the CUDA/cuDNN install with `mnistgen doctor`, or use --device cpu"
+DETERMINISTIC_FLAG = "FLAGS_cudnn_deterministic"  # cuDNN's deterministic algorithms: same seed, same pixels
+_GPU_TESTED: dict = {}  # GPU index -> gpu_problem's answer, once per process
+_NOTED: set = set()  # the GPU problems already told on stderr in this process
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One short line from an exception Paddle raised (its messages run to dozens of lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith("-")]
+    text = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def gpu_index(paddle) -> int:
+    """The GPU this process uses: paddle.distributed.launch gives each rank its own, else the first."""
+    return paddle.distributed.ParallelEnv().dev_id if launched_world()[1] > 1 else 0
+
+
+def probe_gpu(paddle, index: int) -> Optional[str]:
+    """CPU_BUILD, NO_GPU, or None once gpu:index has run a 1-channel convolution and read it back: where
+    a missing or mismatched cuDNN, a driver too old for the build or an unsupported GPU first fails
+    (Paddle raises a RuntimeError at the first conv, and that is raised here)."""
     if not paddle.is_compiled_with_cuda():
-        return False
-    try:
-        return paddle.device.cuda.device_count() > 0
-    except Exception:  # a CUDA build on a machine without a driver
-        return False
+        return CPU_BUILD
+    if paddle.device.cuda.device_count() <= index:
+        return NO_GPU
+    with device_kept():  # after a failure too: the caller's device again (select_device then sets the CPU)
+        paddle.set_device(f"gpu:{index}")
+        paddle.nn.functional.conv2d(paddle.ones([1, 1, 4, 4]), paddle.ones([1, 1, 3, 3])).numpy()
+    return None
+
+
+def gpu_problem(paddle) -> Optional[str]:
+    """None when this process's GPU passes probe_gpu; else why it cannot be used, in one line:
+    CPU_BUILD, NO_GPU, or what failed. Probed once per process."""
+    index = gpu_index(paddle) if paddle.is_compiled_with_cuda() else 0
+    if index not in _GPU_TESTED:
+        try:
+            _GPU_TESTED[index] = probe_gpu(paddle, index)
+        except Exception as exc:  # Paddle's RuntimeError/OSError from CUDA, cuDNN or the driver
+            _GPU_TESTED[index] = failure_reason(exc)
+    return _GPU_TESTED[index]
 
 
 def check_device(device: Device | str = Device.auto) -> Device:
-    """The device asked for, refused in one line when it cannot be had (a GPU on a CPU build, or none
-    visible); nothing is set."""
+    """The device asked for, refused in one line when it cannot be had (a GPU on a CPU build, none
+    visible, or one that fails its test convolution); nothing is set."""
     try:
         device = Device(device)
     except ValueError:
         raise MnistgenError(f"device {device!r}: use one of {', '.join(d.value for d in Device)}") from None
     paddle = import_paddle()
-    if device is Device.gpu and not gpu_available(paddle):
-        if not paddle.is_compiled_with_cuda():
-            raise MnistgenError(
-                '--device gpu: this Paddle is a CPU build; install the CUDA build (pip install "mnistgen[gpu]") or '
-                "use --device cpu"
-            )
+    problem = gpu_problem(paddle) if device is Device.gpu else None
+    if problem == CPU_BUILD:
         raise MnistgenError(
-            "--device gpu: no CUDA GPU is visible; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu"
+            f'--device gpu: {CPU_BUILD}; install the CUDA build (pip install "mnistgen[gpu]") or use --device cpu'
         )
+    if problem == NO_GPU:
+        raise MnistgenError(f"--device gpu: {NO_GPU}; check nvidia-smi / CUDA_VISIBLE_DEVICES or use --device cpu")
+    if problem:
+        raise MnistgenError(f"--device gpu: the GPU cannot be used ({problem}); {GPU_FIX}")
     return device
 
 
 def select_device(device: Device | str = Device.auto) -> str:
-    """Set Paddle's device and return its name ("cpu" or "gpu:0")."""
+    """Set Paddle's device and return its name ("cpu" or "gpu:N"). `auto` takes the GPU when it
+    passes its test, else the CPU, with one `note:` line on stderr when a GPU is there but fails."""
     device = check_device(device)
     paddle = import_paddle()
-    name = "cpu"
-    if device is not Device.cpu and gpu_available(paddle):
-        rank, world = launched_world()
-        name = (
-            f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if world > 1 else "gpu:0"
-        )  # launch gives each rank its GPU
-    paddle.set_device(name)
+    problem = None if device is Device.cpu else gpu_problem(paddle)
+    if problem not in (None, CPU_BUILD, NO_GPU) and problem not in _NOTED:  # a GPU is there, but fails
+        _NOTED.add(problem)
+        sys.stderr.write(f"note: the GPU cannot be used ({problem}); running on the CPU ({GPU_FIX})\n")
+    name = f"gpu:{gpu_index(paddle)}" if device is not Device.cpu and problem is None else "cpu"
+    _use(paddle, name)
     return name
+
+
+def _use(paddle, name: str) -> None:
+    paddle.set_device(name)
+    if name.startswith("gpu"):  # a CUDA build (a CPU build refuses the flag): cuDNN picks deterministic algorithms
+        paddle.set_flags({DETERMINISTIC_FLAG: True})
+
+
+def _deterministic(paddle) -> Optional[bool]:
+    """FLAGS_cudnn_deterministic; None where Paddle has no cuDNN (a CPU build refuses the flag: ValueError)."""
+    try:
+        return bool(paddle.get_flags([DETERMINISTIC_FLAG])[DETERMINISTIC_FLAG])
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def device_kept():
+    """Paddle's device (and cuDNN determinism) back as the caller had them after the block: they are
+    the whole process's, and a host program's own tensors must stay on its device."""
+    paddle = import_paddle()
+    before, deterministic = paddle.get_device(), _deterministic(paddle)
+    try:
+        yield
+    finally:
+        if paddle.get_device() != before:
+            paddle.set_device(before)
+        if deterministic is not None and _deterministic(paddle) != deterministic:
+            paddle.set_flags({DETERMINISTIC_FLAG: deterministic})
+
+
+@contextlib.contextmanager
+def on_device(name: str):
+    """Run the block on device `name` (from select_device), then give the caller's device back."""
+    with device_kept():
+        _use(import_paddle(), name)
+        yield
+
+
+def keeps_device(function):
+    """`function` with the caller's Paddle device given back after it (see device_kept)."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with device_kept():
+            return function(*args, **kwargs)
+
+    return run
+
+
+def place_of(layer):
+    """Where a layer's parameters are: the place for its inputs, whatever the process's device is now."""
+    return layer.parameters()[0].place
 
 
 # -- data-parallel training (paddle.distributed.launch sets these for every process it starts) --

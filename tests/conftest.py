@@ -1,7 +1,8 @@
 """Shared fixtures: the MNIST subset shipped in tests/fixtures and tiny models trained on it.
 
 The models are trained once per session on the CPU (a few seconds each) with the real
-training loop; nothing here mocks Paddle.
+training loop; nothing here mocks Paddle's compute. Two fixtures stand in for what a CPU build
+cannot show: a GPU that fails (broken_gpu) and a host program's own device (callers_device).
 """
 
 from __future__ import annotations
@@ -115,3 +116,48 @@ def no_hang():
     faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+CUDNN_ERROR = "(PreconditionNotMet) Cannot load cudnn shared library. Cannot invoke method cudnnGetVersion."
+
+
+@pytest.fixture
+def broken_gpu(monkeypatch):
+    """A CUDA machine whose GPU fails mnistgen's test convolution as Paddle does without cuDNN: only
+    runtime.probe_gpu (the GPU's boundary) is replaced, and what this process had probed is forgotten.
+    Gives the list of GPU indices probed."""
+    from mnistgen import runtime
+
+    probed = []
+
+    def probe_gpu(paddle, index):
+        probed.append(index)
+        raise RuntimeError(
+            f"{CUDNN_ERROR}\n\n  [Hint: Please check the cuDNN install.] (at /paddle/dynload/cudnn.cc:64)"
+        )
+
+    monkeypatch.setattr(runtime, "probe_gpu", probe_gpu)
+    monkeypatch.setattr(runtime, "_GPU_TESTED", {})
+    monkeypatch.setattr(runtime, "_NOTED", set())
+    return probed
+
+
+@pytest.fixture
+def callers_device(monkeypatch):
+    """A host program whose Paddle device is "gpu:1": a CPU build can hold that name but not use it,
+    so set_device records each name asked for (and sets the CPU for real) and get_device gives the
+    last back. Gives the record: {"device": the current name, "set": every name set, in order}."""
+    from mnistgen.runtime import import_paddle
+
+    paddle = import_paddle()
+    real = paddle.set_device
+    record = {"device": "gpu:1", "set": []}
+
+    def set_device(name):
+        record["device"] = name
+        record["set"].append(name)
+        return real("cpu")
+
+    monkeypatch.setattr(paddle, "set_device", set_device)
+    monkeypatch.setattr(paddle, "get_device", lambda: record["device"])
+    return record

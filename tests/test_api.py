@@ -353,11 +353,12 @@ def test_fit_keywords_have_the_options_ranges(tmp_path, mnist_dir, keyword, mess
     assert not (tmp_path / "run").exists()
 
 
-def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir):
+def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir, callers_device):
     epochs = []
     metrics = mnistgen.fit(mnist_dir, tmp_path / "clf", "classifier", limit=300, epochs=1, channels=8,
-                           callback=epochs.append)  # fmt: skip
+                           callback=epochs.append, device="cpu")  # fmt: skip
     assert len(epochs) == 1 and 0 < metrics["test_accuracy"] <= 1
+    assert callers_device["device"] == "gpu:1" and "cpu" in callers_device["set"]  # trained there, given back
     from mnistgen import checkpoint
 
     assert checkpoint.inspect(str(tmp_path / "clf")).is_classifier
@@ -366,3 +367,42 @@ def test_fit_a_classifier_and_refuse_a_missing_folder(tmp_path, mnist_dir):
     with pytest.raises(mnistgen.MnistgenError, match="nowhere"):
         mnistgen.fit(tmp_path / "nowhere", tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_model_sets_paddles_device_only_while_it_runs(tiny_cvae, callers_device):
+    """Paddle's device is the whole process's: a GPU script that loads a model on the CPU must keep
+    its own tensors on its GPU. Each call runs on the model's device and gives the caller's back."""
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    assert callers_device["device"] == "gpu:1"
+    images, labels, z = model.generate(digit=1, count=3)
+    model.encode(images, labels)
+    assert np.array_equal(model.decode(z, labels), images)
+    model.interpolate(digits=[1, 2], steps=2)
+    assert callers_device["device"] == "gpu:1"
+    assert set(callers_device["set"]) == {"cpu", "gpu:1"}  # the model's while a call ran, the caller's after it
+
+
+def test_the_callers_device_comes_back_after_an_error_too(callers_device):
+    from mnistgen import runtime
+
+    with pytest.raises(mnistgen.MnistgenError, match="^stopped$"):
+        with runtime.on_device("cpu"):
+            assert callers_device["device"] == "cpu"
+            raise mnistgen.MnistgenError("stopped")
+    assert callers_device["device"] == "gpu:1"
+
+
+def test_a_gpu_decodes_with_cudnn_deterministic_and_gives_the_flag_back(tiny_cvae):
+    from mnistgen import runtime
+
+    paddle = runtime.import_paddle()
+    if runtime.gpu_problem(paddle):
+        pytest.skip(f"no usable GPU: {runtime.gpu_problem(paddle)}")
+    flag = runtime.DETERMINISTIC_FLAG
+    paddle.set_flags({flag: False})
+    with runtime.device_kept():
+        assert runtime.select_device("gpu").startswith("gpu:") and paddle.get_flags([flag])[flag]
+    assert not paddle.get_flags([flag])[flag]
+    model = mnistgen.load(str(tiny_cvae), device="gpu")
+    first, again = (model.generate(digit=1, count=3, seed=5)[0] for _ in range(2))
+    assert np.array_equal(first, again) and not paddle.get_flags([flag])[flag]

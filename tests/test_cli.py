@@ -385,14 +385,49 @@ def test_missing_paddle_names_the_install_command(tmp_path, tiny_cvae):
     )
 
 
-def test_gpu_on_a_cpu_build_is_refused(tmp_path, tiny_cvae):
-    from mnistgen.runtime import gpu_available, import_paddle
+CPU_BUILD_REFUSAL = (
+    'Error: --device gpu: this Paddle is a CPU build; install the CUDA build (pip install "mnistgen[gpu]") or use '
+    "--device cpu\n"
+)
 
-    if gpu_available(import_paddle()):
-        pytest.skip("a GPU is visible here")
+
+def test_gpu_on_a_cpu_build_is_refused(tmp_path, tiny_cvae, mnist_dir):
+    from mnistgen.runtime import import_paddle
+
+    if import_paddle().is_compiled_with_cuda():
+        pytest.skip("a CUDA build: --device gpu may work here")
     result = invoke("generate", "-d", "1", "-n", 1, "--model", tiny_cvae, "--out", tmp_path / "o", "--device", "gpu")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: --device gpu: ")
+    assert result.stderr == CPU_BUILD_REFUSAL
+    for model in ("classifier", "cvae"):  # the classifier honours --device as the generators do
+        out = tmp_path / model
+        trained = invoke("train", "--model", model, "--data", mnist_dir, "--device", "gpu", *ONE_FAST, "--out", out)
+        assert trained.exit_code == 1 and trained.stderr == CPU_BUILD_REFUSAL, trained.output
+        assert not out.exists()
+
+
+GPU_FAILS = (
+    "the GPU cannot be used (RuntimeError: (PreconditionNotMet) Cannot load cudnn shared library. Cannot invoke "
+    "method cudnnGetVersion.)"
+)
+
+
+def test_a_gpu_that_fails_its_test_is_left_for_the_cpu_or_refused(tmp_path, tiny_cvae, broken_gpu):
+    """A CUDA build whose GPU cannot run (no cuDNN, say): `auto` decodes on the CPU after one note,
+    `--device gpu` is one error line naming the fix; the GPU is probed once per process."""
+    from mnistgen.runtime import import_paddle
+
+    fix = "check the CUDA/cuDNN install with `mnistgen doctor`, or use --device cpu"
+    result = invoke("generate", "-d", "1", "-n", 3, "--model", tiny_cvae, "--out", tmp_path / "auto", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"note: {GPU_FAILS}; running on the CPU ({fix})\n"
+    assert json.loads(result.stdout)["decoder"] == "predictor" and import_paddle().get_device() == "cpu"
+    again = invoke("generate", "-d", "1", "-n", 3, "--model", tiny_cvae, "--out", tmp_path / "again", "-q")
+    assert again.exit_code == 0 and again.stderr == "", again.output  # told once
+    refused = invoke("generate", "-d", "1", "-n", 3, "--model", tiny_cvae, "--out", tmp_path / "gpu", "--device", "gpu")
+    assert refused.exit_code == 1
+    assert refused.stderr == f"Error: --device gpu: {GPU_FAILS}; {fix}\n"
+    assert broken_gpu == [0] and not (tmp_path / "gpu").exists()
 
 
 def test_generate_prints_no_paddle_noise(tmp_path, tiny_cvae):

@@ -175,6 +175,15 @@ def test_a_gpu_on_a_cpu_build_fails_at_construction(tiny_cvae):
         mnistgen.SyntheticMNIST(model=tiny_cvae, count=1, device="gpu")
 
 
+def test_reading_items_gives_the_callers_device_back(tiny_cvae, callers_device):
+    """A training script's own device stays its own while SyntheticMNIST decodes on the CPU."""
+    import mnistgen
+
+    ds = mnistgen.SyntheticMNIST(model=tiny_cvae, count=3, device="cpu")
+    assert ds[0][1] == ds[2][1] == 0  # decoded
+    assert callers_device["device"] == "gpu:1" and "cpu" in callers_device["set"]
+
+
 def test_mix_gives_the_share_asked_for(tiny_cvae, paddle_mnist):
     import mnistgen
 

@@ -25,6 +25,42 @@ def test_doctor_json_passes_and_names_the_paddle_version():
     assert statuses["self-test: CPU decoder (fp32)"] == "ok"
     assert statuses["weights cvae"] == "ok"
     assert "fail" not in statuses.values()
+    if not import_paddle().is_compiled_with_cuda():
+        assert {"check": "GPU", "status": "ok", "detail": "no CUDA build: jobs run on the CPU"} in report["checks"]
+
+
+def test_doctor_names_a_failing_gpu_and_goes_on(broken_gpu):
+    """The machine doctor is for: a CUDA build whose GPU fails (no cuDNN). The GPU row says why, in one
+    line; every job runs on the CPU, so the self-tests still run, there."""
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # the GPU row says it: no note besides
+    report = json.loads(result.stdout)
+    assert report["environment"]["device"] == "cpu" and "gpu" not in report["environment"]
+    rows = {row["check"]: row for row in report["checks"]}
+    assert rows["GPU"] == {
+        "check": "GPU",
+        "status": "warn",
+        "detail": "RuntimeError: (PreconditionNotMet) Cannot load cudnn shared library. Cannot invoke method "
+        "cudnnGetVersion.",
+        "fix": "check the driver (nvidia-smi) and that CUDA and cuDNN match this Paddle's paddle_cuda and "
+        "paddle_cudnn; jobs run on the CPU meanwhile",
+    }
+    assert rows["self-test: training"]["status"] == rows["self-test: CPU decoder (fp32)"]["status"] == "ok"
+
+
+def test_a_check_that_raises_is_a_fail_row_and_the_report_goes_on(monkeypatch):
+    from mnistgen import doctor
+
+    monkeypatch.setattr(doctor, "SELFTEST_MODEL", "no-such-model")  # the decoder self-test's inspect raises
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1  # doctor's convention for a fail row: the report, then one error line
+    rows = {row["check"]: row for row in json.loads(result.stdout)["checks"]}
+    assert rows["self-test: training"]["status"] == "ok"
+    failed = rows["self-test: decoders"]
+    assert failed["status"] == "fail" and failed["detail"].startswith("MnistgenError: unknown model 'no-such-model': ")
+    fix = "run `mnistgen doctor --json` and attach its output to an issue"
+    assert result.stderr == f"Error: self-test: decoders: {failed['detail']}; {fix}\n"
 
 
 def test_doctor_and_models_tables_are_the_result_on_stdout_whole_when_piped():

@@ -154,6 +154,21 @@ def test_choose_caps_and_refuses(tmp_path, monkeypatch):
         parallel.choose(4, 64, "cpu", run, True)
     with pytest.raises(MnistgenError, match="is not empty"):
         parallel.choose(None, 64, "cpu", run, False)
+    with pytest.raises(MnistgenError, match="or resume it on CPUs with --device cpu$"):
+        parallel.choose(None, 64, "gpu", run, True)  # its ranks would be CPU processes
+
+
+def test_gpu_on_several_processes_is_refused_before_any_starts(tmp_path):
+    """mnistgen's own ranks are gloo processes with no GPU visible: several GPUs are Paddle's launcher's."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", *TINY, "--device", "gpu", "--processes", "2", "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: --device gpu: mnistgen's 2 processes would train on CPUs; for several GPUs use Paddle's launcher "
+        '(python -m paddle.distributed.launch --gpus 0,1 "$(which mnistgen)" train --distributed ...), or train on '
+        "one GPU with --processes 1\n"
+    )
+    assert not out.exists()
 
 
 def test_classifier_refuses_processes():

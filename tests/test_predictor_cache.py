@@ -204,3 +204,13 @@ def test_a_fresh_process_can_export_with_the_paddle_import_paddle_gives(tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "model.pdiparams" in done.stdout
+
+
+def test_the_encoder_skips_the_conv_activation_fusion_under_this_paddles_name():
+    """The fusion that segfaults on the encoder's conv + leaky ReLU is named onednn in 3.x and mkldnn in
+    2.6: deleting a name this Paddle does not have would silently keep the pass."""
+    from paddle import inference
+
+    config = inference.Config()
+    config.enable_mkldnn()
+    assert set(predictor.ENCODER_SKIPPED_PASSES) & set(config.pass_builder().all_passes())
