@@ -363,6 +363,7 @@ def load(model: str = DEFAULT_GENERATOR, device: Union[Device, str] = Device.aut
     return Model(checkpoint.inspect_role(str(model), "--model"), device)
 
 
+@keeps_device  # --images: the judge runs on the device chosen here, then the caller's is back
 def evaluate(
     model: Optional[str] = DEFAULT_GENERATOR,
     images: Optional[Union[str, Path, Sequence[Union[str, Path]]]] = None,

@@ -406,3 +406,9 @@ def test_a_gpu_decodes_with_cudnn_deterministic_and_gives_the_flag_back(tiny_cva
     model = mnistgen.load(str(tiny_cvae), device="gpu")
     first, again = (model.generate(digit=1, count=3, seed=5)[0] for _ in range(2))
     assert np.array_equal(first, again) and not paddle.get_flags([flag])[flag]
+
+
+def test_evaluating_images_gives_the_callers_device_back(tiny_judge, mnist_dir, callers_device):
+    images = next(mnist_dir.glob("t10k-images*"))
+    report = mnistgen.evaluate(images=images, judge=str(tiny_judge), data_dir=mnist_dir, device="cpu")
+    assert report["samples"]["images"] > 0 and callers_device["device"] == "gpu:1"
