@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -31,12 +31,14 @@ from mnistgen import train as train_lib
 from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
+    EVALUATE_RANGES,
     IMAGE_SIZE,
     TRAIN_RANGES,
     ClassifierConfig,
     Precision,
     PriorKind,
     TrainKind,
+    TrainOptions,
 )
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, device_kept, keeps_device, on_device, select_device
@@ -117,6 +119,7 @@ class Model:
     def sampling(self, **options) -> Sampling:
         """The resolved sampling spec for these options (see `sample.resolve_sampling`): None
         takes the model card's recommendation, as `mnistgen generate` does."""
+        _check_known(options, SAMPLING_KEYWORDS, "sampling")
         return resolve_sampling(self.weights, **{k: v for k, v in options.items() if v is not None})
 
     def sampler(self, sampling: Optional[Sampling] = None) -> sample.Sampler:
@@ -146,7 +149,8 @@ class Model:
         """`count` images per label: `digit` (indices) or `classes` (the card's names, as --class),
         by default every label it trained on (an unconditional model takes neither). The sampling
         options are generate's: None takes the card's choice. Returns images uint8 (N, 28, 28),
-        labels int64 (N,) (-1 when unlabelled), latents float32 (N, d)."""
+        labels int64 (N,) (-1 when unlabelled), latents float32 (N, d), label-major in label order
+        as generate writes them (`digit=[7, 3]`: the 3s first)."""
         sample.check_request(count, seed)
         digits = sample.requested_labels(self.weights, digit, classes, "digit")
         spec = resolve_sampling(
@@ -231,8 +235,9 @@ class Model:
         images: Optional[Union[Sequence[Path], sources.Images]] = None,
         labels: Optional[Sequence[int]] = None,
     ) -> np.ndarray:
-        """Frames uint8 (F, 28, 28) along a path through digits, latent points or the encoder means
-        of `images` (paths, or what `read` gave; see explore.walk); by default through every digit."""
+        """Frames uint8 (F, 28, 28) along a path through digits, latent points (an array (K, d), or
+        the CLI's text "x,y;x,y"), or the encoder means of `images` (a path or paths, or what `read`
+        gave; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
         digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
         labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
@@ -258,19 +263,23 @@ class Model:
         without `digit`: one labelled panel per class) and the ranges it covers."""
         if not sample.is_whole(n) or n < 1:
             raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least 1")
+        digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")  # a name too
         need = explore.grid_bytes(n, explore.grid_panels(self.config, digit), 1)
         explore.check_memory(need, f"a grid of {n} x {n}", "use a smaller n")
         return explore.manifold(self.weights, self.decoder, n, tuple(dims), digit, bounds, sigma)
 
     def read(
-        self, paths: Sequence[Union[str, Path]], labels: Optional[Sequence[int]] = None, limit: Optional[int] = None
+        self,
+        paths: Union[str, Path, Sequence[Union[str, Path]]],
+        labels: Optional[Sequence[int]] = None,
+        limit: Optional[int] = None,
     ) -> sources.Images:
         """Images from files, folders, IDX or HDF5 (see sources.read) with their labels: `labels`
         (one for all, or one per image) where given, else the source's; checked against a conditional
         model (a VAE takes no labels: folders of any name)."""
         by_name = labels is None and self.config.conditional
         classes = self.card.get("classes") if by_name else None  # class folders by name
-        found = sources.read([Path(p) for p in paths], limit, classes=classes)
+        found = sources.read(_path_list(paths), limit, classes=classes)
         if labels is not None:
             if self.config.conditional:  # indices, or the card's class names; a VAE keeps any labels given
                 labels = explore.label_indices(self.weights, labels, "--labels")
@@ -319,6 +328,7 @@ class Model:
         the samples help a classifier trained on it (scoring.augment). `on_progress(stage, done,
         total)` hears of each slow stage (scoring.Progress)."""
         sample.check_request(count, seed)  # before the judge and the test set load
+        _check_augment(limit, seeds, steps)
         sampling = sampling or self.sampling()
         verifier = sampling.classifier if sampling.verified else None
         return scoring.evaluate(
@@ -389,9 +399,9 @@ def evaluate(
     the generated images, `steps` steps per seed, and score both on the test set (`test`, else
     `data_dir`'s test split). `on_progress(stage, done, total)` hears of each slow stage in order
     (sampling, grading, each training, the near-copy search), `done` of `total` images or steps."""
+    _check_augment(limit, seeds, steps)
+    _check_known(sampling_options, SAMPLING_KEYWORDS, "sampling")
     more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps, "on_progress": on_progress}
-    if isinstance(images, (str, Path)):
-        images = [images]  # one path, not its characters
     if images:
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
@@ -399,7 +409,7 @@ def evaluate(
         return scoring.evaluate(
             _test_data(data_dir, test),
             judge_weights,
-            images=[Path(p) for p in images],
+            images=_path_list(images),
             verifier=scoring.images_verifier(judge_weights, classifier),
             seed=seed,
             with_tstr=tstr,
@@ -425,7 +435,10 @@ def evaluate(
     )
 
 
+SAMPLING_KEYWORDS = ("prior", "temperature", "truncation", "sharpen", "min_confidence", "classifier", "precision")
 CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions
+MODEL_FIELDS = ("latent", "channels", "likelihood")  # fit's options that shape a generator; the rest are TrainOptions
+FIT_SETS = ("class_names", "extra", "recipe")  # TrainOptions fields fit fills in itself
 
 
 @keeps_device
@@ -459,7 +472,8 @@ def fit(
     kinds = [kind.value for kind in TrainKind]
     if model not in kinds:
         raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
-    _check_train_keywords({**options, "limit": limit})
+    _check_fit_keywords(model, options)
+    _check_ranges({**options, "limit": limit})
     device_name = select_device(device)  # the classifier's too; the caller's device is given back after
     out = Path(out)
     need_labels = model != TrainKind.vae.value
@@ -488,17 +502,48 @@ def fit(
     return train_lib.train(config, dataset, train_options, out, resume, callback, rank, world, held_out, device_name)
 
 
-def _check_train_keywords(options: dict) -> None:
-    """fit's keywords in the ranges of train's options (config.TRAIN_RANGES; Typer checks the
-    CLI's): epochs=0 trained the recipe's cap, lr=-1 diverged, batch_size=0 divided by zero."""
+def _check_fit_keywords(model: str, options: dict) -> None:
+    """fit's keywords are the options of the model it trains: a classifier's, or a generator's."""
+    if model == TrainKind.classifier.value:
+        known = {f.name for f in fields(clf.ClassifierOptions)} | set(CLASSIFIER_FIELDS)
+    else:
+        known = {f.name for f in fields(TrainOptions)} - set(FIT_SETS) | set(MODEL_FIELDS)
+    _check_known(options, known, f"fit(model={model!r})")
+
+
+def _check_ranges(options: dict, ranges: dict = TRAIN_RANGES) -> None:
+    """Keywords in the ranges of their options (config.TRAIN_RANGES, EVALUATE_RANGES; Typer checks the
+    CLI's): epochs=0 trained the recipe's cap, lr=-1 diverged, batch_size=0 divided by zero, and
+    evaluate's steps=0 reported two untrained classifiers as "no gain"."""
     for key, value in options.items():
-        if key not in TRAIN_RANGES or value is None:
+        if key not in ranges or value is None:
             continue
-        option, low, high = TRAIN_RANGES[key]
+        option, low, high = ranges[key]
         whole = isinstance(low, int) and isinstance(high, int)
         if not (sample.is_whole if whole else sample.is_number)(value) or not low <= value <= high:
             span = f"a whole number from {low:,} to {high:,}" if whole else f"a number from {low:g} to {high:g}"
             raise MnistgenError(f"{key}={value!r}: {option} takes {span}")
+
+
+def _check_known(given: dict, known, what: str) -> None:
+    """A misspelt keyword (epochz=3) is named with the ones there are, not left to a dataclass's TypeError."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise MnistgenError(f"{what} takes no keyword {', '.join(unknown)}: use one of {', '.join(sorted(known))}")
+
+
+def _check_augment(limit, seeds, steps) -> None:
+    """evaluate's --augment keywords, as the CLI takes them: seeds a non-empty list of seeds."""
+    _check_ranges({"steps": steps, "limit": limit}, EVALUATE_RANGES)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or not len(seeds):
+        raise MnistgenError(f"seeds={seeds!r}: give a list of classifier seeds, e.g. seeds=(0, 1)")
+    for seed in seeds:
+        sample.check_seed(seed)
+
+
+def _path_list(paths) -> list[Path]:
+    """One path or several, as Paths: a str is one path, not its characters."""
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
 
 
 def _held_test(test, names: list[str], source: str) -> Optional[data.Dataset]:

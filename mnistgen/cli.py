@@ -28,6 +28,7 @@ from mnistgen.config import (
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
+    EVALUATE_RANGES,
     MAX_COUNT,
     MAX_PROCESSES,
     MAX_SEED,
@@ -63,9 +64,10 @@ MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--
 SHOWN_DIGITS = 20  # of a number too long to echo whole
 
 
-def _bounds(key: str) -> dict:
-    """A train option's min and max for Typer, from config.TRAIN_RANGES (which mnistgen.fit checks too)."""
-    _, low, high = TRAIN_RANGES[key]
+def _bounds(key: str, ranges: dict = TRAIN_RANGES) -> dict:
+    """An option's min and max for Typer, from config.TRAIN_RANGES or EVALUATE_RANGES (which mnistgen.fit
+    and mnistgen.evaluate check too)."""
+    _, low, high = ranges[key]
     return {"min": low, "max": high}
 
 
@@ -1408,7 +1410,9 @@ def evaluate(
     limit: Annotated[
         Optional[int],
         typer.Option(
-            "--limit", min=1, help="--augment: use the first N images of the set only (of every class in turn)."
+            "--limit",
+            **_bounds("limit", EVALUATE_RANGES),
+            help="--augment: use the first N images of the set only (of every class in turn).",
         ),
     ] = None,
     seeds: Annotated[
@@ -1416,7 +1420,11 @@ def evaluate(
     ] = "0,1",
     steps: Annotated[
         int,
-        typer.Option("--steps", min=1, max=100_000, help="--augment: optimisation steps (batches of 64) per training."),
+        typer.Option(
+            "--steps",
+            **_bounds("steps", EVALUATE_RANGES),
+            help="--augment: optimisation steps (batches of 64) per training.",
+        ),
     ] = 500,
     test: Annotated[
         Optional[Path],

@@ -119,6 +119,12 @@ TRAIN_RANGES = {
     "eval_every": SettingRange("--eval-every", 1, 100_000),
 }
 
+# evaluate --augment's ranges, checked by the CLI (Typer) and by mnistgen.evaluate alike.
+EVALUATE_RANGES = {
+    "steps": SettingRange("--steps", 1, 100_000),
+    "limit": SettingRange("--limit", 1, MAX_SEED),
+}
+
 IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7
 DOWNSAMPLE = 4  # two stride-2 convolutions
 KERNEL = 4  # 4x4 kernels, stride 2, padding 1: halves (or doubles) the side exactly

@@ -297,7 +297,7 @@ def walk(
             onehot = path(one_hot(digits, cfg.num_classes), steps, "lerp", loop)
             return np.repeat(fixed_z(cfg.latent, seed)[None], len(onehot), axis=0), onehot
         return path(centroids(weights, digits), steps, method, loop), None
-    anchors = np.asarray(means if means is not None else points, dtype=np.float32)
+    anchors = np.asarray(means, dtype=np.float32) if means is not None else _anchors(points)
     if anchors.shape[1] != cfg.latent:
         raise MnistgenError(
             f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: "
@@ -315,6 +315,42 @@ def walk(
         labels = [label] * len(anchors)
     check_labels(weights, labels, "label")
     return z, path(one_hot(labels, cfg.num_classes), steps, "lerp", loop)
+
+
+def _anchors(points) -> np.ndarray:
+    """Latent points (K, d), K at least 2, finite: the CLI's --points parsed, or an array from Python."""
+    try:
+        anchors = np.asarray(points, dtype=np.float32)
+    except (TypeError, ValueError):
+        anchors = np.zeros(0, np.float32)
+    if anchors.ndim != 2 or len(anchors) < 2 or not np.isfinite(anchors).all():
+        raise MnistgenError(
+            f"points {points!r}: pass at least two latent points as an array (K, d) of finite numbers, e.g. "
+            '[[-2, 0], [2, 0]] (--points "-2,0;2,0")'
+        )
+    return anchors
+
+
+def _grid_range(bounds, sigma) -> Optional[tuple[tuple[float, float], tuple[float, float]]]:
+    """The grid's ranges from `bounds` (x1, x2, y1, y2) or `sigma` (+-sigma on both), each checked;
+    None: neither given (the card's data range)."""
+    if bounds is not None and sigma is not None:
+        raise MnistgenError("give --bounds or --sigma, not both")
+    if bounds is not None:
+        try:
+            x1, x2, y1, y2 = (float(v) for v in bounds)
+        except (TypeError, ValueError):
+            x1 = x2 = y1 = y2 = float("nan")
+        if not np.isfinite([x1, x2, y1, y2]).all() or x1 == x2 or y1 == y2:
+            raise MnistgenError(
+                f"--bounds {bounds!r}: give four numbers x1,x2,y1,y2 with x1 != x2 and y1 != y2, e.g. -3,3,-3,3"
+            )
+        return (x1, x2), (y1, y2)
+    if sigma is not None:
+        if not sample.is_number(sigma) or not 0 < sigma < float("inf"):
+            raise MnistgenError(f"--sigma {sigma!r}: give a positive number of prior standard deviations, e.g. 3")
+        return (-sigma, sigma), (-sigma, sigma)
+    return None
 
 
 def image_anchors(weights: Weights, model, found: sources.Images, digit: Optional[int] = None) -> dict:
@@ -363,12 +399,7 @@ def grid(
             f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two "
             "different ones"
         )
-    if bounds is not None:
-        x, y = (bounds[0], bounds[1]), (bounds[2], bounds[3])
-    elif sigma is not None:
-        x = y = (-sigma, sigma)
-    else:
-        x, y = data_bounds(weights, dims)
+    x, y = _grid_range(bounds, sigma) or data_bounds(weights, dims)
     spec = GridSpec(n, x, y, dims)
     z = grid_latents(spec, cfg.latent)
     if not cfg.conditional:

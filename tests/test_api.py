@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -412,3 +413,91 @@ def test_evaluating_images_gives_the_callers_device_back(tiny_judge, mnist_dir, 
     images = next(mnist_dir.glob("t10k-images*"))
     report = mnistgen.evaluate(images=images, judge=str(tiny_judge), data_dir=mnist_dir, device="cpu")
     assert report["samples"]["images"] > 0 and callers_device["device"] == "gpu:1"
+
+
+def test_the_python_example_runs(tmp_path):
+    example = Path(__file__).parent.parent / "examples" / "python_api.py"
+    done = subprocess.run([sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "(200, 28, 28) uint8 [  0   0   0 100   0   0   0 100]" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"steps": 0}, "steps=0: --steps takes a whole number from 1 to 100,000"),
+        ({"limit": -3}, "limit=-3: --limit takes a whole number from 1 to 4,294,967,295"),
+        ({"seeds": 0}, "seeds=0: give a list of classifier seeds, e.g. seeds=(0, 1)"),
+        ({"seeds": []}, "seeds=[]: give a list of classifier seeds, e.g. seeds=(0, 1)"),
+        ({"seeds": [0, -1]}, "seed must be a whole number from 0 to 4294967295: got -1"),
+        (
+            {"temprature": 1.0},
+            "sampling takes no keyword temprature: use one of classifier, min_confidence, "
+            "precision, prior, sharpen, temperature, truncation",
+        ),
+    ],
+)
+def test_evaluate_checks_its_keywords_before_any_work(tmp_path, tiny_cvae, keywords, message):
+    """steps=0 reported two untrained classifiers as "no gain"; limit=-3 dropped images; seeds=0 was a TypeError."""
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.evaluate(str(tiny_cvae), augment=tmp_path / "absent", **keywords)
+    assert str(caught.value) == message
+
+
+def test_misspelt_keywords_are_named_with_the_ones_there_are(tmp_path, tiny_cvae):
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.fit(tmp_path / "absent", tmp_path / "run", epochz=1)
+    assert str(caught.value).startswith("fit(model='cvae') takes no keyword epochz: use one of batch_size, beta1,")
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.fit(tmp_path / "absent", tmp_path / "run", model="classifier", latent=3)
+    assert str(caught.value).startswith("fit(model='classifier') takes no keyword latent: use one of arch, augment,")
+    with pytest.raises(mnistgen.MnistgenError, match="^sampling takes no keyword temprature: "):
+        mnistgen.load(str(tiny_cvae)).sampling(temprature=0.8)
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_path_is_a_path_not_its_characters(tmp_path, tiny_cvae, dataset):
+    from PIL import Image
+
+    picture = tmp_path / "a.png"
+    Image.fromarray(dataset.test.images[0]).save(picture)
+    model = mnistgen.load(str(tiny_cvae))
+    found = model.read(str(picture), labels=[3])
+    assert found.images.shape == (1, 28, 28) and found.labels.tolist() == [3]
+    second = tmp_path / "b.png"
+    Image.fromarray(dataset.test.images[1]).save(second)
+    frames = model.interpolate(images=[str(picture), str(second)], labels=[3, 3], steps=2)
+    assert frames.shape == (3, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"bounds": (-1, 1, -1, 1), "sigma": 2}, "give --bounds or --sigma, not both"),
+        (
+            {"bounds": (-1, 1)},
+            "--bounds (-1, 1): give four numbers x1,x2,y1,y2 with x1 != x2 and y1 != y2, e.g. -3,3,-3,3",
+        ),
+        (
+            {"bounds": (1, 1, 0, 2)},
+            "--bounds (1, 1, 0, 2): give four numbers x1,x2,y1,y2 with x1 != x2 and y1 != y2, e.g. -3,3,-3,3",
+        ),
+        ({"sigma": 0}, "--sigma 0: give a positive number of prior standard deviations, e.g. 3"),
+    ],
+)
+def test_a_grid_checks_its_range(tiny_cvae, keywords, message):
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.load(str(tiny_cvae)).grid(3, digit=1, **keywords)
+    assert str(caught.value) == message
+
+
+def test_points_are_an_array_of_at_least_two(tiny_cvae):
+    model = mnistgen.load(str(tiny_cvae))
+    assert model.interpolate(points=[[-1, 0], [1, 0]], digit=1, steps=2).shape == (3, 28, 28)
+    for points in ("-2,0;2,0", [[0, 0]]):
+        with pytest.raises(mnistgen.MnistgenError) as caught:
+            model.interpolate(points=points, digit=1, steps=2)
+        assert str(caught.value) == (
+            f"points {points!r}: pass at least two latent points as an array (K, d) of finite numbers, e.g. "
+            '[[-2, 0], [2, 0]] (--points "-2,0;2,0")'
+        )

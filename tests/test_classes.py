@@ -224,6 +224,7 @@ def test_interpolate_and_encode_take_class_names_as_generate_does(tmp_path, tiny
     assert np.array_equal(by_name, model.interpolate(digits=[3, 8], steps=3))
     images = dataset.test.images[:2]
     assert np.array_equal(model.encode(images, ["seven"])[0], model.encode(images, [7])[0])
+    assert np.array_equal(model.grid(3, digit="seven")[0], model.grid(3, digit=7)[0])
     with pytest.raises(mnistgen.MnistgenError) as caught:
         model.interpolate(digits=["three", "eleven"], steps=3)
     assert str(caught.value) == (
