@@ -7,13 +7,24 @@
 
 See `mnistgen.api` for the whole API and `mnistgen.dataset` for the datasets. Importing this
 package is cheap: Paddle and numpy are imported on first use of `load` / `fit` / `evaluate` / `models` /
-`SyntheticMNIST` / `mix`.
+`SyntheticMNIST` / `mix` / `BlockShuffle`.
 """
 
 from mnistgen.errors import MnistgenError
 from mnistgen.version import __version__
 
-__all__ = ["MnistgenError", "Model", "SyntheticMNIST", "__version__", "evaluate", "fit", "load", "mix", "models"]
+__all__ = [
+    "BlockShuffle",
+    "MnistgenError",
+    "Model",
+    "SyntheticMNIST",
+    "__version__",
+    "evaluate",
+    "fit",
+    "load",
+    "mix",
+    "models",
+]
 
 
 def __getattr__(name):
@@ -21,7 +32,7 @@ def __getattr__(name):
         from mnistgen import api
 
         return getattr(api, name)
-    if name in ("SyntheticMNIST", "mix"):
+    if name in ("SyntheticMNIST", "mix", "BlockShuffle"):
         from mnistgen import dataset
 
         return getattr(dataset, name)

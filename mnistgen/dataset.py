@@ -1,19 +1,24 @@
 """Synthetic digits as a dataset for training loops: `SyntheticMNIST`, shaped like Paddle's
-`paddle.vision.datasets.MNIST`, and `mix`, which blends it with real data at a given share.
+`paddle.vision.datasets.MNIST`; `mix`, which blends it with real data at a given share; and
+`BlockShuffle`, the batch sampler that shuffles them without decoding a block per item.
 
     import mnistgen, paddle
     from paddle.vision.transforms import ToTensor
     ds = mnistgen.SyntheticMNIST(count=6000, seed=0, transform=ToTensor())
-    loader = paddle.io.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)
+    batches = mnistgen.BlockShuffle(ds, batch_size=256, seed=0)
+    loader = paddle.io.DataLoader(ds, batch_sampler=batches, num_workers=2, use_shared_memory=False)
 
 Item i is image i of `mnistgen generate` for the same model, seed, sampling options and labels
 (label-major: every image of the first label, then the next): the same pixels, decoded in the same
 fixed blocks. Images are decoded lazily, a block at a time, and the last few blocks are kept, so
-reading in order decodes each block once. The constructor checks every argument at once but
-holds no Paddle objects; each process that reads items (each DataLoader worker) loads the model
-on its first item. A plain map-style dataset (`__len__`, `__getitem__`): torch's DataLoader reads
-it too.
-"""
+reading in order decodes each block once, and so does BlockShuffle's order: a new permutation of
+the blocks each epoch, taken a window of blocks at a time, the window's items shuffled together.
+`shuffle=True` would decode a block per item. The constructor checks every argument at once (a
+verifying dataset decodes one block there, to judge the threshold) but holds no Paddle objects;
+each process that reads items (each DataLoader worker) loads the model on its first item. An
+error raised while reading items hangs Paddle's 0-worker DataLoader (Paddle's behaviour), hence
+the checks up front. A plain map-style dataset (`__len__`, `__getitem__`): torch's DataLoader
+reads it too."""
 
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ BACKENDS = ("pil", "cv2")  # as paddle.vision.datasets.MNIST
 DEFAULT_COUNT = 6_000  # per class: about MNIST's 60,000 training images
 CACHE_BLOCKS = 16  # decoded blocks kept per process: 16 x 256 images, about 3 MiB
 STREAM_MIX = 20  # keeps mix()'s random stream apart from generation's and training's
+STREAM_BATCHES = 21  # BlockShuffle's, per epoch
 _INHERITED: list = []  # samplers a forked process got from its parent (see SyntheticMNIST.sampler)
 
 
@@ -74,6 +80,10 @@ class SyntheticMNIST(paddle.io.Dataset):
         cache_blocks: decoded blocks (256 images each) kept per process.
 
     Items are `(image, label)` with label an int64 numpy array of shape (1,), like Paddle's MNIST.
+    A verifying dataset (min_confidence > 0, the shipped cvae's default) decodes the first label's
+    first block on the CPU in the constructor, so a threshold its verifier almost never passes is
+    refused there: an error raised while reading items would hang Paddle's 0-worker DataLoader.
+    `blocks_decoded` counts the blocks this process decoded for items (not that check).
     """
 
     def __init__(
@@ -126,6 +136,16 @@ class SyntheticMNIST(paddle.io.Dataset):
         self.dtype = paddle.get_default_dtype()  # a string: what Paddle's MNIST casts cv2 images to
         self.blocks_decoded = 0  # in this process: a measure of how well the cache serves the access order
         self._reset()
+        if self.sampling.verified:
+            self._judge_threshold()
+
+    def _judge_threshold(self) -> None:
+        """Decode the first label's first block on the CPU, through the confidence filter, so an
+        impossible threshold fails here (MnistgenError); the Paddle objects are dropped after."""
+        hi = min(self.count, sample.BLOCK)
+        with on_device("cpu"):
+            sampler = decoders.make_sampler(self.weights, self.sampling, "cpu")
+            sampler.batch(self.seed, self.labels_order[0], 0, 0, hi)
 
     def _reset(self) -> None:
         self._sampler, self._owner = None, None  # the decoder and the process that built it
@@ -167,6 +187,11 @@ class SyntheticMNIST(paddle.io.Dataset):
             self._owner = os.getpid()
         return self._sampler
 
+    def block_of(self, indices: np.ndarray) -> np.ndarray:
+        """int64 (n,): the decode block of each item index, numbered label-major (BlockShuffle's groups)."""
+        position, within = np.divmod(np.asarray(indices, np.int64), self.count)  # (n,), (n,)
+        return position * -(-self.count // sample.BLOCK) + within // sample.BLOCK  # (n,)
+
     def block(self, label: int, block: int) -> np.ndarray:
         """uint8 (n, 28, 28): the images of `label` in `block` (all BLOCK of them, or the rest of `count`)."""
         key = (label, block)
@@ -185,12 +210,7 @@ class SyntheticMNIST(paddle.io.Dataset):
 
     def pixels(self, index: int) -> tuple[np.ndarray, int]:
         """uint8 (28, 28) and the label of item `index`, before any backend or transform."""
-        asked = index = operator.index(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {asked} is out of range for {len(self)} images")
-        position, within = divmod(index, self.count)
+        position, within = divmod(item_index(index, len(self)), self.count)
         label = self.labels_order[position]
         return self.block(label, within // sample.BLOCK)[within % sample.BLOCK], label
 
@@ -208,6 +228,47 @@ class SyntheticMNIST(paddle.io.Dataset):
         if self.backend == "pil":
             return image, target
         return image.astype(self.dtype), target
+
+
+def item_index(index, length: int) -> int:
+    """`index` as a position in 0..length-1 (negative ones count from the end), as a list's; one
+    item at a time: a DataLoader batches them."""
+    if isinstance(index, slice):
+        raise TypeError(f"index one item at a time (a DataLoader batches them): got {index!r}")
+    asked = index = operator.index(index)
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {asked} is out of range for {length} images")
+    return index
+
+
+def block_ids(dataset, indices: np.ndarray) -> np.ndarray:
+    """int64 (n,): which decode block each of `indices` reads: the dataset's own `block_of` (a
+    SyntheticMNIST, a mix), else runs of BLOCK consecutive indices."""
+    if hasattr(dataset, "block_of"):
+        return dataset.block_of(indices)
+    return np.asarray(indices, np.int64) // sample.BLOCK  # (n,)
+
+
+def window_order(indices: np.ndarray, blocks: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    """`indices` (n,) reordered: their blocks (`blocks`, (n,)) in a random order, cut into windows
+    of at most `window` blocks (as even as can be: 10 blocks by 3 are 3, 2, 3, 2, so no window holds
+    one digit's lone block), the items of each window shuffled together. Reading the result in
+    order touches at most `window` blocks at once, so a cache of that many decodes each block once."""
+    _, group = np.unique(blocks, return_inverse=True)  # (n,): dense block numbers
+    group = group.reshape(-1)  # numpy 2.0's inverse took the input's shape
+    count = int(group.max()) + 1 if len(group) else 0
+    rank = np.empty(count, np.int64)
+    rank[rng.permutation(count)] = np.arange(count)  # each block's place in this order
+    windows = rank[group] * -(-count // window) // max(count, 1)  # (n,): the window each item is read in
+    return indices[np.lexsort((rng.random(len(indices)), windows))]  # by window, shuffled within
+
+
+def cache_size(dataset) -> int:
+    """Decoded blocks a dataset keeps per process (a mix: its synthetic side's; else CACHE_BLOCKS)."""
+    inner = getattr(dataset, "synthetic", dataset)
+    return int(getattr(inner, "cache_blocks", CACHE_BLOCKS))
 
 
 class Mixed(paddle.io.Dataset):
@@ -242,27 +303,57 @@ class Mixed(paddle.io.Dataset):
         n_synthetic = min(have_synthetic, round(ratio * total))
         n_real = min(have_real, total - n_synthetic)
         rng = np.random.default_rng([int(seed), STREAM_MIX])
-        # which items each source gives (spread over it, in index order: a SyntheticMNIST read in
-        # order decodes each block once) and where they go (shuffled together)
+        # which items each source gives (spread over it) and where they go (shuffled together); the
+        # synthetic ones in a block-window order, so reading the mix in order decodes each block
+        # about once and mixes the digits
         real_items = np.sort(rng.choice(have_real, n_real, replace=False)) if n_real else np.zeros(0, np.int64)
         synthetic_items = (
             np.sort(rng.choice(have_synthetic, n_synthetic, replace=False)) if n_synthetic else np.zeros(0, np.int64)
         )
+        synthetic_blocks = block_ids(synthetic, synthetic_items)  # (n_synthetic,)
+        reorder = np.random.default_rng([int(seed), STREAM_MIX, 1])  # the items and places stay as before
+        order = window_order(np.arange(n_synthetic), synthetic_blocks, cache_size(synthetic), reorder)
+        synthetic_items, synthetic_blocks = synthetic_items[order], synthetic_blocks[order]
         self.from_synthetic = np.zeros(n_real + n_synthetic, bool)
         self.from_synthetic[rng.permutation(n_real + n_synthetic)[:n_synthetic]] = True
         self.items = np.empty(n_real + n_synthetic, np.int64)
         self.items[self.from_synthetic] = synthetic_items
         self.items[~self.from_synthetic] = real_items
+        self.blocks = self._blocks(synthetic_blocks)
         self.real, self.synthetic, self.ratio, self.seed = real, synthetic, ratio, int(seed)
+
+    def _blocks(self, synthetic_blocks: np.ndarray) -> np.ndarray:
+        """int64 (n,): each item's group for BlockShuffle: a synthetic item's decode block, and the
+        real items dealt evenly over those groups (in runs of BLOCK when there are none)."""
+        _, dense = np.unique(synthetic_blocks, return_inverse=True)
+        groups = int(dense.max()) + 1 if len(dense) else 0
+        n_real = int((~self.from_synthetic).sum())
+        blocks = np.empty(len(self.items), np.int64)
+        blocks[self.from_synthetic] = dense.reshape(-1)
+        real_groups = np.arange(n_real) * groups // max(n_real, 1) if groups else np.arange(n_real) // sample.BLOCK
+        blocks[~self.from_synthetic] = real_groups
+        return blocks
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __repr__(self) -> str:
+        share = self.synthetic_count / len(self) if len(self) else 0.0
+        return (
+            f"<mnistgen.Mixed: {len(self)} items, {self.synthetic_count} synthetic ({share:.1%}) from "
+            f"{self.synthetic!r}, seed {self.seed}>"
+        )
 
     @property
     def synthetic_count(self) -> int:
         return int(self.from_synthetic.sum())
 
+    def block_of(self, indices: np.ndarray) -> np.ndarray:
+        """int64 (n,): each item's group for BlockShuffle (a synthetic item's decode block)."""
+        return self.blocks[np.asarray(indices, np.int64)]  # (n,)
+
     def __getitem__(self, index):
+        index = item_index(index, len(self))
         source = self.synthetic if self.from_synthetic[index] else self.real
         return source[int(self.items[index])]
 
@@ -270,15 +361,98 @@ class Mixed(paddle.io.Dataset):
 def declared_form(dataset) -> Optional[tuple[str, str]]:
     """What a dataset says its items are, without reading one (that would move the caller's random
     state and load the model here): (backend, the transform's type) for Paddle's MNIST and a
-    SyntheticMNIST; None for a dataset that does not say."""
-    if not (hasattr(dataset, "backend") and hasattr(dataset, "transform")):
-        return None
-    return str(dataset.backend), type(dataset.transform).__name__
+    SyntheticMNIST, looked up through wrappers that hold one dataset (`paddle.io.Subset`, torch's
+    too: a `.dataset`) or several (`paddle.io.ConcatDataset`, when its parts agree); None for a
+    dataset that does not say."""
+    for _ in range(100):  # a chain of wrappers, not a cycle
+        if hasattr(dataset, "backend") and hasattr(dataset, "transform"):
+            return str(dataset.backend), type(dataset.transform).__name__
+        if isinstance(dataset, paddle.io.ConcatDataset):
+            forms = {declared_form(part) for part in dataset.datasets}
+            return forms.pop() if len(forms) == 1 else None
+        if not hasattr(dataset, "dataset"):
+            return None
+        dataset = dataset.dataset
+    return None
 
 
 def mix(real, synthetic, ratio: float, seed: int = 0) -> Mixed:
     """A dataset whose items come from `real` and `synthetic` (any map-style datasets with the
     same item format, e.g. Paddle's MNIST and a SyntheticMNIST with the same transform), with a
     share `ratio` (0-1) of synthetic items: as many items as the two allow at that share, each
-    item used at most once, interleaved at random by `seed`."""
+    item used at most once, interleaved at random by `seed`. The synthetic items come a window
+    of blocks at a time (see window_order), so reading the mix in order decodes each block about
+    once per process and its batches mix the digits; BlockShuffle(mix(...)) reshuffles it per epoch."""
     return Mixed(real, synthetic, ratio, seed)
+
+
+class BlockShuffle(paddle.io.BatchSampler):
+    """Shuffled batches of a SyntheticMNIST or a mix that decode each block about once per epoch:
+    pass it as `paddle.io.DataLoader(dataset, batch_sampler=BlockShuffle(dataset, 256))`.
+
+    Each epoch the dataset's blocks (256 items of one label; a mix groups its real items with them)
+    come in a new random order, `window` blocks at a time; the items of a window are shuffled
+    together and cut into batches (a batch may run on into the next window), so every batch mixes
+    the digits of up to `window` random blocks. Any other map-style dataset is grouped in runs of
+    256 consecutive indices.
+
+    Args:
+        dataset: a SyntheticMNIST, a mix(...) or any map-style dataset.
+        batch_size: indices per batch.
+        seed: the orders of every epoch follow from it.
+        window: blocks shuffled together, at most the dataset's cache_blocks (default: that, 16).
+        drop_last: leave out the last batch when it is short.
+
+    Epochs: iterating it (a DataLoader does once per epoch) uses epoch `self.epoch` (0 at first),
+    then counts it up; `set_epoch(n)` sets the next one (as Paddle's DistributedBatchSampler),
+    e.g. when resuming training. Each DataLoader worker reads the blocks of the batches it gets:
+    with num_workers=0 each block is decoded once per epoch, with num_workers=2 about twice
+    (once per worker: the workers take alternate batches).
+    """
+
+    def __init__(self, dataset, batch_size: int = 256, seed: int = 0, window: Optional[int] = None, drop_last=False):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise MnistgenError(
+                f"BlockShuffle reads a map-style dataset (len and indexing): got {type(dataset).__name__}"
+            )
+        if not sample.is_whole(batch_size) or batch_size < 1:
+            raise MnistgenError(f"batch_size must be a whole number, at least 1: got {batch_size!r}")
+        sample.check_seed(seed)
+        kept = cache_size(dataset)
+        window = kept if window is None else window
+        if not sample.is_whole(window) or not 1 <= window <= kept:
+            raise MnistgenError(
+                f"window must be a whole number of blocks from 1 to the {kept} the dataset keeps: got {window!r} "
+                "(a larger window needs SyntheticMNIST(cache_blocks=...) as large)"
+            )
+        if not isinstance(drop_last, bool):
+            raise MnistgenError(f"drop_last must be True or False: got {drop_last!r}")
+        super().__init__(dataset=dataset, batch_size=int(batch_size), drop_last=drop_last)
+        self.dataset, self.seed, self.window, self.epoch = dataset, int(seed), int(window), 0
+        self.blocks = block_ids(dataset, np.arange(len(dataset)))  # (n,)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration uses (its order follows from seed and epoch)."""
+        if not sample.is_whole(epoch) or epoch < 0:
+            raise MnistgenError(f"epoch must be a whole number, 0 or more: got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """int64 (n,): every index once, in epoch `epoch`'s order."""
+        rng = np.random.default_rng([self.seed, STREAM_BATCHES, int(epoch)])
+        return window_order(np.arange(len(self.blocks)), self.blocks, self.window, rng)
+
+    def __iter__(self):
+        order, self.epoch = self.order(self.epoch), self.epoch + 1  # now, not at the first batch
+        starts = range(0, len(self) * self.batch_size, self.batch_size)
+        return (order[start : start + self.batch_size].tolist() for start in starts)
+
+    def __len__(self) -> int:
+        whole, rest = divmod(len(self.blocks), self.batch_size)
+        return whole + bool(rest and not self.drop_last)
+
+    def __repr__(self) -> str:
+        return (
+            f"<mnistgen.BlockShuffle: {len(self)} batches of {self.batch_size}, window {self.window} blocks, "
+            f"seed {self.seed}, next epoch {self.epoch}>"
+        )
