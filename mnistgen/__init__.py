@@ -37,3 +37,8 @@ def __getattr__(name):
 
         return getattr(dataset, name)
     raise AttributeError(f"module 'mnistgen' has no attribute {name!r}")
+
+
+def __dir__():
+    """The lazy names too, for tab completion."""
+    return sorted(set(globals()) | set(__all__))

@@ -183,6 +183,8 @@ class Model:
             raise MnistgenError(
                 f"z has shape {z.shape}: model {self.name} decodes (N, {self.config.latent}) latents, N at least 1"
             )
+        if not np.isfinite(z).all():
+            raise MnistgenError("z holds NaN or infinite values: decode finite latents")
         chosen = self._labels(labels, len(z))
         if self.config.conditional and chosen is None:
             raise MnistgenError(f"model {self.name} is conditional: pass labels")

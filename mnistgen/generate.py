@@ -466,7 +466,7 @@ def plan_job(
     out: Path,
     seed: int,
     fmt: Optional[Format] = None,
-    sampling: Sampling = Sampling(),
+    sampling: Optional[Sampling] = None,
     shard: Shard = Shard(0, 1),
     force: bool = False,
     resume: bool = False,
@@ -474,7 +474,9 @@ def plan_job(
     command: str = "",
 ) -> Job:
     """The whole job, frozen: the format (from `out`'s suffix when not given), conflicts with what
-    `out` holds checked, the files it writes named. Pure Python, writes nothing."""
+    `out` holds checked, the files it writes named; `sampling` None: the model card's, as `mnistgen
+    generate` samples. Pure Python, writes nothing."""
+    sampling = sampling or sample.resolve_sampling(weights)
     job = Job(weights, tuple(labels), count, Path(out), infer_format(out, fmt), seed, sampling, shard, force, resume)
     job = replace(job, scale=scale, command=command)
     if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:

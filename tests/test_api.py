@@ -501,3 +501,17 @@ def test_points_are_an_array_of_at_least_two(tiny_cvae):
             f"points {points!r}: pass at least two latent points as an array (K, d) of finite numbers, e.g. "
             '[[-2, 0], [2, 0]] (--points "-2,0;2,0")'
         )
+
+
+def test_a_planned_job_samples_as_the_card_says_and_decode_wants_finite_latents(tmp_path, tiny_cvae):
+    from mnistgen import generate
+
+    model = mnistgen.load(str(tiny_cvae))
+    job = generate.plan_job(model.weights, [1], 5, tmp_path / "out.npz", seed=0)
+    assert job.sampling == model.sampling()  # what `mnistgen generate` would use, not an unverified default
+    with pytest.raises(mnistgen.MnistgenError, match="^z holds NaN or infinite values: decode finite latents$"):
+        model.decode(np.full((2, model.config.latent), np.nan), labels=1)
+
+
+def test_dir_lists_the_lazy_names():
+    assert {"load", "Model", "SyntheticMNIST", "BlockShuffle", "evaluate", "fit"} <= set(dir(mnistgen))
