@@ -17,6 +17,7 @@ white-on-black convention, labels int64 (N,), latents float32 (N, d). Pixels equ
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -237,9 +238,9 @@ class Model:
         images: Optional[Union[Sequence[Path], sources.Images]] = None,
         labels: Optional[Sequence[int]] = None,
     ) -> np.ndarray:
-        """Frames uint8 (F, 28, 28) along a path through digits, latent points (an array (K, d), or
-        the CLI's text "x,y;x,y"), or the encoder means of `images` (a path or paths, or what `read`
-        gave; see explore.walk); by default through every digit."""
+        """Frames uint8 (F, 28, 28) along a path through digits, latent points (an array (K, d)), or
+        the encoder means of `images` (a path or paths, or what `read` gave; see explore.walk); by
+        default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
         digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
         labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
@@ -265,10 +266,13 @@ class Model:
         without `digit`: one labelled panel per class) and the ranges it covers."""
         if not sample.is_whole(n) or n < 1:
             raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least 1")
+        pair = tuple(dims) if hasattr(dims, "__iter__") and not isinstance(dims, (str, bytes)) else ()
+        if len(pair) != 2 or not all(sample.is_whole(d) and d >= 0 for d in pair):
+            raise MnistgenError(f"dims={dims!r}: give two latent dimensions, e.g. (0, 1)")
         digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")  # a name too
         need = explore.grid_bytes(n, explore.grid_panels(self.config, digit), 1)
         explore.check_memory(need, f"a grid of {n} x {n}", "use a smaller n")
-        return explore.manifold(self.weights, self.decoder, n, tuple(dims), digit, bounds, sigma)
+        return explore.manifold(self.weights, self.decoder, n, pair, digit, bounds, sigma)
 
     def read(
         self,
@@ -402,7 +406,7 @@ def evaluate(
     `data_dir`'s test split). `on_progress(stage, done, total)` hears of each slow stage in order
     (sampling, grading, each training, the near-copy search), `done` of `total` images or steps."""
     _check_augment(limit, seeds, steps)
-    _check_known(sampling_options, SAMPLING_KEYWORDS, "sampling")
+    _check_known(sampling_options, EVALUATE_KEYWORDS, "evaluate")
     more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps, "on_progress": on_progress}
     if images:
         if sampling_options:
@@ -438,9 +442,12 @@ def evaluate(
 
 
 SAMPLING_KEYWORDS = ("prior", "temperature", "truncation", "sharpen", "min_confidence", "classifier", "precision")
+EVALUATE_KEYWORDS = SAMPLING_KEYWORDS + tuple(
+    p for p in inspect.signature(evaluate).parameters if p != "sampling_options"
+)
 CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions
 MODEL_FIELDS = ("latent", "channels", "likelihood")  # fit's options that shape a generator; the rest are TrainOptions
-FIT_SETS = ("class_names", "extra", "recipe")  # TrainOptions fields fit fills in itself
+FIT_SETS = ("class_names", "extra", "recipe", "max_epochs", "patience")  # TrainOptions fields the recipe or fit sets
 
 
 @keeps_device
@@ -507,7 +514,7 @@ def fit(
 def _check_fit_keywords(model: str, options: dict) -> None:
     """fit's keywords are the options of the model it trains: a classifier's, or a generator's."""
     if model == TrainKind.classifier.value:
-        known = {f.name for f in fields(clf.ClassifierOptions)} | set(CLASSIFIER_FIELDS)
+        known = {f.name for f in fields(clf.ClassifierOptions)} - {"max_steps"} | set(CLASSIFIER_FIELDS)
     else:
         known = {f.name for f in fields(TrainOptions)} - set(FIT_SETS) | set(MODEL_FIELDS)
     _check_known(options, known, f"fit(model={model!r})")
@@ -531,7 +538,7 @@ def _check_known(given: dict, known, what: str) -> None:
     """A misspelt keyword (epochz=3) is named with the ones there are, not left to a dataclass's TypeError."""
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise MnistgenError(f"{what} takes no keyword {', '.join(unknown)}: use one of {', '.join(sorted(known))}")
+        raise MnistgenError(f"{what} takes no keyword {', '.join(unknown)}: use one of {', '.join(sorted(set(known)))}")
 
 
 def _check_augment(limit, seeds, steps) -> None:

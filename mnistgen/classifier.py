@@ -46,6 +46,7 @@ PREDICT_BATCH = 1000
 SHIFT = 2  # random translation of up to 2 pixels each way: cheap augmentation, +0.1-0.2% accuracy
 DROPOUT = 0.3
 STREAM_SHUFFLE, STREAM_SHIFT = 31, 32
+BATCH_NORM_NOTE = "When training, we now always track global mean and variance"  # Paddle's, every batch norm step
 # The judge's per-image random affine distortions (Simard et al., "Best practices for convolutional
 # neural networks applied to visual document analysis", ICDAR 2003): rotation, scale, translation.
 ROTATE_DEGREES, SCALE_RANGE, AFFINE_SHIFT = 10.0, 0.1, 2.0
@@ -96,11 +97,6 @@ class JudgeNet(nn.Layer):
         self.out = nn.Linear(cfg.hidden, cfg.num_classes)
 
     def features(self, x):
-        with warnings.catch_warnings():  # Paddle 3 says so on every training-mode batch norm, to stderr
-            warnings.filterwarnings("ignore", "When training, we now always track global mean and variance")
-            return self._features(x)
-
-    def _features(self, x):
         h = F.relu(self.bn1(self.conv1(x)))  # (B, 32, 28, 28)
         h = F.max_pool2d(F.relu(self.bn2(self.conv2(h))), 2)  # (B, 32, 14, 14)
         h = F.relu(self.bn3(self.conv3(h)))  # (B, 64, 14, 14)
@@ -318,36 +314,37 @@ def train(
     steps = max(1, n // batch)
     planned = options.epochs * steps if options.max_steps is None else min(options.epochs * steps, options.max_steps)
     augment = augmentation(net.cfg, options.augment)
-    history = []
-    done = 0
-    on_step(done, planned)
-    for epoch in range(options.epochs):
-        if options.max_steps is not None and done >= options.max_steps:
-            break
-        opt.set_lr(cosine_lr(options.lr, epoch, options.epochs))
-        rng = np.random.default_rng([options.seed, STREAM_SHUFFLE, epoch])
-        perm = paddle.to_tensor(rng.permutation(n))
-        net.train()
-        started, total = time.perf_counter(), 0.0
-        for step in range(steps if options.max_steps is None else min(steps, options.max_steps - done)):
-            done += 1
-            index = perm[step * batch : (step + 1) * batch]
-            x = augment(paddle.gather(images, index), rng)
-            loss = F.cross_entropy(net(x), paddle.gather(labels, index))
-            loss.backward()
-            opt.step()
-            opt.clear_grad()
-            total += loss.item()
-            on_step(done, planned)
-        metrics = {
-            "epoch": epoch + 1,
-            "train_loss": round(total / max(1, step + 1), 5),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        if test_split is not None and evaluated(epoch, options.epochs, options.eval_every):
-            metrics["test_accuracy"] = round(accuracy(net, test_split), 5)
-        history.append(metrics)
-        on_epoch(metrics)
+    on_step(0, planned)
+    history, done = [], 0
+    with warnings.catch_warnings():  # Paddle says so on every training-mode batch norm (the judge's), to stderr
+        warnings.filterwarnings("ignore", BATCH_NORM_NOTE)
+        for epoch in range(options.epochs):
+            if options.max_steps is not None and done >= options.max_steps:
+                break
+            opt.set_lr(cosine_lr(options.lr, epoch, options.epochs))
+            rng = np.random.default_rng([options.seed, STREAM_SHUFFLE, epoch])
+            perm = paddle.to_tensor(rng.permutation(n))
+            net.train()
+            started, total = time.perf_counter(), 0.0
+            for step in range(steps if options.max_steps is None else min(steps, options.max_steps - done)):
+                done += 1
+                index = perm[step * batch : (step + 1) * batch]
+                x = augment(paddle.gather(images, index), rng)  # (B, 1, 28, 28)
+                loss = F.cross_entropy(net(x), paddle.gather(labels, index))
+                loss.backward()
+                opt.step()
+                opt.clear_grad()
+                total += loss.item()
+                on_step(done, planned)
+            metrics = {
+                "epoch": epoch + 1,
+                "train_loss": round(total / max(1, step + 1), 5),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            if test_split is not None and evaluated(epoch, options.epochs, options.eval_every):
+                metrics["test_accuracy"] = round(accuracy(net, test_split), 5)
+            history.append(metrics)
+            on_epoch(metrics)
     net.eval()
     return net, history
 

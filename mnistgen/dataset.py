@@ -40,6 +40,7 @@ paddle = import_paddle()
 
 BACKENDS = ("pil", "cv2")  # as paddle.vision.datasets.MNIST
 DEFAULT_COUNT = 6_000  # per class: about MNIST's 60,000 training images
+THRESHOLD_PROBE = 64  # verified images per label the constructor draws to judge --min-confidence
 CACHE_BLOCKS = 16  # decoded blocks kept per process: 16 x 256 images, about 3 MiB
 STREAM_MIX = 20  # keeps mix()'s random stream apart from generation's and training's
 STREAM_BATCHES = 21  # BlockShuffle's, per epoch
@@ -140,12 +141,13 @@ class SyntheticMNIST(paddle.io.Dataset):
             self._judge_threshold()
 
     def _judge_threshold(self) -> None:
-        """Decode the first label's first block on the CPU, through the confidence filter, so an
-        impossible threshold fails here (MnistgenError); the Paddle objects are dropped after."""
-        hi = min(self.count, sample.BLOCK)
+        """Draw THRESHOLD_PROBE verified images of every label on the CPU, so a threshold the
+        verifier almost never passes for any label fails here (MnistgenError); the Paddle objects
+        are dropped after."""
         with on_device("cpu"):
             sampler = decoders.make_sampler(self.weights, self.sampling, "cpu")
-            sampler.batch(self.seed, self.labels_order[0], 0, 0, hi)
+            for label in self.labels_order:
+                sampler.batch(self.seed, label, 0, 0, min(self.count, THRESHOLD_PROBE))
 
     def _reset(self) -> None:
         self._sampler, self._owner = None, None  # the decoder and the process that built it
@@ -200,8 +202,7 @@ class SyntheticMNIST(paddle.io.Dataset):
             return self._cache[key]
         sampler = self.sampler()
         lo, hi = block * sample.BLOCK, min(self.count, (block + 1) * sample.BLOCK)
-        with on_device(self._device_name):
-            images = sampler.batch(self.seed, label, block, lo, hi).images
+        images = sampler.batch(self.seed, label, block, lo, hi).images  # inputs placed on the sampler's device
         self.blocks_decoded += 1
         self._cache[key] = images
         while len(self._cache) > self.cache_blocks:
@@ -248,6 +249,8 @@ def block_ids(dataset, indices: np.ndarray) -> np.ndarray:
     SyntheticMNIST, a mix), else runs of BLOCK consecutive indices."""
     if hasattr(dataset, "block_of"):
         return dataset.block_of(indices)
+    if hasattr(dataset, "dataset") and hasattr(dataset, "indices"):  # a Subset: its items' blocks in the inner set
+        return block_ids(dataset.dataset, np.asarray(dataset.indices, np.int64)[np.asarray(indices, np.int64)])
     return np.asarray(indices, np.int64) // sample.BLOCK  # (n,)
 
 
@@ -267,6 +270,8 @@ def window_order(indices: np.ndarray, blocks: np.ndarray, window: int, rng: np.r
 
 def cache_size(dataset) -> int:
     """Decoded blocks a dataset keeps per process (a mix: its synthetic side's; else CACHE_BLOCKS)."""
+    if hasattr(dataset, "dataset") and not hasattr(dataset, "cache_blocks"):  # a Subset: the inner set's
+        return cache_size(dataset.dataset)
     inner = getattr(dataset, "synthetic", dataset)
     return int(getattr(inner, "cache_blocks", CACHE_BLOCKS))
 

@@ -138,6 +138,8 @@ GPU_FIX = "check the CUDA/cuDNN install with `mnistgen doctor`, or use --device 
 DETERMINISTIC_FLAG = "FLAGS_cudnn_deterministic"  # cuDNN's deterministic algorithms: same seed, same pixels
 _GPU_TESTED: dict = {}  # GPU index -> gpu_problem's answer, once per process
 _NOTED: set = set()  # the GPU problems already told on stderr in this process
+if hasattr(os, "register_at_fork"):  # a forked child has its own CUDA context to probe (POSIX)
+    os.register_at_fork(after_in_child=lambda: (_GPU_TESTED.clear(), _NOTED.clear()))
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -243,9 +245,15 @@ def device_kept():
 
 @contextlib.contextmanager
 def on_device(name: str):
-    """Run the block on device `name` (from select_device), then give the caller's device back."""
+    """Run the block on device `name` (from select_device), then give the caller's device back.
+    Already there: nothing is set, so another thread's Paddle calls never see a change. (Paddle's
+    device is the process's: calls that switch it from two threads at once can see each other's.)"""
+    paddle = import_paddle()
+    if paddle.get_device() == name:
+        yield
+        return
     with device_kept():
-        _use(import_paddle(), name)
+        _use(paddle, name)
         yield
 
 

@@ -430,11 +430,6 @@ def test_the_python_example_runs(tmp_path):
         ({"seeds": 0}, "seeds=0: give a list of classifier seeds, e.g. seeds=(0, 1)"),
         ({"seeds": []}, "seeds=[]: give a list of classifier seeds, e.g. seeds=(0, 1)"),
         ({"seeds": [0, -1]}, "seed must be a whole number from 0 to 4294967295: got -1"),
-        (
-            {"temprature": 1.0},
-            "sampling takes no keyword temprature: use one of classifier, min_confidence, "
-            "precision, prior, sharpen, temperature, truncation",
-        ),
     ],
 )
 def test_evaluate_checks_its_keywords_before_any_work(tmp_path, tiny_cvae, keywords, message):
@@ -515,3 +510,15 @@ def test_a_planned_job_samples_as_the_card_says_and_decode_wants_finite_latents(
 
 def test_dir_lists_the_lazy_names():
     assert {"load", "Model", "SyntheticMNIST", "BlockShuffle", "evaluate", "fit"} <= set(dir(mnistgen))
+
+
+def test_keywords_set_by_the_recipe_or_named_elsewhere_are_refused(tmp_path, tiny_cvae):
+    with pytest.raises(mnistgen.MnistgenError, match="^fit\\(model='cvae'\\) takes no keyword max_epochs: "):
+        mnistgen.fit(tmp_path / "absent", tmp_path / "run", max_epochs=0)  # trained nothing and returned {}
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.evaluate(str(tiny_cvae), step=3)
+    assert str(caught.value).startswith("evaluate takes no keyword step: use one of augment, classifier, count,")
+    assert "steps" in str(caught.value) and "temperature" in str(caught.value)
+    for dims in ("01", (0, 1, 2), 0):
+        with pytest.raises(mnistgen.MnistgenError, match=r"^dims=.*: give two latent dimensions, e.g. \(0, 1\)$"):
+            mnistgen.load(str(tiny_cvae)).grid(3, dims=dims)

@@ -384,3 +384,16 @@ def test_block_shuffle_with_two_workers_gives_the_samplers_order(tmp_path, tiny_
     expected, _ = generated(tiny_cvae, tmp_path, "-d", "all", "-n", 300, "--seed", 3)
     assert sorted(loaded["order"].tolist()) == list(range(3000))
     assert np.array_equal(loaded["pixels"].astype(np.uint8), expected[loaded["order"]])
+
+
+def test_block_shuffle_looks_through_a_subset(tiny_cvae):
+    """random_split gives Subsets: grouped by their items' indices they decoded 100x the blocks."""
+    import paddle
+
+    import mnistgen
+
+    ds = mnistgen.SyntheticMNIST(model=tiny_cvae, count=300, seed=0, backend="cv2")  # 20 blocks
+    part = paddle.io.Subset(ds, list(range(0, len(ds), 2)))
+    for _ in paddle.io.DataLoader(part, batch_sampler=mnistgen.BlockShuffle(part, batch_size=100, seed=0)):
+        pass
+    assert ds.blocks_decoded == 20
