@@ -81,9 +81,10 @@ class SyntheticMNIST(paddle.io.Dataset):
         cache_blocks: decoded blocks (256 images each) kept per process.
 
     Items are `(image, label)` with label an int64 numpy array of shape (1,), like Paddle's MNIST.
-    A verifying dataset (min_confidence > 0, the shipped cvae's default) decodes the first label's
-    first block on the CPU in the constructor, so a threshold its verifier almost never passes is
-    refused there: an error raised while reading items would hang Paddle's 0-worker DataLoader.
+    A verifying dataset (min_confidence > 0, the shipped cvae's default) draws THRESHOLD_PROBE
+    verified images of every label on the CPU in the constructor, so a threshold its verifier
+    almost never passes for some label is refused there: an error raised while reading items would
+    hang Paddle's 0-worker DataLoader.
     `blocks_decoded` counts the blocks this process decoded for items (not that check).
     """
 
