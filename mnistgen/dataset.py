@@ -44,6 +44,7 @@ THRESHOLD_PROBE = 64  # verified images per label the constructor draws to judge
 CACHE_BLOCKS = 16  # decoded blocks kept per process: 16 x 256 images, about 3 MiB
 STREAM_MIX = 20  # keeps mix()'s random stream apart from generation's and training's
 STREAM_BATCHES = 21  # BlockShuffle's, per epoch
+MAX_WRAPPERS = 100  # datasets declared_form looks through (Subset of a Subset...): a chain, not a cycle
 _INHERITED: list = []  # samplers a forked process got from its parent (see SyntheticMNIST.sampler)
 
 
@@ -152,7 +153,6 @@ class SyntheticMNIST(paddle.io.Dataset):
 
     def _reset(self) -> None:
         self._sampler, self._owner = None, None  # the decoder and the process that built it
-        self._device_name = "cpu"  # where the sampler runs (Paddle's device is set only while it does)
         self._cache: OrderedDict = OrderedDict()
 
     def __getstate__(self):
@@ -186,7 +186,6 @@ class SyntheticMNIST(paddle.io.Dataset):
                     device, threads = select_device(self.device), None
             with on_device(device):
                 self._sampler = decoders.make_sampler(self.weights, self.sampling, device, threads=threads)
-            self._device_name = device
             self._owner = os.getpid()
         return self._sampler
 
@@ -260,13 +259,18 @@ def window_order(indices: np.ndarray, blocks: np.ndarray, window: int, rng: np.r
     of at most `window` blocks (as even as can be: 10 blocks by 3 are 3, 2, 3, 2, so no window holds
     one digit's lone block), the items of each window shuffled together. Reading the result in
     order touches at most `window` blocks at once, so a cache of that many decodes each block once."""
-    _, group = np.unique(blocks, return_inverse=True)  # (n,): dense block numbers
-    group = group.reshape(-1)  # numpy 2.0's inverse took the input's shape
-    count = int(group.max()) + 1 if len(group) else 0
+    group, count = dense_groups(blocks)
     rank = np.empty(count, np.int64)
     rank[rng.permutation(count)] = np.arange(count)  # each block's place in this order
     windows = rank[group] * -(-count // window) // max(count, 1)  # (n,): the window each item is read in
     return indices[np.lexsort((rng.random(len(indices)), windows))]  # by window, shuffled within
+
+
+def dense_groups(blocks: np.ndarray) -> tuple[np.ndarray, int]:
+    """`blocks` (n,) renumbered 0..count-1 in order of value (n,), and count."""
+    _, group = np.unique(blocks, return_inverse=True)
+    group = group.reshape(-1)  # numpy 2.0's inverse took the input's shape
+    return group, int(group.max()) + 1 if len(group) else 0
 
 
 def cache_size(dataset) -> int:
@@ -331,11 +335,10 @@ class Mixed(paddle.io.Dataset):
     def _blocks(self, synthetic_blocks: np.ndarray) -> np.ndarray:
         """int64 (n,): each item's group for BlockShuffle: a synthetic item's decode block, and the
         real items dealt evenly over those groups (in runs of BLOCK when there are none)."""
-        _, dense = np.unique(synthetic_blocks, return_inverse=True)
-        groups = int(dense.max()) + 1 if len(dense) else 0
+        dense, groups = dense_groups(synthetic_blocks)
         n_real = int((~self.from_synthetic).sum())
         blocks = np.empty(len(self.items), np.int64)
-        blocks[self.from_synthetic] = dense.reshape(-1)
+        blocks[self.from_synthetic] = dense
         real_groups = np.arange(n_real) * groups // max(n_real, 1) if groups else np.arange(n_real) // sample.BLOCK
         blocks[~self.from_synthetic] = real_groups
         return blocks
@@ -370,7 +373,7 @@ def declared_form(dataset) -> Optional[tuple[str, str]]:
     SyntheticMNIST, looked up through wrappers that hold one dataset (`paddle.io.Subset`, torch's
     too: a `.dataset`) or several (`paddle.io.ConcatDataset`, when its parts agree); None for a
     dataset that does not say."""
-    for _ in range(100):  # a chain of wrappers, not a cycle
+    for _ in range(MAX_WRAPPERS):
         if hasattr(dataset, "backend") and hasattr(dataset, "transform"):
             return str(dataset.backend), type(dataset.transform).__name__
         if isinstance(dataset, paddle.io.ConcatDataset):

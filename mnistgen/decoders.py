@@ -16,7 +16,7 @@ from mnistgen import model as model_lib
 from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import import_paddle, place_of, usable_cpus
+from mnistgen.runtime import failure_reason, import_paddle, place_of, usable_cpus
 from mnistgen.sample import BLOCK, DEFAULT_SHARPEN, Sampler, Sampling, resolve_sampling
 
 
@@ -129,7 +129,7 @@ def make_decoder(
         if backend == "predictor":
             raise
         decoder = EagerDecoder(model, sampling.sharpen)
-        decoder.fallback_reason = predictor.failure_reason(exc)
+        decoder.fallback_reason = failure_reason(exc)
         return decoder
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from mnistgen import untrusted
 from mnistgen.checkpoint import sha256_of
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import failure_reason, import_paddle  # noqa: F401 (predictor.failure_reason for callers)
+from mnistgen.runtime import import_paddle
 
 INFERENCE_SUBDIR = "inference"  # exported predictors, in the cache
 EXPORT_STEM = "model"

@@ -245,15 +245,11 @@ def device_kept():
 
 @contextlib.contextmanager
 def on_device(name: str):
-    """Run the block on device `name` (from select_device), then give the caller's device back.
-    Already there: nothing is set, so another thread's Paddle calls never see a change. (Paddle's
-    device is the process's: calls that switch it from two threads at once can see each other's.)"""
-    paddle = import_paddle()
-    if paddle.get_device() == name:
-        yield
-        return
+    """Run the block on device `name` (from select_device), cuDNN deterministic on a GPU, then give
+    the caller's device and flag back. (Paddle's device is the process's: a switch in one thread is
+    seen by Paddle calls in another while the block runs; the same device is no switch.)"""
     with device_kept():
-        _use(paddle, name)
+        _use(import_paddle(), name)
         yield
 
 

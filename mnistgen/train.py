@@ -26,14 +26,14 @@ from typing import Optional
 import numpy as np
 from safetensors.numpy import load_file
 
-from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, predictor, priors, untrusted
+from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, priors, untrusted
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
 from mnistgen.config import MNIST_CLASSES, RESUME_FIX, ModelConfig, TrainOptions, named_recipe, recipe_for
 from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.model import inputs, vae_loss
-from mnistgen.runtime import import_paddle
+from mnistgen.runtime import failure_reason, import_paddle
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 
@@ -352,7 +352,7 @@ class Trainer:
             try:
                 return fast(inference)
             except Exception as exc:  # a Paddle without oneDNN, an export it cannot make: eager from now on
-                self._inference_failed = predictor.failure_reason(exc)
+                self._inference_failed = failure_reason(exc)
         return eager()
 
     def evaluate(self) -> dict:
