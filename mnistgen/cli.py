@@ -378,6 +378,12 @@ def _emit(summary: dict, err: bool = False) -> None:
 # -- train --------------------------------------------------------------------------------------
 
 
+HELD_OUT = (  # data.holdout's rule, as train announces it
+    "less the share held out: per label 10% for validation and 10% for testing unless there is a test split, "
+    "at least 1 each while 1 is left to train on; counts in the card"
+)
+
+
 class _TrainProgress:
     """Bridges the library's TrainCallback to a rich bar (a null one with --quiet)."""
 
@@ -387,8 +393,9 @@ class _TrainProgress:
 
     def on_plan(self, config, options, images: int):
         if self.where:
+            held = "--indices: none held out" if "indices" in options.extra else HELD_OUT
             _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {images} images "
-                    f"(less the share held out, in the card), {self.where}")  # fmt: skip
+                    f"({held}), {self.where}")  # fmt: skip
 
     def on_start(self, epochs, first_epoch, steps_per_epoch):
         self.epochs = epochs

@@ -87,11 +87,11 @@ class Split:
 @dataclass
 class Dataset:
     train: Split
-    test: Split | None  # None when the source has no test split (.mat, ImageFolder, HDF5, NPZ): see `holdout`
+    test: Split | None  # None when the source has none (all but IDX directories, Keras's npz): see `holdout`
     source: str  # where it was read from, for the model card
     classes: list[str] = field(default_factory=list)  # label names from the source (ImageFolder); [] = 0, 1, ...
     labelled: bool = True  # False for a flat folder of pictures: labels are all 0 and mean nothing
-    notes: list[str] = field(default_factory=list)  # conversions made while reading, for the user (stderr)
+    notes: list[str] = field(default_factory=list)  # for the user (stderr): conversions made; a light background
 
 
 def cache_dir() -> Path:

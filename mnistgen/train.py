@@ -573,12 +573,18 @@ def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list
 
 
 def class_count(dataset: Dataset, names: list[str]) -> int:
-    """The labels a model of this data knows: an ImageFolder's named classes, MNIST's 10, or up to
-    256 for other IDX datasets; class names, when given, must name each of them."""
+    """The labels a model of this data knows: an ImageFolder's named classes, else 0 to the highest
+    label, at least MNIST's 10 (up to 256 for other IDX datasets); class names, when given, must
+    name each of them, labels without images too (EMNIST's letters are 1-26: label 0 needs one)."""
     count = len(dataset.classes) or max(MNIST_CLASSES, int(dataset.train.labels.max()) + 1)
     if names and len(names) != count:
+        empty = [str(label) for label in np.setdiff1d(np.arange(count), dataset.train.labels)]
+        unused = f"; labels {data.shown(empty)} have no images but still need names" if len(empty) > 1 else ""
+        if len(empty) == 1:
+            unused = f"; label {empty[0]} has no images but still needs a name"
         raise MnistgenError(
-            f"--class-names has {len(names)} names but the data has {count} classes: give one name per class"
+            f"--class-names has {len(names)} names but the data has {count} classes (labels 0-{count - 1}{unused}): "
+            "give one name per label, in order"
         )
     return count
 

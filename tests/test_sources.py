@@ -110,10 +110,153 @@ def test_files_generate_writes(tmp_path, dataset):
         assert found.labels.tolist() == labels[:5].tolist() and found.names[4] == f"{tmp_path / name}[4]"
 
 
+def test_keras_mnist_npz_keeps_its_test_split(tmp_path, dataset):
+    """Keras's mnist.npz (x_train, y_train, x_test, y_test): the train split, and the test split
+    used as an IDX directory's t10k pair is; every header is checked before anything is read."""
+    keras = tmp_path / "mnist.npz"
+    train, test = dataset.train, dataset.test
+    np.savez(keras, x_train=train.images, y_train=train.labels, x_test=test.images, y_test=test.labels)
+    got = sources.load(keras, need_labels=True)
+    assert np.array_equal(got.train.images, train.images) and np.array_equal(got.train.labels, train.labels)
+    assert np.array_equal(got.test.images, test.images) and np.array_equal(got.test.labels, test.labels)
+    assert got.notes == [] and got.labelled
+    found = sources.read([keras], limit=5)  # encode and evaluate --images read the training images
+    assert np.array_equal(found.images, train.images[:5]) and found.labels.tolist() == train.labels[:5].tolist()
+    no_test = tmp_path / "no_test.npz"
+    np.savez(no_test, x_train=train.images[:8], y_train=train.labels[:8])
+    assert sources.load(no_test).test is None
+    half = tmp_path / "half.npz"
+    np.savez(half, x_train=train.images[:8], y_train=train.labels[:8], x_test=test.images[:4])
+    huge = tmp_path / "huge.npz"  # x_test's header declares 3,000,000 images: refused before x_train is read
+    with zipfile.ZipFile(huge, "w") as archive:
+        for key, value in (("x_train", train.images[:8]), ("y_train", train.labels[:8]), ("y_test", test.labels)):
+            with archive.open(key + ".npy", "w") as f:
+                np.lib.format.write_array(f, value)
+        with archive.open("x_test.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "|u1", "fortran_order": False, "shape": (3_000_000, 28, 28)}
+            )
+    short = tmp_path / "short.npz"
+    np.savez(short, x_train=train.images[:8], y_train=train.labels[:7])
+    for path, message in (
+        (half, f"{half} has 'x_test' but no 'y_test': a test split needs both; save both, or neither"),
+        (
+            huge,
+            f"{huge} declares 3,000,000 images, more than mnistgen reads at once (2,000,000): split it into smaller "
+            "files",
+        ),
+        (short, f"{short}: 'y_train' has shape (7,) for 8 images: expected one label per image"),
+    ):
+        with pytest.raises(MnistgenError) as caught:
+            sources.load(path)
+        assert str(caught.value) == message
+
+
+def test_an_array_file_in_no_layout_lists_the_arrays_it_holds(tmp_path, dataset):
+    """x/y or data/label: the error names what the file holds (a few names, each cut short) and the
+    layouts read, so the user knows what to rename; no name is guessed."""
+    import h5py
+
+    images, labels = dataset.train.images[:4], dataset.train.labels[:4]
+    xy = tmp_path / "xy.npz"
+    np.savez(xy, x=images, y=labels)
+    many = tmp_path / "many.npz"
+    np.savez(many, **{f"a{i}": labels for i in range(9)}, **{"n" * 50: labels})
+    h5 = tmp_path / "dl.h5"
+    with h5py.File(h5, "w") as f:
+        f["data"], f["label"] = images, labels
+    generate = "images uint8 (N, 28, 28) and labels (N,), as generate writes"
+    keras = "x_train (N, 28, 28) and y_train (N,), with x_test and y_test as a test split, as Keras's mnist.npz"
+    npz = f"{generate}, or as {keras}"
+    mat = "'image' (N, 1, 28, 28) in [0, 1] and one-hot 'label' (N, classes), as the tutorial's train.mat"
+    cut = "'" + "n" * 40 + "'..."
+    for path, message in (
+        (xy, f"{xy} holds 'x', 'y', none of the arrays mnistgen reads: save yours as {npz}"),
+        (
+            many,
+            f"{many} holds 'a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', ..., none of the arrays mnistgen reads: "
+            f"save yours as {npz}",
+        ),
+        (h5, f"{h5} holds 'data', 'label', none of the arrays mnistgen reads: save yours as {generate}, or as {mat}"),
+    ):
+        for reader in (sources.read, sources.load):
+            with pytest.raises(MnistgenError) as caught:
+                reader([path]) if reader is sources.read else reader(path)
+            assert str(caught.value) == message
+    long = tmp_path / "long.npz"
+    np.savez(long, **{"n" * 50: labels})
+    with pytest.raises(MnistgenError) as caught:
+        sources.read([long])
+    assert str(caught.value) == f"{long} holds {cut}, none of the arrays mnistgen reads: save yours as {npz}"
+
+
 def test_idx_directory_keeps_its_test_split(mnist_dir, dataset):
     got = sources.load(mnist_dir)
     assert len(got.train) == 1000 and len(got.test) == 200 and got.classes == [] and got.labelled
     assert np.array_equal(sources.read([mnist_dir]).images, dataset.train.images)
+
+
+def emnist_dir(root: Path, dataset, prefix: str = "emnist-letters-") -> Path:
+    """EMNIST's own file names (labels 1-10 here: the letters' 1-26 have no label 0), with its test pair
+    and the mapping file EMNIST ships beside them."""
+    root.mkdir(exist_ok=True)
+    data.write_idx(root / f"{prefix}train-images-idx3-ubyte.gz", dataset.train.images[:60])
+    data.write_idx(root / f"{prefix}train-labels-idx1-ubyte.gz", dataset.train.labels[:60] + 1)
+    data.write_idx(root / f"{prefix}test-images-idx3-ubyte.gz", dataset.test.images[:20])
+    data.write_idx(root / f"{prefix}test-labels-idx1-ubyte.gz", dataset.test.labels[:20] + 1)
+    (root / f"{prefix}mapping.txt").write_text("1 65 97\n")
+    (root / f"._{prefix}train-images-idx3-ubyte.gz").write_bytes(b"\x00\x05\x16\x07")  # macOS's, on a USB stick
+    return root
+
+
+def test_emnist_named_files_are_read_as_one_idx_set(tmp_path, dataset):
+    root = emnist_dir(tmp_path / "emnist", dataset)
+    got = sources.load(root, need_labels=True)
+    assert np.array_equal(got.train.images, dataset.train.images[:60]) and got.train.labels.min() == 1
+    assert (
+        np.array_equal(got.test.images, dataset.test.images[:20])
+        and got.test.labels.tolist()[:3] == (dataset.test.labels[:3] + 1).tolist()
+    )
+    assert np.array_equal(sources.read([root]).images, dataset.train.images[:60])
+    data.write_idx(root / "emnist-digits-train-images-idx3-ubyte.gz", dataset.train.images[:5])
+    with pytest.raises(MnistgenError) as caught:
+        sources.load(root)
+    assert str(caught.value) == (
+        f"{root} holds 2 IDX training sets (emnist-digits-train-images-idx3-ubyte.gz, "
+        "emnist-letters-train-images-idx3-ubyte.gz): point --data at a folder holding one of them, or pass its "
+        "images file"
+    )
+    single = sources.load(root / "emnist-letters-train-images-idx3-ubyte.gz")  # its labels file found beside it
+    assert single.train.labels.tolist() == (dataset.train.labels[:60] + 1).tolist()
+    (root / "emnist-digits-train-images-idx3-ubyte.gz").unlink()
+    (root / "emnist-letters-test-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(MnistgenError) as caught:
+        sources.load(root)
+    assert str(caught.value) == (
+        f"{root} has no emnist-letters-test-labels-idx1-ubyte[.gz]: it needs both the images and the labels file"
+    )
+
+
+def test_class_names_name_labels_without_images_too(tmp_path, dataset):
+    """Labels 1-10 (EMNIST's letters start at 1): 10 names are one short, and the error says why."""
+    root = emnist_dir(tmp_path / "emnist", dataset)
+    names = ",".join("abcdefghij")
+    argv = ["train", "--model", "cvae", "--data", str(root), "--class-names", names, "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*argv, "--processes", "1", "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: --class-names has 10 names but the data has 11 classes (labels 0-10; label 0 has no images but still "
+        "needs a name): give one name per label, in order\n"
+    )
+    few = tmp_path / "few.npz"  # labels 0-4: a model knows MNIST's ten at least
+    np.savez(few, images=dataset.train.images[:10], labels=np.arange(10) % 5)
+    argv = ["train", "--data", str(few), "--class-names", "a,b,c,d,e", "--out", str(tmp_path / "f"), "-q"]
+    result = runner.invoke(app, [*argv, "--processes", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "Error: --class-names has 5 names but the data has 10 classes (labels 0-9; labels 5, 6, 7, 8, 9 have no "
+        "images but still need names): give one name per label, in order\n"
+    )
 
 
 def test_conversion_is_summed_up_in_one_note(tmp_path, dataset):
@@ -190,6 +333,18 @@ def test_16_bit_and_float_pictures_are_rescaled_not_clipped(tmp_path, dataset):
     )
 
 
+def test_a_12_bit_scan_in_a_16_bit_png_is_noted_as_nearly_black(tmp_path, dataset):
+    two = digit(dataset, 2)
+    Image.fromarray((two.astype(np.uint32) * 4095 // 255).astype(np.uint16)).save(tmp_path / "scan12.png")  # 0-4095
+    Image.fromarray((two.astype(np.uint32) * 2000 // 255).astype(np.uint16)).save(tmp_path / "dimmer.png")
+    got = sources.read([tmp_path / "scan12.png", tmp_path / "dimmer.png"])
+    assert got.images.max() == 16  # what was read: scaled by 16-bit's range, as PNG says nothing else
+    assert got.notes == [
+        "2 images were rescaled from 16-bit, 32-bit or float pixels to 0-255; 2 were nearly black once rescaled, no "
+        "pixel above 4,095 of 65,535 (a 12-bit scan in a 16-bit file?): stretch the contrast to the full range first"
+    ]
+
+
 def test_exif_orientation_is_applied(tmp_path, dataset):
     one = digit(dataset, 1)  # a stroke: upright and sideways hardly correlate
     stored = sideways_jpeg(tmp_path / "phone.jpg", one)
@@ -262,6 +417,66 @@ def test_every_conversion_is_named_in_the_one_note(tmp_path, dataset):
     assert sources.conversion_note({"over_white": 2, "upright": 1}) == [
         "1 image was turned upright (EXIF orientation); 2 were composited over white (dark content on transparency)"
     ]
+
+
+LIGHT_NOTE = (
+    "images are dark on a light background{also}, unlike MNIST's light digits on black, so models trained on MNIST "
+    "misread them: invert them first (ImageMagick, in place: mogrify -negate *.png; an array: 255 - images)"
+)
+
+
+def test_light_backgrounds_are_noted_once(tmp_path, dataset):
+    """Scanned-paper digits (dark on white), and dark strokes on transparency (composited over
+    white): one note when most images are drawn so, whatever read them; none for a few."""
+    paper = tmp_path / "paper"
+    image_folder(paper, dataset, 3, {1: "1", 2: "2"})
+    for picture in sorted(paper.glob("*/*.png"))[1:]:  # 5 of 6 inverted
+        with Image.open(picture) as im:
+            Image.fromarray(255 - np.asarray(im)).save(picture)
+    note = "5 of 6 " + LIGHT_NOTE.format(also="")
+    assert sources.load(paper).notes == [note] and sources.read([paper]).notes == [note]
+    assert sources.read([paper], limit=2).notes == []  # the first two: one each way, not most
+    np.savez(tmp_path / "paper.npz", images=255 - dataset.train.images[:10])
+    assert sources.load(tmp_path / "paper.npz").notes == ["10 of 10 " + LIGHT_NOTE.format(also="")]
+    assert sources.load(tmp_path / "paper.npz").train.images[0, 0, 0] == 255  # read as it is, not turned
+    ink = tmp_path / "ink"
+    ink.mkdir()
+    for i in range(3):  # black ink, the digit in alpha: a viewer shows it dark on white
+        zeros = np.zeros_like(dataset.train.images[i])
+        Image.fromarray(np.stack([zeros] * 3 + [dataset.train.images[i]], axis=-1), "RGBA").save(ink / f"{i}.png")
+    assert sources.read([ink]).notes == [
+        "3 images were converted to grayscale; 3 were composited over white (dark content on transparency)",
+        "3 of 3 " + LIGHT_NOTE.format(also=" (including 3 dark strokes on transparency, composited over white)"),
+    ]
+    assert sources.load(image_folder(tmp_path / "mnist", dataset, 3, {1: "1"})).notes == []
+
+
+def test_evaluate_and_encode_say_the_images_are_light_on_dark(tmp_path, dataset, tiny_judge, tiny_cvae, mnist_dir):
+    inverted = tmp_path / "inverted.npz"
+    np.savez(inverted, images=255 - dataset.test.images[:20], labels=dataset.test.labels[:20])
+    note = "note: 20 of 20 " + LIGHT_NOTE.format(also="") + "\n"
+    result = runner.invoke(
+        app, ["evaluate", "--images", str(inverted), "--judge", str(tiny_judge), "--data", str(mnist_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert note in result.stderr and json.loads(result.stdout)["notes"] == [note[6:-1]]
+    result = runner.invoke(app, ["encode", str(inverted), "--model", str(tiny_cvae), "-o", str(tmp_path / "z.csv")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == note
+
+
+def test_hidden_folders_are_skipped_at_any_depth(tmp_path, dataset):
+    """A desktop's thumbnails (1/.thumbs/x.png), a trash or snapshot folder inside a class folder:
+    not the user's pictures, nor labelled by the class they sit in; anything in them is left alone."""
+    root = image_folder(tmp_path / "f", dataset, 2, {0: "0", 1: "1"})
+    for inner in ("1/.thumbs", "1/more/.snapshot/daily", "0/.Trash-1000/files"):
+        (root / inner).mkdir(parents=True)
+        Image.fromarray(dataset.train.images[0]).save(root / inner / "x.png")
+        (root / inner / "Thumbs.db").write_bytes(b"\x00")  # not a picture: refused if it were looked at
+    Image.fromarray(dataset.train.images[1]).save(root / "1" / "more" / "kept.png")  # a visible subfolder counts
+    (root / "1" / "._00003.png").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork beside a picture
+    got = sources.load(root, need_labels=True)
+    assert got.train.labels.tolist() == [0, 0, 1, 1, 1] and got.notes == []
 
 
 def test_model_classes_name_the_folders(tmp_path, dataset):
@@ -525,6 +740,40 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, dataset):
         assert result.exit_code == 1, result.output
         assert result.stderr == f"Error: {message}\n"
         assert not out.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_broken_link_or_a_pipe_in_a_folder_is_named_not_skipped(tmp_path, dataset):
+    """Skipped, a dangling link would leave a picture out unsaid: refused as an unreadable picture is."""
+    broken = image_folder(tmp_path / "broken", dataset, 2, {0: "0", 1: "1"})
+    (broken / "1" / "gone.png").symlink_to(tmp_path / "moved.png")  # a picture moved away: its link dangles
+    (broken / "1" / ".#notes.txt").symlink_to(tmp_path / "editor-lock")  # an editor's lock: hidden, skipped
+    loose = flat_folder(tmp_path / "loose", dataset, 2)
+    (loose / "gone.png").symlink_to(tmp_path / "moved.png")
+    piped = image_folder(tmp_path / "piped", dataset, 2, {0: "0", 1: "1"})
+    (piped / "1" / "more").mkdir()
+    os.mkfifo(piped / "1" / "more" / "feed.png")
+    for path, message in (
+        (
+            broken,
+            f"{broken / '1' / 'gone.png'} in {broken} is a broken symbolic link (to {tmp_path / 'moved.png'}): "
+            "remove it, or restore its target",
+        ),
+        (
+            loose,
+            f"{loose / 'gone.png'} in {loose} is a broken symbolic link (to {tmp_path / 'moved.png'}): remove it, "
+            "or restore its target",
+        ),
+        (
+            piped,
+            f"{piped / '1' / 'more' / 'feed.png'} in {piped} is not a regular file (a pipe or a device?): move it "
+            "out of the folder",
+        ),
+    ):
+        for reader in (sources.read, sources.load):
+            with pytest.raises(MnistgenError) as caught:
+                reader([path]) if reader is sources.read else reader(path)
+            assert str(caught.value) == message
 
 
 def test_encode_refuses_a_folder_that_is_not_a_class_of_the_model(tmp_path, dataset, tiny_cvae):
