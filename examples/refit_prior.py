@@ -20,10 +20,17 @@ from mnistgen.train import hold_out, stats_images
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(  # the whole docstring: its first line alone stops mid-sentence
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="a weights file (its .json card is rewritten)")
     parser.add_argument("--data", required=True, help="the model's training data, in any form --data takes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the mixture's posterior draws and seeding")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the mixture fit: its posterior draws and k-means++ seeding (default 0)",
+    )
     args = parser.parse_args(argv)
     try:
         weights = checkpoint.inspect(args.model)

@@ -59,6 +59,12 @@ def _on_its_device(names: str):
 
         return run
 
+    return _wrap_members(names, wrap)
+
+
+def _wrap_members(names: str, wrap):
+    """Class decorator: the named methods and properties (space-separated) replaced by wrap(function)."""
+
     def decorate(cls):
         for name in names.split():
             member = vars(cls)[name]
@@ -69,6 +75,25 @@ def _on_its_device(names: str):
     return decorate
 
 
+def _named_keywords(names: str):
+    """Class decorator: the named methods (space-separated) name a misspelt keyword with the ones
+    there are (_check_known: `generate(digits=7)`), as fit, sampling and evaluate do, instead of
+    Python's bare TypeError."""
+
+    def wrap(function):
+        known = [name for name in inspect.signature(function).parameters if name != "self"]
+
+        @functools.wraps(function)
+        def run(self, *args, **kwargs):
+            _check_known(kwargs, known, f"Model.{function.__name__}")
+            return function(self, *args, **kwargs)
+
+        return run
+
+    return _wrap_members(names, wrap)
+
+
+@_named_keywords("sampler generate write decode interpolate grid read encode reconstruct evaluate")
 @_on_its_device("net decoder sampler generate write decode interpolate grid encode reconstruct evaluate")
 class Model:
     """A loaded, checked model and the fastest decoders for its device."""

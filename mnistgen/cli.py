@@ -25,6 +25,7 @@ from typing import Annotated, Optional
 import typer
 
 from mnistgen.config import (
+    ALL_RECIPES,
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
     DEFAULT_PICTURES,
@@ -71,14 +72,60 @@ def _bounds(key: str, ranges: dict = TRAIN_RANGES) -> dict:
     return {"min": low, "max": high}
 
 
+def _recipes_default(field: str) -> str:
+    """train's `[default: ...]` for an option a recipe sets, read from config's recipes (the one place
+    their values are written): `the recipe's, 64 in every recipe`, or each value with its recipes."""
+    recipes: dict = {}
+    for recipe in ALL_RECIPES:
+        recipes.setdefault(getattr(recipe, field), []).append(recipe.name)
+
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    if len(recipes) == 1:
+        return f"[default: the recipe's, {shown(next(iter(recipes)))} in every recipe]"
+    each = "; ".join(f"{shown(value)} ({', '.join(names)})" for value, names in recipes.items())
+    return f"[default: the recipe's: {each}]"
+
+
 app = typer.Typer(
-    name="mnistgen",
-    help="Train a VAE / conditional VAE on MNIST with PaddlePaddle and generate synthetic handwritten digits.",
+    name="mnistgen",  # its help is _root's docstring (a help= here would hide that docstring's example)
     no_args_is_help=True,
     rich_markup_mode=None,  # plain Click messages: one-line usage errors, no boxes
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose arguments show their metavar alone: Typer writes a required argument as
+    `{name}` in the usage line and adds its Python type in the list (`SOURCES <list[Path]>`)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            pieces += [_by_metavar(param)] if _by_metavar(param) else param.get_usage_pieces(ctx)
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        sections = {"argument": [], "option": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections[param.param_type_name].append((_by_metavar(param) or record[0], record[1]))
+        for title, kind in (("Arguments", "argument"), ("Options", "option")):
+            if sections[kind]:
+                with formatter.section(title):
+                    formatter.write_dl(sections[kind])
+
+
+def _by_metavar(param) -> Optional[str]:
+    """How an argument with a metavar is shown (`SOURCES...` when it takes several); None for the rest."""
+    if param.param_type_name != "argument" or param.metavar is None:
+        return None
+    return param.metavar + ("..." if param.nargs != 1 else "")
 
 
 DeviceOption = Annotated[
@@ -126,6 +173,7 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
+        metavar="NAME|PATH",
         help=(
             "Weights to use: a name (cvae, cvae-2d, vae-2d, or one in $MNISTGEN_WEIGHTS) or a path to a "
             ".safetensors file or run directory."
@@ -195,6 +243,7 @@ def _root(
 ) -> None:
     """Train a VAE / conditional VAE on MNIST with PaddlePaddle and generate synthetic handwritten digits.
 
+    \b
     Example: mnistgen generate --digit 7 --count 1000 --out synth/
     """
 
@@ -243,6 +292,14 @@ def parse_labels(text: str, option: str) -> list:
     maps and checks (as generate --class)."""
     names = parse_names(text, option, "3,8 or circle,ring")
     return [parse_natural(name, option) if name.isascii() and name.isdigit() else name for name in names]
+
+
+def parse_label(text: str, option: str):
+    """One label: an index (ASCII digits) or a class name, as parse_labels reads each of several."""
+    labels = parse_labels(text, option)
+    if len(labels) != 1:
+        raise typer.BadParameter(f"{text!r}: give one label, e.g. 2 or Trouser", param_hint=option)
+    return labels[0]
 
 
 def parse_digits(text: Optional[str]) -> Optional[list[int]]:
@@ -378,24 +435,30 @@ def _emit(summary: dict, err: bool = False) -> None:
 # -- train --------------------------------------------------------------------------------------
 
 
-HELD_OUT = (  # data.holdout's rule, as train announces it
-    "less the share held out: per label 10% for validation and 10% for testing unless there is a test split, "
-    "at least 1 each while 1 is left to train on; counts in the card"
-)
-
-
 class _TrainProgress:
     """Bridges the library's TrainCallback to a rich bar (a null one with --quiet)."""
 
-    def __init__(self, progress, where: Optional[str] = None):
+    def __init__(self, progress, where: Optional[str] = None, tested: bool = False):
         self.progress, self.task, self.epochs = progress, None, 0
         self.where = where  # "cpu, into runs/x": announced with the plan (None: quiet)
+        self.tested = tested  # --test given: nothing is held out for testing
 
     def on_plan(self, config, options, images: int):
         if self.where:
-            held = "--indices: none held out" if "indices" in options.extra else HELD_OUT
-            _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {images} images "
-                    f"({held}), {self.where}")  # fmt: skip
+            counted = f"{images:,} image{'' if images == 1 else 's'}"
+            _stderr(f"training {config.kind} (recipe {options.recipe}, latent {config.latent}) on {counted} "
+                    f"({self._held_out(options)}), {self.where}")  # fmt: skip
+
+    def _held_out(self, options) -> str:
+        """What train.hold_out keeps from the images on_plan counts (the card's training.holdout has the counts)."""
+        from mnistgen.data import TEST_FRACTION, VAL_FRACTION
+
+        if "indices" in options.extra:
+            return "--indices names every training image: none held out"
+        tests = (
+            "tested on --test" if self.tested else f"{TEST_FRACTION:.0%} for testing unless the data has a test split"
+        )
+        return f"{VAL_FRACTION:.0%} of each label held out for validation, {tests}; at least 1 each"
 
     def on_start(self, epochs, first_epoch, steps_per_epoch):
         self.epochs = epochs
@@ -449,8 +512,8 @@ def train(
             exists=True,
             help=(
                 "A directory of MNIST's IDX files (.gz or not), the tutorial's train.mat, an ImageFolder "
-                "DIR/<class>/*.png|jpg|jpeg|bmp (class names from the folders), a flat folder of pictures "
-                "(--model vae only), or an .h5/.npz written by generate [default: the MNIST cache]."
+                "DIR/<class>/*.png|jpg|jpeg|bmp|gif|tif|tiff|webp (class names from the folders), a flat folder of "
+                "pictures (--model vae only), or an .h5/.npz written by generate [default: the MNIST cache]."
             ),
         ),
     ] = None,
@@ -465,6 +528,7 @@ def train(
         Optional[str],
         typer.Option(
             "--recipe",
+            metavar="NAME",
             help=(
                 "A named recipe: cvae-2d (the tutorial's), cvae (the shipped default's), vae-2d; options given here "
                 "override its fields [default: chosen by the size of the data, see README]."
@@ -496,7 +560,7 @@ def train(
         typer.Option(
             "--latent",
             **_bounds("latent"),
-            help="Latent size (2 can be drawn) [default: the recipe's].",
+            help=f"Latent size (2 can be drawn) {_recipes_default('latent')}.",
         ),
     ] = None,
     channels: Annotated[
@@ -504,7 +568,7 @@ def train(
         typer.Option(
             "--channels",
             **_bounds("channels"),
-            help="Width of the first conv (the second has twice as many).",
+            help=f"Width of the first conv (the second has twice as many) {_recipes_default('channels')}.",
         ),
     ] = None,
     shift: Annotated[
@@ -512,7 +576,7 @@ def train(
         typer.Option(
             "--shift",
             **_bounds("shift"),
-            help="Move each training image by up to N pixels, per epoch [default: the recipe's].",
+            help=f"Move each training image by up to N pixels, per epoch {_recipes_default('shift')}.",
         ),
     ] = None,
     companion: Annotated[
@@ -528,7 +592,7 @@ def train(
             "--likelihood",
             help=(
                 "gaussian: tanh output, squared error (the tutorial); bernoulli: sigmoid output, cross-entropy on "
-                "[0, 1] pixels."
+                f"[0, 1] pixels {_recipes_default('likelihood')}."
             ),
         ),
     ] = None,
@@ -537,7 +601,7 @@ def train(
         typer.Option(
             "--kl-warmup",
             **_bounds("kl_warmup"),
-            help="Epochs over which the KL weight rises from 0 to 1.",
+            help=f"Epochs over which the KL weight rises from 0 to 1 {_recipes_default('kl_warmup')}.",
         ),
     ] = None,
     batch_size: Annotated[
@@ -545,7 +609,7 @@ def train(
         typer.Option(
             "--batch-size",
             **_bounds("batch_size"),
-            help="Images per step.",
+            help=f"Images per step, split across --processes {_recipes_default('batch_size')}.",
         ),
     ] = None,
     lr: Annotated[
@@ -553,18 +617,22 @@ def train(
         typer.Option(
             "--lr",
             **_bounds("lr"),
-            help="Adam's peak learning rate (cosine decay to 5% of it).",
+            help=f"Adam's peak learning rate (cosine decay to 5% of it) {_recipes_default('lr')}.",
         ),
     ] = None,
     lr_decay: Annotated[
-        Optional[bool], typer.Option("--lr-decay/--no-lr-decay", help="Cosine-decay the learning rate over the run.")
+        Optional[bool],
+        typer.Option(
+            "--lr-decay/--no-lr-decay",
+            help=f"Cosine-decay the learning rate over the run {_recipes_default('lr_decay')}.",
+        ),
     ] = None,
     beta1: Annotated[
         Optional[float],
         typer.Option(
             "--beta1",
             **_bounds("beta1"),
-            help="Adam's beta1 (the tutorial uses 0.5).",
+            help=f"Adam's beta1 (the tutorial uses 0.5) {_recipes_default('beta1')}.",
         ),
     ] = None,
     limit: Annotated[
@@ -579,6 +647,7 @@ def train(
         Optional[str],
         typer.Option(
             "--indices",
+            metavar="INDICES",
             help="Train on these training images only, e.g. 5,25 (the tutorial's one- and two-image experiments).",
         ),
     ] = None,
@@ -616,6 +685,7 @@ def train(
         Optional[str],
         typer.Option(
             "--class-names",
+            metavar="NAMES",
             help=(
                 "Names of the labels, in order, for another 28x28 IDX dataset (e.g. Fashion-MNIST: "
                 '"T-shirt/top,Trouser,...") [default: 0, 1, ...].'
@@ -654,6 +724,7 @@ def train(
     """Train a VAE, CVAE or classifier on MNIST or your own labelled images (an ImageFolder, .h5/.npz);
     writes checkpoints, metrics.jsonl and sample grids to --out (a CVAE also its companion classifier).
 
+    \b
     Example: mnistgen train --model cvae --data my-digits/ --out runs/mine
     """
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
@@ -706,7 +777,7 @@ def train(
             if model is TrainKind.classifier:
                 callback = (lambda metrics: None) if quiet else _classifier_epoch
             else:
-                callback = _TrainProgress(progress, None if quiet else where)
+                callback = _TrainProgress(progress, None if quiet else where, tested=test is not None)
             metrics = api.fit(
                 data,
                 out,
@@ -775,6 +846,7 @@ def generate(
         typer.Option(
             "--digit",
             "-d",
+            metavar="DIGITS",
             help=(
                 "Label(s) to generate: 7, a list 0,3,7, or all (every label the model trained on) [default: all; "
                 "none for an unconditional model]."
@@ -785,6 +857,7 @@ def generate(
         Optional[str],
         typer.Option(
             "--class",
+            metavar="CLASSES",
             help=(
                 "The general form of --digit for other datasets: class names from the model card or indices, e.g. "
                 "Sneaker,0."
@@ -857,7 +930,9 @@ def generate(
     shard: Annotated[
         Optional[str],
         typer.Option(
-            "--shard", help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run."
+            "--shard",
+            metavar="I/N",
+            help="Write only part i of n (counting from 0), e.g. 0/4; n shards together equal one run.",
         ),
     ] = None,
     scale: Annotated[
@@ -868,6 +943,7 @@ def generate(
         Optional[str],
         typer.Option(
             "--classifier",
+            metavar="NAMES",
             help=(
                 "Classifier weights for --min-confidence (name or path); several, comma-separated, must all agree "
                 "[default: the model card's verifier (its companion classifier), else the shipped classifier]."
@@ -910,6 +986,7 @@ def generate(
 ) -> None:
     """Generate synthetic digits: COUNT per digit, as PNGs, HDF5, NPZ, MNIST IDX, a WebDataset tar or a preview grid.
 
+    \b
     Example: mnistgen generate --digit 7 --count 1000 --out synth/
     Example: mnistgen generate --digit 7 --count 1000 --format tar --out - | tar -t
     """
@@ -1106,6 +1183,7 @@ def interpolate(
         Optional[str],
         typer.Option(
             "--digits",
+            metavar="LABELS",
             help=(
                 "A path through digits, e.g. 3,8 (CVAE: the label morphs at a fixed z; VAE: class centroids) "
                 "[default: 0,1,...,9]."
@@ -1114,20 +1192,30 @@ def interpolate(
     ] = None,
     images: Annotated[
         Optional[str],
-        typer.Option("--images", help="Walk between the encoder means of these images, e.g. a.png,b.png."),
+        typer.Option(
+            "--images", metavar="PATHS", help="Walk between the encoder means of these images, e.g. a.png,b.png."
+        ),
     ] = None,
     points: Annotated[
         Optional[str],
-        typer.Option("--points", help='Walk through latent points, e.g. "-2,0;2,0" (several make a path).'),
+        typer.Option(
+            "--points", metavar="POINTS", help='Walk through latent points, e.g. "-2,0;2,0" (several make a path).'
+        ),
     ] = None,
     digit: Annotated[
-        Optional[int],
+        Optional[str],
         typer.Option(
-            "--digit", "-d", min=0, max=255, help="CVAE label for --points, --images without labels, or --grid."
+            "--digit",
+            "-d",
+            metavar="LABEL",
+            help="CVAE label for --points, --images without labels, or --grid: an index or a class name, e.g. 2.",
         ),
     ] = None,
     labels: Annotated[
-        Optional[str], typer.Option("--labels", help="CVAE labels of the --images, e.g. 3,8 (replacing any they have).")
+        Optional[str],
+        typer.Option(
+            "--labels", metavar="LABELS", help="CVAE labels of the --images, e.g. 3,8 (replacing any they have)."
+        ),
     ] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Frames per segment of the path.")] = 16,
     method: Annotated[
@@ -1170,12 +1258,13 @@ def interpolate(
         ),
     ] = None,
     dims: Annotated[
-        str, typer.Option("--dims", help="The two latent dimensions the grid sweeps (others stay 0).")
+        str, typer.Option("--dims", metavar="I,J", help="The two latent dimensions the grid sweeps (others stay 0).")
     ] = "0,1",
     bounds: Annotated[
         Optional[str],
         typer.Option(
             "--bounds",
+            metavar="X1,X2,Y1,Y2",
             help=(
                 "Grid range x1,x2,y1,y2 [default: the range of the encoder means on the training data, from the "
                 "model card]."
@@ -1200,6 +1289,7 @@ def interpolate(
 ) -> None:
     """Decode a walk through latent space to a GIF, a PNG strip or frames; or, with --grid, the 2-D manifold.
 
+    \b
     Example: mnistgen interpolate --to gif --out walk.gif --digits 3,8
     """
     if sum(x is not None for x in (digits, images, points)) > 1:
@@ -1211,6 +1301,7 @@ def interpolate(
     if bounds is not None and sigma is not None:
         raise typer.BadParameter("give --bounds or --sigma, not both", param_hint="--bounds/--sigma")
     chosen_digits = parse_labels(digits, "--digits") if digits is not None else None
+    digit = parse_label(digit, "--digit") if digit is not None else None
     chosen_points = parse_points(points) if points is not None else None
     chosen_labels = parse_labels(labels, "--labels") if labels is not None else None
     grid_dims = tuple(parse_int_list(dims, "--dims"))
@@ -1272,7 +1363,7 @@ def interpolate(
 RECON_COLUMNS = 16  # images shown in a --reconstruct figure
 
 
-@app.command()
+@app.command(cls=_Command)
 def encode(
     sources_: Annotated[
         list[Path],
@@ -1294,6 +1385,7 @@ def encode(
         Optional[str],
         typer.Option(
             "--labels",
+            metavar="LABELS",
             help=(
                 "CVAE: the label of every image (one digit) or of each image (a comma list); it replaces any labels "
                 "the source has (e.g. to encode 7s as 3s)."
@@ -1320,6 +1412,7 @@ def encode(
 ) -> None:
     """Encode images to latent means and standard deviations (CSV on stdout by default).
 
+    \b
     Example: mnistgen encode synth/ --model cvae-2d --plot latent.png > latents.csv
     """
     chosen_labels = parse_labels(labels, "--labels") if labels is not None else None
@@ -1364,13 +1457,17 @@ def evaluate(
     model: Annotated[
         Optional[str],
         typer.Option(
-            "--model", "-m", help="Generator to score (name or path) [default: cvae, unless --images is given]."
+            "--model",
+            "-m",
+            metavar="NAME|PATH",
+            help="Generator to score (name or path) [default: cvae, unless --images is given].",
         ),
     ] = None,
     images: Annotated[
         Optional[list[Path]],
         typer.Option(
             "--images",
+            metavar="PATH",
             help=(
                 "Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file "
                 "from any tool."
@@ -1382,6 +1479,7 @@ def evaluate(
         Optional[str],
         typer.Option(
             "--classifier",
+            metavar="NAMES",
             help="The verifier --min-confidence filters with; several, comma-separated, must all agree [default: "
             "the model card's verifier (its companion classifier), else classifier].",
         ),
@@ -1389,7 +1487,9 @@ def evaluate(
     judge_name: Annotated[
         str,
         typer.Option(
-            "--judge", help="The independent classifier that grades (accuracy, FID features, TSTR); never the verifier."
+            "--judge",
+            metavar="NAME|PATH",
+            help="The independent classifier that grades (accuracy, FID features, TSTR); never the verifier.",
         ),
     ] = DEFAULT_JUDGE,
     data: Annotated[
@@ -1423,7 +1523,10 @@ def evaluate(
         ),
     ] = None,
     seeds: Annotated[
-        str, typer.Option("--seeds", help="--augment: classifier seeds, comma-separated (at least 2 for a spread).")
+        str,
+        typer.Option(
+            "--seeds", metavar="SEEDS", help="--augment: classifier seeds, comma-separated (at least 2 for a spread)."
+        ),
     ] = "0,1",
     steps: Annotated[
         int,
@@ -1461,6 +1564,7 @@ def evaluate(
 ) -> None:
     """Score a generator: test-set loss, classifier accuracy and confidence on its samples, FID, TSTR.
 
+    \b
     Example: mnistgen evaluate --model cvae-2d --count 1000 --data ../shared/data/mnist
     """
     if model is not None and images:
@@ -1604,6 +1708,7 @@ def models(
 ) -> None:
     """List every model found by name (shipped, and in $MNISTGEN_WEIGHTS); `models show NAME` prints one card.
 
+    \b
     Example: mnistgen models --json
     """
     if ctx.invoked_subcommand is not None:
@@ -1637,10 +1742,11 @@ def models(
         _result_console().print(table)
 
 
-@models_app.command("show")
-def models_show(name: Annotated[str, typer.Argument(help="A model name or path.")]) -> None:
+@models_app.command("show", cls=_Command)
+def models_show(name: Annotated[str, typer.Argument(metavar="NAME|PATH", help="A model name or path.")]) -> None:
     """Print a model's card (JSON).
 
+    \b
     Example: mnistgen models show cvae-2d
     """
     with _user_errors():
@@ -1656,6 +1762,7 @@ def doctor(
 ) -> None:
     """Check this installation: versions, CPU and GPU, cache, shipped weights, then a short self-test.
 
+    \b
     Example: mnistgen doctor --json
     """
     with _user_errors():
@@ -1716,6 +1823,7 @@ def cache(ctx: typer.Context) -> None:
 
     `mnistgen cache clear` removes them; other files in the folder are left alone.
 
+    \b
     Example: mnistgen cache
     """
     if ctx.invoked_subcommand is not None:
@@ -1733,6 +1841,7 @@ def cache_clear() -> None:
     """Delete what mnistgen cached: the MNIST download and exported inference models (they are made
     again when needed). Other files in the cache folder are left alone.
 
+    \b
     Example: mnistgen cache clear
     """
     from mnistgen.data import cache_dir

@@ -259,6 +259,7 @@ SMALL_DATA_RECIPES = (  # (at most this many training images, recipe)
     ),
 )
 LARGE_DATA_RECIPE = Recipe("full", "> 30,000 images: the shipped default's, early stopping", max_epochs=30, patience=3)
+ALL_RECIPES = (*RECIPES.values(), *(recipe for _, recipe in SMALL_DATA_RECIPES), LARGE_DATA_RECIPE)  # train's help
 
 
 def recipe_for(images: int, kind: str = "cvae") -> Recipe:
