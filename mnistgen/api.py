@@ -309,7 +309,7 @@ class Model:
         (one for all, or one per image) where given, else the source's; checked against a conditional
         model (a VAE takes no labels: folders of any name)."""
         by_name = labels is None and self.config.conditional
-        classes = self.card.get("classes") if by_name else None  # class folders by name
+        classes = self.weights.class_names if by_name else None  # class folders and recorded names, by name
         found = sources.read(_path_list(paths), limit, classes=classes)
         if labels is not None:
             if self.config.conditional:  # indices, or the card's class names; a VAE keeps any labels given
@@ -354,14 +354,18 @@ class Model:
     ) -> dict:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
         digit (drawn as `sampling` says, default the card's) graded by `judge`, with the verifier's
-        figures beside (the sampling's verifier, else `classifier`, else the model's companion or
-        the shipped classifier); with `augment` (a labelled set, its first `limit` images), whether
-        the samples help a classifier trained on it (scoring.augment). `on_progress(stage, done,
-        total)` hears of each slow stage (scoring.Progress)."""
+        figures beside (the sampling's verifier, else `classifier`, else the model's companion, else
+        the shipped classifier when it knows the model's classes: `sample.evaluation_verifier`);
+        with `augment` (a labelled set, its first `limit` images), whether the samples help a
+        classifier trained on it (scoring.augment). `on_progress(stage, done, total)` hears of each
+        slow stage (scoring.Progress)."""
         sample.check_request(count, seed)  # before the judge and the test set load
         _check_augment(limit, seeds, steps)
         sampling = sampling or self.sampling()
-        verifier = sampling.classifier if sampling.verified else None
+        if sampling.verified:
+            verifier, note = sampling.classifier, None
+        else:
+            verifier, note = sample.evaluation_verifier(self.weights, classifier)
         return scoring.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
@@ -374,7 +378,8 @@ class Model:
             augment_real=_real(augment, limit),
             seeds=seeds,
             steps=steps,
-            verifier=verifier or sample.named_verifier(self.weights, classifier),
+            verifier=verifier,
+            verifier_note=note,
             on_progress=on_progress,
         )
 
@@ -437,11 +442,13 @@ def evaluate(
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
         judge_weights = checkpoint.inspect_role(judge, "--judge")
+        verifier, note = scoring.images_verifier(judge_weights, classifier)
         return scoring.evaluate(
             _test_data(data_dir, test),
             judge_weights,
             images=_path_list(images),
-            verifier=scoring.images_verifier(judge_weights, classifier),
+            verifier=verifier,
+            verifier_note=note,
             seed=seed,
             with_tstr=tstr,
             device_name=select_device(device),

@@ -25,6 +25,7 @@ from typing import Annotated, Optional
 import typer
 
 from mnistgen.config import (
+    ALL_LABELS,
     ALL_RECIPES,
     DEFAULT_GENERATOR,
     DEFAULT_JUDGE,
@@ -305,7 +306,7 @@ def parse_label(text: str, option: str):
 def parse_digits(text: Optional[str]) -> Optional[list[int]]:
     """`7`, `0,3,7` -> sorted unique labels; None for `all` or when not given (every label the model
     trained on: a model of 5 or 13 classes has no label 9 or has 12). The model checks the range."""
-    if text is None or text.strip().lower() == "all":
+    if text is None or text.strip().lower() == ALL_LABELS:
         return None
     return sorted(set(parse_int_list(text, "--digit", "labels (e.g. 0,3,7) or all; give class names to --class")))
 
@@ -435,13 +436,22 @@ def _emit(summary: dict, err: bool = False) -> None:
 # -- train --------------------------------------------------------------------------------------
 
 
-class _TrainProgress:
-    """Bridges the library's TrainCallback to a rich bar (a null one with --quiet)."""
+class _TrainProgress(contextlib.ExitStack):
+    """Bridges the library's TrainCallback to a rich bar (a null one with --quiet). The bar starts
+    with the first epoch: one stopped before it draws an empty line, so a refusal while the data
+    loads would not be one error line."""
 
-    def __init__(self, progress, where: Optional[str] = None, tested: bool = False):
-        self.progress, self.task, self.epochs = progress, None, 0
+    def __init__(self, quiet: bool, where: Optional[str] = None, tested: bool = False):
+        super().__init__()
+        self.quiet, self.bar, self.task, self.epochs = quiet, None, None, 0
         self.where = where  # "cpu, into runs/x": announced with the plan (None: quiet)
         self.tested = tested  # --test given: nothing is held out for testing
+
+    @property
+    def progress(self):
+        if self.bar is None:
+            self.bar = self.enter_context(_progress(self.quiet))
+        return self.bar
 
     def on_plan(self, config, options, images: int):
         if self.where:
@@ -773,11 +783,11 @@ def train(
         init_distributed()
         where = f"{select_device(device)}{ranks}, into {out}"  # a device refused here: before any progress bar
         started = time.perf_counter()
-        with _progress(quiet or model is TrainKind.classifier) as progress:
+        with _TrainProgress(quiet, None if quiet else where, tested=test is not None) as bar:
             if model is TrainKind.classifier:
                 callback = (lambda metrics: None) if quiet else _classifier_epoch
             else:
-                callback = _TrainProgress(progress, None if quiet else where, tested=test is not None)
+                callback = bar
             metrics = api.fit(
                 data,
                 out,
@@ -860,7 +870,7 @@ def generate(
             metavar="CLASSES",
             help=(
                 "The general form of --digit for other datasets: class names from the model card or indices, e.g. "
-                "Sneaker,0."
+                "Sneaker,0, or all."
             ),
         ),
     ] = None,
@@ -1007,7 +1017,10 @@ def generate(
         weights = _check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             _check_classifiers(classifier)
-        labels = sample.labels_for(weights, sample.resolve_classes(weights, class_) if class_ is not None else digits)
+        if class_ is not None:
+            labels = sample.labels_for(weights, sample.resolve_classes(weights, class_), "--class")
+        else:
+            labels = sample.labels_for(weights, digits)
         spec = sample.resolve_sampling(
             weights,
             prior=prior.value,
@@ -1031,6 +1044,8 @@ def generate(
         sampler = api.Model(weights, device).sampler(spec)  # loads, exports and checks before the bar starts
         if note := predictor.decoder_note(sampler.decoder):
             _stderr(f"note: {note}")  # printed even with --quiet: the job runs, but slower than it should
+        if not quiet and class_ is None and (note := sample.digits_note(weights, digits)):
+            _stderr(f"note: {note}")  # after every check: a refusal stays one line
         with _progress(quiet) as progress, _data_stdout(job.streams) as stream:
             task = progress.add_task("generating", total=job.size, info="")
 
@@ -1623,9 +1638,10 @@ def evaluate(
                 on_progress=on_progress,
                 **options,
             )
-        for note in [] if quiet else report.get("notes", []):
-            _stderr(f"note: {note}")
         if not quiet:
+            for note in [*report.get("notes", []), report.get("verifier_note")]:
+                if note:
+                    _stderr(f"note: {note}")
             _evaluation_table(report)
         _emit(report)
 

@@ -100,6 +100,7 @@ RESUME_FIX = "start without --resume in a new --out"  # what to do about a damag
 MNIST_CLASSES = 10  # the digits: what a model of unnamed labels knows at least, and the shipped judge
 UNLABELLED = -1  # the label of an unconditional model's samples (files store 0, or none)
 UNLABELLED_DIR = "unlabelled"  # generate's folder for them
+ALL_LABELS = "all"  # --digit all, --class all: every label the model trained on
 MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs
 MAX_HIDDEN = 4096
 

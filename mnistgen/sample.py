@@ -25,6 +25,7 @@ import numpy as np
 from mnistgen import checkpoint
 from mnistgen.checkpoint import Weights
 from mnistgen.config import (
+    ALL_LABELS,
     DEFAULT_CLASSIFIER,
     MAX_COUNT,
     MAX_SEED,
@@ -417,16 +418,49 @@ def _verifier(generator: Weights, classifier: Optional[str], card_default: bool)
     return verifier
 
 
-def check_classes(generator: Weights, verifier: Weights) -> None:
+VERIFY_FIX = "pass a classifier trained on the model's classes, or --min-confidence 0"
+REPORT_FIX = "pass a classifier trained on the model's classes, or leave --classifier out"  # evaluate's verifier
+
+
+def check_classes(generator: Weights, verifier: Weights, fix: str = VERIFY_FIX) -> None:
     """Refuse a verifier that does not know the generator's classes, in the same order."""
-    if not generator.config.conditional:
-        return
-    mine, theirs = generator.class_names, verifier.class_names
-    if theirs != mine:
-        raise MnistgenError(
-            f"--classifier {verifier.name} knows classes {shown(theirs)} but model {generator.name} has "
-            f"{shown(mine)}: pass a classifier trained on the model's classes, or --min-confidence 0"
+    if generator.config.conditional:
+        usable_verifier(verifier, generator.class_names, f"model {generator.name}", True, fix)
+
+
+def usable_verifier(
+    verifier: Verifier, names: list[str], owner: str, chosen: bool, fix: str
+) -> tuple[Optional[Verifier], Optional[str]]:
+    """`verifier` when every member knows `names` (the classes of `owner`, in order), with no note.
+    A member of other classes would grade by index (a 0.00% that says nothing): refused when the
+    verifier was `chosen` (--classifier, a model card's companion), else none and the reason why."""
+    for member in members(verifier):
+        theirs = member.class_names
+        if theirs == names:
+            continue
+        if chosen:
+            raise MnistgenError(
+                f"--classifier {member.name} knows classes {shown(theirs)} but {owner} has {shown(names)}: {fix}"
+            )
+        return None, (
+            f"no verifier accuracy: {member.name} knows classes {shown(theirs)}, not those of {owner} "
+            f"({shown(names)}); pass --classifier, one trained on them"
         )
+    return verifier, None
+
+
+def evaluation_verifier(
+    generator: Weights, classifier: Optional[str] = None
+) -> tuple[Optional[Verifier], Optional[str]]:
+    """The verifier evaluate reports beside the judge for a model's samples, chosen as generate's
+    verification chooses it (`named_verifier`: --classifier, else the card's companion, else the
+    shipped one): one of other classes than the model's is refused when named (by the user or the
+    card), and left out with the reason (the second item) when it is only the shipped default."""
+    verifier = named_verifier(generator, classifier)
+    if not generator.config.conditional:  # no labels: nothing is graded by index
+        return verifier, None
+    chosen = bool(classifier or companion_paths(generator))
+    return usable_verifier(verifier, generator.class_names, f"model {generator.name}", chosen, REPORT_FIX)
 
 
 def check_request(count, seed) -> None:
@@ -453,9 +487,10 @@ def requested_digits(digits, what: str = "digits") -> Optional[list[int]]:
     return sorted({int(v) for v in values})
 
 
-def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
+def labels_for(weights: Weights, digits: Optional[list[int]], option: str = "--digit") -> list[int]:
     """The labels to generate: the requested digits for a CVAE (by default every label it trained
-    on), the one unlabelled stream for a VAE."""
+    on), the one unlabelled stream for a VAE. A refusal names them as they were given: `option`
+    --digit by number, --class by the card's class names."""
     config = weights.config
     if not config.conditional:
         if digits is not None:
@@ -469,14 +504,29 @@ def labels_for(weights: Weights, digits: Optional[list[int]]) -> list[int]:
         return known
     bad = [d for d in digits if d >= config.num_classes]
     if bad:
-        raise MnistgenError(f"--digit {bad[0]}: model {weights.name} knows labels 0-{config.num_classes - 1} only")
+        raise MnistgenError(f"{option} {bad[0]}: model {weights.name} knows labels 0-{config.num_classes - 1} only")
     unseen = [d for d in digits if d not in known]
     if unseen:
+        by_name = option == "--class"
+        names = weights.class_names if by_name else [str(d) for d in range(config.num_classes)]
+        first, what = names[unseen[0]], "class" if by_name else "label"
         raise MnistgenError(
-            f"--digit {unseen[0]}: model {weights.name} saw no training images of label {unseen[0]} (it was trained "
-            f"on {', '.join(map(str, known))}): generate those"
+            f"{option} {first}: model {weights.name} saw no training images of {what} {first} (it was trained on "
+            f"{', '.join(names[d] for d in known)}): generate those"
         )
     return digits
+
+
+def digits_note(weights: Weights, digits: Optional[list[int]]) -> Optional[str]:
+    """--digit takes label indices: for a model whose classes are not the digits themselves (words,
+    Fashion names), the classes they give, named (`--digit 3` of zero...nine is "nine"); else None."""
+    if digits is None or not weights.config.conditional:
+        return None
+    names = weights.class_names
+    if all(names[d] == str(d) for d in digits):
+        return None
+    given = shown(f"{d} is {names[d]!r}" for d in digits)
+    return f"--digit gives label indices: in model {weights.name}, label {given}; --class chooses by name"
 
 
 def requested_labels(weights: Weights, digits=None, classes=None, what: str = "digits") -> Optional[list[int]]:
@@ -490,14 +540,17 @@ def requested_labels(weights: Weights, digits=None, classes=None, what: str = "d
     return resolve_classes(weights, ",".join(str(c) for c in names))
 
 
-def resolve_classes(weights: Weights, text: str) -> list[int]:
-    """`--class Sneaker,0` -> label indices, by the names in the model card or as indices."""
+def resolve_classes(weights: Weights, text: str) -> Optional[list[int]]:
+    """`--class Sneaker,0` -> label indices, by the names in the model card or as indices; `all`
+    (unless the model has a class of that name) -> None, every label it trained on, as --digit all."""
     if not weights.config.conditional:
         raise MnistgenError(
             f"model {weights.name} is an unconditional VAE and has no classes: drop --class (it writes to "
             f"{UNLABELLED_DIR}/), or use a conditional model"
         )
     names = weights.class_names
+    if text.strip().lower() == ALL_LABELS and text.strip() not in names:
+        return None
     found = []
     for item in (part.strip() for part in text.split(",")):
         if item in names:

@@ -39,6 +39,7 @@ TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comp
 AUGMENT_STEPS = 500  # optimisation steps of each `augment` training (batch 64), real alone and real + generated
 AUGMENT_SEEDS = (0, 1)
 MAX_AUGMENT_IMAGES = 200_000  # generated images `augment` holds and trains on (uint8: 157 MB at most)
+JUDGE_FIX = "pass --judge, a classifier trained on them (mnistgen train --model classifier --data DIR)"
 
 # on_progress(stage, done, total): a stage named in words ("augment seed 0: real alone"), `done` of
 # its `total` images or optimisation steps; every stage is heard first with 0 and last with total.
@@ -122,22 +123,13 @@ def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verif
             )
 
 
-def images_verifier(judge: Weights, named: Optional[str]) -> Optional[sample.Verifier]:
+def images_verifier(judge: Weights, named: Optional[str]) -> tuple[Optional[sample.Verifier], Optional[str]]:
     """The classifier reported beside the judge on `--images` (read with the judge's classes):
-    `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none.
-    A verifier of other classes would grade by index: refused when named, left out when not."""
+    `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none
+    and the reason (`sample.usable_verifier`: one of other classes is refused when named)."""
+    fix = "pass a classifier trained on the judge's classes, or leave --classifier out"
     verifier = sample.inspect_verifier(named or DEFAULT_CLASSIFIER)
-    mine = judge.class_names
-    for member in sample.members(verifier):
-        theirs = member.class_names
-        if theirs != mine and named is None:
-            return None
-        if theirs != mine:
-            raise MnistgenError(
-                f"--classifier {member.name} knows classes {data.shown(theirs)} but the judge {judge.name} has "
-                f"{data.shown(mine)}: pass a classifier trained on the judge's classes, or leave --classifier out"
-            )
-    return verifier
+    return sample.usable_verifier(verifier, judge.class_names, f"the judge {judge.name}", named is not None, fix)
 
 
 def reference_features(judge_net, test: Split) -> np.ndarray:
@@ -333,14 +325,17 @@ def evaluate(
     steps: int = AUGMENT_STEPS,
     verifier: Optional[sample.Verifier] = None,
     on_progress: Optional[Progress] = None,
+    verifier_note: Optional[str] = None,
 ) -> dict:
     """The report `mnistgen evaluate` prints: a generator's test-set loss and its samples (drawn as
     `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
     test split; "classes" names the judge's labels (the histogram's and per-label accuracy's). The
     verifier (the sampling's classifier, else `verifier`) is reported beside the judge and never
-    grades: a judge with the verifier's weights is refused. `augment_real` (its training split) is
-    the labelled set of `augment`. Sets whose classes disagree are refused. `on_progress(stage,
-    done, total)` hears of each slow stage, in order (`Progress`)."""
+    grades: a judge with the verifier's weights is refused; with no verifier, `verifier_note` says
+    why (`sample.usable_verifier`). `augment_real` (its training split) is the labelled set of
+    `augment`. Sets whose classes disagree are refused, and the `images` are read and checked (by
+    the judge's class names) before any slow work. `on_progress(stage, done, total)` hears of each
+    slow stage, in order (`Progress`)."""
     on_progress = on_progress or no_progress
     if dataset.test is None:
         raise MnistgenError(
@@ -354,6 +349,12 @@ def evaluate(
     check_classes_agree(dataset, judge, weights, augment_real)
     if with_tstr and not len(dataset.train):
         raise MnistgenError("--tstr trains a classifier on real training images: pass --data with them")
+    found = None
+    if weights is None:  # read by the judge's class names; refused here, before the judge has run
+        limit = MAX_AUGMENT_IMAGES + 1 if augment_real is not None else None
+        found = sources.read(images, limit, judge.class_names, sources.Owner(f"the judge {judge.name}", JUDGE_FIX))
+        if found.labels is not None:
+            check_labels(found.labels, judge.config.num_classes, "the images")
     net = clf.load(judge)
     tested = len(dataset.test)
     with stage(on_progress, f"judge on {tested:,} test images", tested):
@@ -361,7 +362,10 @@ def evaluate(
     check_labels(dataset.test.labels, probs.shape[1], "the test images")
     accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
     report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4), "classes": judge.class_names}
-    report.update({"verifier": sample.verifier_name(verifier)} if verifier is not None else {})
+    if verifier is not None:
+        report["verifier"] = sample.verifier_name(verifier)
+    elif verifier_note:
+        report["verifier_note"] = verifier_note
     verify = None
     if weights is not None:
         sampler = decoders.make_sampler(weights, sampling, device_name)
@@ -374,11 +378,6 @@ def evaluate(
             report["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
             verify = sampler.confidence.judge
     else:
-        found = sources.read(
-            images,
-            limit=MAX_AUGMENT_IMAGES + 1 if augment_real is not None else None,
-            classes=judge.card.get("classes"),
-        )
         pictures, labels = found.images, found.labels
         report.update(images=[str(p) for p in images], notes=found.notes)
     if verify is None and verifier is not None:
@@ -394,9 +393,6 @@ def evaluate(
         real = augment_real.train
         report["augment"] = augment(real, pictures, labels, dataset.test, seeds, steps, classes, on_progress)
     return report
-
-
-JUDGE_FIX = "pass --judge, a classifier trained on them (mnistgen train --model classifier --data DIR)"
 
 
 def check_classes_agree(dataset: Dataset, judge: Weights, weights: Optional[Weights], real: Optional[Dataset]) -> None:

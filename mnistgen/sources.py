@@ -89,6 +89,15 @@ class Images:
     classes: list[str] = field(default_factory=list)  # label names, when the source named them (ImageFolder)
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Whose classes a source is read by (`read`'s `classes`), and what else to do about a class
+    it lacks: both go into the refusal, so it fits the command (encode's model, evaluate's judge)."""
+
+    name: str = "the model"
+    fix: str = "pass --labels"
+
+
 @dataclass
 class _Part:
     """What one source holds: the common result of every reader below."""
@@ -256,12 +265,32 @@ def generated_record(directory: Path, shard: str = "") -> dict:
     return read_manifest(directory / shard_file(MANIFEST_FILE, shard)) or {}
 
 
+def record_beside(images: Path) -> dict:
+    """generate's record beside the IDX `images` file (its shard's, by the file's name), or in the
+    IDX directory `images`: {} when there is none."""
+    directory, tag = (images, None) if images.is_dir() else (images.parent, SHARD_TAG.search(images.name))
+    return generated_record(directory, tag.group(0) if tag else "")
+
+
 def generated_unlabelled(images: Path) -> bool:
     """Whether generate's record beside the IDX `images` file (or in the IDX directory) says they have
     no labels (an unconditional model's samples): the labels file holds zeros only because the format
     needs one."""
-    directory, tag = (images, None) if images.is_dir() else (images.parent, SHARD_TAG.search(images.name))
-    return generated_record(directory, tag.group(0) if tag else "").get("labels") == [UNLABELLED]
+    return record_beside(images).get("labels") == [UNLABELLED]
+
+
+def folder_classes(root: Path, folders: list[str]) -> list[str]:
+    """The class names generate recorded for its numbered label folders `root/<index>/`: its
+    mnistgen.json's, or (shards sharing the folder) those of every shard's manifest when they agree;
+    none for folders named otherwise, or when nothing names every label (then: labels by number)."""
+    numbered = [name for name in folders if name != UNLABELLED_DIR]
+    if not numbered or not all(name.isdecimal() for name in numbered):
+        return []
+    labels = np.array([int(name) for name in numbered])
+    single = root / MANIFEST_FILE
+    records = [single] if single.is_file() else sorted(root.glob(shard_file(MANIFEST_FILE, ".shard-*-of-*")))
+    found = [recorded_classes((read_manifest(path) or {}).get("classes"), labels) for path in records]
+    return found[0] if found and all(names == found[0] for names in found) else []
 
 
 def _read_idx_file(path: Path) -> _Part:
@@ -278,7 +307,7 @@ def _read_idx_file(path: Path) -> _Part:
             f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does "
             "not match"
         )
-    return _Part(images, labels, path)
+    return _Part(images, labels, path, classes=recorded_classes(record_beside(path).get("classes"), labels))
 
 
 # -- HDF5 (generate's files, the tutorial's .mat) and NPZ -----------------------------------------
@@ -851,11 +880,13 @@ def _is_picture(path: Path, root: Path) -> bool:
     return True
 
 
-def _class_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
+def _class_labels(
+    root: Path, names: list[str], classes: Optional[list[str]], owner: Owner = Owner()
+) -> tuple[dict, list[str]]:
     """Folder name -> label. With a model's `classes`: a class name, or a label index (generate writes
     OUT/<index>/). Without: digit names are their integer; otherwise sorted names -> 0, 1, ...
     Two folders for one label (7/ and 007/) are refused, not merged."""
-    mapping, named = _folder_labels(root, names, classes)
+    mapping, named = _folder_labels(root, names, classes, owner)
     first: dict = {}
     for name, label in mapping.items():
         if label is not None and first.setdefault(label, name) != name:
@@ -874,15 +905,15 @@ def model_label(name: str, classes: list[str]) -> Optional[int]:
     return int(name) if name.isdecimal() and int(name) < len(classes) else None
 
 
-def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]]) -> tuple[dict, list[str]]:
+def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]], owner: Owner) -> tuple[dict, list[str]]:
     if classes:
         mapping = {}
         for name in names:
             mapping[name] = None if name == UNLABELLED_DIR else model_label(name, classes)
             if mapping[name] is None and name != UNLABELLED_DIR:
                 raise MnistgenError(
-                    f"folder {root / name} is not a class of the model (classes: {data.shown(classes)}): rename it to "
-                    "one of them, or pass --labels"
+                    f"folder {root / name} is not a class of {owner.name} (classes: {data.shown(classes)}): rename it "
+                    f"to one of them, or {owner.fix}"
                 )
         return mapping, []
     if all(name.isdecimal() or name == UNLABELLED_DIR for name in names):
@@ -899,7 +930,13 @@ def _folder_labels(root: Path, names: list[str], classes: Optional[list[str]]) -
 
 
 def _read_folder(
-    root: Path, counts: dict, classes: Optional[list[str]], need_labels: bool, limit: Optional[int], in_turn: bool
+    root: Path,
+    counts: dict,
+    classes: Optional[list[str]],
+    need_labels: bool,
+    limit: Optional[int],
+    in_turn: bool,
+    owner: Owner = Owner(),
 ) -> _Part:
     """Pictures of a folder (class folders give labels). Only the `limit` kept are decoded: the
     first, or with `in_turn` (training's --limit) every class's first in turn (data.first_indices)."""
@@ -917,10 +954,9 @@ def _read_folder(
         raise MnistgenError(f"{root / empty[0]} holds no image files: add pictures to it, or remove the folder")
     if not loose and not folders:
         raise MnistgenError(f"{root} holds no image files and no MNIST IDX files: pass {FORMS}")
-    mapping, names = _class_labels(root, sorted(per_folder), classes)
-    numbered = np.array([label for label in mapping.values() if label is not None], dtype=np.int64)
-    if folders and not names and not classes and len(numbered):  # generate's OUT/<index>/: its record names them
-        names = recorded_classes(generated_record(root).get("classes"), numbered)
+    recorded = folder_classes(root, sorted(per_folder))  # generate's OUT/<index>/: by number, named by its record
+    mapping, names = _class_labels(root, sorted(per_folder), None if recorded else classes, owner)
+    names = recorded or names
     if need_labels and (not folders or any(v is None for v in mapping.values())):
         raise MnistgenError(
             f"{root} holds unlabelled pictures: only --model vae trains on them; sort them into {root}/<class>/ "
@@ -954,6 +990,7 @@ def _read_path(
     limit: Optional[int] = None,
     pictures: bool = True,
     in_turn: bool = False,
+    owner: Owner = Owner(),
 ) -> _Part:
     """Any form, by what it is: a directory (IDX or pictures), else by the file's first bytes."""
     if not path.exists():
@@ -962,8 +999,9 @@ def _read_path(
         if _holds_idx(path):
             idx = read_idx_dir(path)
             labels = None if generated_unlabelled(path) else idx.train.labels.astype(np.int64)
-            return _Part(idx.train.images, labels, path, test=idx.test)
-        return _read_folder(path, counts, classes, need_labels, limit, in_turn)
+            named = recorded_classes(record_beside(path).get("classes"), labels)  # generate's IDX pair: its record
+            return _Part(idx.train.images, labels, path, classes=named, test=idx.test)
+        return _read_folder(path, counts, classes, need_labels, limit, in_turn, owner)
     if not path.is_file():  # a FIFO or a device would block, or never end
         raise MnistgenError(
             f"{path} is not a regular file (a pipe or a device?): save the data to a file and pass that"
@@ -1042,34 +1080,38 @@ def load(
     return Dataset(train, part.test, str(path), part.classes, part.labels is not None, notes)
 
 
-def _as_model_labels(part: _Part, classes: Optional[list[str]]) -> _Part:
-    """A file that records its class names (generate's HDF5/NPZ) read for a model of `classes`: its
-    labels by name, as class folders are (a name of the model's, or a label index); a name the model
-    lacks is refused. Compared by number, another model's "zero" would be read as that model's 3."""
+def _as_model_labels(part: _Part, classes: Optional[list[str]], owner: Owner = Owner()) -> _Part:
+    """A source that records its class names (generate's outputs, in their files or manifests) read
+    for a model of `classes`: its labels by name, as class folders are (a name of the model's, or a
+    label index); a name the model lacks among the labels it holds is refused. Compared by number,
+    another model's "zero" would be read as that model's 9."""
     if not classes or not part.classes or part.labels is None or part.classes == list(classes):
         return part
-    lookup = []
-    for name in part.classes:
-        label = model_label(name, classes)
-        if label is None:
+    lookup = np.zeros(len(part.classes), dtype=np.int64)
+    for label in np.unique(part.labels):  # only the classes it holds: a name it merely records is no matter
+        name = part.classes[label]
+        found = model_label(name, classes)
+        if found is None:
             raise MnistgenError(
-                f"{part.source} holds images of class {name!r}, which is not a class of the model (classes: "
-                f"{data.shown(classes)}): pass --labels, or use the model that generated them"
+                f"{part.source} holds images of class {name!r}, which is not a class of {owner.name} (classes: "
+                f"{data.shown(classes)}): {owner.fix}"
             )
-        lookup.append(label)
-    return replace(part, labels=np.array(lookup, dtype=np.int64)[part.labels], classes=list(classes))
+        lookup[label] = found
+    return replace(part, labels=lookup[part.labels], classes=list(classes))
 
 
-def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None) -> Images:
+def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None, owner: Owner = Owner()) -> Images:
     """Read and concatenate every source, in order; `limit` keeps the first N images. With `classes`
-    (a model card's), ImageFolder folder names must be among them (or be label indices)."""
+    (a model card's, or the judge's), labels are read by class name: ImageFolder folder names must be
+    among them (or be label indices), and so must the names generate recorded for its outputs; a
+    refusal names `owner`."""
     parts: list[_Part] = []
     counts: dict = {}
     for path in map(Path, paths):
         left = None if limit is None else limit - sum(len(p.images) for p in parts)
         if left is not None and left <= 0:
             break
-        parts.append(_as_model_labels(_read_path(path, counts, classes, limit=left), classes))
+        parts.append(_as_model_labels(_read_path(path, counts, classes, limit=left, owner=owner), classes, owner))
     if not parts:
         raise MnistgenError(f"no images given: pass {FORMS}")
     images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])  # one: no copy

@@ -171,6 +171,17 @@ def test_a_model_generates_the_labels_it_trained_on(tmp_path, dataset):
         "generate those\n"
     )
     assert not (tmp_path / "zero").exists()
+    by_class = runner.invoke(app, ["generate", "--model", str(run), "--class", "0", "-o", str(tmp_path / "zero"), "-q"])
+    assert by_class.exit_code == 1, by_class.output  # the option the user gave
+    assert by_class.stderr == (
+        f"Error: --class 0: model {run.name} saw no training images of class 0 (it was trained on 3, 7): "
+        "generate those\n"
+    )
+    every = runner.invoke(
+        app, ["generate", "--model", str(run), "--class", "all", "-n", "2", "-o", str(tmp_path / "c.h5")]
+    )
+    assert every.exit_code == 0, every.output  # --class all, as --digit all
+    assert json.loads(every.stdout)["labels"] == [3, 7]
 
 
 def test_generated_files_carry_the_class_names_back(tmp_path, dataset):
@@ -237,3 +248,148 @@ def test_interpolate_and_encode_take_class_names_as_generate_does(tmp_path, tiny
     )
     assert result.exit_code == 0, result.output
     assert out.is_file()
+
+
+SORTED_WORDS = sorted(WORDS)  # an ImageFolder's order: "zero" is label 9, "eight" label 0
+
+
+def renamed(source: Path, run: Path, classes: list, companion: Path | None = None) -> Path:
+    """A copy of the run directory `source` whose card names `classes`; with `companion`, that
+    classifier (renamed alike) beside it as the card's verifier, as train writes it."""
+    import shutil
+
+    shutil.copytree(source, run)
+    card = json.loads((run / "model.json").read_text())
+    card["classes"] = classes
+    if companion is not None:
+        renamed(companion, run / "companion", classes)
+        for suffix in (".safetensors", ".json"):
+            (run / "companion" / f"model{suffix}").rename(run / f"classifier{suffix}")
+        card.setdefault("sampling", {})["classifier"] = "classifier.safetensors"
+    (run / "model.json").write_text(json.dumps(card))
+    return run
+
+
+def test_evaluate_verifies_a_named_model_with_its_own_classes(
+    tmp_path, mnist_dir, tiny_cvae, tiny_classifier, tiny_judge
+):
+    """A model of named classes is verified by its companion, as generate verifies it; the shipped
+    digit classifier would grade its "zero"s by index (0.00%): refused when named, left out when not."""
+    judge = renamed(tiny_judge, tmp_path / "judge", SORTED_WORDS)
+    plain = renamed(tiny_cvae, tmp_path / "plain", SORTED_WORDS)
+    own = renamed(tiny_cvae, tmp_path / "own", SORTED_WORDS, companion=tiny_classifier)
+    argv = ["evaluate", "--count", "10", "--data", str(mnist_dir), "--judge", str(judge)]
+    result = runner.invoke(app, [*argv, "--model", str(own), "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verifier"] == "tiny-classifier" and "verifier" in report["samples"]  # its companion
+    result = runner.invoke(app, [*argv, "--model", str(plain)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    note = (
+        "no verifier accuracy: classifier knows classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, not those of model tiny-cvae "
+        "(eight, five, four, nine, one, seven, six, three, two, zero); pass --classifier, one trained on them"
+    )
+    assert report["verifier_note"] == note and "verifier" not in report and "verifier" not in report["samples"]
+    assert f"note: {note}\n" in result.stderr and "verifier accuracy (" not in result.stderr  # no 0.00% row
+    for model in (plain, own):
+        refused = runner.invoke(app, [*argv, "--model", str(model), "--classifier", "classifier", "-q"])
+        assert refused.exit_code == 1, refused.output
+        assert refused.stderr == (  # generate's message; leaving --classifier out is evaluate's way out
+            "Error: --classifier classifier knows classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 but model tiny-cvae has eight, "
+            "five, four, nine, one, seven, six, three, two, zero: pass a classifier trained on the model's classes, "
+            "or leave --classifier out\n"
+        )
+
+
+def test_every_form_of_generated_output_is_labelled_by_its_class_names(tmp_path, mnist_dir, tiny_cvae):
+    """A word-named model's "zero"s (label 9) read back as "zero" from every form generate writes:
+    another model or judge reads them by name, and refuses them when it has no such class (graded
+    as digit 9 they were all wrong). The HDF5 refusal named 'eight', a class the file does not hold."""
+    named = renamed(tiny_cvae, tmp_path / "named", SORTED_WORDS)
+    for out, extra in (("g", []), ("g.h5", []), ("g.npz", []), ("gi", ["--format", "idx"])):
+        path = tmp_path / out
+        argv = ["generate", "--model", str(named), "--class", "zero", "-n", "2", "-o", str(path), "-q", *extra]
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        assert (path / "9").is_dir() if out == "g" else True  # folders keep the label index
+        sources_ = [path, path / "train-images-idx3-ubyte.gz"] if out == "gi" else [path]
+        for source in sources_:
+            from mnistgen import sources
+
+            assert sources.read([source], classes=SORTED_WORDS).labels.tolist() == [9, 9]
+            assert sources.read([source], classes=WORDS).labels.tolist() == [0, 0]  # by name, not by number
+            loaded = sources.load(source)
+            assert loaded.classes == SORTED_WORDS and loaded.train.labels.tolist() == [9, 9]
+            graded = runner.invoke(app, ["evaluate", "--images", str(source), "--data", str(mnist_dir), "-q"])
+            assert graded.exit_code == 1, graded.output
+            assert graded.stderr == (
+                f"Error: {source} holds images of class 'zero', which is not a class of the judge judge (classes: 0, "
+                "1, 2, 3, 4, 5, 6, 7, 8, 9): pass --judge, a classifier trained on them (mnistgen train --model "
+                "classifier --data DIR)\n"
+            )
+            encoded = runner.invoke(app, ["encode", str(source), "--model", str(tiny_cvae)])
+            assert encoded.exit_code == 1, encoded.output
+            assert encoded.stderr == (
+                f"Error: {source} holds images of class 'zero', which is not a class of the model (classes: 0, 1, 2, "
+                "3, 4, 5, 6, 7, 8, 9): pass --labels\n"
+            )
+    first = runner.invoke(app, ["encode", str(tmp_path / "g"), "--model", str(named)])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[1].split(",")[1] == "9"
+
+
+def test_a_sharded_folders_manifests_name_its_classes(tmp_path, tiny_cvae):
+    from mnistgen import sources
+
+    named = renamed(tiny_cvae, tmp_path / "named", SORTED_WORDS)
+    out = tmp_path / "g"
+    for shard in ("0/2", "1/2"):  # two shards in one folder: a manifest each, no mnistgen.json
+        argv = ["generate", "--model", str(named), "--class", "zero,one", "-n", "2", "--shard", shard, "-o", str(out)]
+        result = runner.invoke(app, [*argv, "--seed", "1", "-q"])
+        assert result.exit_code == 0, result.output
+    loaded = sources.load(out)
+    assert loaded.classes == SORTED_WORDS and sorted(set(loaded.train.labels.tolist())) == [4, 9]
+
+
+def test_messages_name_what_the_command_takes(tmp_path, mnist_dir, dataset, tiny_cvae):
+    words = folder(tmp_path / "w", dataset, dict(enumerate(WORDS)))
+    result = runner.invoke(app, ["evaluate", "--images", str(words), "--data", str(mnist_dir)])
+    assert result.exit_code == 1, result.output  # no model, no --labels: the judge, and --judge
+    assert result.stderr == (
+        f"Error: folder {words / 'eight'} is not a class of the judge judge (classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9): "
+        "rename it to one of them, or pass --judge, a classifier trained on them (mnistgen train --model classifier "
+        "--data DIR)\n"
+    )
+    other = tmp_path / "xy.npz"
+    np.savez(other, x=dataset.train.images[:4], y=dataset.train.labels[:4])
+    result = runner.invoke(app, ["evaluate", "--images", str(other), "--data", str(mnist_dir)])
+    assert result.exit_code == 1, result.output  # read before the judge grades the test set: no stage line
+    assert result.stderr == (
+        f"Error: {other} holds 'x', 'y', none of the arrays mnistgen reads: save yours as images uint8 (N, 28, 28) "
+        "and labels (N,), as generate writes, or as x_train (N, 28, 28) and y_train (N,), with x_test and y_test as "
+        "a test split, as Keras's mnist.npz\n"
+    )
+    named = renamed(tiny_cvae, tmp_path / "named", SORTED_WORDS)
+    out = tmp_path / "g.h5"
+    result = runner.invoke(app, ["generate", "--model", str(named), "--digit", "3,9", "-n", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        "note: --digit gives label indices: in model tiny-cvae, label 3 is 'nine', 9 is 'zero'; --class chooses by "
+        "name\n"
+    )
+    digits = ["generate", "--model", str(tiny_cvae), "--digit", "3", "-n", "1", "-o", str(tmp_path / "d.h5")]
+    result = runner.invoke(app, digits)
+    assert result.exit_code == 0, result.output  # digits named by their own numbers: no note
+    assert "note: --digit" not in result.stderr
+
+
+def test_a_train_error_is_one_line_with_the_progress_bar_on(tmp_path, dataset):
+    one = folder(tmp_path / "one", dataset, {0: "a"})
+    argv = ["train", "--model", "cvae", "--data", str(one), "--epochs", "1", "--processes", "1"]
+    result = runner.invoke(app, [*argv, "--out", str(tmp_path / "run")])  # not --quiet
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: {one} has one class folder (a/): a cvae or the classifier needs at least 2 classes; add another, or "
+        "train --model vae\n"
+    )
