@@ -2,7 +2,8 @@
 
 Arguments are validated before Paddle is imported, so mistakes are reported at once and
 `mnistgen --help` stays fast. `MnistgenError` becomes `Error: ...` on stderr with exit 1;
-usage mistakes are Typer/Click usage errors with exit 2; Ctrl-C exits 130, SIGTERM 143. Progress goes to
+usage mistakes are Typer/Click usage errors with exit 2; Ctrl-C exits 130, SIGTERM 143; a reader of stdout
+that goes away before a summary or listing is written (`| head`) exits 141, quietly. Progress goes to
 stderr, results (one JSON line) to stdout.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import secrets
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from mnistgen.config import (
     ALL_LABELS,
@@ -51,8 +54,11 @@ from mnistgen.runtime import (
     MEMORY_ENV,
     THREADS_ENV,
     Device,
+    hold_signals,
+    import_numpy,
     init_distributed,
     launched_world,
+    release_signals,
     select_device,
     terminate,
 )
@@ -60,6 +66,8 @@ from mnistgen.version import __version__
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_READER_GONE = 128 + 13  # SIGPIPE's number: the status of a Unix tool ended by a closed pipe (`| head`)
+INTERRUPTED_NOTE = "stopped; every file already written is complete"
 TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 MAX_OPTION_INT = MAX_SEED  # the largest number an integer-list option takes (--seeds); bounds every list
@@ -91,8 +99,30 @@ def _recipes_default(field: str) -> str:
     return f"[default: the recipe's: {each}]"
 
 
+def _interrupted(exc: KeyboardInterrupt, note: str = INTERRUPTED_NOTE) -> int:
+    """The one `Interrupted:` line (an atomic.Interrupted's own note, which says what its held step left on
+    disk, else `note`) and the exit code: 130 for Ctrl-C, 143 for SIGTERM (runtime.Terminated)."""
+    from mnistgen import parallel
+
+    if not parallel.launched_by_mnistgen():  # a rank train started: the launcher says it, once
+        _stderr(f"Interrupted: {getattr(exc, 'note', None) or note}.")
+    return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+
+
+class _Commands(TyperGroup):
+    """The command group: a Ctrl-C or SIGTERM outside a command's _user_errors (while its arguments are
+    parsed, or as it returns) ends as inside one, where Typer would exit 130 without a word."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(_interrupted(exc)) from None
+
+
 app = typer.Typer(
     name="mnistgen",  # its help is _root's docstring (a help= here would hide that docstring's example)
+    cls=_Commands,
     no_args_is_help=True,
     rich_markup_mode=None,  # plain Click messages: one-line usage errors, no boxes
     pretty_exceptions_enable=False,
@@ -190,31 +220,71 @@ def _stderr(message: str) -> None:
 PIPED_WIDTH = 10_000  # a table written to a pipe or file keeps its natural width: no cell is cut short
 
 
-def _result_console():
-    """The console a command's result table goes to (stdout): the terminal's width, or unlimited when piped."""
+class _ReaderGone(Exception):
+    """Standard output's reader went away (`| head`, `| true`) while a summary or listing was written:
+    the command's work is done, so main() ends quietly with EXIT_READER_GONE, as a Unix tool would."""
+
+
+def _write_result(text: str, data: Optional[str] = None) -> None:
+    """Write a command's result on stdout and flush it, so that a failed write is told here: a full disk
+    is an Error; a reader that went away is _ReaderGone after a summary or listing, an Error when the text
+    is the data itself (`data` names it). Every byte is written, the count checked: a write larger than a
+    pipe's buffer, cut short when the reader leaves, returns its short count, which Python's text layer
+    ignores - the rest was dropped without an error."""
+    stream = getattr(sys.stdout, "buffer", None)
+    try:
+        if stream is None:  # a text-only stand-in (a test's capture)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        sys.stdout.flush()
+        view = memoryview(text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict"))
+        while view:
+            view = view[stream.write(view) :]
+        stream.flush()
+    except BrokenPipeError:
+        if data is None:
+            raise _ReaderGone() from None
+        raise MnistgenError(
+            f"the reader closed standard output before {data} ended: what it read is incomplete"
+        ) from None
+    except OSError as exc:
+        raise MnistgenError(
+            f"cannot write to standard output: {exc.strerror or exc}; free space where it goes, or send it elsewhere"
+        ) from None
+
+
+def _show_result(*tables) -> None:
+    """Rich tables that are a command's result, on stdout (through _write_result): the terminal's width,
+    or unlimited when piped."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+    terminal = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns if terminal else PIPED_WIDTH
+    console = Console(file=io.StringIO(), force_terminal=terminal, width=width)  # rich writes nothing itself
+    for table in tables:
+        console.print(table)
+    _write_result(console.file.getvalue())
 
 
 @contextlib.contextmanager
 def _user_errors(
-    interrupted_note: str = "stopped; every file already written is complete",
+    interrupted_note: str = INTERRUPTED_NOTE,
     os_fix: str = "free space or choose another --out (partial files were removed)",
 ):
     """Turn library errors into one line on stderr and the documented exit codes; `os_fix` is what
-    to do about a failed read or write (disk full, permissions) in this command."""
+    to do about a failed read or write (disk full, permissions) in this command. Every command's work
+    starts here: numpy is imported while main() holds Ctrl-C and SIGTERM (see runtime.hold_signals),
+    then they are let through."""
     try:
+        import_numpy()
+        release_signals()
         yield
     except MnistgenError as exc:
         _stderr(f"Error: {exc}")
         raise typer.Exit(EXIT_ERROR) from None
-    except KeyboardInterrupt as exc:  # an atomic.Interrupted says what its held step left on disk
-        from mnistgen import parallel
-
-        if not parallel.launched_by_mnistgen():  # a rank train started: the launcher says it, once
-            _stderr(f"Interrupted: {getattr(exc, 'note', None) or interrupted_note}.")
-        raise typer.Exit(getattr(exc, "exit_code", EXIT_INTERRUPTED)) from None  # SIGTERM: 143
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(_interrupted(exc, interrupted_note)) from None
     except MemoryError:  # a limit the memory budget does not see (ulimit -v): partial files were removed
         _stderr(
             "Error: out of memory: ask for less at once (fewer images or frames, a smaller --scale), or set "
@@ -231,7 +301,7 @@ def _user_errors(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"mnistgen {__version__}")
+        _write_result(f"mnistgen {__version__}\n")
         raise typer.Exit()
 
 
@@ -361,8 +431,15 @@ def _check_classifiers(spec: str) -> None:
 # -- progress -----------------------------------------------------------------------------------
 
 
+WIDE_PROGRESS = 100  # columns the full progress line needs (a long stage, a 7-digit count, train's info)
+SHORT_BAR, SHORT_BAR_FROM = 10, 60  # a narrower terminal's bar, and the width it needs one
+
+
 def _progress(quiet: bool):
-    """A rich progress bar on stderr, or a silent stand-in with the same interface."""
+    """A rich progress bar on stderr, or a silent stand-in with the same interface. On a terminal
+    narrower than WIDE_PROGRESS (where rich would squeeze columns to nothing, the count first) the line
+    is the stage, a short bar (from SHORT_BAR_FROM columns), the count and the time left, then what fits
+    of the info (rate, rejected share)."""
     if quiet:
         return _NullProgress()
     from rich.console import Console
@@ -374,7 +451,22 @@ def _progress(quiet: bool):
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
 
+    console = Console(stderr=True)
+    if console.width < WIDE_PROGRESS:
+        kept = Column(no_wrap=True)
+        bar = [BarColumn(bar_width=SHORT_BAR)] if console.width >= SHORT_BAR_FROM else []
+        return Progress(
+            TextColumn("{task.description}", table_column=kept),
+            *bar,
+            MofNCompleteColumn(table_column=kept),
+            TimeRemainingColumn(table_column=kept),
+            TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            console=console,
+            transient=False,
+            expand=True,  # the info column takes what is left, and only that
+        )
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -382,7 +474,7 @@ def _progress(quiet: bool):
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=False,
     )
 
@@ -428,9 +520,11 @@ def command_line(ctx: typer.Context) -> str:
 
 def _emit(summary: dict, err: bool = False) -> None:
     """The one result line on stdout (on stderr when stdout carries data, err=True)."""
-    stream = sys.stderr if err else sys.stdout
-    stream.write(json.dumps(summary) + "\n")
-    stream.flush()
+    if not err:
+        _write_result(json.dumps(summary) + "\n")
+        return
+    sys.stderr.write(json.dumps(summary) + "\n")
+    sys.stderr.flush()
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -1327,10 +1421,15 @@ def interpolate(
     if grid is not None and to not in (None, WalkOutput.png):
         raise typer.BadParameter(f"--grid draws one PNG picture: drop --to {to.value}", param_hint="--to")
     to = WalkOutput.png if grid is not None else to or WalkOutput.gif
-    out = out or (Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to])
+    named = Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to]
+    out = out or named
     with _user_errors("nothing was left half-written"):
         from mnistgen import atomic, export
+        from mnistgen import generate as gen  # no Paddle
 
+        if str(out) == gen.STDOUT:
+            kind = "a folder" if to is WalkOutput.frames else f"a .{to.value} file"
+            raise MnistgenError(f"--out -: interpolate writes files, not standard output; name {kind}, such as {named}")
         atomic.check_apart({"--out": out}, image_paths or [])
         export.check_walk_out(out, to.value, force)
         from mnistgen import api, explore  # Paddle: only once the output is known to be writable
@@ -1458,7 +1557,7 @@ def encode(
             rebuilt = loaded.reconstruct(found.images[shown], None if found.labels is None else found.labels[shown])
             export.write_png(reconstruct, export.upscale(export.tile(np.stack([found.images[shown], rebuilt])), 2))
         if out is None:
-            sys.stdout.write(export.latents_csv(found.names, found.labels, means, stds))
+            _write_result(export.latents_csv(found.names, found.labels, means, stds), data="the CSV")
         else:
             export.write_latents(out, found.names, found.labels, means, stds)
             _emit({"count": len(means), "out": str(out), "model": loaded.name})
@@ -1755,7 +1854,7 @@ def models(
                 row["sha256"][:12],
                 row["path"],
             )
-        _result_console().print(table)
+        _show_result(table)
 
 
 @models_app.command("show", cls=_Command)
@@ -1767,7 +1866,7 @@ def models_show(name: Annotated[str, typer.Argument(metavar="NAME|PATH", help="A
     """
     with _user_errors():
         weights = _check_model(name, "NAME")
-        sys.stdout.write(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
+        _write_result(json.dumps({**weights.card, "path": str(weights.path)}, indent=2) + "\n")
 
 
 @app.command()
@@ -1786,7 +1885,7 @@ def doctor(
 
         report = doctor_lib.diagnose(on_step=lambda step: None if as_json else _stderr(f"doctor: {step}..."))
         if as_json:
-            sys.stdout.write(json.dumps(report, indent=1) + "\n")
+            _write_result(json.dumps(report, indent=1) + "\n")
         else:
             _doctor_table(report)
         failed = doctor_lib.failures(report)
@@ -1805,9 +1904,7 @@ def _doctor_table(report: dict) -> None:
     for row in report["checks"]:
         status = f"[{colour[row['status']]}]{row['status']}[/{colour[row['status']]}]"
         checks.add_row(row["check"], status, row["detail"], row.get("fix", ""))
-    console = _result_console()  # the report is the result: `mnistgen doctor > report.txt` keeps it
-    console.print(env)
-    console.print(checks)
+    _show_result(env, checks)  # the report is the result: `mnistgen doctor > report.txt` keeps it
 
 
 cache_app = typer.Typer(rich_markup_mode=None)
@@ -1879,10 +1976,21 @@ def cache_clear() -> None:
 
 def main() -> None:
     """Console-script entry point. SIGTERM (timeout, Slurm's time limit, docker stop) unwinds as
-    Ctrl-C does: partial files are removed, one line says what is on disk, exit 143."""
+    Ctrl-C does: partial files are removed, one line says what is on disk, exit 143. Both are held
+    until the command's work starts (runtime.hold_signals). Once the command has ended they end the
+    process as by default, silently: Python's exit (Paddle's atexit work) is no place for a traceback."""
+    hold_signals()
     signal.signal(signal.SIGTERM, terminate)
     try:
         app()
     except MnistgenError as exc:  # raised while parsing (e.g. a damaged --model file)
         _stderr(f"Error: {exc}")
         sys.exit(EXIT_ERROR)
+    except _ReaderGone:
+        with contextlib.suppress(OSError, ValueError):  # Python's exit flushes stdout: into nothing now
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_READER_GONE)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        release_signals()

@@ -98,6 +98,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
+CACHE_FIX = f"set ${CACHE_ENV} to a folder you can write"
+
+
+def cache_problem() -> str | None:
+    """Why the cache cannot take downloads and exported decoders (None when it can): it, or the part of
+    its path that exists, is a file or cannot be written. Seen as it is used, this surfaced as a slow
+    eager decoder (NotADirectoryError under `inference/`) or a failed download, not as the cache's fault."""
+    root = cache_dir()
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is None:  # nothing of the path exists (a relative path's "." always does)
+        return None
+    if existing == root and not root.is_dir():
+        return f"the cache {root} is a file, not a folder"
+    if not existing.is_dir():
+        return f"the cache {root} cannot be made: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the cache {root} cannot be written (no write permission on {existing})"
+    return None
+
+
 def first_images(split: Split, count: int) -> Split:
     """The first `count` images (--limit). A split listed class by class (an ImageFolder is read
     folder by folder) gives the first image of every class in turn instead, so a limit keeps every

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from mnistgen import checkpoint, decoders, predictor, sample
-from mnistgen.data import one_hot
+from mnistgen.data import CACHE_FIX, cache_dir, cache_problem, one_hot
 from mnistgen.runtime import (
     CPU_BUILD,
     NO_GPU,
@@ -117,12 +117,14 @@ def guarded(name: str, rows: Callable[[], list[dict]]) -> list[dict]:
 
 
 def cache_checks() -> list[dict]:
-    from mnistgen.data import cache_dir
     from mnistgen.predictor import list_exports
 
     root = cache_dir()
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
-    rows = [check("cache", OK, f"{root} ({size / 2**20:.1f} MB)")]
+    problem = cache_problem()
+    rows = [
+        check("cache", FAIL, problem, CACHE_FIX) if problem else check("cache", OK, f"{root} ({size / 2**20:.1f} MB)")
+    ]
     for row in list_exports():
         name = f"export {row['name']}"
         if not row["this_paddle"]:
@@ -175,6 +177,15 @@ def training_check(paddle) -> dict:
     return check("self-test: training", FAIL, f"the loss does not fall: {detail}", REPORT_FIX)
 
 
+def eager_row(name: str, note: str) -> dict:
+    """The row of a CPU decoder that fell back to eager Paddle: the fast decoder is exported into the
+    cache, so an unusable cache is named as the cause, with its fix; else the Paddle build is suspect."""
+    problem = cache_problem()
+    if problem:
+        return check(name, WARN, f"{problem}, so {note}", f"{CACHE_FIX}: the fast decoder is exported into it")
+    return check(name, WARN, note, "reinstall Paddle (pip install --force-reinstall paddlepaddle)")
+
+
 def decoder_checks(device: str) -> list[dict]:
     """The shipped model's first block of digit 3, decoded eagerly and by the predictor (fp32, and
     bf16 where the CPU is fast at it); on a GPU, eager GPU decoding against the CPU predictor."""
@@ -191,7 +202,7 @@ def decoder_checks(device: str) -> list[dict]:
             decoder = decoders.make_decoder(weights, "cpu", spec)
             if decoder.name != "predictor":
                 note = predictor.decoder_note(decoder) or "eager by choice"
-                rows.append(check(name, WARN, note, "reinstall Paddle (pip install --force-reinstall paddlepaddle)"))
+                rows.append(eager_row(name, note))
                 continue
             out = decoder(z, onehot).astype(np.int16)
             cpu = out if precision == "fp32" else cpu

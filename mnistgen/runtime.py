@@ -10,7 +10,9 @@ missing Paddle becomes one line that names the fix instead of a traceback. Paddl
 takes SIGTERM (what `timeout`, Slurm's time limit and `docker stop` send) for a C++ handler that
 prints its stack to stdout and ends the process where it stands; the handler Python had is given
 back: the CLI's `terminate` (a terminated command unwinds as Ctrl-C does and removes its partial
-files), a host program's own, or the default.
+files), a host program's own, or the default. Ctrl-C and SIGTERM are held back while Paddle imports
+(`_signals_held`), and by the CLI from its first line until a command's work starts (`hold_signals`),
+so neither meets Paddle's handler: one that comes is delivered to Python's once Paddle is whole.
 """
 
 from __future__ import annotations
@@ -66,14 +68,11 @@ def import_paddle():
     # used when it loads (numpy 2 imports numpy.random lazily, and its first import inflates), the
     # system zlib binds to them and the process segfaults in inflateReset2 (seen with 2.6.2 under a
     # pyenv Python, in paddle.jit.save). Importing numpy.random first binds zlib to itself.
-    import numpy.random  # noqa: F401
-
-    before = signal.getsignal(signal.SIGTERM)
+    import_numpy()
     try:
-        with warnings.catch_warnings():
+        with _signals_held(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "No ccache found" and similar UserWarnings
             import paddle
-        _take_back_sigterm(before)
     except ImportError as exc:
         raise MnistgenError(f"PaddlePaddle is not installed ({exc}): {INSTALL_HINT}") from None
     version = tuple(int(p) for p in paddle.__version__.split(".")[:2] if p.isdigit())
@@ -90,14 +89,80 @@ def terminate(signum, frame):
     raise Terminated()
 
 
-def _take_back_sigterm(before) -> None:
-    """After Paddle's import: SIGTERM back to the handler Python had. Only in the main thread of a
-    process that is not a multiprocessing child (a DataLoader worker is stopped by its parent and
-    keeps Paddle's handling); a handler set outside Python (None) is not ours to replace."""
-    if threading.current_thread() is not threading.main_thread() or multiprocessing.parent_process() is not None:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and timeout/Slurm/docker stop
+
+
+def _owns_signals() -> bool:
+    """Whether this thread may hold and handle Ctrl-C and SIGTERM: the main thread (where Python runs
+    signal handlers) of a process that is not a multiprocessing child (a DataLoader worker is stopped by
+    its parent and keeps Paddle's handling), on a system with signal masks."""
+    return (
+        hasattr(signal, "pthread_sigmask")
+        and threading.current_thread() is threading.main_thread()
+        and multiprocessing.parent_process() is None
+    )
+
+
+@contextlib.contextmanager
+def _blocked():
+    """Ctrl-C and SIGTERM blocked in this thread for the block (one that comes is delivered after it)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+_HELD_MASK: Optional[set] = None  # the signal mask before hold_signals, while it holds
+
+
+def hold_signals() -> None:
+    """The CLI's first act: Ctrl-C and SIGTERM blocked in the main thread until `release_signals` (a
+    command's work starts, or the CLI ends). Every thread started meanwhile is born with them blocked,
+    numpy's BLAS threads above all (one per further CPU, started as numpy loads): the kernel can then hand
+    them only to the main thread, which `_signals_held` holds while Paddle imports. Handed to a BLAS
+    thread then, SIGTERM met Paddle's C++ handler, or Python's handler raised inside the import."""
+    global _HELD_MASK
+    if _HELD_MASK is None and _owns_signals():
+        _HELD_MASK = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_signals() -> None:
+    """The mask as before hold_signals: a Ctrl-C or SIGTERM that came meanwhile is delivered now."""
+    global _HELD_MASK
+    if _HELD_MASK is not None:
+        mask, _HELD_MASK = _HELD_MASK, None
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def import_numpy() -> None:
+    """Import numpy (and numpy.random, see import_paddle) with Ctrl-C and SIGTERM blocked, so its BLAS
+    threads never take them (see hold_signals): for a program that uses mnistgen before numpy."""
+    with _blocked() if "numpy" not in sys.modules and _owns_signals() else contextlib.nullcontext():
+        import numpy.random  # noqa: F401
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Paddle's first import with Ctrl-C and SIGTERM blocked, then their handlers as Python had them
+    and the signals unblocked: one that came meanwhile is delivered then, to that handler (the CLI's
+    Terminated or KeyboardInterrupt, raised here once Paddle is whole). Delivered during the import,
+    SIGTERM met Paddle's C++ handler (its stack on stdout, the process ended where it stood), and an
+    exception raised inside the import was swallowed by a bare `except` or made "PaddlePaddle is not
+    installed (initialization failed)". Only the main thread's mask is set here: a thread started
+    earlier takes the signals unless it was born holding them (hold_signals, import_numpy). A handler
+    set outside Python (None) is not ours to replace."""
+    if "paddle" in sys.modules or not _owns_signals():
+        yield
         return
-    if before is not None:
-        signal.signal(signal.SIGTERM, before)
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    with _blocked():
+        try:
+            yield
+        finally:
+            for signum, handler in before.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
 
 
 def _cgroup_cpus() -> Optional[float]:

@@ -51,6 +51,27 @@ def test_help_imports_neither_paddle_nor_numpy():
     assert out.strip().endswith("False False")
 
 
+@pytest.mark.parametrize("columns", [40, 80, 120])
+def test_progress_keeps_the_count_on_a_narrow_terminal(monkeypatch, columns):
+    """At COLUMNS=40 rich squeezed generate's count out (`generating   1944 img/s   4.6% rejected`):
+    the count stays, and the rate and rejected share give way first."""
+    import io
+
+    from rich.console import Console
+
+    from mnistgen.cli import _progress
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    progress = _progress(quiet=False)
+    task = progress.add_task("generating", total=50_000, info="")
+    progress.update(task, completed=1234, info="  1944 img/s   4.6% rejected")
+    console = Console(file=io.StringIO(), width=columns)
+    console.print(progress.make_tasks_table(progress.tasks))
+    line = console.file.getvalue().rstrip("\n")
+    assert line.startswith("generating") and "1234/50000" in line and len(line) <= columns
+    assert ("rejected" in line) == (columns > 40)
+
+
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("mnistgen ")

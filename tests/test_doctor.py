@@ -70,3 +70,30 @@ def test_doctor_and_models_tables_are_the_result_on_stdout_whole_when_piped():
     listing = runner.invoke(app, ["models"])  # not a terminal: no cell cut short with "…"
     assert listing.exit_code == 0, listing.output
     assert "classifier-b" in listing.stdout and "…" not in listing.stdout
+
+
+def test_an_unusable_cache_fails_its_row_and_is_named_where_it_slows_the_decoder(tmp_path, monkeypatch):
+    """$MNISTGEN_DATA a file: the cache row said `ok (0.0 MB)` and the decoder rows blamed Paddle
+    ("reinstall Paddle") for a NotADirectoryError under the cache."""
+    cache = tmp_path / "notadir"
+    cache.write_text("")
+    monkeypatch.setenv("MNISTGEN_DATA", str(cache))
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == 1  # doctor's convention for a fail row
+    rows = {row["check"]: row for row in json.loads(result.stdout)["checks"]}
+    problem, fix = f"the cache {cache} is a file, not a folder", "set $MNISTGEN_DATA to a folder you can write"
+    assert rows["cache"] == {"check": "cache", "status": "fail", "detail": problem, "fix": fix}
+    decoder = rows["self-test: CPU decoder (fp32)"]
+    assert decoder["status"] == "warn" and decoder["detail"].startswith(f"{problem}, so the fast CPU decoder is")
+    assert decoder["fix"] == f"{fix}: the fast decoder is exported into it"
+    assert result.stderr == f"Error: cache: {problem}; {fix}\n"
+
+
+def test_a_cache_under_a_file_cannot_be_made(tmp_path, monkeypatch):
+    from mnistgen.data import cache_problem
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "file" / "cache"))
+    assert cache_problem() == f"the cache {tmp_path / 'file' / 'cache'} cannot be made: {tmp_path / 'file'} is a file"
+    monkeypatch.setenv("MNISTGEN_DATA", str(tmp_path / "new" / "cache"))
+    assert cache_problem() is None  # made on first use

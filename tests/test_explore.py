@@ -221,6 +221,18 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
             "Error: Invalid value for --points: '1,1e999': inf is not a latent coordinate",
         ),
         (["--labels", "3,"], 2, "Error: Invalid value for --labels: '3,' has an empty name"),
+        (  # it suggested naming the GIF "-.gif"; a frames walk made a folder named "-"
+            ["--out", "-"],
+            1,
+            "Error: --out -: interpolate writes files, not standard output; name a .gif file, such as "
+            "interpolate.gif\n",
+        ),
+        (
+            ["--to", "frames", "--out", "-"],
+            1,
+            "Error: --out -: interpolate writes files, not standard output; name a folder, such as "
+            "interpolate_frames\n",
+        ),
         (["--digits", "3," + "9" * 5000], 2, "(5000 digits) is too large: use at most 4294967295"),
     ],
 )

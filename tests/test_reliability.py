@@ -6,6 +6,7 @@ traceback, and leave the disk exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -319,6 +320,103 @@ def test_sigterm_unwinds_as_ctrl_c_does(tmp_path, tiny_cvae):
         "Interrupted: no hdf5 output was written (it appears only when complete); run the command again."
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def _signal_held(proc, signum: int) -> bool:
+    """Whether the process's main thread blocks `signum` (Linux /proc): the CLI holds it as it starts."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return False
+    blocked = next((line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), "0")
+    return bool(int(blocked, 16) >> (signum - 1) & 1)
+
+
+def _paddle_loading(proc) -> bool:
+    """Whether Paddle's C++ core is mapped into the process (Linux /proc): its import has begun."""
+    try:
+        return "libpaddle" in Path(f"/proc/{proc.pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's state in /proc")
+@pytest.mark.parametrize(
+    "signum, when",
+    [(signal.SIGTERM, "starting"), (signal.SIGTERM, "importing Paddle"), (signal.SIGINT, "importing Paddle")],
+)
+def test_a_signal_while_the_command_starts_is_one_interrupted_line(tiny_cvae, signum, when):
+    """A SIGTERM or Ctrl-C in a command's first second, while the CLI and Paddle import, met Paddle's
+    C++ handler (its stack on stdout, into the tar stream), broke the import ("PaddlePaddle is not
+    installed"), or ended in a traceback or with 130 for SIGTERM. It is held until Paddle is whole,
+    then handled as anywhere else."""
+    proc = _start(["generate", "-d", 7, "-n", 50, "--model", tiny_cvae, "--out", "-", "-q"])
+    ready = _signal_held if when == "starting" else (lambda proc, signum: _paddle_loading(proc))
+    _wait_for(lambda: ready(proc, signum) or proc.poll() is not None)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stdout, stderr) == (
+        128 + signum,
+        "",
+        "Interrupted: the tar stream on stdout is incomplete; run the command again.\n",
+    )
+
+
+@pytest.fixture
+def closed_pipe():
+    """The write end of a pipe whose reader has gone (`| head` once it has read enough)."""
+    read, write = os.pipe()
+    os.close(read)
+    yield write
+    os.close(write)
+
+
+def _run_into(stdout, args) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mnistgen", *map(str, args)]
+    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def test_a_summary_or_listing_into_a_closed_pipe_exits_141_quietly(tmp_path, tiny_cvae, closed_pipe):
+    """The work is done when the summary is written: `generate ... | true` kept its complete file but
+    said "cannot write: Broken pipe; free space or choose another --out", and `models | true` exited 1."""
+    out = tmp_path / "bp.h5"
+    done = _run_into(closed_pipe, ["generate", "-d", 7, "-n", 20, "--model", tiny_cvae, "-o", out, "-q"])
+    assert (done.returncode, done.stderr) == (141, "")
+    import h5py
+
+    with h5py.File(out) as f:
+        assert f["images"].shape == (20, 28, 28)
+    listing = _run_into(closed_pipe, ["models", "--json"])
+    assert (listing.returncode, listing.stderr) == (141, "")
+
+
+@pytest.mark.parametrize(
+    "into, error",
+    [
+        (
+            "full",
+            "cannot write to standard output: No space left on device; free space where it goes, or send it elsewhere",
+        ),
+        ("closed", "the reader closed standard output before the CSV ended: what it read is incomplete"),
+    ],
+)
+def test_encode_csv_that_cannot_be_written_is_an_error(mnist_dir, closed_pipe, into, error):
+    """The CSV is the data: a full disk (or /dev/full) exited 0 with a truncated CSV, and so did `| head`."""
+    if into == "full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    args = ["encode", mnist_dir / "t10k-images-idx3-ubyte.gz", "--model", "vae-2d", "--limit", 50, "-q"]
+    with open("/dev/full", "w") if into == "full" else contextlib.nullcontext(closed_pipe) as stdout:
+        done = _run_into(stdout, args)
+    assert (done.returncode, done.stderr) == (1, f"Error: {error}\n")
+
+
+def test_a_stream_into_a_closed_pipe_is_an_error(tiny_cvae, closed_pipe):
+    """With --out - stdout is the data: the README's Error line, saying what happened."""
+    done = _run_into(closed_pipe, ["generate", "-d", 7, "-n", 20, "--model", tiny_cvae, "--out", "-", "-q"])
+    assert (done.returncode, done.stderr) == (
+        1,
+        "Error: the reader closed the pipe before the stream ended: the tar it got is incomplete\n",
+    )
 
 
 def test_a_program_using_the_library_keeps_its_own_sigterm_handling():
