@@ -1777,10 +1777,10 @@ def _evaluation_table(report: dict) -> None:
     table.add_row(f"judge on test images ({report['judge']})", f"{report['judge_test_accuracy']:.2%}")
     if "accuracy" in scores:
         table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
+        per_label = scores["accuracy_per_label"].items()  # the judge's, so under its row
+        table.add_row("  per label (judge)", "  ".join(f"{names[int(d)]}:{a:.1%}" for d, a in per_label))
         if "verifier" in scores:
             table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
-        per_label = scores["accuracy_per_label"].items()
-        table.add_row("  per label", "  ".join(f"{names[int(d)]}:{a:.1%}" for d, a in per_label))
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
     counts = zip(names, scores["class_histogram"])
     table.add_row("predicted classes", " ".join(f"{n}:{v}" if named else str(v) for n, v in counts))

@@ -124,7 +124,10 @@ def test_evaluate_shows_a_named_judges_classes_by_name(tmp_path, dataset, greek_
     report = json.loads(result.stdout)
     assert report["classes"] == list(GREEK.values())  # beside the JSON keys, which stay label numbers
     assert set(report["samples"]["accuracy_per_label"]) == {"0", "1", "2"}
-    per_label = [line for line in result.stderr.splitlines() if "per label" in line][0]
+    lines = result.stderr.splitlines()
+    row = next(i for i, line in enumerate(lines) if "per label (judge)" in line)
+    per_label = lines[row]
+    assert "judge accuracy" in lines[row - 1]  # the judge's figures, under the judge's row, not the verifier's
     histogram = [line for line in result.stderr.splitlines() if "predicted classes" in line][0]
     counts = report["samples"]["class_histogram"]
     assert "alpha:" in per_label and " ".join(f"{n}:{c}" for n, c in zip(GREEK.values(), counts)) in histogram
