@@ -62,7 +62,7 @@ def test_progress_keeps_the_count_on_a_narrow_terminal(monkeypatch, columns):
     from mnistgen.cli import _progress
 
     monkeypatch.setenv("COLUMNS", str(columns))
-    progress = _progress(quiet=False)
+    progress = _progress(quiet=False, log=False)  # a terminal's bar
     task = progress.add_task("generating", total=50_000, info="")
     progress.update(task, completed=1234, info="  1944 img/s   4.6% rejected")
     console = Console(file=io.StringIO(), width=columns)
@@ -70,6 +70,30 @@ def test_progress_keeps_the_count_on_a_narrow_terminal(monkeypatch, columns):
     line = console.file.getvalue().rstrip("\n")
     assert line.startswith("generating") and "1234/50000" in line and len(line) <= columns
     assert ("rejected" in line) == (columns > 40)
+
+
+def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
+    """stderr no terminal (a batch job's log): rich would draw the bar once, at the end; the log gets
+    a line when a task starts, every LOG_EVERY seconds, and when it completes."""
+    from mnistgen import cli
+
+    with cli._progress(quiet=False, log=True) as progress:
+        task = progress.add_task("generating", total=50_000, info="")
+        for done in (256, 512, 50_000):
+            progress.update(task, completed=done, info="  1944 img/s   4.6% rejected")
+        progress.console.print("a note")
+        monkeypatch.setattr(cli, "LOG_EVERY", 0)  # every update is due
+        other = progress.add_task("grading", total=3, info="")
+        for _ in range(3):
+            progress.update(other, advance=1)
+    assert capsys.readouterr().err.splitlines() == [
+        "generating 256/50,000 (1%)  1944 img/s   4.6% rejected, 0:00:00",
+        "generating 50,000/50,000 (100%)  1944 img/s   4.6% rejected, 0:00:00",
+        "a note",
+        "grading 1/3 (33%), 0:00:00",
+        "grading 2/3 (67%), 0:00:00",
+        "grading 3/3 (100%), 0:00:00",
+    ]
 
 
 def test_version():
