@@ -40,6 +40,7 @@ from mnistgen.config import (
     PriorKind,
     TrainKind,
     TrainOptions,
+    train_kind,
 )
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, device_kept, keeps_device, on_device, select_device
@@ -486,7 +487,7 @@ FIT_SETS = ("class_names", "extra", "recipe", "max_epochs", "patience")  # Train
 def fit(
     data_dir: Optional[Union[str, Path]],
     out: Union[str, Path],
-    model: str = "cvae",
+    model: Optional[str] = None,
     recipe: Optional[str] = None,
     *,
     limit: Optional[int] = None,
@@ -502,17 +503,19 @@ def fit(
     world: int = 1,
     **options,
 ) -> dict:
-    """`mnistgen train` as a call, in this process: train a `model` ("vae", "cvae" or "classifier")
-    on `data_dir` (any form `--data` takes; None: the cache) into the run directory `out`, and
-    return the last epoch's metrics. A vae/cvae takes a recipe (named, else the one for the data's
-    size) and train's options as keywords (epochs, batch_size, lr, seed, latent, channels,
-    likelihood, beta1, lr_decay, kl_warmup, eval_every, shift, companion, command); `callback`
+    """`mnistgen train` as a call, in this process: train a `model` ("vae", "cvae" or "classifier";
+    None: what the named `recipe` trains, else "cvae") on `data_dir` (any form `--data` takes; None:
+    the cache) into the run directory `out`, and return the last epoch's metrics. A vae/cvae takes a
+    recipe (named, else the one for the data's size) and train's options as keywords (epochs,
+    batch_size, lr, seed, latent, channels, likelihood, beta1, lr_decay, kl_warmup, eval_every,
+    shift, companion, command); `callback`
     gets train.TrainCallback's calls, the classifier's `callback(metrics)` one per epoch, and
     `on_note` each note about converted pictures. `rank`/`world`: this process's place in a
     data-parallel launch."""
     kinds = [kind.value for kind in TrainKind]
-    if model not in kinds:
+    if model is not None and model not in kinds:
         raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
+    model = train_kind(model, recipe)
     _check_fit_keywords(model, options)
     _check_ranges({**options, "limit": limit})
     device_name = select_device(device)  # the classifier's too; the caller's device is given back after

@@ -7,6 +7,12 @@ directory) never collide, and it is created with the umask's permissions like an
 A destination whose temporary name would pass the file system's name limit gets a shortened
 one (a prefix and a hash of the name), so any name that fits can be written.
 
+A new output that another run may write at the same moment (two jobs given one `--out`) is
+committed without replacing (`replace=False`): a hard link to the final name, which fails when
+the name exists, so the run that finishes second is refused instead of overwriting the first.
+Where the file system has no hard links the name is checked and then renamed: a narrow race
+remains there.
+
 The checks a command runs before any work also live here: an output's directory exists and is
 writable, its name fits, and it replaces an existing file only when asked (`--force`).
 """
@@ -29,6 +35,10 @@ NAME_MAX_DEFAULT = 255  # bytes in one file name: Linux, macOS and Windows file 
 SHORT_NAME = 128  # temporary names up to this many bytes fit any common file system: no pathconf call
 TEMP_HASH_CHARS = 12  # hex digits of the whole name's hash in a shortened temporary name
 TEMP_HASH_MARK = "~"  # between the kept prefix and the hash: .PREFIX~HASH.PID-TID.part
+# What os.link fails with where a file system has no hard links (FAT, some FUSE and SMB mounts)
+NO_HARD_LINKS = frozenset(
+    code for code in (errno.EPERM, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None), errno.ENOSYS) if code
+)
 
 
 def name_max(directory: str) -> int:
@@ -92,14 +102,42 @@ def writer_alive(temp: Path) -> bool:
     return True
 
 
+def _clobbered(dest) -> MnistgenError:
+    return MnistgenError(
+        f"{os.fspath(dest)} was written by another run meanwhile: it was kept and this run's output removed; "
+        "choose another --out, or pass --force to replace it"
+    )
+
+
+def commit(tmp, dest, replace: bool = True) -> None:
+    """Give the complete temporary file `tmp` its final name `dest`: replacing what is there, or
+    (`replace` False) refusing when `dest` exists, even when it appeared a moment ago."""
+    if replace:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)  # fails if dest exists: atomic, unlike a check followed by a rename
+    except FileExistsError:
+        raise _clobbered(dest) from None
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        if os.path.lexists(dest):  # no hard links here: checked, then renamed (a narrow race remains)
+            raise _clobbered(dest) from None
+        os.replace(tmp, dest)
+        return
+    _discard(tmp)
+
+
 @contextlib.contextmanager
-def atomic_path(dest: Path):
-    """Yield a temporary path beside `dest`; on success it replaces `dest`, on failure it is removed."""
+def atomic_path(dest: Path, replace: bool = True):
+    """Yield a temporary path beside `dest`; on success it becomes `dest` (see `commit`), on failure it
+    is removed."""
     dest = Path(dest)
     tmp = temp_name(dest)
     try:
         yield tmp
-        os.replace(tmp, dest)
+        commit(tmp, dest, replace)
     except BaseException as exc:
         _discard(tmp)
         if isinstance(exc, OSError):
@@ -149,9 +187,10 @@ def deferred_interrupt(done: Optional[str] = None):
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
-def write_bytes(dest: Path, payload: bytes) -> None:
+def write_bytes(dest: Path, payload: bytes, replace: bool = True) -> None:
     """The fast path for many small files (PNGs): one open, one write, one rename, on plain
-    strings (pathlib's overhead halved the rate at thousands of files per second)."""
+    strings (pathlib's overhead halved the rate at thousands of files per second). `replace`: as
+    `commit`'s."""
     head, tail = os.path.split(os.fspath(dest))
     tmp = os.path.join(head, _temp_tail(head, tail))
     try:
@@ -162,7 +201,7 @@ def write_bytes(dest: Path, payload: bytes) -> None:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-        os.replace(tmp, dest)
+        commit(tmp, dest, replace)
     except BaseException as exc:
         _discard(tmp)
         if isinstance(exc, OSError):
@@ -170,14 +209,15 @@ def write_bytes(dest: Path, payload: bytes) -> None:
         raise
 
 
-def write_text(dest: Path, text: str) -> None:
-    write_bytes(dest, text.encode("utf-8"))
+def write_text(dest: Path, text: str, replace: bool = True) -> None:
+    write_bytes(dest, text.encode("utf-8"), replace)
 
 
 # -- checks before any work ---------------------------------------------------------------------
 
 
-def _existing_ancestor(path: Path) -> Path:
+def existing_ancestor(path: Path) -> Path:
+    """`path`, or its nearest parent that exists."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -195,7 +235,7 @@ def check_name_fits(dest: Path, option: str) -> None:
 
 def check_writable_dir(directory: Path, option: str = "--out") -> None:
     """A directory that is made when missing: its nearest existing ancestor must be a writable directory."""
-    probe = _existing_ancestor(directory)
+    probe = existing_ancestor(directory)
     if not probe.is_dir():
         raise MnistgenError(f"{option} {directory}: {probe} is a file, not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
@@ -210,7 +250,7 @@ def check_new_file(dest: Path, option: str, force: bool = False) -> None:
     check_name_fits(dest, option)
     if dest.is_dir():
         raise MnistgenError(f"{option} {dest} is a directory: give a file name")
-    probe = _existing_ancestor(folder)
+    probe = existing_ancestor(folder)
     if not probe.is_dir():
         raise MnistgenError(f"{option} {dest}: {probe} is a file, not a directory")
     if probe != folder:

@@ -15,7 +15,6 @@ import errno
 import io
 import json
 import os
-import secrets
 import shlex
 import shutil
 import signal
@@ -49,6 +48,8 @@ from mnistgen.config import (
     Recipe,
     TrainKind,
     TrainOptions,
+    run_name,
+    train_kind,
 )
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import (
@@ -551,11 +552,12 @@ class _LogProgress(_NullProgress):
         _stderr(" ".join(str(obj) for obj in objects))
 
 
-def command_line(ctx: typer.Context) -> str:
-    """The command as an explicit, reproducible line: every option with its parsed value."""
+def command_line(ctx: typer.Context, **chosen) -> str:
+    """The command as an explicit, reproducible line: every option with its parsed value, and with the
+    values in `chosen` (by parameter name) for those the command chose itself (a random seed)."""
     words = ["mnistgen", ctx.info_name or ""]
     for param in ctx.command.params:
-        value = ctx.params.get(param.name)
+        value = chosen.get(param.name, ctx.params.get(param.name))
         if value is None or not getattr(param, "opts", None):
             continue
         if isinstance(value, bool):
@@ -642,22 +644,26 @@ class _TrainProgress(contextlib.ExitStack):
 def train(
     ctx: typer.Context,
     model: Annotated[
-        TrainKind,
+        Optional[TrainKind],
         typer.Option(
             "--model",
             "-m",
             help=(
-                "What to train: vae (unconditional), cvae (label-conditioned), or the classifier that evaluate and "
+                "What to train [default: what --recipe trains, else cvae]: vae (unconditional), cvae "
+                "(label-conditioned), or the classifier that evaluate and "
                 "--min-confidence use."
             ),
         ),
-    ] = TrainKind.cvae,
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(
             "--out",
             "-o",
-            help="Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d].",
+            help=(
+                "Run directory for checkpoints, metrics and sample grids [default: runs/<model>-<latent>d, or "
+                "runs/<model> when the data's size chooses the latent]."
+            ),
         ),
     ] = None,
     data: Annotated[
@@ -884,7 +890,11 @@ def train(
     """
     chosen = parse_int_list(indices, "--indices") if indices is not None else None
     names = parse_names(class_names, "--class-names", '"T-shirt/top,Trouser,..."') if class_names is not None else []
-    out = out or Path("runs") / f"{model.value}-{latent}d"
+    try:
+        model = TrainKind(train_kind(model and model.value, recipe))
+    except MnistgenError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model/--recipe") from None
+    out = out or Path("runs") / run_name(model.value, latent, recipe)
     rank, world = launched_world()
     if distributed and world < 2:
         raise typer.BadParameter(
@@ -909,12 +919,14 @@ def train(
         with _user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
             count = parallel.choose(processes, batch_size, device.value, out, resume, chosen, limit)
             if count > 1:
-                raise typer.Exit(parallel.run(shlex.split(command_line(ctx))[1:], count, data, download, model.value))
+                line = command_line(ctx, model=model)
+                raise typer.Exit(parallel.run(shlex.split(line)[1:], count, data, download, model.value))
     elif parallel.launched_by_mnistgen():  # a rank that `mnistgen train` started: --batch-size is the global batch
         parallel.watch_parent()
         batch_size = parallel.per_process_batch(batch_size, world)
     quiet = quiet or rank != 0  # one progress bar, from rank 0
-    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command_line(ctx)}
+    command = command_line(ctx, model=model)  # the kind trained, whether given or the recipe's
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command}
     if model is TrainKind.classifier:
         given.update(eval_every=eval_every, augment=augment.value, arch=arch.value, channels=channels)
     else:
@@ -1021,16 +1033,17 @@ def generate(
     ] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=MAX_COUNT, help="Images per digit.")] = 100,
     out: Annotated[
-        Path,
+        str,  # as text: a final "/" says "a folder"
         typer.Option(
             "--out",
             "-o",
             help=(
-                "Where to write: a directory for png/idx, a file for hdf5/npz/grid/tar ({shard} in the name: the "
-                "shard's index); - streams a tar to stdout (the JSON summary then goes to stderr)."
+                "Where to write: a directory for png/idx (a name without a suffix, or ending in /), a file for "
+                "hdf5/npz/grid/tar ({shard} in the name: the shard's index); - streams a tar to stdout (the JSON "
+                "summary then goes to stderr)."
             ),
         ),
-    ] = Path("synth"),
+    ] = "synth",
     fmt: Annotated[
         Optional[Format],
         typer.Option(
@@ -1039,7 +1052,7 @@ def generate(
             help=(
                 "png: OUT/<digit>/<index>.png + metadata.jsonl; hdf5; npz; idx (MNIST file pair); grid (one "
                 "preview PNG, a row per digit); tar (WebDataset shard: KEY.png/.cls/.json) [default: from --out's "
-                "suffix (.h5, .npz, .png, .tar; - is tar), else png]."
+                "suffix (.h5, .npz, .png, .tar; - is tar), png for a name without one; another suffix is refused]."
             ),
         ),
     ] = None,
@@ -1052,7 +1065,7 @@ def generate(
             max=MAX_SEED,
             help=(
                 "Seed: the same seed gives byte-identical images whatever the format, batch or shard [default: "
-                "random, printed in the summary]."
+                "with --resume the output's, else random; recorded in the command line and the summary]."
             ),
         ),
     ] = None,
@@ -1152,13 +1165,13 @@ def generate(
     chosen_shard = parse_shard(shard)
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
-    seed = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
-    with _user_errors(_generate_interrupted(out, fmt, force and shard is None)):
+    with _user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
         from mnistgen import sample
 
+        seed = gen.choose_seed(out, fmt, chosen_shard, resume) if seed is None else seed
         weights = _check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             _check_classifiers(classifier)
@@ -1176,9 +1189,10 @@ def generate(
             classifier=classifier,
             precision=precision.value,
         )
-        job = gen.plan_job(
-            weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command_line(ctx)
-        )
+        command = command_line(ctx, seed=seed)  # the seed used, given or not: repeating the line repeats the run
+        job = gen.plan_job(weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command)
+        if note := gen.empty_note(job):
+            _stderr(f"note: {note}")
         if job.streams and sys.stdout.isatty():
             raise MnistgenError(
                 "--out - would write a binary tar to the terminal: give --out FILE, or pipe it "

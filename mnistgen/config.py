@@ -269,6 +269,29 @@ def recipe_for(images: int, kind: str = "cvae") -> Recipe:
     return replace(chosen, kind=kind)
 
 
+def train_kind(model: Optional[str], recipe: Optional[str]) -> str:
+    """What `train` makes: `model` when given, else the kind the named `recipe` trains (vae-2d: a vae),
+    else a cvae. A `model` that contradicts its recipe is refused (a recipe name left unknown here is
+    refused by `named_recipe`)."""
+    named = RECIPES[recipe].kind if recipe in RECIPES else None
+    if model is None or named is None or model == named:
+        return model or named or TrainKind.cvae.value
+    fitting = [name for name, chosen in RECIPES.items() if chosen.kind == model]
+    fix = (
+        f"drop --model, or choose a {model} recipe ({', '.join(fitting)})"
+        if fitting
+        else f"the {model} takes no --recipe; drop one of them"
+    )
+    raise MnistgenError(f"--recipe {recipe} trains a {named}, not a {model}: {fix}")
+
+
+def run_name(kind: str, latent: Optional[int], recipe: Optional[str]) -> str:
+    """A run directory's default name: KIND-<latent>d when the latent is known before the data is read
+    (given, or a named recipe's), else KIND."""
+    latent = latent or (RECIPES[recipe].latent if recipe in RECIPES and kind != TrainKind.classifier.value else None)
+    return f"{kind}-{latent}d" if latent else kind
+
+
 def named_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise MnistgenError(f"--recipe {name!r} is unknown: use one of {', '.join(RECIPES)}, or leave it out")

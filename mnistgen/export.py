@@ -1,5 +1,6 @@
-"""Writers for generated images: PNG files (atomic), image grids, walks, latents; and the checks
-a walk's output gets before any work. No Paddle here."""
+"""Writers for generated images: PNG files (atomic), image grids, walks, latents; what a dataset
+takes on disk (a low estimate, for generate's check before any work); and the checks a walk's
+output gets before any work. No Paddle here."""
 
 from __future__ import annotations
 
@@ -112,16 +113,19 @@ GRID_WRAP = 20  # columns per row when one label's images wrap
 
 
 class FileWriter:
-    """Base for single-file formats: one temporary file, renamed at the end."""
+    """Base for single-file formats: one temporary file, renamed at the end (`replace` False: refused
+    when the name was taken meanwhile, atomic.commit). `attrs` is read when the file is finished too,
+    so what the run measured by then (its acceptance rate) is recorded."""
 
-    def __init__(self, path: Path, total: int, latent: int, attrs: dict, labelled: bool = True):
+    def __init__(self, path: Path, total: int, latent: int, attrs: dict, labelled: bool = True, replace: bool = True):
         self.path, self.total, self.latent, self.attrs = Path(path), total, latent, attrs
         self.labelled = labelled  # False: an unconditional model's images, stored without labels
+        self.replace = replace
         self._stack = None
 
     def __enter__(self):
         self._stack = contextlib.ExitStack()
-        self.tmp = self._stack.enter_context(atomic.atomic_path(self.path))
+        self.tmp = self._stack.enter_context(atomic.atomic_path(self.path, self.replace))
         try:
             self.open()
         except BaseException:
@@ -214,14 +218,18 @@ class Hdf5Writer(FileWriter):
         self.file = h5py.File(self.guard, "w")
         chunk = max(1, min(HDF5_CHUNK, self.total))
         opts = {"compression": "gzip", "compression_opts": HDF5_GZIP_LEVEL, "shuffle": True}
-        self.images = self.file.create_dataset(
-            "images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8", chunks=(chunk, IMAGE_SIDE, IMAGE_SIDE), **opts
-        )
+
+        def dataset(name, shape, dtype):  # an empty shard's are contiguous: HDF5 chunks no empty data
+            chunked = {"chunks": (chunk, *shape[1:]), **opts} if self.total else {}
+            return self.file.create_dataset(name, shape, dtype, **chunked)
+
+        self.images = dataset("images", (self.total, IMAGE_SIDE, IMAGE_SIDE), "uint8")
         if self.labelled:
-            self.labels = self.file.create_dataset("labels", (self.total,), "uint8", chunks=(chunk,), **opts)
-        self.latents = self.file.create_dataset(
-            "latents", (self.total, self.latent), "float32", chunks=(chunk, self.latent), **opts
-        )
+            self.labels = dataset("labels", (self.total,), "uint8")
+        self.latents = dataset("latents", (self.total, self.latent), "float32")
+        self._write_attrs()
+
+    def _write_attrs(self):
         for key, value in self.attrs.items():
             self.file.attrs[key] = value if not isinstance(value, (list, dict)) else json.dumps(value)
 
@@ -234,6 +242,8 @@ class Hdf5Writer(FileWriter):
         self.guard.check()
 
     def finish(self, committing):
+        if committing:
+            self._write_attrs()  # with what the run measured
         self.file.close()
         self.guard.close()
         self.guard.check()
@@ -276,8 +286,8 @@ class GridWriter(FileWriter):
     """One preview PNG: a row per label, enlarged by `scale`. A lone label (an unconditional
     model) wraps at GRID_WRAP columns when the count divides evenly - the tutorial's 10 x 20."""
 
-    def __init__(self, path, total, latent, attrs, rows: int, scale: int = 1):
-        super().__init__(path, total, latent, attrs)
+    def __init__(self, path, total, latent, attrs, rows: int, scale: int = 1, replace: bool = True):
+        super().__init__(path, total, latent, attrs, replace=replace)
         self.rows, self.columns = self.shape(total, rows)
         self.scale = scale
 
@@ -313,16 +323,18 @@ class GridWriter(FileWriter):
 
 class IdxWriter:
     """The MNIST IDX pair `PREFIX-images-idx3-ubyte.gz` + `PREFIX-labels-idx1-ubyte.gz`, both
-    streamed (the headers carry the total up front), so nothing grows with the count."""
+    streamed (the headers carry the total up front), so nothing grows with the count. `replace`: as
+    FileWriter's."""
 
-    def __init__(self, images_path: Path, labels_path: Path, total: int):
+    def __init__(self, images_path: Path, labels_path: Path, total: int, replace: bool = True):
         self.images_path, self.labels_path, self.total = Path(images_path), Path(labels_path), total
+        self.replace = replace
 
     def __enter__(self):
         self._stack = contextlib.ExitStack()
         try:
-            self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path))
-            self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path))
+            self.images_tmp = self._stack.enter_context(atomic.atomic_path(self.images_path, self.replace))
+            self.labels_tmp = self._stack.enter_context(atomic.atomic_path(self.labels_path, self.replace))
             self.stream = self._gzip(self.images_tmp, self.images_path, compresslevel=6)
             self.labels = self._gzip(self.labels_tmp, self.labels_path)
         except BaseException:
@@ -349,6 +361,32 @@ class IdxWriter:
         return self._stack.__exit__(exc_type, exc, tb)  # closes the streams, then commits or removes
 
 
+# -- what a dataset takes on disk ---------------------------------------------------------------
+# Bytes per image, measured on the shipped models (2,000 images each at --precision fp32: PNG files
+# 253 B on average for cvae, 463 for cvae-2d, 143 the smallest; HDF5 219-375, NPZ 211-359, IDX
+# 153-353; a metadata.jsonl line 80 B for a 2-d latent, 225 for 16-d) and rounded down, so an
+# estimate errs low: generate refuses a job only when even this cannot fit.
+PNG_FILE_BYTES = 200  # one digit's PNG (file systems that keep small files inline, btrfs, store about this)
+METADATA_LINE_BYTES = 60  # a metadata.jsonl line without its latent (file_name, label, seed)
+Z_TEXT_BYTES = 9  # per latent dimension written as text ("-0.123456, ")
+PACKED_IMAGE_BYTES = 150  # HDF5, NPZ, IDX: compressed pixels, label and latent of one image
+
+
+def disk_bytes(fmt: str, images: int, latent: int, labelled: bool) -> int:
+    """A low estimate of what `images` images written as `fmt` take on disk: the bytes themselves.
+    A PNG file takes a whole allocation unit on most file systems (4 KiB on ext4), but not on those
+    that keep small files inline, so the unit is not added: a PNG folder's real bound there is its
+    files, which generate checks against the free inodes instead. A tar's members are padded to
+    512-byte blocks: a header and at least one block each for the PNG, the .json and a label's .cls."""
+    if fmt == "png":
+        return images * (PNG_FILE_BYTES + METADATA_LINE_BYTES + Z_TEXT_BYTES * latent)
+    if fmt == "tar":
+        return images * 2 * tarfile.BLOCKSIZE * (3 if labelled else 2)
+    if fmt in ("hdf5", "npz", "idx"):
+        return images * PACKED_IMAGE_BYTES
+    return 0  # a grid: one picture, bounded by the memory check
+
+
 TAR_MTIME = 946_684_800  # 2000-01-01: a fixed time stamp, so the same seed gives the same bytes
 TAR_MIN_KEY_WIDTH = 6  # 000000.png: WebDataset's usual key width; wider for more images
 
@@ -372,8 +410,9 @@ class TarWriter(FileWriter):
         first: int,
         key_width: int,
         stream: Optional[BinaryIO] = None,
+        replace: bool = True,
     ):
-        super().__init__(path or Path("-"), total, latent, attrs)
+        super().__init__(path or Path("-"), total, latent, attrs, replace=replace)
         self.first, self.key_width, self.stream = first, key_width, stream
         self.seed = attrs.get("seed")
 

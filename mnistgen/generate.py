@@ -11,14 +11,24 @@ A tar can also go to a stream (`--out -`: stdout), written forward as the blocks
 
 Every output bounds what it holds in memory: npz and grid hold the whole job until the end, so
 `plan_job` refuses one that would not fit (runtime.memory_budget) and names the formats that stream.
+It refuses one that clearly cannot fit on its disk too (a low estimate above the free space).
+
+One output holds one run's pixels: a --resume, or a shard beside other shards, must have the same
+settings and decode alike (the same precision; for bf16, whose pixels differ between Paddle
+versions, the same Paddle too: fp32's are pinned alike under every supported Paddle,
+tests/test_pinned.py). What decodes is known only once the decoder is built, so `run_job` checks
+it again before writing. A new single-file output, and a new PNG folder's manifest, take their name
+without replacing (atomic.commit): of two runs given one new --out, the second to finish is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tarfile
@@ -32,10 +42,10 @@ from typing import BinaryIO, Callable, Optional
 
 from mnistgen import atomic, export, sample, sources, untrusted
 from mnistgen.checkpoint import Weights
-from mnistgen.config import MANIFEST_FILE, UNLABELLED, UNLABELLED_DIR, Format
+from mnistgen.config import MANIFEST_FILE, MAX_SEED, UNLABELLED, UNLABELLED_DIR, Format, Precision
 from mnistgen.errors import MnistgenError
 from mnistgen.predictor import decoder_note
-from mnistgen.runtime import human_bytes_apart, memory_budget, usable_cpus
+from mnistgen.runtime import human_bytes, human_bytes_apart, import_paddle, memory_budget, usable_cpus
 from mnistgen.sample import Sampler, Sampling, Shard
 from mnistgen.version import __version__
 
@@ -60,6 +70,9 @@ RESUME_SETTINGS = (
     "min_confidence",
 )
 TAR_SETTINGS = ("seed",)
+PADDLE_KEY = "paddle_version"  # recorded beside every output: bf16 pixels differ between Paddle versions
+ACCEPTANCE_KEY = "acceptance_rate"  # recorded in file outputs when a verified run completes them
+SHARD_TAGS = ".shard-*-of-*"  # what sources.shard_file puts in any shard's file name, as a glob
 # What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
 # PNG text): its model's sha256 beside mnistgen's version and the seed; a user's file that happens
 # to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD
@@ -68,6 +81,7 @@ GENERATE_MARKERS = ("model_sha256", "mnistgen_version", "seed")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 TAR_RECORD = frozenset({"seed", "label", "z"})
 SHOWN_CHARS = 60  # a recorded setting quoted in a message: enough to recognise, never a screenful
+SHOWN_SHARDS = 4  # shards named in a message
 STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID.part: a --force run's PNG output until complete
 ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID.part: the output it replaces, during the swap
 
@@ -79,6 +93,8 @@ SUFFIX_FORMATS = {
     ".png": Format.grid,
     ".tar": Format.tar,
 }
+FORMAT_SUFFIXES = {Format.hdf5: ".h5", Format.npz: ".npz", Format.grid: ".png", Format.tar: ".tar"}
+FOLDER_FORMATS = (Format.png, Format.idx)
 FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid, Format.tar)
 STDOUT = "-"  # --out -: a stream on standard output (tar only)
 SHARD_FIELD = "{shard}"  # --out synth-{shard}.tar: the shard's index, 00000, 00001, ...
@@ -86,11 +102,44 @@ STREAMING_FORMATS = "--format hdf5 or --format tar (to a file, or --out - for a 
 
 
 def infer_format(out: Path, fmt: Optional[Format]) -> Format:
+    """The format `fmt`, else the one --out's suffix names, else a PNG folder (`check_out_name`
+    refuses the names that would make one by mistake)."""
     if fmt is not None:
         return Format(fmt)
     if str(out) == STDOUT:
         return Format.tar
     return SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
+
+
+def check_out_name(out, fmt: Optional[Format]) -> None:
+    """Refuse an --out whose suffix names no format generate writes when no --format is given (x.zip,
+    x.tar.gz would silently become folders of PNGs), and a --format that contradicts the suffix.
+    Plain names, names ending in "/" (`out` given as text keeps it) and existing folders are folders."""
+    text = os.fspath(out)
+    path = Path(text)
+    suffix = path.suffix.lower()
+    named = SUFFIX_FORMATS.get(suffix)
+    if text == STDOUT:
+        return
+    if fmt is not None:
+        fmt = Format(fmt)
+        if named is not None and named is not fmt:
+            rename = (
+                f"name it {path.with_suffix(FORMAT_SUFFIXES[fmt]).name}"
+                if fmt in FORMAT_SUFFIXES
+                else f"name the folder {path.with_suffix('').name}"
+            )
+            raise MnistgenError(
+                f"--out {path}: its suffix {suffix} means --format {named.value}, not {fmt.value}: drop --format, or "
+                f"{rename}"
+            )
+        return
+    if not suffix or named is not None or text.endswith(("/", os.sep)) or path.is_dir():
+        return
+    raise MnistgenError(
+        f"--out {path}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .tar or .png (a grid), or "
+        f"pass --format png (or idx) to make a folder named {path.name}"
+    )
 
 
 def label_dir(label: int) -> str:
@@ -145,18 +194,16 @@ class Job:
 
     def shard_name(self, name: str) -> str:
         """`name` with this shard's tag before the suffix: metadata.shard-00002-of-00008.jsonl."""
-        if not self.sharded:
-            return name
-        return sources.shard_file(name, f".shard-{self.shard.index:05d}-of-{self.shard.count:05d}")
+        return _shard_name(name, self.shard)
 
     @property
     def named(self) -> bool:
         """Whether the model names its classes (a card's "classes"): recorded, so a reader keeps the names."""
         return self.weights.config.conditional and bool(self.weights.card.get("classes"))
 
-    def attrs(self, precision: str) -> dict:
+    def attrs(self, precision: str, paddle: str) -> dict:
         """What is recorded beside the output (file attributes, manifest) and in the summary;
-        `precision`: what the decoder runs."""
+        `precision`: what the decoder runs, `paddle`: the Paddle version that runs it."""
         return {
             "model": self.weights.name,
             "model_sha256": self.weights.sha256,
@@ -167,9 +214,75 @@ class Job:
             **({"classes": list(self.weights.card["classes"])} if self.named else {}),
             "shard": f"{self.shard.index}/{self.shard.count}",
             "precision": precision,
+            PADDLE_KEY: paddle,
             "mnistgen_version": __version__,
             "command": self.command,
         }
+
+
+def _shard_name(name: str, shard: Shard) -> str:
+    if shard.count <= 1:
+        return name
+    return sources.shard_file(name, f".shard-{shard.index:05d}-of-{shard.count:05d}")
+
+
+def _file_target(out: Path, shard: Shard) -> Path:
+    """A single-file output's name for `shard`: its index in place of {shard}, else its tag before the suffix."""
+    if SHARD_FIELD in out.name:
+        return out.with_name(out.name.replace(SHARD_FIELD, f"{shard.index:05d}"))
+    return out.with_name(_shard_name(out.name, shard))
+
+
+def _record_path(out: Path, fmt: Format, shard: Shard) -> Path:
+    """Where an output records its settings: a PNG folder's or IDX pair's manifest, else the file itself."""
+    return out / _shard_name(MANIFEST_FILE, shard) if fmt in FOLDER_FORMATS else _file_target(out, shard)
+
+
+def _read_record(path: Path, fmt: Format) -> Optional[dict]:
+    """What the record at `path` (see _record_path) holds, if generate wrote it; None for anything else,
+    and for what is not a regular file (a FIFO would block the read)."""
+    kind = Format.png if fmt in FOLDER_FORMATS else fmt  # a manifest is read alike for both
+    recorded = recorded_settings(path, kind) if path.is_file() else None
+    return recorded if _written_by_generate(recorded, tar=kind is Format.tar) else None
+
+
+def _sibling_records(out: Path, fmt: Format, shard: Shard) -> list[tuple[Path, dict]]:
+    """generate's records of the other parts of the output a shard belongs to: the other manifests in
+    a PNG folder or IDX directory (a whole run's too: its files have the same names), the other
+    shards' files beside a file output."""
+    own = _record_path(out, fmt, shard)
+    if fmt in FOLDER_FORMATS:
+        found = out.glob(MANIFEST_STEM + "*.json") if out.is_dir() else ()
+    else:
+        name = glob.escape(out.name)
+        field = glob.escape(SHARD_FIELD)
+        pattern = name.replace(field, "*") if field in name else sources.shard_file(name, SHARD_TAGS)
+        found = out.parent.glob(pattern) if out.parent.is_dir() else ()
+    records = ((path, _read_record(path, fmt)) for path in sorted(set(found)) if path != own)
+    return [(path, record) for path, record in records if record is not None]
+
+
+def choose_seed(out, fmt: Optional[Format], shard: Shard, resume: bool) -> int:
+    """The seed of a run given none: with `resume`, the one the output records (for a shard not yet
+    begun, the one the other shards record), so the interrupted command finishes as it started;
+    else a random one."""
+    if resume and os.fspath(out) != STDOUT:
+        out, fmt = Path(out), infer_format(out, fmt)
+        own = _read_record(_record_path(out, fmt, shard), fmt)
+        records = [own] if own else [record for _, record in _sibling_records(out, fmt, shard)]
+        for record in records:
+            seed = _as_seed(record.get("seed"))
+            if seed is not None:
+                return seed
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def _as_seed(value) -> Optional[int]:
+    """A recorded seed as an int, when it is one --seed takes (a stranger's file may hold anything)."""
+    value = value.item() if hasattr(value, "item") else value  # HDF5 attributes: numpy scalars
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED:
+        return value
+    return None
 
 
 def _index_width(count: int) -> int:
@@ -237,7 +350,9 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
     if not out.is_dir() or not _entries(out):
         return targets
     if job.resume:
-        _check_same_job(job, out / job.shard_name(MANIFEST_FILE), out)
+        record = out / job.shard_name(MANIFEST_FILE)
+        if record.exists() or not _other_runs_files(job):
+            _check_same_job(job, record, out)
         return targets
     if job.force:
         _check_replaceable(job)
@@ -255,6 +370,22 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
             "or choose another directory"
         )
     return targets
+
+
+def _other_runs_files(job: Job) -> bool:
+    """Whether a --resume whose manifest `out` lacks finds the output of generate's other runs
+    there: for a shard, the other shards' (this one has not begun: it writes into their folder); an
+    unsharded --resume into shards' files is refused, naming the --shard that finishes each."""
+    shards = {_comparable(record.get("shard")) for record in _generate_records(job.out)}
+    recorded = sorted(shards, key=lambda text: [int(p) if p.isdigit() else -1 for p in text.split("/")])
+    if job.sharded or not recorded:
+        return bool(recorded)
+    count = recorded[0].partition("/")[2]
+    shown = ", ".join(recorded[:SHOWN_SHARDS]) + (", ..." if len(recorded) > SHOWN_SHARDS else "")
+    raise MnistgenError(
+        f"--resume: {job.out} holds the files of shards {_shown(shown)} of a run, not of a whole run: pass "
+        f"--shard i/{_shown(count)} to finish shard i, or --force to replace them"
+    )
 
 
 def _entries(out: Path) -> list[Path]:
@@ -305,18 +436,14 @@ def _plan_files(job: Job) -> tuple[Path, ...]:
             raise MnistgenError(
                 f"--out {out} is a directory: --format {job.fmt.value} writes one file; give a file name"
             )
-        if SHARD_FIELD in out.name:
-            targets = (out.with_name(out.name.replace(SHARD_FIELD, f"{job.shard.index:05d}")),)
-        else:
-            targets = (out.with_name(job.shard_name(out.name)),)
+        targets = (_file_target(out, job.shard),)
     atomic.check_writable_dir(targets[0].parent)
     existing = [t for t in targets if t.exists()]
     _refuse_special(existing)
     if existing and not (job.force or job.resume):
         raise MnistgenError(f"{existing[0]} already exists: pass --force to replace it, or choose another --out")
     if existing:  # --force replaces, --resume keeps: either only the output of generate itself
-        record = out / job.shard_name(MANIFEST_FILE) if job.fmt is Format.idx else existing[0]
-        _check_same_job(job, record, existing[0], same_settings=job.resume)
+        _check_same_job(job, _record_path(out, job.fmt, job.shard), existing[0], same_settings=job.resume)
     if job.fmt is Format.grid:
         columns = job.count
         if job.sharded:
@@ -345,25 +472,88 @@ def _refuse_special(existing: list[Path]) -> None:
 
 def _check_same_job(job: Job, record: Path, output: Path, same_settings: bool = True) -> None:
     """Refuse to touch `output` unless `record` (the output itself, or its manifest) shows that
-    generate wrote it and, with `same_settings` (--resume), with the settings of this job."""
-    fmt = Format.png if record.suffix == ".json" else job.fmt
+    generate wrote it and, with `same_settings` (--resume), with the settings of this job (its
+    precision when one was asked for: `run_job` checks the one the decoder runs)."""
+    fmt = Format.png if job.fmt in FOLDER_FORMATS else job.fmt
     recorded = recorded_settings(record, fmt)
     if not _written_by_generate(recorded, tar=fmt is Format.tar):
         raise MnistgenError(
             f"{output} was not written by mnistgen generate (no settings recorded in {record.name}): "
             "choose another --out"
         )
-    if not same_settings:
-        return
-    wanted = job.attrs(precision="")
-    keys = TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS
-    differ = [k for k in keys if _comparable(recorded.get(k)) != _comparable(wanted.get(k))]
+    if same_settings:
+        _refuse_resume(output, _differences(job, recorded, _asked_precision(job)))
+
+
+def _refuse_resume(output: Path, differ: list[str]) -> None:
     if differ:
-        was = ", ".join(f"{k} {_shown(recorded.get(k))} (now {_shown(wanted.get(k))})" for k in differ)
         raise MnistgenError(
-            f"--resume: {output} was written with other settings: {was}; repeat its command to finish it, "
-            "or pass --force to replace it"
+            f"--resume: {output} was written with other settings: {', '.join(differ)}; repeat its command to "
+            "finish it, or pass --force to replace it"
         )
+
+
+def _asked_precision(job: Job) -> Optional[str]:
+    """The precision asked for, when that is what the decoder will run (auto: known once it is built)."""
+    return None if job.sampling.precision == Precision.auto.value else job.sampling.precision
+
+
+def _differences(
+    job: Job, recorded: dict, precision: Optional[str], paddle: Optional[str] = None, keys: Optional[tuple] = None
+) -> list[str]:
+    """What in `recorded` differs from this job ("seed 8 (now 9)"): the settings that choose the images
+    (`keys`: all a record of this format holds), then what decodes them (`_pixel_differences`)."""
+    wanted = job.attrs(precision or "", paddle or "")
+    keys = keys if keys is not None else TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS
+    differ = [k for k in keys if _comparable(recorded.get(k)) != _comparable(wanted.get(k))]
+    shown = [f"{k} {_shown(recorded.get(k))} (now {_shown(wanted.get(k))})" for k in differ]
+    return shown + _pixel_differences(recorded, precision, paddle)
+
+
+def _pixel_differences(recorded: dict, precision: Optional[str], paddle: Optional[str]) -> list[str]:
+    """Why pixels `recorded` would differ from this run's under the same settings: another precision,
+    or bf16 under another Paddle version (its pixels differ by up to 4 grey levels between 2.6.2 and
+    3.3.1; fp32's are pinned alike under both). None: not known yet; a record without the field (a tar's,
+    or one from before it was recorded) is not compared on it."""
+    was = recorded.get("precision")
+    if precision is None or was is None:
+        return []
+    if _comparable(was) != precision:
+        return [f"precision {_shown(was)} (now {precision})"]
+    before = recorded.get(PADDLE_KEY)
+    if precision == Precision.bf16.value and paddle and before is not None and _comparable(before) != paddle:
+        return [f"Paddle {_shown(before)} (now {paddle}: bf16 pixels differ between Paddle versions)"]
+    return []
+
+
+def _check_siblings(job: Job, precision: Optional[str], paddle: Optional[str] = None) -> None:
+    """A shard writes one part of an output whose other parts other runs wrote (on other nodes,
+    perhaps): refuse it unless their records show the same images and pixels (the shard aside)."""
+    if not job.sharded or job.streams:
+        return
+    keys = tuple(k for k in (TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS) if k != "shard")
+    for path, recorded in _sibling_records(job.out, job.fmt, job.shard):
+        differ = _differences(job, recorded, precision, paddle, keys)
+        if differ:
+            raise MnistgenError(
+                f"--shard {job.shard.index}/{job.shard.count}: {path} of the same output was written with other "
+                f"settings: {', '.join(differ)}; give every shard the same settings (its command is recorded "
+                "there), or write this one elsewhere"
+            )
+
+
+def check_decoding(job: Job, precision: str, paddle: str) -> None:
+    """Before anything is written, with what the decoder runs known: a --resume, or a shard beside
+    other shards, refused when the pixels recorded there were decoded otherwise (`_pixel_differences`).
+    A stream, or an empty shard of a PNG folder, writes nothing there."""
+    if not job.targets:
+        return
+    if job.resume:
+        recorded = _read_record(_record_path(job.out, job.fmt, job.shard), job.fmt)
+        if recorded is not None:
+            output = job.out if job.fmt is Format.png else job.targets[0]
+            _refuse_resume(output, _pixel_differences(recorded, precision, paddle))
+    _check_siblings(job, precision, paddle)
 
 
 def _written_by_generate(recorded, tar: bool = False) -> bool:
@@ -473,26 +663,68 @@ def plan_job(
     scale: int = 1,
     command: str = "",
 ) -> Job:
-    """The whole job, frozen: the format (from `out`'s suffix when not given), conflicts with what
-    `out` holds checked, the files it writes named; `sampling` None: the model card's, as `mnistgen
-    generate` samples. Pure Python, writes nothing."""
+    """The whole job, frozen: the format (from `out`'s suffix when not given; `out` as text keeps a
+    final "/", which makes a folder), conflicts with what `out` holds checked, the files it writes
+    named; `sampling` None: the model card's, as `mnistgen generate` samples. Pure Python, writes
+    nothing. A shard that gets no images is planned too (`empty_note`): a set of shards stays whole."""
+    check_out_name(out, fmt)
     sampling = sampling or sample.resolve_sampling(weights)
     job = Job(weights, tuple(labels), count, Path(out), infer_format(out, fmt), seed, sampling, shard, force, resume)
     job = replace(job, scale=scale, command=command)
     if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:
         raise MnistgenError(f"--shard {job.shard.index}/{job.shard.count}: use i/n with 0 <= i < n")
-    if job.size == 0:
-        raise MnistgenError(
-            f"--shard {job.shard.index}/{job.shard.count} gets no images out of {len(job.labels) * job.count}: use "
-            "fewer shards"
-        )
     if job.streams:
         targets = _plan_stream(job)
+    elif job.size == 0 and job.fmt is Format.png:
+        targets = ()  # nothing to add to the folder the other shards share
     else:
         atomic.check_name_fits(job.out, "--out")  # else even asking whether it exists fails
         targets = _plan_png(job) if job.fmt is Format.png else _plan_files(job)
+        _check_siblings(job, _asked_precision(job))
     _check_memory(job)
-    return replace(job, targets=targets)
+    job = replace(job, targets=targets)
+    _check_disk(job)
+    return job
+
+
+def empty_note(job: Job) -> Optional[str]:
+    """What a shard that gets no images writes (None: it gets some): nothing into a shared PNG folder,
+    else an empty file, so every shard's file is there to merge."""
+    if job.size:
+        return None
+    wrote = "nothing to write" if job.fmt is Format.png else f"writing an empty {job.fmt.value} output"
+    return f"--shard {job.shard.index}/{job.shard.count} gets no images out of {job.total}: {wrote}"
+
+
+def _check_disk(job: Job) -> None:
+    """Refuse, before anything is written, a job whose output clearly cannot fit: a low estimate of its
+    bytes (export.disk_bytes) above the free space where it goes, or a PNG folder with more files than
+    the file system has free inodes (ext4 and XFS count them; btrfs reports none, and is not checked
+    so). A stream, and a --resume of a PNG folder (which writes only what is missing), are not checked."""
+    if job.streams or not job.targets or (job.resume and job.fmt is Format.png):
+        return
+    if job.resume and all(target.exists() for target in job.targets):
+        return  # complete: nothing is written
+    folder = atomic.existing_ancestor(job.targets[0].parent)
+    try:
+        free = shutil.disk_usage(folder).free
+        inodes = os.statvfs(folder) if hasattr(os, "statvfs") else None
+    except OSError:
+        return  # not known: not refused
+    packed = ", or use --format hdf5 (one compressed file)" if job.fmt is Format.png else ""
+    fixes = f"free space, choose another --out, lower --count{packed}"
+    if job.fmt is Format.png and inodes is not None and inodes.f_files and inodes.f_favail < job.size:
+        raise MnistgenError(
+            f"--out {job.out}: {job.size:,} PNG files, but the file system of {os.path.abspath(folder)} has room "
+            f"for {inodes.f_favail:,} more files (free inodes): {fixes}"
+        )
+    latent = getattr(job.weights.config, "latent", 0)
+    need = export.disk_bytes(job.fmt.value, job.size, latent, job.weights.config.conditional)
+    if need > free:
+        raise MnistgenError(
+            f"--out {job.out}: {job.size:,} images take at least {human_bytes(need)} ({need / job.size:,.0f} bytes "
+            f"each) but {os.path.abspath(folder)} has {human_bytes(free)} free: {fixes}"
+        )
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -508,18 +740,25 @@ def remove_stale_temporaries(folder: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
-def write_manifest(job: Job, folder: Path, attrs: dict) -> Path:
-    """A small JSON file beside the output naming the model, its sha256, the seed and the command."""
+def write_manifest(job: Job, folder: Path, attrs: dict, replace: bool = True) -> Path:
+    """A small JSON file beside the output naming the model, its sha256, the seed and the command;
+    `replace` False: refused if another run wrote one meanwhile (atomic.commit)."""
     path = folder / job.shard_name(MANIFEST_FILE)
-    atomic.write_text(path, json.dumps(attrs, indent=1) + "\n")
+    atomic.write_text(path, json.dumps(attrs, indent=1) + "\n", replace)
     return path
 
 
 def _prepare_png_dir(job: Job, attrs: dict) -> None:
+    """Make the folders; the manifest first, which a new output's takes without replacing: of two runs
+    started on one new folder, the second stops here, before any image."""
     out = job.out
     try:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)  # e.g. the staging folder of a --force run that was killed
+    except OSError as exc:
+        raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
+    write_manifest(job, out, attrs, replace=job.force or job.resume)
+    try:
         for label in job.labels:
             (out / label_dir(label)).mkdir(exist_ok=True)
             if job.resume or job.force:
@@ -528,7 +767,6 @@ def _prepare_png_dir(job: Job, attrs: dict) -> None:
             remove_stale_temporaries(out)
     except OSError as exc:
         raise MnistgenError(f"cannot create --out {out}: {exc.strerror}; choose a writable directory") from None
-    write_manifest(job, out, attrs)
 
 
 def _metadata_rows(job: Job, batch, names) -> str:
@@ -547,11 +785,14 @@ def _metadata_rows(job: Job, batch, names) -> str:
     )
 
 
-def _write_pngs(folder: Path, names: list[str], images, skip: set) -> int:
+def _write_pngs(folder: Path, names: list[str], images, skip: set) -> tuple[int, int]:
+    """Write the images not in `skip`; returns (images done, images written)."""
+    written = 0
     for name, image in zip(names, images):
         if name not in skip:
             export.write_png(folder / name, image)
-    return len(names)
+            written += 1
+    return len(names), written
 
 
 def _stages(job: Job) -> bool:
@@ -620,20 +861,23 @@ def _swap_in(out: Path, staging: Path) -> None:
             shutil.rmtree(aside, ignore_errors=True)
 
 
-def _run_png(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
+def _run_png(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> int:
+    """Write the job's PNGs; returns how many were written (a --resume skips those already there)."""
+    if not job.size:
+        return 0  # an empty shard adds nothing to the folder the other shards share
     if not _stages(job):
-        _write_png_dir(job, sampler, attrs, report)
-        return
+        return _write_png_dir(job, sampler, attrs, report)
     staging = _make_staging(job.out)
     try:
         fresh = replace(job, out=staging, targets=(staging / job.targets[0].name,), force=False)
-        _write_png_dir(fresh, sampler, attrs, report)
+        written = _write_png_dir(fresh, sampler, attrs, report)
         _swap_in(job.out, staging)
+        return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone after a swap; after a failure, the partial output
 
 
-def _write_png_dir(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> None:
+def _write_png_dir(job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None]) -> int:
     _prepare_png_dir(job, attrs)
     existing = (
         {label: _existing_pngs(job, label) for label in job.labels}
@@ -642,18 +886,25 @@ def _write_png_dir(job: Job, sampler: Sampler, attrs: dict, report: Callable[[in
     )
     width = _index_width(job.count)
 
-    def written(label, lo, hi) -> bool:  # resume: a block whose files all exist is not decoded
+    def present(label, lo, hi) -> bool:  # resume: a block whose files all exist is not decoded
         have = existing[label]
         return bool(have) and all(f"{i:0{width}d}.png" in have for i in range(lo, hi))
 
     pending: deque = deque()
-    done = 0
+    done = written = 0
+
+    def finished(future) -> None:
+        nonlocal done, written
+        images, new = future.result()
+        done, written = done + images, written + new
+        report(done)
+
     with atomic.atomic_path(job.targets[0]) as meta_tmp, open(meta_tmp, "w", encoding="utf-8") as meta:
         pool = ThreadPoolExecutor(usable_cpus())
         try:
             for label, block, lo, hi in sample.plan(job.labels, job.count, job.shard):
                 names = [f"{i:0{width}d}.png" for i in range(lo, hi)]
-                batch = sampler.batch(job.seed, label, block, lo, hi, decode=not written(label, lo, hi))
+                batch = sampler.batch(job.seed, label, block, lo, hi, decode=not present(label, lo, hi))
                 meta.write(_metadata_rows(job, batch, names))
                 if batch.images is None:
                     done += len(names)
@@ -663,34 +914,37 @@ def _write_png_dir(job: Job, sampler: Sampler, attrs: dict, report: Callable[[in
                     pool.submit(_write_pngs, job.out / label_dir(label), names, batch.images, existing[label])
                 )
                 while len(pending) > MAX_IN_FLIGHT or (pending and pending[0].done()):
-                    done += pending.popleft().result()
-                    report(done)
+                    finished(pending.popleft())
             while pending:
-                done += pending.popleft().result()
-                report(done)
+                finished(pending.popleft())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # running writes finish (each is atomic)
+    return written
 
 
 def _run_file(
     job: Job, sampler: Sampler, attrs: dict, report: Callable[[int], None], stream: Optional[BinaryIO] = None
-) -> None:
+) -> int:
+    """Write the job's file(s); returns the images written (none when --resume finds them complete).
+    A new output takes its name without replacing (only --force replaces); a verified run records its
+    acceptance rate in the file."""
     if job.resume and all(t.exists() for t in job.targets):
         report(job.size)  # already complete: files appear only when whole
-        return
-    latent, labelled = sampler.decoder.config.latent, job.weights.config.conditional
+        return 0
+    latent, labelled, replacing = sampler.decoder.config.latent, job.weights.config.conditional, job.force
     if job.fmt is Format.hdf5:
-        writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs, labelled)
+        writer = export.Hdf5Writer(job.targets[0], job.size, latent, attrs, labelled, replace=replacing)
     elif job.fmt is Format.npz:
-        writer = export.NpzWriter(job.targets[0], job.size, latent, attrs, labelled)
+        writer = export.NpzWriter(job.targets[0], job.size, latent, attrs, labelled, replace=replacing)
     elif job.fmt is Format.grid:
-        writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows=len(job.labels), scale=job.scale)
+        rows = len(job.labels)
+        writer = export.GridWriter(job.targets[0], job.size, latent, attrs, rows, job.scale, replace=replacing)
     elif job.fmt is Format.tar:
         width = export.tar_key_width(job.total)  # the whole job's: every shard's keys sort alike
         target = None if job.streams else job.targets[0]
-        writer = export.TarWriter(target, job.size, latent, attrs, job.bounds[0], width, stream)
+        writer = export.TarWriter(target, job.size, latent, attrs, job.bounds[0], width, stream, replacing)
     else:
-        writer = export.IdxWriter(job.targets[0], job.targets[1], job.size)
+        writer = export.IdxWriter(job.targets[0], job.targets[1], job.size, replace=replacing)
     if not job.streams:
         folder = job.targets[0].parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -703,8 +957,31 @@ def _run_file(
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, label if job.fmt is Format.tar else _label_byte(label), batch.z, position)
             report(position + hi - lo)
+        if _measured_acceptance(sampler) is not None:  # read by the writer as it finishes the file
+            attrs[ACCEPTANCE_KEY] = _measured_acceptance(sampler)
     if job.fmt is Format.idx:  # last: a manifest names only files that are there
         write_manifest(job, job.targets[0].parent, attrs)
+    return job.size
+
+
+def _measured_acceptance(sampler: Sampler) -> Optional[float]:
+    """The share of candidates the verifier kept in this run; None when it judged none (or there is none)."""
+    confidence = sampler.confidence
+    return round(confidence.accepted / confidence.tried, 4) if confidence is not None and confidence.tried else None
+
+
+def _recorded_acceptance(job: Job) -> Optional[float]:
+    """The acceptance rate the output records (a verified run that completed a file wrote it there)."""
+    if job.streams or not job.targets:
+        return None
+    recorded = _read_record(_record_path(job.out, job.fmt, job.shard), job.fmt) or {}
+    value = recorded.get(ACCEPTANCE_KEY)
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)  # a grid's PNG text holds it as text
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+    return round(float(value), 4) if valid else None
 
 
 def run_job(
@@ -714,36 +991,46 @@ def run_job(
     stream: Optional[BinaryIO] = None,
 ) -> dict:
     """Generate and write this job's images; returns the summary printed as JSON: the recorded
-    attributes (one source with the files') plus what the run measured. A streaming job (`--out -`)
-    writes into `stream` (default: standard output's binary buffer)."""
+    attributes (one source with the files') plus what the run measured: `count` images in the
+    output, `written` by this run and `already_present` (a --resume's), the rate of the written ones
+    (null when none were), the verifier's acceptance rate (measured, else what the output records,
+    else null). A streaming job (`--out -`) writes into `stream` (default: standard output's binary
+    buffer). Refused before anything is written when a --resume or the other shards record pixels
+    decoded otherwise (check_decoding)."""
+    precision, paddle = sampler.decoder.precision, import_paddle().__version__
+    check_decoding(job, precision, paddle)
     started = time.perf_counter()
-    attrs = job.attrs(sampler.decoder.precision)
+    attrs = job.attrs(precision, paddle)
 
-    def report(done: int) -> None:  # images written, images/s, share of candidates the filter kept
+    def report(done: int) -> None:  # images done, images/s, share of candidates the filter kept
         if on_progress is not None:
             kept = sampler.confidence.acceptance if sampler.confidence else 1.0
             on_progress(done, done / max(time.perf_counter() - started, 1e-9), kept)
 
     if job.fmt is Format.png:
-        _run_png(job, sampler, attrs, report)
+        written = _run_png(job, sampler, attrs, report)
     else:
-        _run_file(job, sampler, attrs, report, (stream or sys.stdout.buffer) if job.streams else None)
+        written = _run_file(job, sampler, attrs, report, (stream or sys.stdout.buffer) if job.streams else None)
     seconds = time.perf_counter() - started
     if job.streams:
         outputs = [STDOUT]
     elif job.fmt is Format.png:
-        outputs = [str(job.out / label_dir(label)) for label in job.labels] + [str(job.targets[0])]
+        labels = [str(job.out / label_dir(label)) for label in job.labels] if job.size else []
+        outputs = labels + [str(t) for t in job.targets]
     else:
         outputs = [str(t) for t in job.targets]
     measured = {
         "count": job.size,
+        "written": written,
+        "already_present": job.size - written,
         "format": job.fmt.value,
         "outputs": outputs,
         "seconds": round(seconds, 3),
-        "images_per_s": round(job.size / seconds, 1),
+        "images_per_s": round(written / seconds, 1) if written else None,
         "decoder": sampler.decoder.name,
         **({"decoder_note": note} if (note := decoder_note(sampler.decoder)) else {}),
     }
     if sampler.confidence is not None:
-        measured["acceptance_rate"] = round(sampler.confidence.acceptance, 4)
+        acceptance = _measured_acceptance(sampler)
+        measured[ACCEPTANCE_KEY] = acceptance if acceptance is not None else _recorded_acceptance(job)
     return {**measured, **attrs}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mnistgen import calibrate, checkpoint, data, sample, train
 from mnistgen.cli import app
-from mnistgen.config import RECIPES, ModelConfig, named_recipe, recipe_for
+from mnistgen.config import RECIPES, ModelConfig, named_recipe, recipe_for, run_name, train_kind
 from mnistgen.data import Dataset
 from mnistgen.errors import MnistgenError
 
@@ -83,6 +83,19 @@ def test_fixed_epochs_mean_exactly_n(tmp_path, dataset):
         tmp_path,
     )
     assert metrics["epoch"] == 2 and "best_epoch" not in checkpoint.inspect(str(tmp_path)).card["training"]
+
+
+def test_a_named_recipe_chooses_the_kind_of_model():
+    assert train_kind(None, "vae-2d") == "vae" and train_kind(None, "cvae-2d") == "cvae"
+    assert train_kind(None, None) == "cvae" and train_kind("vae", None) == "vae"
+    assert train_kind("vae", "vae-2d") == "vae" and train_kind("classifier", None) == "classifier"
+    assert train_kind(None, "nope") == "cvae"  # an unknown recipe: named_recipe refuses it
+    refusal = "^--recipe cvae-2d trains a cvae, not a vae: drop --model, or choose a vae recipe \\(vae-2d\\)$"
+    with pytest.raises(MnistgenError, match=refusal):
+        train_kind("vae", "cvae-2d")
+    # the default run directory: runs/vae-2d for --recipe vae-2d (it read runs/vae-Noned)
+    assert run_name("vae", None, "vae-2d") == "vae-2d" and run_name("cvae", 8, None) == "cvae-8d"
+    assert run_name("cvae", None, None) == "cvae" and run_name("classifier", None, "cvae") == "classifier"
 
 
 def test_recipes_by_name_and_by_data_size():

@@ -414,6 +414,30 @@ def test_train_on_chosen_images(tmp_path, mnist_dir):
     assert bad.stderr == "Error: --indices 1000 is out of range: the training set has 1000 images (0-999)\n"
 
 
+def test_a_recipe_trains_its_own_kind_of_model(tmp_path, mnist_dir):
+    small = ["--data", mnist_dir, "--channels", 4, "--indices", "5,25", "--epochs", 1, *ONE_FAST, "-q"]
+    result = invoke("train", "--recipe", "vae-2d", "--out", tmp_path / "r", *small)  # no --model: the recipe's
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "r" / "model.json").read_text())
+    assert card["config"]["kind"] == "vae" and "--model vae" in card["training"]["command"]
+    for model, recipe, message in (
+        (
+            "cvae",
+            "vae-2d",
+            "--recipe vae-2d trains a vae, not a cvae: drop --model, or choose a cvae recipe (cvae-2d, cvae)",
+        ),
+        (
+            "classifier",
+            "cvae",
+            "--recipe cvae trains a cvae, not a classifier: the classifier takes no --recipe; drop one of them",
+        ),
+    ):
+        refused = invoke("train", "--model", model, "--recipe", recipe, "--out", tmp_path / model, *small)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.endswith(f"Error: Invalid value for --model/--recipe: {message}\n")
+        assert not (tmp_path / model).exists()
+
+
 def test_missing_paddle_names_the_install_command(tmp_path, tiny_cvae):
     code = (
         "import sys; sys.modules['paddle'] = None\n"  # makes `import paddle` raise ImportError

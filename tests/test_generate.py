@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -375,8 +376,19 @@ def test_bad_generate_options(tmp_path, monkeypatch, args, message):
         ),
         (
             lambda t: None,
-            ["-o", "{t}/s", "-d", "1", "-n", "2", "--shard", "0/3"],
-            "Error: --shard 0/3 gets no images out of 2: use fewer shards",
+            ["-o", "{t}/x.tar.gz"],
+            "Error: --out {t}/x.tar.gz: generate writes no .gz files: name it .h5, .hdf5, .npz, .tar or .png (a grid), "
+            "or pass --format png (or idx) to make a folder named x.tar.gz",
+        ),
+        (
+            lambda t: None,
+            ["-o", "{t}/x.h5", "--format", "tar"],
+            "Error: --out {t}/x.h5: its suffix .h5 means --format hdf5, not tar: drop --format, or name it x.tar",
+        ),
+        (
+            lambda t: None,
+            ["-o", "{t}/x.png", "--format", "png"],
+            "Error: --out {t}/x.png: its suffix .png means --format grid, not png: drop --format, or name the folder x",
         ),
     ],
 )
@@ -640,3 +652,263 @@ def test_an_unconditional_models_files_hold_no_labels(tmp_path, tiny_vae):
             f"Error: {data} has no labels: only --model vae trains without them; pass labelled data for a cvae or "
             "the classifier\n"
         )
+
+
+# -- one output holds one run's pixels; summaries say what the run did -------------------------------
+
+
+def refused(*args) -> str:
+    """Run generate expecting an Error; its one line."""
+    result = runner.invoke(app, ["generate", "--quiet", *[str(a) for a in args]])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    return result.stderr.strip()
+
+
+def _edit_manifest(path: Path, **changes) -> None:
+    """Make a manifest say what another run (another Paddle, another precision) would have recorded."""
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
+
+
+def test_resume_refuses_another_precision_and_bf16_from_another_paddle(tmp_path, tiny_cvae):
+    from mnistgen import checkpoint
+    from mnistgen import generate as jobs
+
+    out = tmp_path / "mix"
+    base = [tiny_cvae, "-d", "0,1", "-n", 300, "-o", out, "--seed", 5]
+    made = gen(*base, "--precision", "fp32")
+    assert made["precision"] == "fp32" and made["paddle_version"] and made["written"] == 600
+    assert json.loads((out / "mnistgen.json").read_text())["paddle_version"] == made["paddle_version"]
+    (out / "1" / "00299.png").unlink()
+    assert refused("--model", *base, "--precision", "bf16", "--resume") == (
+        f"Error: --resume: {out} was written with other settings: precision fp32 (now bf16); repeat its command to "
+        "finish it, or pass --force to replace it"
+    )
+    assert not (out / "1" / "00299.png").exists()  # refused before the decoder was even built
+    # fp32 pixels are pinned alike under every supported Paddle: another Paddle's fp32 output resumes
+    _edit_manifest(out / "mnistgen.json", paddle_version="2.6.2")
+    assert gen(*base, "--precision", "fp32", "--resume")["written"] == 1
+    # bf16 pixels differ between Paddles: what the decoder runs is checked once it is built
+    _edit_manifest(out / "mnistgen.json", precision="bf16", paddle_version="2.6.2")
+    weights = checkpoint.inspect(str(tiny_cvae))
+    job = jobs.plan_job(weights, [0, 1], 300, out, 5, resume=True)
+    with pytest.raises(jobs.MnistgenError) as caught:
+        jobs.check_decoding(job, "bf16", "3.3.1")
+    assert str(caught.value) == (
+        f"--resume: {out} was written with other settings: Paddle 2.6.2 (now 3.3.1: bf16 pixels differ between "
+        "Paddle versions); repeat its command to finish it, or pass --force to replace it"
+    )
+    jobs.check_decoding(job, "bf16", "2.6.2")  # the same Paddle: the same pixels
+    with pytest.raises(jobs.MnistgenError, match=r"precision bf16 \(now fp32\)"):
+        jobs.check_decoding(job, "fp32", "2.6.2")
+
+
+def test_shards_of_one_output_must_match(tmp_path, tiny_cvae):
+    base = [tiny_cvae, "-d", "0", "-n", 10, "--precision", "fp32"]
+    gen(*base, "-o", tmp_path / "s", "--seed", 2, "--shard", "0/2")
+    assert refused("--model", *base, "-o", tmp_path / "s", "--seed", 3, "--shard", "1/2") == (
+        f"Error: --shard 1/2: {tmp_path / 's' / 'mnistgen.shard-00000-of-00002.json'} of the same output was written "
+        "with other settings: seed 2 (now 3); give every shard the same settings (its command is recorded there), or "
+        "write this one elsewhere"
+    )
+    gen(*base, "-o", tmp_path / "s.h5", "--seed", 2, "--shard", "0/2")
+    assert refused("--model", *base[:-1], "bf16", "-o", tmp_path / "s.h5", "--seed", 2, "--shard", "1/2") == (
+        f"Error: --shard 1/2: {tmp_path / 's.shard-00000-of-00002.h5'} of the same output was written with other "
+        "settings: precision fp32 (now bf16); give every shard the same settings (its command is recorded there), or "
+        "write this one elsewhere"
+    )
+    # the Slurm array's --resume: a shard not yet begun writes beside the others, taking their seed
+    later = gen(*base, "-o", tmp_path / "s", "--shard", "1/2", "--resume")
+    assert later["seed"] == 2 and later["written"] == 5 and "--seed 2" in later["command"]
+    assert refused("--model", *base, "-o", tmp_path / "s", "--resume") == (
+        f"Error: --resume: {tmp_path / 's'} holds the files of shards 0/2, 1/2 of a run, not of a whole run: pass "
+        "--shard i/2 to finish shard i, or --force to replace them"
+    )
+
+
+def test_a_run_without_seed_resumes_with_the_seed_it_used(tmp_path, tiny_cvae):
+    import shlex
+
+    out = tmp_path / "rs"
+    first = gen(tiny_cvae, "-d", "3", "-n", 300, "-o", out)
+    assert f"--seed {first['seed']}" in first["command"]  # the line repeats the run
+    before = files(out)
+    (out / "3" / "00100.png").unlink()
+    again = gen(tiny_cvae, "-d", "3", "-n", 300, "-o", out, "--resume")
+    assert again["seed"] == first["seed"] and again["written"] == 1 and again["already_present"] == 299
+    assert {p: b for p, b in files(out).items() if p.name != "mnistgen.json"} == {
+        p: b for p, b in before.items() if p.name != "mnistgen.json"
+    }
+    (out / "3" / "00200.png").unlink()
+    repeated = shlex.split(first["command"])[1:] + ["--resume"]  # the recorded command, as a user repeats it
+    result = runner.invoke(app, repeated)
+    assert result.exit_code == 0, result.output
+    assert (out / "3" / "00200.png").read_bytes() == before[Path("3/00200.png")]
+
+
+def test_a_resumed_runs_summary_counts_only_what_it_wrote(tmp_path, tiny_cvae):
+    base = ["cvae-2d", "-d", "2", "-n", 40, "--seed", 3, "--min-confidence", "0.5", "--classifier", "classifier"]
+    made = gen(*base, "-o", tmp_path / "a.h5")
+    assert made["written"] == 40 and 0 < made["acceptance_rate"] <= 1 and made["images_per_s"] > 0
+    again = gen(*base, "-o", tmp_path / "a.h5", "--resume")  # complete: nothing decoded, nothing written
+    assert (again["count"], again["written"], again["already_present"]) == (40, 0, 40)
+    assert again["images_per_s"] is None and again["acceptance_rate"] == made["acceptance_rate"]  # as recorded
+    plain = [tiny_cvae, "-d", "2", "-n", 40, "--seed", 3, "-o", tmp_path / "a.npz"]
+    gen(*plain)
+    assert "acceptance_rate" not in gen(*plain, "--resume")  # an unverified run has none
+    gen(*base, "-o", tmp_path / "png")
+    for name in ("00003.png", "00004.png"):
+        (tmp_path / "png" / "2" / name).unlink()
+    resumed = gen(*base, "-o", tmp_path / "png", "--resume")
+    assert (resumed["count"], resumed["written"], resumed["already_present"]) == (40, 2, 38)
+
+
+def test_an_unknown_suffix_is_refused_and_a_folder_named_so_is_asked_for(tmp_path, tiny_cvae):
+    for name in ("x.zip", "x.jpg", "x.npy", "x.hdf", "x.idx"):
+        suffix = name[1:]
+        assert refused("--model", tiny_cvae, "-o", tmp_path / name) == (
+            f"Error: --out {tmp_path / name}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .tar or "
+            f".png (a grid), or pass --format png (or idx) to make a folder named {name}"
+        )
+    assert list(tmp_path.iterdir()) == []
+    gen(tiny_cvae, "-d", "1", "-n", 2, "-o", tmp_path / "x.zip", "--format", "png", "--seed", 1)
+    gen(tiny_cvae, "-d", "1", "-n", 2, "-o", f"{tmp_path / 'v1.2'}/", "--seed", 1)  # a final "/": a folder
+    gen(tiny_cvae, "-d", "1", "-n", 2, "-o", tmp_path / "v1.2", "--seed", 1, "--resume")  # an existing folder
+    for folder in ("x.zip", "v1.2"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["1", "metadata.jsonl", "mnistgen.json"]
+
+
+def test_two_runs_on_one_new_output_cannot_both_succeed(tmp_path, tiny_cvae):
+    import h5py
+
+    out = tmp_path / "cc.h5"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mnistgen", "generate", "--model", str(tiny_cvae), "-d", "all", "-n", "300"]
+            + ["--seed", str(seed), "-o", str(out), "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (5, 6)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in runs]
+    finished = [(proc.returncode, stdout, stderr) for proc, (stdout, stderr) in zip(runs, outputs)]
+    assert sorted(code for code, _, _ in finished) == [0, 1], finished
+    (winner,) = [json.loads(stdout) for code, stdout, _ in finished if code == 0]
+    (loser,) = [stderr.strip().splitlines()[-1] for code, _, stderr in finished if code == 1]
+    with h5py.File(out) as f:
+        assert f.attrs["seed"] == winner["seed"]  # the summary that says so is true
+    assert loser in (  # lost the race at the end, or planned once the winner's file was there
+        f"Error: {out} was written by another run meanwhile: it was kept and this run's output removed; choose "
+        "another --out, or pass --force to replace it",
+        f"Error: {out} already exists: pass --force to replace it, or choose another --out",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["cc.h5"]  # the loser's temporary is gone
+
+
+def test_a_new_outputs_name_is_taken_without_replacing(tmp_path):
+    import errno
+
+    from mnistgen import atomic
+
+    dest = tmp_path / "f.bin"
+    with pytest.raises(atomic.MnistgenError) as caught:
+        with atomic.atomic_path(dest, replace=False) as tmp:
+            tmp.write_bytes(b"mine")
+            dest.write_bytes(b"theirs")  # another run finished first
+    assert str(caught.value) == (
+        f"{dest} was written by another run meanwhile: it was kept and this run's output removed; choose another "
+        "--out, or pass --force to replace it"
+    )
+    assert dest.read_bytes() == b"theirs" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+    def no_links(*args):  # a file system without hard links (FAT, some FUSE mounts)
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    fresh = tmp_path / "g.bin"
+    original = atomic.os.link
+    atomic.os.link = no_links
+    try:
+        atomic.write_bytes(fresh, b"new", replace=False)
+        with pytest.raises(atomic.MnistgenError, match="was written by another run meanwhile"):
+            atomic.write_bytes(fresh, b"again", replace=False)
+    finally:
+        atomic.os.link = original
+    assert fresh.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["f.bin", "g.bin"]
+
+
+def test_an_empty_shard_succeeds_and_writes_what_a_merge_expects(tmp_path, tiny_cvae):
+    import h5py
+
+    base = [tiny_cvae, "-d", "1", "-n", 2, "--seed", 1]
+    result = runner.invoke(
+        app, ["generate", "--model", *[str(a) for a in base], "-o", str(tmp_path / "s"), "-q"] + ["--shard", "0/3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "note: --shard 0/3 gets no images out of 2: nothing to write\n"
+    summary = json.loads(result.stdout)
+    assert (summary["count"], summary["written"], summary["outputs"]) == (0, 0, [])
+    assert not (tmp_path / "s").exists()  # nothing in the folder the other shards share
+    for i in (1, 2):
+        gen(*base, "-o", tmp_path / "s", "--shard", f"{i}/3")
+    merged = "".join(p.read_text() for p in sorted((tmp_path / "s").glob("metadata.shard-*-of-00003.jsonl")))
+    assert len(merged.splitlines()) == 2  # the README's cat still joins the metadata
+    for name in ("t-{shard}.tar", "e.h5", "e.npz"):
+        for i in range(3):
+            gen(*base, "-o", tmp_path / name, "--shard", f"{i}/3")
+    assert tarfile.open(tmp_path / "t-00000.tar").getnames() == []  # a valid, empty archive
+    with h5py.File(tmp_path / "e.shard-00000-of-00003.h5") as f:
+        assert f["images"].shape == (0, 28, 28) and f["latents"].shape[0] == 0 and f.attrs["seed"] == 1
+    with np.load(tmp_path / "e.shard-00000-of-00003.npz") as f:
+        assert f["images"].shape == (0, 28, 28)
+    gen(*base, "-o", tmp_path / "e.h5", "--shard", "0/3", "--resume")  # complete: nothing to do
+
+
+def test_a_job_that_cannot_fit_on_its_disk_is_refused_up_front(tmp_path, tiny_cvae):
+    import shutil as sh
+
+    from mnistgen import export
+
+    out = tmp_path / "big.tar"  # a tar's blocks (3 KiB an image) overflow a disk within --count's range
+    free = sh.disk_usage(tmp_path).free
+    each = export.disk_bytes("tar", 1, 2, True)
+    count = 2 * free // each // 10 + 1  # ten labels of this many: twice what is free
+    if count > 10_000_000:
+        pytest.skip("more free space than --count can fill")
+    message = refused("--model", tiny_cvae, "-n", count, "-o", out)
+    assert message.startswith(f"Error: --out {out}: {10 * count:,} images take at least ")
+    assert message.endswith("free: free space, choose another --out, lower --count")
+    assert f"({each:,} bytes each) but {tmp_path} has " in message and not out.exists()
+
+
+def test_a_png_folder_with_more_files_than_free_inodes_is_refused(tmp_path, tiny_cvae):
+    """The byte estimate leaves out the 4 KiB an ext4 file takes (btrfs keeps small files inline);
+    where the file system counts inodes, a folder of more files than it has left is refused."""
+    stats = os.statvfs(tmp_path)
+    count = stats.f_favail // 10 + 1  # ten labels of this many: more files than inodes
+    if not stats.f_files or count > 10_000_000:
+        pytest.skip("the file system counts no inodes, or has more than --count can fill")
+    out = tmp_path / "many"
+    message = refused("--model", tiny_cvae, "-n", count, "-o", out)
+    assert message.startswith(f"Error: --out {out}: {10 * count:,} PNG files, but the file system of {tmp_path} ")
+    assert message.endswith(
+        "more files (free inodes): free space, choose another --out, lower --count, or use --format hdf5 (one "
+        "compressed file)"
+    )
+    assert not out.exists()
+
+
+def test_disk_estimates_err_low(tmp_path, tiny_cvae):
+    """What generate refuses by is a low estimate: real outputs hold at least that."""
+    from mnistgen import export
+
+    gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / "png", "--seed", 1)
+    assert sum(p.stat().st_size for p in (tmp_path / "png").rglob("*.png")) >= 300 * export.PNG_FILE_BYTES
+    metadata = (tmp_path / "png" / "metadata.jsonl").stat().st_size
+    assert metadata >= 300 * (export.METADATA_LINE_BYTES + 2 * export.Z_TEXT_BYTES)
+    for name, fmt in (("s.h5", "hdf5"), ("s.npz", "npz"), ("s.tar", "tar")):
+        gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / name, "--seed", 1)
+        assert (tmp_path / name).stat().st_size >= export.disk_bytes(fmt, 300, 2, True), fmt

@@ -53,7 +53,9 @@ BAD_INPUTS = [
     (["generate", "--model", "{t}/old.pdparams"], 2, "is a pickle-based file"),
     (["generate", "--model", "{t}/cut.safetensors", "-o", "{t}/o"], 1, "is truncated or damaged"),
     (["generate", "--model", VAE, "--digit", "3", "-o", "{t}/o"], 1, "has no labels: drop --digit"),
-    (["generate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "is a file: give a directory"),
+    (["generate", "--model", CVAE, "-o", "{t}/file.txt", "--format", "png"], 1, "is a file: give a directory"),
+    (["generate", "--model", CVAE, "-o", "{t}/file.txt"], 1, "generate writes no .txt files: name it .h5"),
+    (["generate", "--model", CVAE, "-o", "{t}/x.h5", "--format", "tar"], 1, "its suffix .h5 means --format hdf5"),
     (["generate", "--model", CVAE, "-o", "{t}/file.txt/sub"], 1, "is a file, not a directory"),
     (["generate", "--model", CVAE, "-o", "{t}/notes"], 1, "is not empty: pass --force"),
     (
