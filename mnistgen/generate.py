@@ -46,7 +46,7 @@ from mnistgen.config import MANIFEST_FILE, MAX_SEED, UNLABELLED, UNLABELLED_DIR,
 from mnistgen.errors import MnistgenError
 from mnistgen.predictor import decoder_note
 from mnistgen.runtime import human_bytes, human_bytes_apart, import_paddle, memory_budget, usable_cpus
-from mnistgen.sample import Sampler, Sampling, Shard
+from mnistgen.sample import VERIFIER_KEY, Sampler, Sampling, Shard
 from mnistgen.version import __version__
 
 METADATA_FILE = "metadata.jsonl"
@@ -68,6 +68,7 @@ RESUME_SETTINGS = (
     "truncation",
     "sharpen",
     "min_confidence",
+    VERIFIER_KEY,  # compared only where recorded: outputs from before it was recorded have none
 )
 TAR_SETTINGS = ("seed",)
 PADDLE_KEY = "paddle_version"  # recorded beside every output: bf16 pixels differ between Paddle versions
@@ -505,7 +506,11 @@ def _differences(
     (`keys`: all a record of this format holds), then what decodes them (`_pixel_differences`)."""
     wanted = job.attrs(precision or "", paddle or "")
     keys = keys if keys is not None else TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS
-    differ = [k for k in keys if _comparable(recorded.get(k)) != _comparable(wanted.get(k))]
+    differ = [
+        k
+        for k in keys
+        if _comparable(recorded.get(k)) != _comparable(wanted.get(k)) and (k != VERIFIER_KEY or k in recorded)
+    ]
     shown = [f"{k} {_shown(recorded.get(k))} (now {_shown(wanted.get(k))})" for k in differ]
     return shown + _pixel_differences(recorded, precision, paddle)
 

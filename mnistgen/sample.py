@@ -298,6 +298,7 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
 
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
+VERIFIER_KEY = "verifier_sha256"  # recorded beside verified outputs: which classifiers kept the samples
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ class Sampling:
             "truncation": self.prior.truncation or 0,
             "sharpen": self.sharpen,
             **({"min_confidence": self.min_confidence} if self.verified else {}),
+            **({VERIFIER_KEY: [member.sha256 for member in members(self.classifier)]} if self.verified else {}),
         }
 
 

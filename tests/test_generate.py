@@ -765,6 +765,24 @@ def test_a_resumed_runs_summary_counts_only_what_it_wrote(tmp_path, tiny_cvae):
     assert (resumed["count"], resumed["written"], resumed["already_present"]) == (40, 2, 38)
 
 
+def test_resume_refuses_another_verifier(tmp_path, tiny_classifier):
+    """The classifier that kept the samples is recorded (its sha256): a resume that would keep the rest
+    by another one is refused, as another threshold is."""
+    from mnistgen import checkpoint
+
+    out = tmp_path / "v"
+    base = ["cvae-2d", "-d", "2", "-n", 40, "--seed", 3, "--min-confidence", "0.5", "-o", out]
+    made = gen(*base, "--classifier", "classifier")
+    shipped = checkpoint.inspect("classifier").sha256
+    assert made["verifier_sha256"] == [shipped]
+    (out / "2" / "00039.png").unlink()
+    message = refused("--model", *base, "--classifier", tiny_classifier, "--resume")
+    mine = checkpoint.inspect(str(tiny_classifier)).sha256
+    assert message.startswith(f"Error: --resume: {out} was written with other settings: verifier_sha256 ")
+    assert f"(now ['{mine[:8]}" in message and not (out / "2" / "00039.png").exists()
+    assert gen(*base, "--classifier", "classifier", "--resume")["written"] == 1
+
+
 def test_an_unknown_suffix_is_refused_and_a_folder_named_so_is_asked_for(tmp_path, tiny_cvae):
     for name in ("x.zip", "x.jpg", "x.npy", "x.hdf", "x.idx"):
         suffix = name[1:]
