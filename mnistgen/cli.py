@@ -1037,6 +1037,7 @@ def generate(
         typer.Option(
             "--out",
             "-o",
+            metavar="PATH",
             help=(
                 "Where to write: a directory for png/idx (a name without a suffix, or ending in /), a file for "
                 "hdf5/npz/grid/tar ({shard} in the name: the shard's index); - streams a tar to stdout (the JSON "
