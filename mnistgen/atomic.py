@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Optional
@@ -33,8 +35,9 @@ from mnistgen.errors import MnistgenError
 TEMP_SUFFIX = ".part"
 NAME_MAX_DEFAULT = 255  # bytes in one file name: Linux, macOS and Windows file systems
 SHORT_NAME = 128  # temporary names up to this many bytes fit any common file system: no pathconf call
+HOST_TAG_CHARS = 8  # hex digits of the host name's hash in a temporary name
 TEMP_HASH_CHARS = 12  # hex digits of the whole name's hash in a shortened temporary name
-TEMP_HASH_MARK = "~"  # between the kept prefix and the hash: .PREFIX~HASH.PID-TID.part
+TEMP_HASH_MARK = "~"  # between the kept prefix and the hash: .PREFIX~HASH.PID-TID-HOST.part
 # What os.link fails with where a file system has no hard links (FAT, some FUSE and SMB mounts)
 NO_HARD_LINKS = frozenset(
     code for code in (errno.EPERM, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None), errno.ENOSYS) if code
@@ -50,10 +53,18 @@ def name_max(directory: str) -> int:
     return limit if limit > 0 else NAME_MAX_DEFAULT
 
 
+@functools.lru_cache(maxsize=1)
+def host_tag() -> str:
+    """This machine, as a temporary name carries it: a short hash of its host name (shards of one
+    job on several nodes of a shared file system write into one folder; a process id means
+    something on its own machine only)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:HOST_TAG_CHARS]
+
+
 def _temp_tail(head: str, tail: str) -> str:
-    """The temporary name for file `tail` in directory `head`: ".TAIL.PID-TID.part", or, when that
-    would pass the file system's limit, ".PREFIX~HASH.PID-TID.part" (HASH: of the whole name)."""
-    tag = f".{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}"
+    """The temporary name for file `tail` in directory `head`: ".TAIL.PID-TID-HOST.part", or, when that
+    would pass the file system's limit, ".PREFIX~HASH.PID-TID-HOST.part" (HASH: of the whole name)."""
+    tag = f".{os.getpid()}-{threading.get_ident()}-{host_tag()}{TEMP_SUFFIX}"
     name = f".{tail}{tag}"
     size = len(os.fsencode(name))
     if size <= SHORT_NAME or size <= name_max(head):
@@ -91,10 +102,14 @@ def _blame_destination(exc: OSError, tmp, dest) -> None:
 
 
 def writer_alive(temp: Path) -> bool:
-    """Whether the process named in a temporary file's name (".NAME.PID-TID.part") still runs here."""
+    """Whether the process named in a temporary file's name (".NAME.PID-TID-HOST.part") may still be
+    writing it: it runs here, or the name is another machine's (whose processes cannot be asked; its
+    temporaries are left alone). A name without a host (written before hosts were named) is this one's."""
     try:
-        pid = int(temp.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[1].split("-")[0])
-        os.kill(pid, 0)
+        pid, *rest = temp.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[1].split("-")
+        if len(rest) > 1 and rest[1] != host_tag():
+            return True
+        os.kill(int(pid), 0)
     except (ValueError, IndexError, ProcessLookupError):
         return False
     except PermissionError:  # it exists, owned by someone else

@@ -244,6 +244,11 @@ def _write_result(text: str, data: Optional[str] = None) -> None:
         while view:
             view = view[stream.write(view) :]
         stream.flush()
+    except UnicodeEncodeError as exc:
+        raise MnistgenError(
+            f"standard output's encoding ({exc.encoding}) cannot hold {data or 'the result'}: set "
+            "PYTHONIOENCODING=utf-8"
+        ) from None
     except BrokenPipeError:
         if data is None:
             raise _ReaderGone() from None
@@ -256,6 +261,15 @@ def _write_result(text: str, data: Optional[str] = None) -> None:
         ) from None
 
 
+class _Capture(io.StringIO):
+    """Text for stdout, held until it is whole: it tells rich stdout's encoding, so that an ASCII
+    stdout (a Windows code page, PYTHONIOENCODING=ascii) gets ASCII table borders."""
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
 def _show_result(*tables) -> None:
     """Rich tables that are a command's result, on stdout (through _write_result): the terminal's width,
     or unlimited when piped."""
@@ -263,7 +277,7 @@ def _show_result(*tables) -> None:
 
     terminal = sys.stdout.isatty()
     width = shutil.get_terminal_size().columns if terminal else PIPED_WIDTH
-    console = Console(file=io.StringIO(), force_terminal=terminal, width=width)  # rich writes nothing itself
+    console = Console(file=_Capture(), force_terminal=terminal, width=width)  # rich writes nothing itself
     for table in tables:
         console.print(table)
     _write_result(console.file.getvalue())
@@ -530,6 +544,8 @@ class _LogProgress(_NullProgress):
 
     def update(self, task_id, completed=None, advance=None, total=None, description=None, info=None, **fields):
         task = self.tasks[task_id]
+        if completed is not None and completed < task["completed"]:
+            task["ended"] = False  # counting again (train's next epoch): its end is told again
         changes = {"completed": completed, "total": total, "description": description, "info": info}
         task.update({key: value for key, value in changes.items() if value is not None})
         task["completed"] += advance or 0

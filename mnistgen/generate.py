@@ -83,8 +83,8 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 TAR_RECORD = frozenset({"seed", "label", "z"})
 SHOWN_CHARS = 60  # a recorded setting quoted in a message: enough to recognise, never a screenful
 SHOWN_SHARDS = 4  # shards named in a message
-STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID.part: a --force run's PNG output until complete
-ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID.part: the output it replaces, during the swap
+STAGING_NAME = "mnistgen-new"  # --out/.mnistgen-new.PID-TID-HOST.part: a --force run's PNG output until complete
+ASIDE_NAME = "mnistgen-old"  # --out/.mnistgen-old.PID-TID-HOST.part: the output it replaces, during the swap
 
 
 SUFFIX_FORMATS = {
@@ -109,7 +109,14 @@ def infer_format(out: Path, fmt: Optional[Format]) -> Format:
         return Format(fmt)
     if str(out) == STDOUT:
         return Format.tar
+    if _names_folder(out):
+        return Format.png
     return SUFFIX_FORMATS.get(Path(out).suffix.lower(), Format.png)
+
+
+def _names_folder(out) -> bool:
+    """An --out given as text ending in "/" (or the system's separator): a folder, whatever its suffix."""
+    return os.fspath(out).endswith(("/", os.sep))
 
 
 def check_out_name(out, fmt: Optional[Format]) -> None:
@@ -124,6 +131,13 @@ def check_out_name(out, fmt: Optional[Format]) -> None:
         return
     if fmt is not None:
         fmt = Format(fmt)
+        if _names_folder(text) and fmt not in FOLDER_FORMATS:
+            raise MnistgenError(
+                f"--out {text}: a name ending in / is a folder, but --format {fmt.value} writes one file: drop the /, "
+                "or use --format png or idx"
+            )
+        if _names_folder(text):
+            return
         if named is not None and named is not fmt:
             rename = (
                 f"name it {path.with_suffix(FORMAT_SUFFIXES[fmt]).name}"
@@ -135,7 +149,7 @@ def check_out_name(out, fmt: Optional[Format]) -> None:
                 f"{rename}"
             )
         return
-    if not suffix or named is not None or text.endswith(("/", os.sep)) or path.is_dir():
+    if not suffix or named is not None or _names_folder(text) or path.is_dir():
         return
     raise MnistgenError(
         f"--out {path}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .tar or .png (a grid), or "
@@ -278,12 +292,22 @@ def choose_seed(out, fmt: Optional[Format], shard: Shard, resume: bool) -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
+def _recorded_number(value, kind: type):
+    """A recorded number as `kind` (int or float), or None: HDF5 attributes hold numpy scalars, a
+    grid's PNG text holds text, and a stranger's file may hold anything."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = kind(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        return None
+    return kind(value)
+
+
 def _as_seed(value) -> Optional[int]:
-    """A recorded seed as an int, when it is one --seed takes (a stranger's file may hold anything)."""
-    value = value.item() if hasattr(value, "item") else value  # HDF5 attributes: numpy scalars
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED:
-        return value
-    return None
+    """A recorded seed as an int, when it is one --seed takes."""
+    seed = _recorded_number(value, int)
+    return seed if seed is not None and 0 <= seed <= MAX_SEED else None
 
 
 def _index_width(count: int) -> int:
@@ -531,10 +555,14 @@ def _pixel_differences(recorded: dict, precision: Optional[str], paddle: Optiona
     return []
 
 
+SEED_HINT = "; without --seed each shard draws its own: pass one --seed to every shard"
+
+
 def _check_siblings(job: Job, precision: Optional[str], paddle: Optional[str] = None) -> None:
     """A shard writes one part of an output whose other parts other runs wrote (on other nodes,
-    perhaps): refuse it unless their records show the same images and pixels (the shard aside)."""
-    if not job.sharded or job.streams:
+    perhaps): refuse it unless their records show the same images and pixels (the shard aside).
+    With --force the shards of an output are being replaced one by one: the others' records are old."""
+    if not job.sharded or job.streams or job.force:
         return
     keys = tuple(k for k in (TAR_SETTINGS if job.fmt is Format.tar else RESUME_SETTINGS) if k != "shard")
     for path, recorded in _sibling_records(job.out, job.fmt, job.shard):
@@ -543,7 +571,8 @@ def _check_siblings(job: Job, precision: Optional[str], paddle: Optional[str] = 
             raise MnistgenError(
                 f"--shard {job.shard.index}/{job.shard.count}: {path} of the same output was written with other "
                 f"settings: {', '.join(differ)}; give every shard the same settings (its command is recorded "
-                "there), or write this one elsewhere"
+                f"there{SEED_HINT if any(d.startswith('seed ') for d in differ) else ''}), pass --force to replace "
+                "the output's shards, or write this one elsewhere"
             )
 
 
@@ -553,6 +582,8 @@ def check_decoding(job: Job, precision: str, paddle: str) -> None:
     A stream, or an empty shard of a PNG folder, writes nothing there."""
     if not job.targets:
         return
+    if job.resume and job.fmt is not Format.png and all(target.exists() for target in job.targets):
+        return  # complete: nothing is decoded into it
     if job.resume:
         recorded = _read_record(_record_path(job.out, job.fmt, job.shard), job.fmt)
         if recorded is not None:
@@ -733,8 +764,9 @@ def _check_disk(job: Job) -> None:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files and staging folders a killed writer left (".NAME.PID-TID.part");
-    outputs, and the temporaries of writers still running (another shard), are never touched."""
+    """Delete temporary files and staging folders a killed writer left (".NAME.PID-TID-HOST.part");
+    outputs, and the temporaries of writers still running (another shard) or of another machine's
+    (a shard on another node of a shared file system: its process cannot be asked), are never touched."""
     if folder.is_dir():
         for entry in folder.glob(".*" + atomic.TEMP_SUFFIX):
             if not _stale_temporary(entry):
@@ -980,13 +1012,8 @@ def _recorded_acceptance(job: Job) -> Optional[float]:
     if job.streams or not job.targets:
         return None
     recorded = _read_record(_record_path(job.out, job.fmt, job.shard), job.fmt) or {}
-    value = recorded.get(ACCEPTANCE_KEY)
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)  # a grid's PNG text holds it as text
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-    return round(float(value), 4) if valid else None
+    value = _recorded_number(recorded.get(ACCEPTANCE_KEY), float)
+    return round(value, 4) if value is not None and 0 <= value <= 1 else None
 
 
 def run_job(

@@ -352,7 +352,7 @@ def evaluate(
     found = None
     if weights is None:  # read by the judge's class names; refused here, before the judge has run
         limit = MAX_AUGMENT_IMAGES + 1 if augment_real is not None else None
-        found = sources.read(images, limit, judge.class_names, sources.Owner(f"the judge {judge.name}", JUDGE_FIX))
+        found = sources.read(images, limit, judge.class_names, sources.Owner(f"the judge {judge.name!r}", JUDGE_FIX))
         if found.labels is not None:
             check_labels(found.labels, judge.config.num_classes, "the images")
     net = clf.load(judge)

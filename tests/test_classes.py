@@ -327,7 +327,7 @@ def test_every_form_of_generated_output_is_labelled_by_its_class_names(tmp_path,
             graded = runner.invoke(app, ["evaluate", "--images", str(source), "--data", str(mnist_dir), "-q"])
             assert graded.exit_code == 1, graded.output
             assert graded.stderr == (
-                f"Error: {source} holds images of class 'zero', which is not a class of the judge judge (classes: 0, "
+                f"Error: {source} holds images of class 'zero', which is not a class of the judge 'judge' (classes: 0, "
                 "1, 2, 3, 4, 5, 6, 7, 8, 9): pass --judge, a classifier trained on them (mnistgen train --model "
                 "classifier --data DIR)\n"
             )
@@ -360,7 +360,7 @@ def test_messages_name_what_the_command_takes(tmp_path, mnist_dir, dataset, tiny
     result = runner.invoke(app, ["evaluate", "--images", str(words), "--data", str(mnist_dir)])
     assert result.exit_code == 1, result.output  # no model, no --labels: the judge, and --judge
     assert result.stderr == (
-        f"Error: folder {words / 'eight'} is not a class of the judge judge (classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9): "
+        f"Error: folder {words / 'eight'} is not a class of the judge 'judge' (classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9): "
         "rename it to one of them, or pass --judge, a classifier trained on them (mnistgen train --model classifier "
         "--data DIR)\n"
     )

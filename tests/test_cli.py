@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,9 @@ def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
         for done in (256, 512, 50_000):
             progress.update(task, completed=done, info="  1944 img/s   4.6% rejected")
         progress.console.print("a note")
+        epoch = progress.add_task("epoch 1/2", total=4, info="")  # train counts each epoch's steps in one task
+        for step, name in ((4, "epoch 1/2"), (1, "epoch 2/2"), (4, "epoch 2/2")):
+            progress.update(epoch, completed=step, description=name)
         monkeypatch.setattr(cli, "LOG_EVERY", 0)  # every update is due
         other = progress.add_task("grading", total=3, info="")
         for _ in range(3):
@@ -90,10 +94,21 @@ def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
         "generating 256/50,000 (1%)  1944 img/s   4.6% rejected, 0:00:00",
         "generating 50,000/50,000 (100%)  1944 img/s   4.6% rejected, 0:00:00",
         "a note",
+        "epoch 1/2 4/4 (100%), 0:00:00",
+        "epoch 2/2 4/4 (100%), 0:00:00",
         "grading 1/3 (33%), 0:00:00",
         "grading 2/3 (67%), 0:00:00",
         "grading 3/3 (100%), 0:00:00",
     ]
+
+
+def test_a_listing_on_an_ascii_stdout_has_ascii_borders():
+    """Rich drew the table into a capture without an encoding, so Unicode borders, which an ASCII stdout
+    (a Windows code page, PYTHONIOENCODING=ascii) then refused with a traceback."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "mnistgen", "models"], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"+---") and b"| cvae " in done.stdout
 
 
 def test_version():

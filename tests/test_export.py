@@ -40,7 +40,7 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
 
-LONG_STEM = "a" * 246  # with ".npz": a 250-byte name, which fits; its ".NAME.PID-TID.part" would not
+LONG_STEM = "a" * 246  # with ".npz": a 250-byte name, which fits; its ".NAME.PID-TID-HOST.part" would not
 
 
 def test_a_long_name_gets_a_short_unique_temporary_name(tmp_path):

@@ -236,8 +236,11 @@ def test_a_killed_force_runs_leftovers_are_removed_or_named(tmp_path, tiny_cvae)
     (staging / "1").mkdir(parents=True)  # killed while generating: the partial new output
     (staging / "1" / "00000.png").write_bytes(b"partial")
     before = {p: b for p, b in files(out).items() if p.name != "mnistgen.json"}
+    elsewhere = out / f".metadata.jsonl.{dead.pid}-1-0123abcd{atomic.TEMP_SUFFIX}"  # another node's shard writing
+    elsewhere.write_text("")
     gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8, "--resume")
-    assert not staging.exists()
+    assert not staging.exists() and elsewhere.exists()  # a process of another machine cannot be asked: kept
+    elsewhere.unlink()
     assert {p: b for p, b in files(out).items() if p.name != "mnistgen.json"} == {
         p: b for p, b in before.items() if generate.STAGING_NAME not in str(p)
     }
@@ -710,15 +713,22 @@ def test_shards_of_one_output_must_match(tmp_path, tiny_cvae):
     gen(*base, "-o", tmp_path / "s", "--seed", 2, "--shard", "0/2")
     assert refused("--model", *base, "-o", tmp_path / "s", "--seed", 3, "--shard", "1/2") == (
         f"Error: --shard 1/2: {tmp_path / 's' / 'mnistgen.shard-00000-of-00002.json'} of the same output was written "
-        "with other settings: seed 2 (now 3); give every shard the same settings (its command is recorded there), or "
-        "write this one elsewhere"
+        "with other settings: seed 2 (now 3); give every shard the same settings (its command is recorded there; "
+        "without --seed each shard draws its own: pass one --seed to every shard), pass --force to replace the "
+        "output's shards, or write this one elsewhere"
     )
     gen(*base, "-o", tmp_path / "s.h5", "--seed", 2, "--shard", "0/2")
     assert refused("--model", *base[:-1], "bf16", "-o", tmp_path / "s.h5", "--seed", 2, "--shard", "1/2") == (
         f"Error: --shard 1/2: {tmp_path / 's.shard-00000-of-00002.h5'} of the same output was written with other "
-        "settings: precision fp32 (now bf16); give every shard the same settings (its command is recorded there), or "
-        "write this one elsewhere"
+        "settings: precision fp32 (now bf16); give every shard the same settings (its command is recorded there), "
+        "pass --force to replace the output's shards, or write this one elsewhere"
     )
+    import h5py
+
+    for i in range(2):  # the whole set again with other settings, shard by shard, as an array job re-runs it
+        gen(*base, "-o", tmp_path / "s.h5", "--seed", 5, "--shard", f"{i}/2", "--force")
+    with h5py.File(tmp_path / "s.shard-00001-of-00002.h5") as f:
+        assert f.attrs["seed"] == 5
     # the Slurm array's --resume: a shard not yet begun writes beside the others, taking their seed
     later = gen(*base, "-o", tmp_path / "s", "--shard", "1/2", "--resume")
     assert later["seed"] == 2 and later["written"] == 5 and "--seed 2" in later["command"]
@@ -781,6 +791,18 @@ def test_resume_refuses_another_verifier(tmp_path, tiny_classifier):
     assert message.startswith(f"Error: --resume: {out} was written with other settings: verifier_sha256 ")
     assert f"(now ['{mine[:8]}" in message and not (out / "2" / "00039.png").exists()
     assert gen(*base, "--classifier", "classifier", "--resume")["written"] == 1
+
+
+def test_a_name_ending_in_a_slash_is_a_folder_whatever_its_suffix(tmp_path, tiny_cvae):
+    gen(tiny_cvae, "-d", "1", "-n", 2, "-o", f"{tmp_path / 'imgs.png'}/")  # not a grid named imgs.png
+    assert (tmp_path / "imgs.png" / "1" / "00000.png").is_file()
+    gen(tiny_cvae, "-d", "1", "-n", 2, "-o", f"{tmp_path / 'pics.h5'}/", "--format", "png")
+    assert (tmp_path / "pics.h5" / "metadata.jsonl").is_file()
+    assert refused("--model", tiny_cvae, "-n", 2, "-o", f"{tmp_path / 'new'}/", "--format", "hdf5") == (
+        f"Error: --out {tmp_path / 'new'}/: a name ending in / is a folder, but --format hdf5 writes one file: drop "
+        "the /, or use --format png or idx"
+    )
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_unknown_suffix_is_refused_and_a_folder_named_so_is_asked_for(tmp_path, tiny_cvae):
