@@ -98,6 +98,7 @@ FORMAT_SUFFIXES = {Format.hdf5: ".h5", Format.npz: ".npz", Format.grid: ".png", 
 FOLDER_FORMATS = (Format.png, Format.idx)
 FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid, Format.tar)
 STDOUT = "-"  # --out -: a stream on standard output (tar only)
+COMPRESSED_SUFFIXES = (".gz", ".tgz", ".bz2", ".xz", ".zst", ".zip")  # --out x.tar.gz --format tar: not compressed
 SHARD_FIELD = "{shard}"  # --out synth-{shard}.tar: the shard's index, 00000, 00001, ...
 STREAMING_FORMATS = "--format hdf5 or --format tar (to a file, or --out - for a pipe)"
 
@@ -138,6 +139,12 @@ def check_out_name(out, fmt: Optional[Format]) -> None:
             )
         if _names_folder(text):
             return
+        if suffix in COMPRESSED_SUFFIXES and fmt in FILE_FORMATS:
+            plain = path.with_suffix("").with_suffix(FORMAT_SUFFIXES[fmt]).name  # x.tar.gz -> x.tar
+            raise MnistgenError(
+                f"--out {path}: generate compresses no {fmt.value} output into {suffix}: name it {plain} and "
+                "compress it afterwards (a stream: --out - | gzip)"
+            )
         if named is not None and named is not fmt:
             rename = (
                 f"name it {path.with_suffix(FORMAT_SUFFIXES[fmt]).name}"

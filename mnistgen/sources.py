@@ -66,6 +66,7 @@ NUMERIC_KINDS = "biuf"  # bool, int, uint, float: the dtypes images and labels m
 GZIP_MAGIC = data.GZIP_MAGIC
 HDF5_MAGIC = b"\x89HDF"
 ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip of .npy files
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # a zip of nothing (np.savez() with no arrays) starts with its end record
 
 GENERATE_LAYOUT = f"images uint8 (N, {SIDE}, {SIDE}) and labels (N,), as generate writes"
 KERAS_LAYOUT = (
@@ -609,10 +610,9 @@ def _no_layout(path: Path, keys: list[str], layouts: list[str]) -> MnistgenError
     """A file with none of the layouts read: the arrays it holds (a few, each cut short) beside the
     layouts, so `x`/`y` or `data`/`label` can be renamed. Names are not guessed: `x` may be anything."""
     shown = [repr(key[:SHOWN_KEY_CHARS]) + ("..." if len(key) > SHOWN_KEY_CHARS else "") for key in keys]
-    held = ", ".join(shown[:SHOWN_KEYS]) + (", ..." if len(keys) > SHOWN_KEYS else "") if keys else "no arrays"
-    return MnistgenError(
-        f"{path} holds {held}, none of the arrays mnistgen reads: save yours as {', or as '.join(layouts)}"
-    )
+    held = ", ".join(shown[:SHOWN_KEYS]) + (", ..." if len(keys) > SHOWN_KEYS else "")
+    what = f"{held}, none of the arrays mnistgen reads" if keys else "no arrays"
+    return MnistgenError(f"{path} holds {what}: save yours as {', or as '.join(layouts)}")
 
 
 def npz_attrs(path: Path) -> Optional[dict]:
@@ -1021,7 +1021,7 @@ def _read_path(
         return _read_idx_file(path)
     if head == HDF5_MAGIC:
         return _read_hdf5(path, limit)
-    if head == ZIP_MAGIC:
+    if head in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         return _read_npz(path, limit)
     if not pictures:
         raise MnistgenError(f"{path} is not an IDX, HDF5 (.mat, .h5) or NPZ file: pass {FORMS}")

@@ -805,6 +805,16 @@ def test_a_name_ending_in_a_slash_is_a_folder_whatever_its_suffix(tmp_path, tiny
     assert not (tmp_path / "new").exists()
 
 
+def test_a_compressed_name_is_refused_for_a_file_format(tmp_path, tiny_cvae):
+    """--out x.tar.gz --format tar wrote an uncompressed tar under a .gz name."""
+    for name, fmt, plain in (("x.tar.gz", "tar", "x.tar"), ("x.h5.xz", "hdf5", "x.h5"), ("x.gz", "npz", "x.npz")):
+        assert refused("--model", tiny_cvae, "-n", 2, "-o", tmp_path / name, "--format", fmt) == (
+            f"Error: --out {tmp_path / name}: generate compresses no {fmt} output into {Path(name).suffix}: name it "
+            f"{plain} and compress it afterwards (a stream: --out - | gzip)"
+        )
+        assert not (tmp_path / name).exists()
+
+
 def test_an_unknown_suffix_is_refused_and_a_folder_named_so_is_asked_for(tmp_path, tiny_cvae):
     for name in ("x.zip", "x.jpg", "x.npy", "x.hdf", "x.idx"):
         suffix = name[1:]

@@ -165,6 +165,8 @@ def test_an_array_file_in_no_layout_lists_the_arrays_it_holds(tmp_path, dataset)
     h5 = tmp_path / "dl.h5"
     with h5py.File(h5, "w") as f:
         f["data"], f["label"] = images, labels
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)  # a zip of nothing starts with its end record: it is still an .npz, not a picture
     generate = "images uint8 (N, 28, 28) and labels (N,), as generate writes"
     keras = "x_train (N, 28, 28) and y_train (N,), with x_test and y_test as a test split, as Keras's mnist.npz"
     npz = f"{generate}, or as {keras}"
@@ -178,6 +180,7 @@ def test_an_array_file_in_no_layout_lists_the_arrays_it_holds(tmp_path, dataset)
             f"save yours as {npz}",
         ),
         (h5, f"{h5} holds 'data', 'label', none of the arrays mnistgen reads: save yours as {generate}, or as {mat}"),
+        (empty, f"{empty} holds no arrays: save yours as {npz}"),
     ):
         for reader in (sources.read, sources.load):
             with pytest.raises(MnistgenError) as caught:
