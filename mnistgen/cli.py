@@ -461,7 +461,8 @@ def _progress(quiet: bool, log: Optional[bool] = None):
         return _NullProgress()
     from rich.console import Console
 
-    if log or (log is None and not Console(stderr=True).is_terminal):
+    console = Console(stderr=True)
+    if log or (log is None and not console.is_terminal):
         return _LogProgress()
     from rich.progress import (
         BarColumn,
@@ -473,7 +474,6 @@ def _progress(quiet: bool, log: Optional[bool] = None):
     )
     from rich.table import Column
 
-    console = Console(stderr=True)
     if console.width < WIDE_PROGRESS:
         kept = Column(no_wrap=True)
         bar = [BarColumn(bar_width=SHORT_BAR)] if console.width >= SHORT_BAR_FROM else []

@@ -73,7 +73,6 @@ RESUME_SETTINGS = (
 TAR_SETTINGS = ("seed",)
 PADDLE_KEY = "paddle_version"  # recorded beside every output: bf16 pixels differ between Paddle versions
 ACCEPTANCE_KEY = "acceptance_rate"  # recorded in file outputs when a verified run completes them
-SHARD_TAGS = ".shard-*-of-*"  # what sources.shard_file puts in any shard's file name, as a glob
 # What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
 # PNG text): its model's sha256 beside mnistgen's version and the seed; a user's file that happens
 # to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD
@@ -219,6 +218,14 @@ class Job:
         return _shard_name(name, self.shard)
 
     @property
+    def complete(self) -> bool:
+        """A --resume of a file output whose files are all there: nothing is decoded or written (a PNG
+        folder's completeness is known only image by image)."""
+        return (
+            self.resume and self.fmt is not Format.png and bool(self.targets) and all(t.exists() for t in self.targets)
+        )
+
+    @property
     def named(self) -> bool:
         """Whether the model names its classes (a card's "classes"): recorded, so a reader keeps the names."""
         return self.weights.config.conditional and bool(self.weights.card.get("classes"))
@@ -278,7 +285,7 @@ def _sibling_records(out: Path, fmt: Format, shard: Shard) -> list[tuple[Path, d
     else:
         name = glob.escape(out.name)
         field = glob.escape(SHARD_FIELD)
-        pattern = name.replace(field, "*") if field in name else sources.shard_file(name, SHARD_TAGS)
+        pattern = name.replace(field, "*") if field in name else sources.shard_file(name, sources.SHARD_TAGS)
         found = out.parent.glob(pattern) if out.parent.is_dir() else ()
     records = ((path, _read_record(path, fmt)) for path in sorted(set(found)) if path != own)
     return [(path, record) for path, record in records if record is not None]
@@ -587,10 +594,8 @@ def check_decoding(job: Job, precision: str, paddle: str) -> None:
     """Before anything is written, with what the decoder runs known: a --resume, or a shard beside
     other shards, refused when the pixels recorded there were decoded otherwise (`_pixel_differences`).
     A stream, or an empty shard of a PNG folder, writes nothing there."""
-    if not job.targets:
+    if not job.targets or job.complete:
         return
-    if job.resume and job.fmt is not Format.png and all(target.exists() for target in job.targets):
-        return  # complete: nothing is decoded into it
     if job.resume:
         recorded = _read_record(_record_path(job.out, job.fmt, job.shard), job.fmt)
         if recorded is not None:
@@ -744,10 +749,8 @@ def _check_disk(job: Job) -> None:
     bytes (export.disk_bytes) above the free space where it goes, or a PNG folder with more files than
     the file system has free inodes (ext4 and XFS count them; btrfs reports none, and is not checked
     so). A stream, and a --resume of a PNG folder (which writes only what is missing), are not checked."""
-    if job.streams or not job.targets or (job.resume and job.fmt is Format.png):
+    if job.streams or not job.targets or (job.resume and job.fmt is Format.png) or job.complete:
         return
-    if job.resume and all(target.exists() for target in job.targets):
-        return  # complete: nothing is written
     folder = atomic.existing_ancestor(job.targets[0].parent)
     try:
         free = shutil.disk_usage(folder).free
@@ -972,8 +975,8 @@ def _run_file(
     """Write the job's file(s); returns the images written (none when --resume finds them complete).
     A new output takes its name without replacing (only --force replaces); a verified run records its
     acceptance rate in the file."""
-    if job.resume and all(t.exists() for t in job.targets):
-        report(job.size)  # already complete: files appear only when whole
+    if job.complete:
+        report(job.size)  # files appear only when whole
         return 0
     latent, labelled, replacing = sampler.decoder.config.latent, job.weights.config.conditional, job.force
     if job.fmt is Format.hdf5:
@@ -1001,8 +1004,9 @@ def _run_file(
             position = job.labels.index(label) * job.count + lo - start
             writer.write(batch.images, label if job.fmt is Format.tar else _label_byte(label), batch.z, position)
             report(position + hi - lo)
-        if _measured_acceptance(sampler) is not None:  # read by the writer as it finishes the file
-            attrs[ACCEPTANCE_KEY] = _measured_acceptance(sampler)
+        acceptance = _measured_acceptance(sampler)
+        if acceptance is not None:  # read by the writer as it finishes the file
+            attrs[ACCEPTANCE_KEY] = acceptance
     if job.fmt is Format.idx:  # last: a manifest names only files that are there
         write_manifest(job, job.targets[0].parent, attrs)
     return job.size
