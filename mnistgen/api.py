@@ -43,7 +43,7 @@ from mnistgen.config import (
     train_kind,
 )
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device, device_kept, keeps_device, on_device, select_device
+from mnistgen.runtime import Device, keeps_device, on_device, resolve_device, select_device
 from mnistgen.sample import Sampling, resolve_sampling
 
 
@@ -101,8 +101,7 @@ class Model:
 
     def __init__(self, weights: checkpoint.Weights, device: Union[Device, str] = Device.auto):
         self.weights = weights
-        with device_kept():  # the device is set for each call that runs Paddle (_on_its_device), not for good
-            self.device = select_device(device)
+        self.device = resolve_device(device)  # set for each call that runs Paddle (_on_its_device), not for good
         self._net = None
         self._decoders: dict = {}  # (sharpen, precision) -> decoder: each is built (and exported) once
 
@@ -398,9 +397,10 @@ def _test_data(data_dir, test):
 
 
 def _real(augment, limit: Optional[int]) -> Optional[data.Dataset]:
-    """The user's labelled set for --augment (its first `limit` images): any form --data takes."""
-    if augment is None:
-        return None
+    """The user's labelled set for --augment (its first `limit` images): any form --data takes; one
+    read already (mnistgen.evaluate reads it before the model loads) is passed on as it is."""
+    if augment is None or isinstance(augment, data.Dataset):
+        return augment
     found = sources.load(Path(augment), need_labels=True, limit=limit)
     return replace(found, train=data.first_images(found.train, limit)) if limit is not None else found
 
@@ -464,7 +464,7 @@ def evaluate(
         judge,
         tstr,
         spec,
-        augment,
+        more["augment_real"],  # read once, above: a folder's pictures are not decoded twice
         limit,
         seeds,
         steps,
@@ -479,7 +479,6 @@ EVALUATE_KEYWORDS = SAMPLING_KEYWORDS + tuple(
     p for p in inspect.signature(evaluate).parameters if p != "sampling_options"
 )
 CLASSIFIER_FIELDS = ("arch", "channels")  # fit's options that shape the classifier; the rest are ClassifierOptions
-MODEL_FIELDS = ("latent", "channels", "likelihood")  # fit's options that shape a generator; the rest are TrainOptions
 FIT_SETS = ("class_names", "extra", "recipe", "max_epochs", "patience")  # TrainOptions fields the recipe or fit sets
 
 
@@ -551,7 +550,7 @@ def _check_fit_keywords(model: str, options: dict) -> None:
     if model == TrainKind.classifier.value:
         known = {f.name for f in fields(clf.ClassifierOptions)} - {"max_steps"} | set(CLASSIFIER_FIELDS)
     else:
-        known = {f.name for f in fields(TrainOptions)} - set(FIT_SETS) | set(MODEL_FIELDS)
+        known = {f.name for f in fields(TrainOptions)} - set(FIT_SETS) | set(train_lib.MODEL_FIELDS)
     _check_known(options, known, f"fit(model={model!r})")
 
 

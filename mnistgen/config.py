@@ -123,7 +123,7 @@ TRAIN_RANGES = {
 # evaluate --augment's ranges, checked by the CLI (Typer) and by mnistgen.evaluate alike.
 EVALUATE_RANGES = {
     "steps": SettingRange("--steps", 1, 100_000),
-    "limit": SettingRange("--limit", 1, MAX_SEED),
+    "limit": TRAIN_RANGES["limit"],  # the same first N images as train --limit
 }
 
 IMAGE_SIZE = 28  # MNIST's side; the architecture is built around 28 -> 14 -> 7

@@ -34,7 +34,7 @@ import numpy as np
 from mnistgen import checkpoint, decoders, sample
 from mnistgen.config import DEFAULT_GENERATOR, Precision, PriorKind
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import Device, check_device, device_kept, import_paddle, on_device, select_device, usable_cpus
+from mnistgen.runtime import Device, check_device, import_paddle, on_device, resolve_device, usable_cpus
 
 paddle = import_paddle()
 
@@ -182,8 +182,7 @@ class SyntheticMNIST(paddle.io.Dataset):
                 device, threads = "cpu", max(1, usable_cpus() // workers)
                 paddle.set_device("cpu")  # a worker process's own device: the host program's is in its main process
             else:
-                with device_kept():  # the host program's device stays its own
-                    device, threads = select_device(self.device), None
+                device, threads = resolve_device(self.device), None  # the host program's device stays its own
             with on_device(device):
                 self._sampler = decoders.make_sampler(self.weights, self.sampling, device, threads=threads)
             self._owner = os.getpid()

@@ -265,17 +265,23 @@ def check_device(device: Device | str = Device.auto) -> Device:
     return device
 
 
-def select_device(device: Device | str = Device.auto) -> str:
-    """Set Paddle's device and return its name ("cpu" or "gpu:N"). `auto` takes the GPU when it
-    passes its test, else the CPU, with one `note:` line on stderr when a GPU is there but fails."""
+def resolve_device(device: Device | str = Device.auto) -> str:
+    """The name ("cpu" or "gpu:N") of the device `device` means, Paddle's own left as it is. `auto`
+    takes the GPU when it passes its test, else the CPU, with one `note:` line on stderr when a GPU
+    is there but fails."""
     device = check_device(device)
     paddle = import_paddle()
     problem = None if device is Device.cpu else gpu_problem(paddle)
     if problem not in (None, CPU_BUILD, NO_GPU) and problem not in _NOTED:  # a GPU is there, but fails
         _NOTED.add(problem)
         sys.stderr.write(f"note: the GPU cannot be used ({problem}); running on the CPU ({GPU_FIX})\n")
-    name = f"gpu:{gpu_index(paddle)}" if device is not Device.cpu and problem is None else "cpu"
-    _use(paddle, name)
+    return f"gpu:{gpu_index(paddle)}" if device is not Device.cpu and problem is None else "cpu"
+
+
+def select_device(device: Device | str = Device.auto) -> str:
+    """Set Paddle's device to the one `device` means (resolve_device) and return its name."""
+    name = resolve_device(device)
+    _use(import_paddle(), name)
     return name
 
 

@@ -415,19 +415,13 @@ def _verifier(generator: Weights, classifier: Optional[str], card_default: bool)
             f"model {generator.name} checks its samples with a classifier by default, but {exc}; "
             "pass --classifier NAME|PATH, or --min-confidence 0 to skip the check"
         ) from None
-    for member in members(verifier):
-        check_classes(generator, member)
+    if generator.config.conditional:  # a verifier of other classes is refused
+        usable_verifier(verifier, generator.class_names, f"model {generator.name}", True, VERIFY_FIX)
     return verifier
 
 
 VERIFY_FIX = "pass a classifier trained on the model's classes, or --min-confidence 0"
 REPORT_FIX = "pass a classifier trained on the model's classes, or leave --classifier out"  # evaluate's verifier
-
-
-def check_classes(generator: Weights, verifier: Weights, fix: str = VERIFY_FIX) -> None:
-    """Refuse a verifier that does not know the generator's classes, in the same order."""
-    if generator.config.conditional:
-        usable_verifier(verifier, generator.class_names, f"model {generator.name}", True, fix)
 
 
 def usable_verifier(

@@ -240,6 +240,7 @@ def read_idx_dir(directory: Path) -> Dataset:
 
 
 SHARD_TAG = re.compile(r"\.shard-\d+-of-\d+")  # what generate --shard puts in its file names
+SHARD_TAGS = ".shard-*-of-*"  # the same, as a glob
 
 
 def shard_file(name: str, tag: str) -> str:
@@ -273,11 +274,10 @@ def record_beside(images: Path) -> dict:
     return generated_record(directory, tag.group(0) if tag else "")
 
 
-def generated_unlabelled(images: Path) -> bool:
-    """Whether generate's record beside the IDX `images` file (or in the IDX directory) says they have
-    no labels (an unconditional model's samples): the labels file holds zeros only because the format
-    needs one."""
-    return record_beside(images).get("labels") == [UNLABELLED]
+def generated_unlabelled(record: dict) -> bool:
+    """Whether generate's `record` (record_beside) says its IDX images have no labels (an
+    unconditional model's samples): the labels file holds zeros only because the format needs one."""
+    return record.get("labels") == [UNLABELLED]
 
 
 def folder_classes(root: Path, folders: list[str]) -> list[str]:
@@ -289,7 +289,7 @@ def folder_classes(root: Path, folders: list[str]) -> list[str]:
         return []
     labels = np.array([int(name) for name in numbered])
     single = root / MANIFEST_FILE
-    records = [single] if single.is_file() else sorted(root.glob(shard_file(MANIFEST_FILE, ".shard-*-of-*")))
+    records = [single] if single.is_file() else sorted(root.glob(shard_file(MANIFEST_FILE, SHARD_TAGS)))
     found = [recorded_classes((read_manifest(path) or {}).get("classes"), labels) for path in records]
     return found[0] if found and all(names == found[0] for names in found) else []
 
@@ -298,9 +298,10 @@ def _read_idx_file(path: Path) -> _Part:
     images = read_idx(path, IDX_IMAGES_MAGIC)
     name = path.name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1")
     labels_path = path.with_name(name)
+    record = record_beside(path)
     labels = (
         read_idx(labels_path, IDX_LABELS_MAGIC).astype(np.int64)
-        if labels_path != path and labels_path.is_file() and not generated_unlabelled(path)
+        if labels_path != path and labels_path.is_file() and not generated_unlabelled(record)
         else None
     )
     if labels is not None and len(labels) != len(images):
@@ -308,7 +309,7 @@ def _read_idx_file(path: Path) -> _Part:
             f"{path.name} has {len(images)} images but {labels_path.name} has {len(labels)} labels: the pair does "
             "not match"
         )
-    return _Part(images, labels, path, classes=recorded_classes(record_beside(path).get("classes"), labels))
+    return _Part(images, labels, path, classes=recorded_classes(record.get("classes"), labels))
 
 
 # -- HDF5 (generate's files, the tutorial's .mat) and NPZ -----------------------------------------
@@ -998,8 +999,9 @@ def _read_path(
     if path.is_dir():
         if _holds_idx(path):
             idx = read_idx_dir(path)
-            labels = None if generated_unlabelled(path) else idx.train.labels.astype(np.int64)
-            named = recorded_classes(record_beside(path).get("classes"), labels)  # generate's IDX pair: its record
+            record = record_beside(path)  # generate's IDX pair: its record
+            labels = None if generated_unlabelled(record) else idx.train.labels.astype(np.int64)
+            named = recorded_classes(record.get("classes"), labels)
             return _Part(idx.train.images, labels, path, classes=named, test=idx.test)
         return _read_folder(path, counts, classes, need_labels, limit, in_turn, owner)
     if not path.is_file():  # a FIFO or a device would block, or never end

@@ -595,6 +595,9 @@ def shard_split(split, rank: int, world: int):
     return split.subset(rank + world * np.arange(per_rank))
 
 
+MODEL_FIELDS = ("latent", "channels", "likelihood")  # the options that shape a generator; the rest are TrainOptions
+
+
 def plan(
     kind: str, dataset: Dataset, recipe: Optional[str] = None, class_names=(), **given
 ) -> tuple[ModelConfig, TrainOptions]:
@@ -602,7 +605,7 @@ def plan(
     (config.recipe_for), with every option in `given` that is not None overriding it."""
     chosen = replace(named_recipe(recipe), kind=kind) if recipe else recipe_for(len(dataset.train), kind)
     given = {k: v for k, v in given.items() if v is not None}
-    model = {k: given.pop(k) for k in ("latent", "channels", "likelihood") if k in given}
+    model = {k: given.pop(k) for k in MODEL_FIELDS if k in given}
     config = chosen.model_config(class_count(dataset, list(class_names)), **model)
     options = chosen.train_options(class_names=list(class_names), **given)
     return config, options if config.conditional else replace(options, companion=False)  # a cvae's only
