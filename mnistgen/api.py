@@ -25,7 +25,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from mnistgen import checkpoint, data, decoders, explore, sample, scoring, sources
+from mnistgen import checkpoint, data, decoders, explore, outputs, sample, scoring, sources
 from mnistgen import classifier as clf
 from mnistgen import generate as jobs
 from mnistgen import train as train_lib
@@ -191,7 +191,7 @@ class Model:
         )
         return self.sampler(spec).arrays(sample.labels_for(self.weights, digits), count, seed)
 
-    def write(self, job: jobs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
+    def write(self, job: outputs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
         """Run a planned generate job (`generate.plan_job` for this model): write its files; returns
         the summary. on_progress(images written, images/s, share of candidates the verifier kept)."""
         if job.weights.sha256 != self.weights.sha256:

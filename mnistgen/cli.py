@@ -364,10 +364,10 @@ def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> st
     keeps its whole files for --resume; a file appears only when complete; a stream is cut short."""
     if swapped:
         return "the earlier output is as it was; run the same command again to replace it"
-    from mnistgen import generate as gen  # no Paddle
+    from mnistgen import outputs  # no Paddle
 
-    written = gen.infer_format(out, fmt)
-    if str(out) == gen.STDOUT:
+    written = outputs.infer_format(out, fmt)
+    if str(out) == outputs.STDOUT:
         return "the tar stream on stdout is incomplete; run the command again"
     if written is Format.png:
         return "every file already written is complete; finish with --resume"
@@ -1186,9 +1186,9 @@ def generate(
         os.environ[THREADS_ENV] = str(threads)
     with _user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
-        from mnistgen import sample
+        from mnistgen import records, sample
 
-        seed = gen.choose_seed(out, fmt, chosen_shard, resume) if seed is None else seed
+        seed = records.choose_seed(out, fmt, chosen_shard, resume) if seed is None else seed
         weights = _check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             _check_classifiers(classifier)
@@ -1506,10 +1506,9 @@ def interpolate(
     named = Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to]
     out = out or named
     with _user_errors("nothing was left half-written"):
-        from mnistgen import atomic, export
-        from mnistgen import generate as gen  # no Paddle
+        from mnistgen import atomic, export, outputs  # no Paddle
 
-        if str(out) == gen.STDOUT:
+        if str(out) == outputs.STDOUT:
             kind = "a folder" if to is WalkOutput.frames else f"a .{to.value} file"
             raise MnistgenError(f"--out -: interpolate writes files, not standard output; name {kind}, such as {named}")
         atomic.check_apart({"--out": out}, image_paths or [])

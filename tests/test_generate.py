@@ -225,14 +225,15 @@ def test_a_force_run_replaces_generates_output_and_keeps_the_users_files(tmp_pat
 
 
 def test_a_killed_force_runs_leftovers_are_removed_or_named(tmp_path, tiny_cvae):
-    from mnistgen import atomic, generate
+    from mnistgen import atomic
+    from mnistgen.staging import ASIDE_NAME, STAGING_NAME
 
     out = tmp_path / "o"
     gen(tiny_cvae, "-d", "1,2", "-n", 3, "-o", out, "--seed", 8)
     dead = subprocess.Popen([sys.executable, "-c", ""])
     dead.wait()  # a finished process: its id names a writer that no longer runs
     tag = f"{dead.pid}-1{atomic.TEMP_SUFFIX}"
-    staging = out / f".{generate.STAGING_NAME}.{tag}"
+    staging = out / f".{STAGING_NAME}.{tag}"
     (staging / "1").mkdir(parents=True)  # killed while generating: the partial new output
     (staging / "1" / "00000.png").write_bytes(b"partial")
     before = {p: b for p, b in files(out).items() if p.name != "mnistgen.json"}
@@ -242,10 +243,10 @@ def test_a_killed_force_runs_leftovers_are_removed_or_named(tmp_path, tiny_cvae)
     assert not staging.exists() and elsewhere.exists()  # a process of another machine cannot be asked: kept
     elsewhere.unlink()
     assert {p: b for p, b in files(out).items() if p.name != "mnistgen.json"} == {
-        p: b for p, b in before.items() if generate.STAGING_NAME not in str(p)
+        p: b for p, b in before.items() if STAGING_NAME not in str(p)
     }
 
-    aside = out / f".{generate.ASIDE_NAME}.{tag}"  # killed while swapping: which entries are whose is not known
+    aside = out / f".{ASIDE_NAME}.{tag}"  # killed while swapping: which entries are whose is not known
     (aside / "2").mkdir(parents=True)
     staging.mkdir()
     for flag in ("--force", "--resume"):
@@ -676,7 +677,7 @@ def _edit_manifest(path: Path, **changes) -> None:
 
 
 def test_resume_refuses_another_precision_and_bf16_from_another_paddle(tmp_path, tiny_cvae):
-    from mnistgen import checkpoint
+    from mnistgen import checkpoint, records
     from mnistgen import generate as jobs
 
     out = tmp_path / "mix"
@@ -698,14 +699,14 @@ def test_resume_refuses_another_precision_and_bf16_from_another_paddle(tmp_path,
     weights = checkpoint.inspect(str(tiny_cvae))
     job = jobs.plan_job(weights, [0, 1], 300, out, 5, resume=True)
     with pytest.raises(jobs.MnistgenError) as caught:
-        jobs.check_decoding(job, "bf16", "3.3.1")
+        records.check_decoding(job, "bf16", "3.3.1")
     assert str(caught.value) == (
         f"--resume: {out} was written with other settings: Paddle 2.6.2 (now 3.3.1: bf16 pixels differ between "
         "Paddle versions); repeat its command to finish it, or pass --force to replace it"
     )
-    jobs.check_decoding(job, "bf16", "2.6.2")  # the same Paddle: the same pixels
+    records.check_decoding(job, "bf16", "2.6.2")  # the same Paddle: the same pixels
     with pytest.raises(jobs.MnistgenError, match=r"precision bf16 \(now fp32\)"):
-        jobs.check_decoding(job, "fp32", "2.6.2")
+        records.check_decoding(job, "fp32", "2.6.2")
 
 
 def test_shards_of_one_output_must_match(tmp_path, tiny_cvae):
