@@ -34,6 +34,7 @@ from mnistgen.config import (
     DEFAULT_JUDGE,
     EVALUATE_RANGES,
     IMAGE_SIZE,
+    MIN_GRID,
     TRAIN_RANGES,
     ClassifierConfig,
     Precision,
@@ -260,20 +261,22 @@ class Model:
         method: str = "lerp",
         loop: bool = False,
         seed: Optional[int] = None,
-        images: Optional[Union[Sequence[Path], sources.Images]] = None,
+        images=None,
         labels: Optional[Sequence[int]] = None,
     ) -> np.ndarray:
         """Frames uint8 (F, 28, 28) along a path through digits, latent points (an array (K, d)), or
-        the encoder means of `images` (a path or paths, or what `read` gave; see explore.walk); by
-        default through every digit."""
+        the encoder means of `images` (a path or paths, what `read` gave, or an array of images as
+        `encode` takes them; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
+        if seed is not None:
+            sample.check_seed(seed)
         digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
         labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
         digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")
         if not sample.is_whole(steps) or steps < 1:
             raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
-            found = images if isinstance(images, sources.Images) else self.read(images, labels)
+            found = self._walk_images(images, labels)
             anchors = explore.image_anchors(self.weights, self.net, found, digit)
             z, onehot = explore.walk(self.weights, steps, method, loop, **anchors)
         else:
@@ -284,13 +287,26 @@ class Model:
             )
         return decoders.decode_all(self.decoder, z, onehot)
 
+    def _walk_images(self, images, labels: Optional[list[int]]) -> sources.Images:
+        """interpolate's `images`: what `read` gave; a path or paths, read here; or an array of
+        pixels (checked as encode checks them), named images[i]."""
+        if isinstance(images, sources.Images):
+            return images
+        if isinstance(images, (str, Path)) or (
+            isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, Path)) for p in images)
+        ):
+            return self.read(images, labels)
+        pixels = self._images(images)
+        names = [f"images[{i}]" for i in range(len(pixels))]
+        return sources.Images(pixels, self._labels(labels, len(pixels)), names)
+
     def grid(
         self, n: int, dims: tuple[int, int] = (0, 1), digit: Optional[int] = None, bounds=None, sigma=None
     ) -> tuple[np.ndarray, explore.GridSpec]:
         """The tutorial's latent manifold as one uint8 picture (an n x n grid; a conditional model
         without `digit`: one labelled panel per class) and the ranges it covers."""
-        if not sample.is_whole(n) or n < 1:
-            raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least 1")
+        if not sample.is_whole(n) or n < MIN_GRID:
+            raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least {MIN_GRID}")
         pair = tuple(dims) if hasattr(dims, "__iter__") and not isinstance(dims, (str, bytes)) else ()
         if len(pair) != 2 or not all(sample.is_whole(d) and d >= 0 for d in pair):
             raise MnistgenError(f"dims={dims!r}: give two latent dimensions, e.g. (0, 1)")

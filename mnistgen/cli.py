@@ -37,6 +37,7 @@ from mnistgen.config import (
     MAX_COUNT,
     MAX_PROCESSES,
     MAX_SEED,
+    MIN_GRID,
     SETTING_RANGES,
     TRAIN_RANGES,
     Augment,
@@ -1440,7 +1441,7 @@ def interpolate(
         Optional[int],
         typer.Option(
             "--grid",
-            min=2,
+            min=MIN_GRID,
             max=100,
             help=(
                 "Instead of a path: decode an N x N grid over two latent dimensions into one PNG (the tutorial's "
@@ -1516,8 +1517,6 @@ def interpolate(
         from mnistgen import api, explore  # Paddle: only once the output is known to be writable
 
         weights = _check_model(model)
-        if chosen_digits is not None and len(chosen_digits) < 2:
-            raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
         explore.check_unlabelled_walk(weights, digit, chosen_labels)  # before --labels is counted against images
@@ -1590,7 +1589,11 @@ def encode(
     plot: Annotated[
         Optional[Path],
         typer.Option(
-            "--plot", help="Also draw the tutorial's scatter plots of means and standard deviations to this PNG."
+            "--plot",
+            help=(
+                "Also draw the tutorial's scatter plots of means and standard deviations (dimensions 0 and 1) to "
+                "this PNG."
+            ),
         ),
     ] = None,
     reconstruct: Annotated[
@@ -1625,7 +1628,12 @@ def encode(
             export.check_plotting()
         from mnistgen import api  # Paddle: only once the outputs are known to be writable
 
-        loaded = api.Model(_check_model(model), device)
+        weights = _check_model(model)
+        if plot is not None:
+            export.check_latent_scatter(weights.config.latent, weights.name)
+            if weights.config.latent > export.SCATTER_DIMS and not quiet:
+                _stderr(f"note: the latent has {weights.config.latent} dimensions; --plot draws dimensions 0 and 1")
+        loaded = api.Model(weights, device)
         found = loaded.read(sources_, chosen_labels, limit)
         if not quiet:
             for note in found.notes:
@@ -1640,7 +1648,8 @@ def encode(
         if out is None:
             _write_result(export.latents_csv(found.names, found.labels, means, stds), data="the CSV")
         else:
-            export.write_latents(out, found.names, found.labels, means, stds)
+            provenance = {"model": loaded.name, "model_sha256": loaded.sha256, "mnistgen_version": __version__}
+            export.write_latents(out, found.names, found.labels, means, stds, provenance)
             _emit({"count": len(means), "out": str(out), "model": loaded.name})
 
 

@@ -83,6 +83,8 @@ SETTING_RANGES = {  # card key -> its option and range
 MAX_SEED = 2**32 - 1  # the largest --seed: what the outputs record and the CLI takes
 MAX_COUNT = 10_000_000  # generate's --count per label: far beyond any sane batch job, small enough to catch typos
 
+MIN_GRID = 2  # images per side of a manifold grid: one image would sit at the range's corner, not cover it
+
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 DEFAULT_CLASSIFIER = "classifier"  # the shipped verifier for --min-confidence

@@ -20,7 +20,10 @@ from mnistgen.export import IMAGE_SIDE
 from mnistgen.model import inputs, paddle
 from mnistgen.runtime import human_bytes_apart, memory_budget, place_of
 
-ENCODE_BATCH = 1000
+# Images per encoder call. Every call gets a whole block (the last padded), because Paddle's CPU
+# kernels round differently for some batch sizes (odd ones differ in the 7th digit): so an image's
+# mean never depends on how many images were encoded with it, nor on its place among them.
+ENCODE_BLOCK = 256
 SLERP_EPS = 1e-6  # below this angle slerp is lerp
 # Enlarged copies of a walk held at once, by --to (measured peaks, 12,001 frames at --scale 4, rounded
 # up): the enlarged frames and then the frame being written; the GIF's palette frames and encoder;
@@ -157,6 +160,13 @@ def check_memory(need: int, what: str, fix: str) -> None:
         )
 
 
+def check_walk_memory(weights: Weights, anchors: int, steps: int, loop: bool) -> None:
+    """Refuse a walk whose latents and frames alone would not fit (the Python API's steps has no
+    cap; interpolate's --steps has, and the CLI also counts the enlarged copies it writes)."""
+    frames = frame_count(anchors, steps, loop)
+    check_memory(walk_bytes(weights, frames, 1, "frames"), f"a walk of {frames:,} frames", "use fewer steps or points")
+
+
 def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
     """Per-class mean of the encoder means on training data, from the model card."""
     stats = _stats(weights)
@@ -241,13 +251,23 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
     means, stds = [], []
     model.eval()
     with paddle.no_grad():
-        for start in range(0, len(images), ENCODE_BATCH):
-            part = slice(start, start + ENCODE_BATCH)
-            x, y = inputs(images[part], None if labels is None else labels[part], cfg, place_of(model))
-            mean, logvar = model.encoder(x, y)
-            means.append(mean.numpy())
-            stds.append(np.exp(0.5 * logvar.numpy()))
+        for start in range(0, len(images), ENCODE_BLOCK):
+            part = slice(start, start + ENCODE_BLOCK)
+            kept = len(images[part])
+            block, block_labels = _whole_block(images[part], None if labels is None else labels[part])
+            mean, logvar = model.encoder(*inputs(block, block_labels, cfg, place_of(model)))
+            means.append(mean.numpy()[:kept])
+            stds.append(np.exp(0.5 * logvar.numpy()[:kept]))
     return np.concatenate(means), np.concatenate(stds)
+
+
+def _whole_block(images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """A last, short block padded to ENCODE_BLOCK images (black, with the last label), as decode_all pads."""
+    short = ENCODE_BLOCK - len(images)
+    if not short:
+        return images, labels
+    images = np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)])
+    return images, None if labels is None else np.concatenate([labels, np.repeat(labels[-1:], short)])
 
 
 def reconstruct(model, decoder, images: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
@@ -293,6 +313,10 @@ def walk(
     check_method(method)  # a CVAE's label morph is straight whatever the method: check it anyway
     if digits is not None:
         check_labels(weights, digits, "--digits")
+        stops = len(_items(digits))
+        if stops < 2:
+            raise MnistgenError("--digits needs at least two digits to walk between, e.g. 3,8")
+        check_walk_memory(weights, stops, steps, loop)
         if cfg.conditional:
             onehot = path(one_hot(digits, cfg.num_classes), steps, "lerp", loop)
             return np.repeat(fixed_z(cfg.latent, seed)[None], len(onehot), axis=0), onehot
@@ -303,6 +327,7 @@ def walk(
             f"--points have {anchors.shape[1]} coordinates but model {weights.name} has a {cfg.latent}-d latent: "
             f"give {cfg.latent} numbers per point"
         )
+    check_walk_memory(weights, len(anchors), steps, loop)
     z = path(anchors, steps, method, loop)
     if not cfg.conditional:
         return z, None
@@ -394,6 +419,10 @@ def grid(
     """Latents (n*n, d) and labels for the tutorial's manifold picture; returns (z, onehot, spec).
     A conditional model without `digit` gets the grid once per class, class-major (P*n*n, d)."""
     cfg = weights.config
+    if cfg.latent < 2:
+        raise MnistgenError(
+            f"model {weights.name} has a 1-d latent and a grid sweeps two dimensions: walk it with --points instead"
+        )
     if max(dims) >= cfg.latent or dims[0] == dims[1]:
         raise MnistgenError(
             f"--dims {dims[0]},{dims[1]}: model {weights.name} has latent dimensions 0-{cfg.latent - 1}; give two "

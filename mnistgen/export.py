@@ -489,6 +489,7 @@ DIGIT_COLORS = (
 )
 PLOT_DPI = 100
 PLOT_POINT_SIZE = 6
+SCATTER_DIMS = 2  # encode --plot draws latent dimensions 0 and 1
 PLOT_INSTALL_HINT = 'plots need matplotlib: pip install "mnistgen[plot]"'
 
 
@@ -574,6 +575,12 @@ def check_plotting() -> None:
         raise MnistgenError(PLOT_INSTALL_HINT) from None
 
 
+def check_latent_scatter(latent: int, model: str) -> None:
+    """Before any work: encode --plot draws latent dimensions 0 and 1, which a 1-d latent lacks."""
+    if latent < SCATTER_DIMS:
+        raise MnistgenError(f"--plot draws latent dimensions 0 and 1, but model {model} has a 1-d latent: drop --plot")
+
+
 def _pyplot():
     try:
         import logging
@@ -590,10 +597,11 @@ def _pyplot():
 
 def write_latent_scatter(path: Path, means: np.ndarray, stds: np.ndarray, labels, title: str) -> None:
     """The tutorial's two scatter plots side by side: encoder means and standard deviations
-    (first two dimensions), coloured by digit, with the prior's unit circle on the means."""
+    (dimensions 0 and 1, each axis named as its CSV column: mean_0, std_1), coloured by digit, with
+    the prior's unit circle on the means."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=PLOT_DPI)
-    for ax, values, name in ((axes[0], means, "mean"), (axes[1], stds, "standard deviation")):
+    for ax, values, name, column in ((axes[0], means, "mean", "mean"), (axes[1], stds, "standard deviation", "std")):
         if labels is None:
             ax.scatter(values[:, 0], values[:, 1], s=PLOT_POINT_SIZE, c="tab:blue")
         else:
@@ -606,8 +614,8 @@ def write_latent_scatter(path: Path, means: np.ndarray, stds: np.ndarray, labels
                     c=DIGIT_COLORS[int(digit) % len(DIGIT_COLORS)],
                     label=str(digit),
                 )
-        ax.set_xlabel("dimension 1")
-        ax.set_ylabel("dimension 2")
+        ax.set_xlabel(f"{column}_0")
+        ax.set_ylabel(f"{column}_1")
         ax.set_title(f"{title}: {name}")
     circle = np.linspace(0, 2 * np.pi, 200)
     axes[0].plot(np.cos(circle), np.sin(circle), "k--", linewidth=1, label="N(0, I): 1 sigma")
@@ -633,8 +641,11 @@ def source_text(name: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def write_latents(path: Path, names: list[str], labels, means: np.ndarray, stds: np.ndarray) -> None:
-    """Latents to .npy (N, 2d: means then stds), .csv or .h5, chosen by suffix."""
+def write_latents(
+    path: Path, names: list[str], labels, means: np.ndarray, stds: np.ndarray, attrs: Optional[dict] = None
+) -> None:
+    """Latents to .npy (N, 2d: means then stds), .csv or .h5, chosen by suffix; an .h5 also records
+    `attrs` (the model and its sha256: which encoder made them)."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -647,18 +658,23 @@ def write_latents(path: Path, names: list[str], labels, means: np.ndarray, stds:
                 f["means"], f["stds"] = means, stds
                 f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
                 f["sources"] = np.array([source_text(n) for n in names], dtype=h5py.string_dtype())
+                f.attrs.update(attrs or {})
     else:
         atomic.write_text(path, latents_csv(names, labels, means, stds))
 
 
 def latents_csv(names: list[str], labels, means: np.ndarray, stds: np.ndarray) -> str:
+    """One row per image: source, label (empty when unlabelled), the means, the standard deviations.
+    Each value is written as the shortest text that reads back as the same float32, so the CSV
+    holds what the .npy and .h5 hold, not a rounding of it."""
     import csv
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    means, stds = np.asarray(means, np.float32), np.asarray(stds, np.float32)
     d = means.shape[1]
     writer.writerow(["source", "label", *[f"mean_{i}" for i in range(d)], *[f"std_{i}" for i in range(d)]])
     for i, name in enumerate(names):
         label = "" if labels is None else int(labels[i])
-        writer.writerow([source_text(name), label, *[f"{v:.6g}" for v in means[i]], *[f"{v:.6g}" for v in stds[i]]])
+        writer.writerow([source_text(name), label, *map(str, means[i]), *map(str, stds[i])])
     return buffer.getvalue()

@@ -111,7 +111,7 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
         (lambda m: m.generate(digit=3, seed=2**64), "seed must be a whole number from 0 to 4294967295"),
         (lambda m: m.interpolate(digits=[3, 8], method="slerpp"), "method 'slerpp': use one of lerp, slerp"),
         (lambda m: m.interpolate(digits=[3, 8], steps=0), "steps=0: frames per segment, a whole number of at least 1"),
-        (lambda m: m.grid(0), "n=0: a grid is n x n images, n a whole number of at least 1"),
+        (lambda m: m.grid(0), "n=0: a grid is n x n images, n a whole number of at least 2"),
         (lambda m: m.grid(10**6), "a grid of 1000000 x 1000000 would hold "),
         (lambda m: m.evaluate(count=0), "count must be a whole number of images per class, 1 to 10,000,000: got 0"),
     ],
@@ -522,3 +522,65 @@ def test_keywords_set_by_the_recipe_or_named_elsewhere_are_refused(tmp_path, tin
     for dims in ("01", (0, 1, 2), 0):
         with pytest.raises(mnistgen.MnistgenError, match=r"^dims=.*: give two latent dimensions, e.g. \(0, 1\)$"):
             mnistgen.load(str(tiny_cvae)).grid(3, dims=dims)
+
+
+def test_an_image_encodes_to_the_same_mean_alone_or_among_others(mnist_dir):
+    """Paddle's CPU kernels round odd batch sizes differently: an image encoded alone, or as the last
+    of 1,001, got means 2e-6 away from the same image among 1,000 (a CSV row changed in its 7th digit)."""
+    from mnistgen import sources
+
+    images = sources.load(mnist_dir).test.images[:64]
+    labels = np.arange(64) % 10
+    model = mnistgen.load("cvae-2d", device="cpu")
+    means, stds = model.encode(images, labels)
+    for n in (1, 3, 7, 33):
+        alone_means, alone_stds = model.encode(images[:n], labels[:n])
+        assert np.array_equal(alone_means, means[:n]) and np.array_equal(alone_stds, stds[:n]), n
+    assert np.array_equal(model.encode(images[5], 5)[0], means[5:6])
+
+
+def test_interpolate_walks_between_arrays_as_between_their_files(tmp_path, tiny_cvae, dataset):
+    """interpolate(images=array) was a TypeError: only files could be walked between from Python."""
+    from PIL import Image
+
+    model = mnistgen.load(str(tiny_cvae))
+    pictures = dataset.test.images[:2]
+    paths = []
+    for i, picture in enumerate(pictures):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(picture).save(paths[-1])
+    from_files = model.interpolate(images=paths, labels=[3, 8], steps=4)
+    assert np.array_equal(model.interpolate(images=pictures, labels=[3, 8], steps=4), from_files)
+    assert np.array_equal(model.interpolate(images=list(pictures), labels=[3, 8], steps=4), from_files)
+    means, _ = model.encode(pictures, [3, 8])
+    assert np.array_equal(from_files[[0, -1]], model.decode(means, [3, 8]))  # the walk ends on the encodings
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        model.interpolate(images=pictures / 255.0, digit=3)
+    assert str(caught.value).startswith("images holds the pixel value ")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.interpolate(digits=[3, 8], seed=-1), "seed must be a whole number from 0 to 4294967295: got -1"),
+        (lambda m: m.interpolate(digits=[3]), "--digits needs at least two digits to walk between, e.g. 3,8"),
+        (
+            lambda m: m.interpolate(digits=[3, 8], steps=100_000),
+            "a walk of 100,001 frames would hold 228.9 MiB in memory, more than the 1.0 MiB an output may use "
+            "(MNISTGEN_MAX_MEMORY): use fewer steps or points",
+        ),
+        (
+            lambda m: m.interpolate(points=np.zeros((1000, 2)), digit=1, steps=1000),
+            "a walk of 999,001 frames would hold 2.2 GiB in memory, more than the 1.0 MiB an output may use "
+            "(MNISTGEN_MAX_MEMORY): use fewer steps or points",
+        ),
+        (lambda m: m.grid(1), "n=1: a grid is n x n images, n a whole number of at least 2"),
+    ],
+)
+def test_interpolate_checks_what_the_cli_checks(tiny_cvae, monkeypatch, call, message):
+    """steps had no bound in Python (steps=10**7 held gigabytes for minutes), seed=-1 was numpy's
+    ValueError, one digit made a one-frame walk, and grid(1) drew its one image at the range's corner."""
+    monkeypatch.setenv("MNISTGEN_MAX_MEMORY", "1M")
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        call(mnistgen.load(str(tiny_cvae)))
+    assert str(caught.value) == message

@@ -421,3 +421,80 @@ def test_a_plot_without_matplotlib_is_refused_before_any_work(tmp_path, tiny_cva
     assert result.exit_code == 1, result.output
     assert result.stderr == 'Error: plots need matplotlib: pip install "mnistgen[plot]"\n'
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def one_d_vae(tmp_path_factory, dataset):
+    """A tiny VAE with a 1-d latent (train --latent 1): one epoch on 100 images."""
+    from mnistgen import train
+    from mnistgen.config import ModelConfig
+    from mnistgen.data import Dataset
+
+    small = Dataset(dataset.train.subset(slice(0, 100)), dataset.test, dataset.source)
+    run_dir = tmp_path_factory.mktemp("models") / "one-d"
+    config = ModelConfig(kind="vae", latent=1, channels=8)
+    train.train(config, small, train.TrainOptions(epochs=1, seed=1, companion=False), run_dir)
+    return run_dir
+
+
+def test_a_one_d_latent_is_refused_a_plot_and_a_grid_in_one_line(tmp_path, one_d_vae, mnist_dir):
+    """--plot indexed a second latent dimension after the whole encode (an IndexError traceback), and
+    --grid asked for two different dimensions of a latent that has one."""
+    images = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    out, plot = tmp_path / "z.csv", tmp_path / "p.png"
+    result = run("encode", images, "--model", one_d_vae, "--plot", plot, "-o", out, code=1)
+    assert (
+        result.stderr
+        == "Error: --plot draws latent dimensions 0 and 1, but model one-d has a 1-d latent: drop --plot\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+    result = run("interpolate", "--model", one_d_vae, "--grid", 3, "-o", tmp_path / "g.png", code=1)
+    assert result.stderr == (
+        "Error: model one-d has a 1-d latent and a grid sweeps two dimensions: walk it with --points instead\n"
+    )
+    walk = run("interpolate", "--model", one_d_vae, "--points", "-1;1", "--steps", 2, "-o", tmp_path / "w.gif", "-q")
+    assert json.loads(walk.stdout)["frames"] == 4
+
+
+def test_a_plot_names_its_axes_as_the_csv_columns_and_notes_the_dimensions_left_out(tmp_path, monkeypatch):
+    """The plot said "dimension 1" and "dimension 2" for what the CSV, --dims and the API call
+    dimensions 0 and 1 (mean_0, mean_1)."""
+    import matplotlib.pyplot as plt
+
+    from mnistgen import export
+
+    drawn, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (drawn.append(fig), close(fig)))
+    means, stds = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), np.full((2, 2), 0.5, np.float32)
+    export.write_latent_scatter(tmp_path / "p.png", means, stds, np.array([3, 8]), "m")
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in drawn[0].axes]
+    assert labels == [("mean_0", "mean_1"), ("std_0", "std_1")]
+    Image.new("L", (28, 28)).save(tmp_path / "a.png")
+    result = run("encode", tmp_path / "a.png", "--model", "cvae", "--labels", 3, "--plot", tmp_path / "q.png")
+    assert "note: the latent has 16 dimensions; --plot draws dimensions 0 and 1\n" in result.stderr
+
+
+def test_encode_csv_holds_the_same_float32_as_hdf5_and_hdf5_names_its_model(tmp_path, tiny_cvae, mnist_dir):
+    """The CSV rounded to 6 significant digits (up to 5e-6 from the .h5 of the same images), and the
+    .h5 did not say which model's encoder made its latents."""
+    import csv
+
+    import h5py
+
+    from mnistgen import checkpoint
+    from mnistgen.version import __version__
+
+    images = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    run("encode", images, "--model", tiny_cvae, "--limit", 30, "-o", tmp_path / "z.csv")
+    run("encode", images, "--model", tiny_cvae, "--limit", 30, "-o", tmp_path / "z.h5")
+    with open(tmp_path / "z.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    from_csv = np.array([[float(v) for v in row[2:]] for row in rows], dtype=np.float32)
+    with h5py.File(tmp_path / "z.h5") as f:
+        assert np.array_equal(from_csv, np.concatenate([f["means"][:], f["stds"][:]], axis=1))
+        assert [int(row[1]) for row in rows] == f["labels"][:].tolist()
+        assert dict(f.attrs) == {
+            "model": "tiny-cvae",
+            "model_sha256": checkpoint.inspect(str(tiny_cvae)).sha256,
+            "mnistgen_version": __version__,
+        }
