@@ -605,6 +605,7 @@ def _npz_pair(path: Path, archive, members: list, images: str, labels: str, layo
 
 SHOWN_KEYS = 8  # array names an error lists before "..."
 SHOWN_KEY_CHARS = 40  # characters of each
+SHOWN_SOURCES = 3  # unlabelled sources a note names before "..."
 
 
 def _no_layout(path: Path, keys: list[str], layouts: list[str]) -> MnistgenError:
@@ -1118,9 +1119,22 @@ def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None
         raise MnistgenError(f"no images given: pass {FORMS}")
     images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])  # one: no copy
     labels = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
+    notes = conversion_note(counts) + _unlabelled_note(parts) + background_note(images, counts)
     names = [n for p in parts for n in p.image_names()]
     if limit is not None:
         images, names = images[:limit], names[:limit]
         labels = None if labels is None else labels[:limit]
     named = list(classes or next((p.classes for p in parts if p.classes), []))
-    return Images(images, labels, names, conversion_note(counts) + background_note(images, counts), named)
+    return Images(images, labels, names, notes, named)
+
+
+def _unlabelled_note(parts: list[_Part]) -> list[str]:
+    """Labels are all or nothing: one unlabelled source drops the others' labels too, so say which."""
+    unlabelled = [str(p.source) for p in parts if p.labels is None]
+    if not unlabelled or len(unlabelled) == len(parts):
+        return []
+    shown = ", ".join(unlabelled[:SHOWN_SOURCES]) + (", ..." if len(unlabelled) > SHOWN_SOURCES else "")
+    return [
+        f"{shown} {'has' if len(unlabelled) == 1 else 'have'} no labels, so no image is labelled (the other sources' "
+        "labels are dropped too): read the labelled sources on their own"
+    ]

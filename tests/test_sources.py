@@ -97,6 +97,18 @@ def test_flat_folder_is_unlabelled(tmp_path, dataset):
     assert sources.read([root]).labels is None
 
 
+def test_an_unlabelled_source_among_labelled_ones_is_named(tmp_path, dataset):
+    labelled = image_folder(tmp_path / "digits", dataset, 1, {7: "7", 2: "2"})
+    loose = flat_folder(tmp_path / "flat", dataset, 2) / "00000.png"
+    found = sources.read([labelled, loose])
+    assert found.labels is None and len(found.images) == 3
+    assert found.notes == [
+        f"{loose} has no labels, so no image is labelled (the other sources' labels are dropped too): read the "
+        "labelled sources on their own"
+    ]
+    assert sources.read([labelled]).notes == [] and sources.read([loose]).notes == []
+
+
 def test_files_generate_writes(tmp_path, dataset):
     images, labels = dataset.train.images[:40], dataset.train.labels[:40]
     latents = np.zeros((40, 2), np.float32)
