@@ -1874,7 +1874,8 @@ def _evaluation_table(report: dict) -> None:
     table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
     counts = zip(names, scores["class_histogram"])
     table.add_row("predicted classes", " ".join(f"{n}:{v}" if named else str(v) for n, v in counts))
-    table.add_row("judge-feature FID", f"{scores['fid']:.2f}")
+    fid = scores["fid"]
+    table.add_row("judge-feature FID", f"{fid:.2f}" if fid is not None else "- (too few images)")
     if "tstr" in report:
         t = report["tstr"]
         table.add_row(

@@ -106,7 +106,10 @@ def panels(pictures: list[np.ndarray], captions: list[str], columns: int = PANEL
 # leaving it through an exception (Ctrl-C included) removes every temporary file.
 
 IMAGE_SIDE = 28
-HDF5_CHUNK = 1024  # images per HDF5 chunk: large enough to compress well, small enough to stream
+# Images per HDF5 chunk. A reader's random access (a shuffling DataLoader's f["images"][i]) decompresses
+# a whole chunk per item: 1,024 images (0.8 MB) let h5py read ~900 random items/s; 128 (0.1 MB) ~7,000,
+# for a file about 1% larger.
+HDF5_CHUNK = 128
 HDF5_GZIP_LEVEL = 4
 GRID_MAX_COLUMNS = 200
 GRID_WRAP = 20  # columns per row when one label's images wrap
@@ -397,8 +400,9 @@ def tar_key_width(total: int) -> int:
 
 class TarWriter(FileWriter):
     """A WebDataset shard: for each image `KEY.png`, `KEY.cls` (the label as text; none for an
-    unconditional model) and `KEY.json` (seed, label, latent z), KEY the image's index in the
-    whole job, so keys stay unique across shards. To a file (atomically, like every writer) or,
+    unconditional model) and `KEY.json` (seed, label, the label's class name when the model names
+    its classes, latent z: a tar carries no manifest, so the names ride with each sample), KEY the
+    image's index in the whole job, so keys stay unique across shards. To a file (atomically, like every writer) or,
     with `stream`, straight into a binary stream such as stdout; nothing is held but one block."""
 
     def __init__(
@@ -414,7 +418,7 @@ class TarWriter(FileWriter):
     ):
         super().__init__(path or Path("-"), total, latent, attrs, replace=replace)
         self.first, self.key_width, self.stream = first, key_width, stream
-        self.seed = attrs.get("seed")
+        self.seed, self.classes = attrs.get("seed"), attrs.get("classes")
 
     def __enter__(self):
         if self.stream is None:
@@ -452,7 +456,10 @@ class TarWriter(FileWriter):
             key = f"{self.first + position + offset:0{self.key_width}d}"
             if labelled:
                 members.append(self._member(f"{key}.cls", str(int(label)).encode()))
-            meta = {"seed": self.seed, "label": int(label) if labelled else None, "z": [round(float(v), 6) for v in z]}
+            meta = {"seed": self.seed, "label": int(label) if labelled else None}
+            if labelled and self.classes:
+                meta["class"] = self.classes[label]
+            meta["z"] = [round(float(v), 6) for v in z]
             members.append(self._member(f"{key}.json", json.dumps(meta).encode()))
             members.append(self._member(f"{key}.png", png_bytes(image)))
         self._emit(b"".join(members))

@@ -61,11 +61,12 @@ TAR_SETTINGS = ("seed",)
 ACCEPTANCE_KEY = "acceptance_rate"  # recorded in file outputs when a verified run completes them
 # What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
 # PNG text): its model's sha256 beside mnistgen's version and the seed; a user's file that happens
-# to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD
-# (export.TarWriter).
+# to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD and,
+# for a model that names its classes, TAR_CLASS (export.TarWriter; tars written before it have none).
 GENERATE_MARKERS = ("model_sha256", "mnistgen_version", "seed")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 TAR_RECORD = frozenset({"seed", "label", "z"})
+TAR_CLASS = "class"
 SHOWN_CHARS = 60  # a recorded setting quoted in a message: enough to recognise, never a screenful
 SHOWN_SHARDS = 4  # shards named in a message
 SEED_HINT = "; without --seed each shard draws its own: pass one --seed to every shard"
@@ -301,11 +302,11 @@ def check_decoding(job: Job, precision: str, paddle: str) -> None:
 
 def _written_by_generate(recorded, tar: bool = False) -> bool:
     """Whether `recorded` (what recorded_settings found) is a record generate writes (GENERATE_MARKERS,
-    or a tar image's TAR_RECORD)."""
+    or a tar image's TAR_RECORD, with or without its TAR_CLASS)."""
     if not isinstance(recorded, dict):
         return False
     if tar:
-        return set(recorded) == TAR_RECORD
+        return set(recorded) - {TAR_CLASS} == TAR_RECORD
     marked = all(key in recorded for key in GENERATE_MARKERS)
     return marked and SHA256_HEX.fullmatch(_comparable(recorded["model_sha256"])) is not None
 

@@ -39,6 +39,7 @@ TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comp
 AUGMENT_STEPS = 500  # optimisation steps of each `augment` training (batch 64), real alone and real + generated
 AUGMENT_SEEDS = (0, 1)
 MAX_AUGMENT_IMAGES = 200_000  # generated images `augment` holds and trains on (uint8: 157 MB at most)
+MIN_FID_IMAGES = 2  # a covariance needs two images on each side: with fewer, the FID is null
 JUDGE_FIX = "pass --judge, a classifier trained on them (mnistgen train --model classifier --data DIR)"
 
 # on_progress(stage, done, total): a stage named in words ("augment seed 0: real alone"), `done` of
@@ -84,7 +85,8 @@ def check_labels(labels: np.ndarray, classes: int, what: str) -> None:
 
 
 def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], reference_features: np.ndarray) -> dict:
-    """Classifier accuracy (overall and per label), confidence, predicted-class histogram, FID."""
+    """Classifier accuracy (overall and per label), confidence, predicted-class histogram, FID (None
+    below MIN_FID_IMAGES on either side: one image, `evaluate --images one.png`, has no covariance)."""
     probs, feats = clf.predict(net, images)
     if labels is not None:
         check_labels(labels, probs.shape[1], "the images")
@@ -93,7 +95,9 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
         "images": int(len(images)),
         "class_histogram": np.bincount(predicted, minlength=probs.shape[1]).tolist(),
         "mean_confidence": round(float(probs.max(1).mean()), 4),
-        "fid": round(frechet_distance(feats, reference_features), 3),
+        "fid": round(frechet_distance(feats, reference_features), 3)
+        if min(len(feats), len(reference_features)) >= MIN_FID_IMAGES
+        else None,
     }
     if labels is not None:
         result["accuracy"] = round(float((predicted == labels).mean()), 4)

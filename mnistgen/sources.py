@@ -56,7 +56,7 @@ PICTURE_FORMATS = (
 MAX_IMAGES = 2_000_000  # images in one source (1.5 GB as uint8): counts in headers are checked against it
 MAX_READ_BYTES = MAX_IMAGES * SIDE * SIDE  # an .npz array declaring more is refused before it is read
 MAX_ATTRS_BYTES = 1 << 20  # the settings an output records (npz attrs, a manifest): read no more of them than this
-MAX_CHUNK_BYTES = 64 << 20  # one HDF5 chunk is decompressed whole: generate writes 0.2 MB ones
+MAX_CHUNK_BYTES = 64 << 20  # one HDF5 chunk is decompressed whole: generate writes 0.1 MB ones
 MAX_FOLDER_ENTRIES = 2 * MAX_IMAGES  # files and folders one folder walk lists before it is refused
 READ_CHUNK = 4096  # images read (HDF5) and converted at a time: a float source never sits in memory twice
 MAX_PIXEL = 255
@@ -1004,6 +1004,7 @@ def _read_path(
             labels = None if generated_unlabelled(record) else idx.train.labels.astype(np.int64)
             named = recorded_classes(record.get("classes"), labels)
             return _Part(idx.train.images, labels, path, classes=named, test=idx.test)
+        _refuse_idx_shards(path)
         return _read_folder(path, counts, classes, need_labels, limit, in_turn, owner)
     if not path.is_file():  # a FIFO or a device would block, or never end
         raise MnistgenError(
@@ -1029,6 +1030,17 @@ def _read_path(
     if not pictures:
         raise MnistgenError(f"{path} is not an IDX, HDF5 (.mat, .h5) or NPZ file: pass {FORMS}")
     return _Part(_read_picture(path, counts)[None], None, path, [str(path)])
+
+
+def _refuse_idx_shards(directory: Path) -> None:
+    """generate --format idx --shard writes train.shard-00000-of-00008-images-idx3-ubyte.gz, ...: one
+    set per shard, not a folder of pictures (whose refusal, "not an image file: move it out", misleads)."""
+    shards = sorted(directory.glob(f"train{SHARD_TAGS}-images?idx3-ubyte*"))
+    if shards:
+        raise MnistgenError(
+            f"{directory} holds {len(shards)} IDX shards of generate --shard, which are read one at a time: pass one "
+            f"shard's images file ({shards[0]}), or generate the set as one IDX pair (without --shard)"
+        )
 
 
 def mnist_cached() -> bool:

@@ -163,6 +163,23 @@ def test_evaluate_scores_a_folder_of_images(tmp_path, tiny_classifier, tiny_judg
     assert report["samples"]["images"] == 30 and "accuracy" in report["samples"] and "test_set" not in report
 
 
+def test_evaluate_grades_a_single_image_without_a_fid(tmp_path, tiny_classifier, tiny_judge, mnist_dir, dataset):
+    """One image has no covariance: the FID raised LinAlgError (a traceback); now it is null."""
+    from mnistgen import export
+
+    one = tmp_path / "one.png"
+    export.write_png(one, dataset.test.images[0])
+    result = runner.invoke(
+        app,
+        ["evaluate", "--images", str(one), "--classifier", str(tiny_classifier), "--judge", str(tiny_judge)]
+        + ["--data", str(mnist_dir)],
+    )
+    assert result.exit_code == 0, result.output
+    samples = json.loads(result.stdout)["samples"]
+    assert samples["images"] == 1 and samples["fid"] is None and sum(samples["class_histogram"]) == 1
+    assert "- (too few images)" in result.stderr and "Warning" not in result.stderr
+
+
 def test_min_confidence_keeps_only_confident_samples_deterministically(tmp_path, tiny_cvae, tiny_classifier):
     import h5py
 

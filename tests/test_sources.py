@@ -632,6 +632,22 @@ def test_a_tar_archive_is_named_as_one(tmp_path, tiny_cvae):
     )
 
 
+def test_a_folder_of_idx_shards_names_one_shard_to_pass(tmp_path, tiny_cvae):
+    """It was read as pictures: "...images-idx3-ubyte.gz is not an image file: move it out of the folder"."""
+    out = tmp_path / "idx"
+    for shard in ("0/2", "1/2"):
+        args = ["generate", "--model", str(tiny_cvae), "-n", "3", "--format", "idx", "-o", str(out), "--seed", "1"]
+        assert runner.invoke(app, args + ["--shard", shard]).exit_code == 0
+    first = out / "train.shard-00000-of-00002-images-idx3-ubyte.gz"
+    result = runner.invoke(app, ["encode", str(out), "--model", str(tiny_cvae)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {out} holds 2 IDX shards of generate --shard, which are read one at a time: pass one shard's images "
+        f"file ({first}), or generate the set as one IDX pair (without --shard)\n"
+    )
+    assert len(sources.read([first]).labels) == 15  # the fix works: shard 0 of 30 images
+
+
 def test_a_limit_on_class_folders_keeps_working_at_one_image_and_beside_unlabelled(tmp_path, dataset):
     named = image_folder(tmp_path / "named", dataset, 5, {3: "cat", 1: "ant"})
     assert len(sources.load(named, need_labels=True, limit=1).train) == 1  # the folder has two classes

@@ -153,6 +153,19 @@ def test_unconditional_tar_has_no_class_files(tmp_path, tiny_vae):
     )
 
 
+def test_a_named_models_tar_carries_each_samples_class_name(tmp_path, tiny_cvae):
+    """A tar has no manifest: a word-named model's class names reached no WebDataset reader."""
+    run = tmp_path / "named"
+    shutil.copytree(tiny_cvae, run)
+    card = json.loads((run / "model.json").read_text())
+    card["classes"] = [f"class-{d}" for d in range(10)]
+    (run / "model.json").write_text(json.dumps(card))
+    gen(run, "-d", "2,5", "-n", 3, "-o", tmp_path / "n.tar", "--seed", 1)
+    samples = read_tar({"name": tmp_path / "n.tar"})
+    assert [(s["cls"], s["json"]["class"]) for s in samples.values()] == [(2, "class-2")] * 3 + [(5, "class-5")] * 3
+    assert list(samples["000000"]["json"]) == ["seed", "label", "class", "z"]
+
+
 def test_stream_options_that_make_no_sense_are_refused(tmp_path, tiny_cvae):
     for args, message in [
         (
