@@ -5,9 +5,11 @@ output gets before any work. No Paddle here."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import json
+import os
 import struct
 import sys
 import tarfile
@@ -158,7 +160,7 @@ class GuardedFile(io.RawIOBase):
 
     def __init__(self, path: Path):
         super().__init__()
-        self.raw = open(path, "wb+")
+        self.raw = open(path, "wb+", buffering=0)  # unbuffered: a seek never flushes, so only write() can fail
         self.error: Optional[OSError] = None
 
     def readable(self):
@@ -188,8 +190,17 @@ class GuardedFile(io.RawIOBase):
         return None
 
     def write(self, data):
-        self._guard(self.raw.write, data)
-        return len(data)
+        view = memoryview(data).cast("B")
+        self._guard(self._write_all, view)
+        return len(view)
+
+    def _write_all(self, view: memoryview) -> None:
+        """An unbuffered write may take part of the bytes (at a size limit): write the rest, or fail."""
+        while view:
+            written = self.raw.write(view)
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
 
     def truncate(self, size=None):
         self._guard(self.raw.truncate, size)
