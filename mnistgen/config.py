@@ -71,7 +71,7 @@ class SettingRange(NamedTuple):
     high: float
 
 
-# The ranges of the sampling settings: what the options accept (cli.py) and what a model card may
+# The ranges of the sampling settings: what the options accept (mnistgen.cli) and what a model card may
 # recommend (sample.py), decided here once.
 SETTING_RANGES = {  # card key -> its option and range
     "temperature": SettingRange("--temperature", 0.0, 10.0),
@@ -106,7 +106,7 @@ ALL_LABELS = "all"  # --digit all, --class all: every label the model trained on
 MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs
 MAX_HIDDEN = 4096
 
-# The ranges of train's options: what `mnistgen train` accepts (cli.py) and what mnistgen.fit checks
+# The ranges of train's options: what `mnistgen train` accepts (cli/train.py) and what mnistgen.fit checks
 # its keywords against (api.py), decided here once. Both ends whole numbers: the option takes integers.
 TRAIN_RANGES = {
     "epochs": SettingRange("--epochs", 1, 10_000),

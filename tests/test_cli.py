@@ -60,10 +60,10 @@ def test_progress_keeps_the_count_on_a_narrow_terminal(monkeypatch, columns):
 
     from rich.console import Console
 
-    from mnistgen.cli import _progress
+    from mnistgen.cli.progress import progress_bar
 
     monkeypatch.setenv("COLUMNS", str(columns))
-    progress = _progress(quiet=False, log=False)  # a terminal's bar
+    progress = progress_bar(quiet=False, log=False)  # a terminal's bar
     task = progress.add_task("generating", total=50_000, info="")
     progress.update(task, completed=1234, info="  1944 img/s   4.6% rejected")
     console = Console(file=io.StringIO(), width=columns)
@@ -76,9 +76,9 @@ def test_progress_keeps_the_count_on_a_narrow_terminal(monkeypatch, columns):
 def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
     """stderr no terminal (a batch job's log): rich would draw the bar once, at the end; the log gets
     a line when a task starts, every LOG_EVERY seconds, and when it completes."""
-    from mnistgen import cli
+    from mnistgen.cli import progress as cli_progress
 
-    with cli._progress(quiet=False, log=True) as progress:
+    with cli_progress.progress_bar(quiet=False, log=True) as progress:
         task = progress.add_task("generating", total=50_000, info="")
         for done in (256, 512, 50_000):
             progress.update(task, completed=done, info="  1944 img/s   4.6% rejected")
@@ -86,7 +86,7 @@ def test_progress_in_a_log_is_a_plain_line_now_and_then(monkeypatch, capsys):
         epoch = progress.add_task("epoch 1/2", total=4, info="")  # train counts each epoch's steps in one task
         for step, name in ((4, "epoch 1/2"), (1, "epoch 2/2"), (4, "epoch 2/2")):
             progress.update(epoch, completed=step, description=name)
-        monkeypatch.setattr(cli, "LOG_EVERY", 0)  # every update is due
+        monkeypatch.setattr(cli_progress, "LOG_EVERY", 0)  # every update is due
         other = progress.add_task("grading", total=3, info="")
         for _ in range(3):
             progress.update(other, advance=1)
@@ -580,12 +580,14 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
 
 
 def test_cli_choices_match_the_library():
-    from mnistgen import cli, config, generate, predictor, sample
+    from mnistgen import config, generate, predictor, sample
+    from mnistgen.cli import generate as generate_cli
+    from mnistgen.cli import train as train_cli
 
-    assert cli.Format is config.Format is generate.Format  # one definition, not a copy
-    assert tuple(p.value for p in cli.PriorKind) == sample.PRIORS
-    assert tuple(p.value for p in cli.Precision) == predictor.PRECISIONS
-    assert cli.TrainOptions is config.TrainOptions
+    assert generate_cli.Format is config.Format is generate.Format  # one definition, not a copy
+    assert tuple(p.value for p in generate_cli.PriorKind) == sample.PRIORS
+    assert tuple(p.value for p in generate_cli.Precision) == predictor.PRECISIONS
+    assert train_cli.TrainOptions is config.TrainOptions
 
 
 def test_cache_clear_removes_only_what_mnistgen_made(tmp_path, monkeypatch):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mnistgen import checkpoint, cli
+from mnistgen import checkpoint
 from mnistgen import scoring as ev
 from mnistgen.cli import app
+from mnistgen.cli.evaluate import TRUSTED_JUDGE
 
 runner = CliRunner()
 
@@ -90,7 +91,7 @@ def test_evaluate_reports_every_measure(tiny_cvae, tiny_classifier, tiny_judge, 
     assert 0 <= samples["verifier"]["accuracy"] <= 1 and 0 <= samples["accuracy"] <= 1  # side by side
     assert "judge-feature FID" in result.stderr and "verifier accuracy" in result.stderr  # the table
     assert "judge on test images" in result.stderr
-    weak = report["judge_test_accuracy"] < cli.TRUSTED_JUDGE  # a tiny judge: its grades are flagged
+    weak = report["judge_test_accuracy"] < TRUSTED_JUDGE  # a tiny judge: its grades are flagged
     note = (
         f"note: the judge tiny-judge reads only {report['judge_test_accuracy']:.1%} of the real test images right, "
         "so its grades of the samples are no better: train it longer (train --model classifier --epochs N)"

@@ -165,13 +165,13 @@ def test_train_says_what_it_holds_out(tmp_path, mnist_dir, capsys):
         in result.output
     )
 
-    from mnistgen import cli
+    from mnistgen.cli.progress import TrainProgress
     from mnistgen.config import RECIPES
 
     recipe = RECIPES["cvae-2d"]
     capsys.readouterr()
     for tested in (False, True):
-        progress = cli._TrainProgress(None, "cpu, into runs/x", tested)
+        progress = TrainProgress(None, "cpu, into runs/x", tested)
         progress.on_plan(recipe.model_config(10), recipe.train_options(), 800)
     assert capsys.readouterr().err.splitlines() == [
         "training cvae (recipe cvae-2d, latent 2) on 800 images (10% of each label held out for validation, 10% for "

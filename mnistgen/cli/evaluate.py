@@ -1,0 +1,253 @@
+"""`mnistgen evaluate`: a generator's samples, or a set of images, scored by api.evaluate; the
+report as a table on stderr and one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mnistgen.cli.options import (
+    DeviceOption,
+    MinConfidenceOption,
+    QuietOption,
+    SharpenOption,
+    TruncationOption,
+    bounds,
+)
+from mnistgen.cli.parsing import check_classifiers, check_model, parse_int_list
+from mnistgen.cli.plumbing import emit, stderr, user_errors
+from mnistgen.cli.progress import StageProgress
+from mnistgen.config import DEFAULT_GENERATOR, DEFAULT_JUDGE, EVALUATE_RANGES, MAX_SEED, SETTING_RANGES, PriorKind
+from mnistgen.runtime import Device
+
+TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
+
+
+def evaluate(
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME|PATH",
+            help="Generator to score (name or path) [default: cvae, unless --images is given].",
+        ),
+    ] = None,
+    images: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--images",
+            metavar="PATH",
+            help=(
+                "Score these images instead of a model's samples: a folder (ImageFolder layout), an HDF5/IDX file "
+                "from any tool."
+            ),
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=10, max=100_000, help="Samples per digit.")] = 1000,
+    classifier: Annotated[
+        Optional[str],
+        typer.Option(
+            "--classifier",
+            metavar="NAMES",
+            help="The verifier --min-confidence filters with; several, comma-separated, must all agree [default: "
+            "the model card's verifier (its companion classifier), else classifier].",
+        ),
+    ] = None,
+    judge_name: Annotated[
+        str,
+        typer.Option(
+            "--judge",
+            metavar="NAME|PATH",
+            help="The independent classifier that grades (accuracy, FID features, TSTR); never the verifier.",
+        ),
+    ] = DEFAULT_JUDGE,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", exists=True, help="MNIST (for the test set) [default: the cache].")
+    ] = None,
+    tstr: Annotated[
+        bool,
+        typer.Option(
+            "--tstr",
+            help="Also train the classifier on the samples and on as many real images; report both test accuracies.",
+        ),
+    ] = False,
+    augment: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--augment",
+            exists=True,
+            help=(
+                "A labelled set in any form train --data takes: train the classifier on it alone and on it plus the "
+                "generated images (--model/--count, or --images), the same steps on each --seeds; report both "
+                "test accuracies and the gain."
+            ),
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--limit",
+            **bounds("limit", EVALUATE_RANGES),
+            help="--augment: use the first N images of the set only (of every class in turn).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds", metavar="SEEDS", help="--augment: classifier seeds, comma-separated (at least 2 for a spread)."
+        ),
+    ] = "0,1",
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            **bounds("steps", EVALUATE_RANGES),
+            help="--augment: optimisation steps (batches of 64) per training.",
+        ),
+    ] = 500,
+    test: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--test", exists=True, help="A labelled test set in any form --data takes [default: --data's test split]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
+    temperature: Annotated[
+        Optional[float],
+        typer.Option(
+            "--temperature",
+            "-t",
+            min=SETTING_RANGES["temperature"].low,
+            max=SETTING_RANGES["temperature"].high,
+            help="Prior scale for the samples [default: the model card's recommendation, else 1].",
+        ),
+    ] = None,
+    sharpen: SharpenOption = None,
+    truncation: TruncationOption = None,
+    min_confidence: MinConfidenceOption = None,
+    prior: Annotated[
+        PriorKind, typer.Option("--prior", help="Prior for the samples, as in generate.")
+    ] = PriorKind.auto,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+) -> None:
+    """Score a generator: test-set loss, classifier accuracy and confidence on its samples, FID, TSTR.
+
+    \b
+    Example: mnistgen evaluate --model cvae-2d --count 1000 --data ../shared/data/mnist
+    """
+    if model is not None and images:
+        raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
+    chosen_seeds = parse_int_list(seeds, "--seeds")
+    if augment is None and limit is not None:
+        raise typer.BadParameter("--limit chooses images of the --augment set: pass --augment", param_hint="--limit")
+    sampling = {
+        "--temperature": temperature,
+        "--sharpen": sharpen,
+        "--truncation": truncation,
+        "--min-confidence": min_confidence,
+        "--prior": None if PriorKind(prior) is PriorKind.auto else prior,
+    }
+    given = [name for name, value in sampling.items() if value is not None]
+    if images and given:
+        raise typer.BadParameter(
+            f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them",
+            param_hint="--images",
+        )
+    with user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
+        from mnistgen import api
+
+        if classifier is not None:
+            check_classifiers(classifier)
+        check_model(judge_name, "--judge")
+        if not images:
+            check_model(model or DEFAULT_GENERATOR)
+        options = (
+            {}
+            if images
+            else {
+                "prior": prior.value,
+                "temperature": temperature,
+                "sharpen": sharpen,
+                "truncation": truncation,
+                "min_confidence": min_confidence,
+            }
+        )
+        with StageProgress(quiet) as on_progress:
+            report = api.evaluate(
+                model,
+                images,
+                count,
+                seed,
+                data,
+                classifier,
+                judge_name,
+                tstr,
+                device,
+                augment,
+                limit,
+                chosen_seeds,
+                steps,
+                test,
+                on_progress=on_progress,
+                **options,
+            )
+        if not quiet:
+            for note in [*report.get("notes", []), report.get("verifier_note")]:
+                if note:
+                    stderr(f"note: {note}")
+            _evaluation_table(report)
+        emit(report)
+
+
+def _evaluation_table(report: dict) -> None:
+    """The report on stderr; labels by the judge's class names (an own-data judge's), else by number."""
+    from rich.console import Console
+    from rich.table import Table
+
+    names = report["classes"]
+    named = names != [str(i) for i in range(len(names))]
+    table = Table("measure", "value", title=f"mnistgen evaluate: {report.get('model', 'images')}")
+    for key, value in report.get("test_set", {}).items():
+        table.add_row(f"test set {key.replace('test_', '')} (per image)", f"{value:.2f}")
+    scores = report["samples"]
+    table.add_row("samples", str(scores["images"]))
+    table.add_row(f"judge on test images ({report['judge']})", f"{report['judge_test_accuracy']:.2%}")
+    if "accuracy" in scores:
+        table.add_row(f"judge accuracy ({report['judge']})", f"{scores['accuracy']:.2%}")
+        per_label = scores["accuracy_per_label"].items()  # the judge's, so under its row
+        table.add_row("  per label (judge)", "  ".join(f"{names[int(d)]}:{a:.1%}" for d, a in per_label))
+        if "verifier" in scores:
+            table.add_row(f"verifier accuracy ({report['verifier']})", f"{scores['verifier']['accuracy']:.2%}")
+    table.add_row("mean confidence", f"{scores['mean_confidence']:.3f}")
+    counts = zip(names, scores["class_histogram"])
+    table.add_row("predicted classes", " ".join(f"{n}:{v}" if named else str(v) for n, v in counts))
+    fid = scores["fid"]
+    table.add_row("judge-feature FID", f"{fid:.2f}" if fid is not None else "- (too few images)")
+    if "tstr" in report:
+        t = report["tstr"]
+        table.add_row(
+            f"TSTR ({t['train_images']} images, {t['epochs']} epochs)",
+            f"synthetic {t['synthetic_accuracy']:.2%} vs real {t['real_accuracy']:.2%}",
+        )
+    if "augment" in report:
+        a = report["augment"]
+        where = f"{a['real_images']} real + {a['generated_images']} generated, {a['steps']} steps, seeds {a['seeds']}"
+        table.add_row("augment: real alone", f"{a['real_accuracy']:.2%}")
+        table.add_row(f"augment: real + generated ({where})", f"{a['augmented_accuracy']:.2%}")
+        table.add_row(
+            "augment: gain (points)",
+            f"{100 * a['gain']:+.2f} (min {100 * a['gain_min']:+.2f}, max {100 * a['gain_max']:+.2f})",
+        )
+        copies = a["nearest_training_image"]
+        table.add_row("near-copies of training images", f"{copies['near_copies']} ({copies['near_copy_rate']:.2%})")
+    Console(stderr=True).print(table)
+    if report["judge_test_accuracy"] < TRUSTED_JUDGE:
+        stderr(
+            f"note: the judge {report['judge']} reads only {report['judge_test_accuracy']:.1%} of the real test images "
+            "right, so its grades of the samples are no better: train it longer (train --model classifier --epochs N)"
+        )
