@@ -235,7 +235,13 @@ class Model:
     def _images(self, images) -> np.ndarray:
         """uint8 (N, 28, 28) from any numeric array of whole numbers 0-255: (N, 28, 28), (N, 1, 28, 28),
         one (28, 28) image or flat (N, 784) rows."""
-        array = np.asarray(images)
+        try:
+            array = np.asarray(images)
+        except (TypeError, ValueError):  # ragged, or paths mixed with pixels
+            raise MnistgenError(
+                "images must be one array of pixels, (N, 28, 28) or alike, or paths (a path or a list of paths), "
+                "not a mixture"
+            ) from None
         side = (IMAGE_SIZE, IMAGE_SIZE)
         pixels = IMAGE_SIZE * IMAGE_SIZE
         shaped = (
@@ -290,8 +296,9 @@ class Model:
     def _walk_images(self, images, labels: Optional[list[int]]) -> sources.Images:
         """interpolate's `images`: what `read` gave; a path or paths, read here; or an array of
         pixels (checked as encode checks them), named images[i]."""
-        if isinstance(images, sources.Images):
-            return images
+        if isinstance(images, sources.Images):  # labels given label them, as read would have
+            given = self._labels(labels, len(images.images))
+            return images if given is None else replace(images, labels=given)
         if isinstance(images, (str, Path)) or (
             isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, Path)) for p in images)
         ):
@@ -326,7 +333,7 @@ class Model:
         model (a VAE takes no labels: folders of any name)."""
         by_name = labels is None and self.config.conditional
         classes = self.weights.class_names if by_name else None  # class folders and recorded names, by name
-        found = sources.read(_path_list(paths), limit, classes=classes)
+        found = sources.read(_path_list(paths), limit, classes=classes, labels_given=labels is not None)
         if labels is not None:
             if self.config.conditional:  # indices, or the card's class names; a VAE keeps any labels given
                 labels = explore.label_indices(self.weights, labels, "--labels")

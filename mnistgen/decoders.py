@@ -36,14 +36,25 @@ def decode(model, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
     return to_uint8(out.numpy())
 
 
+def pad_rows(rows: np.ndarray, total: int, repeat_last: bool = False) -> np.ndarray:
+    """`rows` made `total` long for a whole block: zeros after them, or copies of the last row (a
+    label or one-hot row, so the padding is a valid input too). Paddle's CPU kernels round some
+    batch sizes differently, so a row's result never depends on how many came with it."""
+    short = total - len(rows)
+    if short <= 0:
+        return rows
+    tail = np.repeat(rows[-1:], short, axis=0) if repeat_last else np.zeros((short, *rows.shape[1:]), rows.dtype)
+    return np.concatenate([rows, tail])
+
+
 def decode_all(decoder, z: np.ndarray, onehot: Optional[np.ndarray] = None) -> np.ndarray:
     """Decode any number of latents in whole blocks of BLOCK (padding the last), so each image's
     pixels are what generate would give for the same z, whatever the count."""
     n = len(z)
     padded = -(-n // BLOCK) * BLOCK
-    z = np.concatenate([z, np.zeros((padded - n, z.shape[1]), np.float32)]).astype(np.float32)
+    z = pad_rows(np.asarray(z, np.float32), padded)
     if onehot is not None:
-        onehot = np.concatenate([onehot, np.repeat(onehot[-1:], padded - n, axis=0)]).astype(np.float32)
+        onehot = pad_rows(np.asarray(onehot, np.float32), padded, repeat_last=True)
     out = [
         decoder(z[i : i + BLOCK], None if onehot is None else onehot[i : i + BLOCK]) for i in range(0, padded, BLOCK)
     ]

@@ -14,7 +14,7 @@ import numpy as np
 from mnistgen import export, sample, sources
 from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, shown
-from mnistgen.decoders import decode_all
+from mnistgen.decoders import decode_all, pad_rows
 from mnistgen.errors import MnistgenError
 from mnistgen.export import IMAGE_SIDE
 from mnistgen.model import inputs, paddle
@@ -164,7 +164,8 @@ def check_walk_memory(weights: Weights, anchors: int, steps: int, loop: bool) ->
     """Refuse a walk whose latents and frames alone would not fit (the Python API's steps has no
     cap; interpolate's --steps has, and the CLI also counts the enlarged copies it writes)."""
     frames = frame_count(anchors, steps, loop)
-    check_memory(walk_bytes(weights, frames, 1, "frames"), f"a walk of {frames:,} frames", "use fewer steps or points")
+    fix = "use fewer steps, or fewer stops to walk through"  # digits, points or images
+    check_memory(walk_bytes(weights, frames, 1, "frames"), f"a walk of {frames:,} frames", fix)
 
 
 def centroids(weights: Weights, labels: list[int]) -> np.ndarray:
@@ -254,20 +255,12 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
         for start in range(0, len(images), ENCODE_BLOCK):
             part = slice(start, start + ENCODE_BLOCK)
             kept = len(images[part])
-            block, block_labels = _whole_block(images[part], None if labels is None else labels[part])
+            block = pad_rows(images[part], ENCODE_BLOCK)  # (ENCODE_BLOCK, 28, 28): whole, the last padded
+            block_labels = None if labels is None else pad_rows(labels[part], ENCODE_BLOCK, repeat_last=True)
             mean, logvar = model.encoder(*inputs(block, block_labels, cfg, place_of(model)))
             means.append(mean.numpy()[:kept])
             stds.append(np.exp(0.5 * logvar.numpy()[:kept]))
     return np.concatenate(means), np.concatenate(stds)
-
-
-def _whole_block(images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """A last, short block padded to ENCODE_BLOCK images (black, with the last label), as decode_all pads."""
-    short = ENCODE_BLOCK - len(images)
-    if not short:
-        return images, labels
-    images = np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)])
-    return images, None if labels is None else np.concatenate([labels, np.repeat(labels[-1:], short)])
 
 
 def reconstruct(model, decoder, images: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:

@@ -671,12 +671,13 @@ def write_latents(
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        with atomic.atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                f["means"], f["stds"] = means, stds
-                f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
-                f["sources"] = np.array([source_text(n) for n in names], dtype=h5py.string_dtype())
-                f.attrs.update(attrs or {})
+        buffer = io.BytesIO()  # built in memory (smaller than the images encoded): HDF5 never meets a full disk
+        with h5py.File(buffer, "w") as f:
+            f["means"], f["stds"] = means, stds
+            f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
+            f["sources"] = np.array([source_text(n) for n in names], dtype=h5py.string_dtype())
+            f.attrs.update(attrs or {})
+        atomic.write_bytes(path, buffer.getbuffer())
     else:
         atomic.write_text(path, latents_csv(names, labels, means, stds))
 

@@ -1038,8 +1038,8 @@ def _refuse_idx_shards(directory: Path) -> None:
     shards = sorted(directory.glob(f"train{SHARD_TAGS}-images?idx3-ubyte*"))
     if shards:
         raise MnistgenError(
-            f"{directory} holds {len(shards)} IDX shards of generate --shard, which are read one at a time: pass one "
-            f"shard's images file ({shards[0]}), or generate the set as one IDX pair (without --shard)"
+            f"{directory} holds {len(shards)} IDX shards of generate --shard: pass their images files themselves "
+            f"(e.g. {shards[0]}; train --data takes one), or generate the set as one IDX pair (without --shard)"
         )
 
 
@@ -1115,11 +1115,18 @@ def _as_model_labels(part: _Part, classes: Optional[list[str]], owner: Owner = O
     return replace(part, labels=lookup[part.labels], classes=list(classes))
 
 
-def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None, owner: Owner = Owner()) -> Images:
+def read(
+    paths,
+    limit: Optional[int] = None,
+    classes: Optional[list[str]] = None,
+    owner: Owner = Owner(),
+    labels_given: bool = False,
+) -> Images:
     """Read and concatenate every source, in order; `limit` keeps the first N images. With `classes`
     (a model card's, or the judge's), labels are read by class name: ImageFolder folder names must be
     among them (or be label indices), and so must the names generate recorded for its outputs; a
-    refusal names `owner`."""
+    refusal names `owner`. `labels_given`: the caller labels the images itself, so no note that
+    an unlabelled source drops the others' labels."""
     parts: list[_Part] = []
     counts: dict = {}
     for path in map(Path, paths):
@@ -1131,11 +1138,12 @@ def read(paths, limit: Optional[int] = None, classes: Optional[list[str]] = None
         raise MnistgenError(f"no images given: pass {FORMS}")
     images = parts[0].images if len(parts) == 1 else np.concatenate([p.images for p in parts])  # one: no copy
     labels = None if any(p.labels is None for p in parts) else np.concatenate([p.labels for p in parts])
-    notes = conversion_note(counts) + _unlabelled_note(parts) + background_note(images, counts)
     names = [n for p in parts for n in p.image_names()]
     if limit is not None:
         images, names = images[:limit], names[:limit]
         labels = None if labels is None else labels[:limit]
+    dropped = [] if labels_given else _unlabelled_note(parts)
+    notes = conversion_note(counts) + dropped + background_note(images, counts)
     named = list(classes or next((p.classes for p in parts if p.classes), []))
     return Images(images, labels, names, notes, named)
 

@@ -554,9 +554,16 @@ def test_interpolate_walks_between_arrays_as_between_their_files(tmp_path, tiny_
     assert np.array_equal(model.interpolate(images=list(pictures), labels=[3, 8], steps=4), from_files)
     means, _ = model.encode(pictures, [3, 8])
     assert np.array_equal(from_files[[0, -1]], model.decode(means, [3, 8]))  # the walk ends on the encodings
+    read = model.read(paths)  # what read gave, labelled by the labels given (they were ignored)
+    assert np.array_equal(model.interpolate(images=read, labels=[3, 8], steps=4), from_files)
     with pytest.raises(mnistgen.MnistgenError) as caught:
         model.interpolate(images=pictures / 255.0, digit=3)
     assert str(caught.value).startswith("images holds the pixel value ")
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        model.interpolate(images=[paths[0], pictures[1]], labels=[3, 8])
+    assert str(caught.value) == (
+        "images must be one array of pixels, (N, 28, 28) or alike, or paths (a path or a list of paths), not a mixture"
+    )
 
 
 @pytest.mark.parametrize(
@@ -567,12 +574,12 @@ def test_interpolate_walks_between_arrays_as_between_their_files(tmp_path, tiny_
         (
             lambda m: m.interpolate(digits=[3, 8], steps=100_000),
             "a walk of 100,001 frames would hold 228.9 MiB in memory, more than the 1.0 MiB an output may use "
-            "(MNISTGEN_MAX_MEMORY): use fewer steps or points",
+            "(MNISTGEN_MAX_MEMORY): use fewer steps, or fewer stops to walk through",
         ),
         (
             lambda m: m.interpolate(points=np.zeros((1000, 2)), digit=1, steps=1000),
             "a walk of 999,001 frames would hold 2.2 GiB in memory, more than the 1.0 MiB an output may use "
-            "(MNISTGEN_MAX_MEMORY): use fewer steps or points",
+            "(MNISTGEN_MAX_MEMORY): use fewer steps, or fewer stops to walk through",
         ),
         (lambda m: m.grid(1), "n=1: a grid is n x n images, n a whole number of at least 2"),
     ],

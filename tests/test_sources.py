@@ -107,6 +107,7 @@ def test_an_unlabelled_source_among_labelled_ones_is_named(tmp_path, dataset):
         "labelled sources on their own"
     ]
     assert sources.read([labelled]).notes == [] and sources.read([loose]).notes == []
+    assert sources.read([labelled, loose], labels_given=True).notes == []  # encode --labels labels them all
 
 
 def test_files_generate_writes(tmp_path, dataset):
@@ -466,6 +467,20 @@ def test_light_backgrounds_are_noted_once(tmp_path, dataset):
     assert sources.load(image_folder(tmp_path / "mnist", dataset, 3, {1: "1"})).notes == []
 
 
+def test_the_light_background_note_counts_only_the_images_kept(tmp_path, dataset):
+    """An IDX set is read whole and cut to --limit after: the note counts what is kept."""
+    import gzip
+
+    inverted = tmp_path / "inverted"
+    inverted.mkdir()
+    images, labels = 255 - dataset.train.images[:20], dataset.train.labels[:20].astype(np.uint8)
+    with gzip.open(inverted / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes())
+    with gzip.open(inverted / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+    assert sources.read([inverted], limit=5).notes == ["5 of 5 " + LIGHT_NOTE.format(also="")]
+
+
 def test_evaluate_and_encode_say_the_images_are_light_on_dark(tmp_path, dataset, tiny_judge, tiny_cvae, mnist_dir):
     inverted = tmp_path / "inverted.npz"
     np.savez(inverted, images=255 - dataset.test.images[:20], labels=dataset.test.labels[:20])
@@ -642,10 +657,12 @@ def test_a_folder_of_idx_shards_names_one_shard_to_pass(tmp_path, tiny_cvae):
     result = runner.invoke(app, ["encode", str(out), "--model", str(tiny_cvae)])
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: {out} holds 2 IDX shards of generate --shard, which are read one at a time: pass one shard's images "
-        f"file ({first}), or generate the set as one IDX pair (without --shard)\n"
+        f"Error: {out} holds 2 IDX shards of generate --shard: pass their images files themselves (e.g. {first}; "
+        "train --data takes one), or generate the set as one IDX pair (without --shard)\n"
     )
     assert len(sources.read([first]).labels) == 15  # the fix works: shard 0 of 30 images
+    both = sorted(out.glob("*images-idx3-ubyte.gz"))
+    assert len(sources.read(both).labels) == 30  # and all of them at once
 
 
 def test_a_limit_on_class_folders_keeps_working_at_one_image_and_beside_unlabelled(tmp_path, dataset):
