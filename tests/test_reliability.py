@@ -299,7 +299,7 @@ def test_sigint_during_training_keeps_the_last_epoch(tmp_path, mnist_dir):
     _wait_for(lambda: (tmp_path / "r" / "metrics.jsonl").exists())
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, stderr  # once -2 (an escaped KeyboardInterrupt?) on a loaded machine
     assert (
         stderr.strip().splitlines()[-1]
         == f"Interrupted: kept the last finished epoch in {tmp_path / 'r'}; continue with --resume."
