@@ -85,6 +85,10 @@ MAX_COUNT = 10_000_000  # generate's --count per label: far beyond any sane batc
 
 MIN_GRID = 2  # images per side of a manifold grid: one image would sit at the range's corner, not cover it
 
+# What `evaluate --augment` concludes from its seeds: a sign shared by every seed, or none. Two seeds
+# are a small sample; the verdict says only that they agree, the spread (gain_min, gain_max) how far.
+VERDICT_HELPS, VERDICT_HURTS, VERDICT_UNCLEAR = "helps", "hurts", "unclear"
+
 DEFAULT_GENERATOR = "cvae"  # the quality-first model: generate and evaluate
 DEFAULT_PICTURES = "cvae-2d"  # a 2-D latent that can be drawn: interpolate and encode
 DEFAULT_CLASSIFIER = "classifier"  # the shipped verifier for --min-confidence

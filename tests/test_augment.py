@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mnistgen import calibrate, checkpoint, data, sample, train
+from mnistgen import calibrate, checkpoint, data, sample, scoring, train
 from mnistgen.cli import app
 from mnistgen.config import RECIPES, ModelConfig, named_recipe, recipe_for, run_name, train_kind
 from mnistgen.data import Dataset
@@ -168,7 +168,7 @@ def test_a_classifier_with_other_classes_is_refused(tmp_path, tiny_cvae, tiny_cl
 def test_evaluate_augment_json(tmp_path, tiny_cvae, mnist_dir):
     result = runner.invoke(
         app, ["evaluate", "--model", str(tiny_cvae), "--augment", str(mnist_dir), "--limit", "50", "--count", "10",
-              "--steps", "3", "--seeds", "0,1", "--data", str(mnist_dir), "--quiet"]
+              "--steps", "3", "--seeds", "0,1", "--data", str(mnist_dir)]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout.strip().splitlines()[-1])["augment"]
@@ -176,7 +176,22 @@ def test_evaluate_augment_json(tmp_path, tiny_cvae, mnist_dir):
     assert found["seeds"] == [0, 1] and len(found["runs"]) == 2
     assert found["gain"] == pytest.approx(found["augmented_accuracy"] - found["real_accuracy"], abs=2e-4)
     assert found["gain_min"] <= found["gain"] <= found["gain_max"]
+    assert found["verdict"] == scoring.augment_verdict([run["gain"] for run in found["runs"]])
     assert set(found["nearest_training_image"]) >= {"near_copies", "near_copy_rate", "threshold"}
+    shown = {"helps": "helps: higher on every seed", "hurts": "hurts: lower on every seed",
+             "unclear": "unclear: the seeds disagree"}  # fmt: skip
+    assert "augment: verdict" in result.stderr and shown[found["verdict"]] in result.stderr  # the table
+    note = "note: the generated set lowered the classifier's test accuracy on every seed; the README's \"What bounds"
+    assert (note in result.stderr) == (found["verdict"] == "hurts")
+
+
+@pytest.mark.parametrize(
+    "gains, verdict",
+    [([0.01, 0.002], "helps"), ([-0.01, -0.002], "hurts"), ([0.01, -0.002], "unclear"), ([0.0, 0.01], "unclear"),
+     ([0.004], "helps")],
+)  # fmt: skip
+def test_the_augment_verdict_needs_every_seed_to_agree(gains, verdict):
+    assert scoring.augment_verdict(gains) == verdict
 
 
 def test_evaluate_augment_refuses_a_limit_without_a_set():

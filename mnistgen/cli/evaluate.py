@@ -20,9 +20,24 @@ from mnistgen.cli.options import (
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_int_list
 from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import StageProgress
-from mnistgen.config import DEFAULT_GENERATOR, DEFAULT_JUDGE, EVALUATE_RANGES, MAX_SEED, SETTING_RANGES, PriorKind
+from mnistgen.config import (
+    DEFAULT_GENERATOR,
+    DEFAULT_JUDGE,
+    EVALUATE_RANGES,
+    MAX_SEED,
+    SETTING_RANGES,
+    VERDICT_HELPS,
+    VERDICT_HURTS,
+    VERDICT_UNCLEAR,
+    PriorKind,
+)
 from mnistgen.runtime import Device
 
+VERDICT_WORDS = {
+    VERDICT_HELPS: "helps: higher on every seed",
+    VERDICT_HURTS: "hurts: lower on every seed",
+    VERDICT_UNCLEAR: "unclear: the seeds disagree",
+}
 TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
 
 
@@ -243,9 +258,15 @@ def _evaluation_table(report: dict) -> None:
             "augment: gain (points)",
             f"{100 * a['gain']:+.2f} (min {100 * a['gain_min']:+.2f}, max {100 * a['gain_max']:+.2f})",
         )
+        table.add_row("augment: verdict", VERDICT_WORDS[a["verdict"]])
         copies = a["nearest_training_image"]
         table.add_row("near-copies of training images", f"{copies['near_copies']} ({copies['near_copy_rate']:.2%})")
     Console(stderr=True).print(table)
+    if report.get("augment", {}).get("verdict") == VERDICT_HURTS:
+        stderr(
+            "note: the generated set lowered the classifier's test accuracy on every seed; the README's \"What bounds "
+            'the gain" says what was tried and what helps instead'
+        )
     if report["judge_test_accuracy"] < TRUSTED_JUDGE:
         stderr(
             f"note: the judge {report['judge']} reads only {report['judge_test_accuracy']:.1%} of the real test images "
