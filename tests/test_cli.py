@@ -221,6 +221,17 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
         ),
         (["train", "--indices", "5,x"], 2, "Invalid value for --indices: '5,x' is not a comma-separated list"),
         (
+            ["train", "--model", "cvae", "--arch", "judge"],
+            2,
+            "Invalid value for --arch/--augment: --arch and --augment shape a classifier's training: add --model "
+            "classifier",
+        ),
+        (
+            ["train", "--model", "classifier", "--processes", "2"],
+            2,
+            "Invalid value for --processes: the classifier trains on one process: drop --processes",
+        ),
+        (
             ["generate", "--device", "tpu"],
             2,
             "Error: Invalid value for '--device': Value error, 'tpu' is not one of 'auto', 'cpu', 'gpu'.",

@@ -305,25 +305,10 @@ def train(
         raise typer.BadParameter(str(exc), param_hint="--model/--recipe") from None
     out = out or Path("runs") / run_name(model.value, latent, recipe)
     rank, world = launched_world()
-    if distributed and world < 2:
-        raise typer.BadParameter(
-            "start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "
-            '"$(which mnistgen)" train ...',
-            param_hint="--distributed",
-        )
-    if (arch is not ClassifierArch.lenet or augment is not Augment.auto) and model is not TrainKind.classifier:
-        raise typer.BadParameter(
-            "--arch and --augment shape a classifier's training: add --model classifier", param_hint="--arch/--augment"
-        )
-    if world > 1 and model is TrainKind.classifier:
-        raise typer.BadParameter(
-            "the classifier trains on one process: drop the distributed launch", param_hint="--model"
-        )
+    _refuse_combinations(model, arch, augment, distributed, world, processes)
     from mnistgen import parallel
 
     batch_size = batch_size or Recipe.batch_size  # every recipe's batch; launched ranks split it
-    if processes and processes > 1 and model is TrainKind.classifier:
-        raise typer.BadParameter("the classifier trains on one process: drop --processes", param_hint="--processes")
     if world == 1 and not distributed and model is not TrainKind.classifier:
         with user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
             count = parallel.choose(processes, batch_size, device.value, out, resume, chosen, limit)
@@ -383,6 +368,28 @@ def train(
                     "processes": world,
                 }
             )
+
+
+def _refuse_combinations(
+    model: TrainKind, arch: ClassifierArch, augment: Augment, distributed: bool, world: int, processes: Optional[int]
+) -> None:
+    """Options that each pass Typer's checks but not together: usage errors, before anything starts."""
+    if distributed and world < 2:
+        raise typer.BadParameter(
+            "start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "
+            '"$(which mnistgen)" train ...',
+            param_hint="--distributed",
+        )
+    if (arch is not ClassifierArch.lenet or augment is not Augment.auto) and model is not TrainKind.classifier:
+        raise typer.BadParameter(
+            "--arch and --augment shape a classifier's training: add --model classifier", param_hint="--arch/--augment"
+        )
+    if world > 1 and model is TrainKind.classifier:
+        raise typer.BadParameter(
+            "the classifier trains on one process: drop the distributed launch", param_hint="--model"
+        )
+    if processes and processes > 1 and model is TrainKind.classifier:
+        raise typer.BadParameter("the classifier trains on one process: drop --processes", param_hint="--processes")
 
 
 def _classifier_epoch(metrics: dict) -> None:
