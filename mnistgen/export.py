@@ -398,7 +398,9 @@ def disk_bytes(fmt: str, images: int, latent: int, labelled: bool) -> int:
         return images * 2 * tarfile.BLOCKSIZE * (3 if labelled else 2)
     if fmt in ("hdf5", "npz", "idx"):
         return images * PACKED_IMAGE_BYTES
-    return 0  # a grid: one picture, bounded by the memory check
+    if fmt == "grid":
+        return 0  # one picture, bounded by the memory check
+    raise ValueError(f"disk_bytes does not know --format {fmt}")
 
 
 TAR_MTIME = 946_684_800  # 2000-01-01: a fixed time stamp, so the same seed gives the same bytes

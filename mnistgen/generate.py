@@ -36,7 +36,17 @@ from mnistgen import atomic, export, records, sample, staging
 from mnistgen.checkpoint import Weights
 from mnistgen.config import MANIFEST_FILE, UNLABELLED, Format
 from mnistgen.errors import MnistgenError
-from mnistgen.outputs import STDOUT, Job, check_out_name, file_target, index_width, infer_format, label_dir
+from mnistgen.outputs import (
+    FILE_SUFFIXES,
+    FOLDER_FORMATS,
+    STDOUT,
+    Job,
+    check_out_name,
+    file_target,
+    index_width,
+    infer_format,
+    label_dir,
+)
 from mnistgen.predictor import decoder_note
 from mnistgen.runtime import human_bytes, human_bytes_apart, import_paddle, memory_budget, usable_cpus
 from mnistgen.sample import Sampler, Sampling, Shard
@@ -56,7 +66,7 @@ def _plan_png(job: Job) -> tuple[Path, ...]:
     out = job.out
     if out.exists() and not out.is_dir():
         raise MnistgenError(
-            f"--out {out} is a file: give a directory (or a name ending in .h5, .npz or .png for one file)"
+            f"--out {out} is a file: give a directory (or a name ending in {FILE_SUFFIXES} for one file)"
         )
     atomic.check_writable_dir(out)
     targets = (out / job.shard_name(METADATA_FILE),)
@@ -133,7 +143,7 @@ def _plan_stream(job: Job) -> tuple[Path, ...]:
     if job.fmt is not Format.tar:
         raise MnistgenError(
             f"--out - streams to standard output as --format tar only; --format {job.fmt.value} needs --out "
-            + ("DIR" if job.fmt in (Format.png, Format.idx) else "FILE")
+            + ("DIR" if job.fmt in FOLDER_FORMATS else "FILE")
         )
     if job.resume:
         raise MnistgenError("--resume finishes files on disk; a stream is written whole: drop --resume")
@@ -147,7 +157,9 @@ def held_bytes(job: Job) -> int:
         return export.NpzWriter.held_bytes(job.size, latent)
     if job.fmt is Format.grid:
         return export.GridWriter.held_bytes(job.size, len(job.labels), job.scale)
-    return 0  # png, hdf5, idx, tar: written block by block
+    if job.fmt in (Format.png, Format.hdf5, Format.idx, Format.tar):
+        return 0  # written block by block
+    raise ValueError(f"held_bytes does not know --format {job.fmt.value}")
 
 
 def _check_memory(job: Job) -> None:
@@ -380,8 +392,10 @@ def _run_file(
         width = export.tar_key_width(job.total)  # the whole job's: every shard's keys sort alike
         target = None if job.streams else job.targets[0]
         writer = export.TarWriter(target, job.size, latent, attrs, job.bounds[0], width, stream, replacing)
-    else:
+    elif job.fmt is Format.idx:
         writer = export.IdxWriter(job.targets[0], job.targets[1], job.size, replace=replacing)
+    else:  # png is _run_png's; a new format needs its writer here, not another's
+        raise ValueError(f"no file writer for --format {job.fmt.value}")
     if not job.streams:
         folder = job.targets[0].parent
         folder.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,9 @@ SUFFIX_FORMATS = {
     ".tar": Format.tar,
 }
 FORMAT_SUFFIXES = {Format.hdf5: ".h5", Format.npz: ".npz", Format.grid: ".png", Format.tar: ".tar"}
+FILE_SUFFIXES = ", ".join(  # for messages: ".h5, .hdf5, .npz, .png (a grid), .tar"
+    suffix + (" (a grid)" if fmt is Format.grid else "") for suffix, fmt in SUFFIX_FORMATS.items()
+)
 FOLDER_FORMATS = (Format.png, Format.idx)
 FILE_FORMATS = (Format.hdf5, Format.npz, Format.grid, Format.tar)
 STDOUT = "-"  # --out -: a stream on standard output (tar only)
@@ -96,8 +99,8 @@ def check_out_name(out, fmt: Optional[Format]) -> None:
     if not suffix or named is not None or _names_folder(text) or path.is_dir():
         return
     raise MnistgenError(
-        f"--out {path}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .tar or .png (a grid), or "
-        f"pass --format png (or idx) to make a folder named {path.name}"
+        f"--out {path}: generate writes no {suffix} files: name it {FILE_SUFFIXES}, or pass --format png (or idx) "
+        f"to make a folder named {path.name}"
     )
 
 

@@ -40,23 +40,12 @@ from mnistgen.outputs import (
     label_dir,
     with_shard_tag,
 )
-from mnistgen.sample import VERIFIER_KEY, Shard
+from mnistgen.sample import SAMPLING_KEYS, VERIFIER_KEY, Shard
 
-# What an output must record for --resume to add to it (the images it would draw are the same);
-# a tar records only the seed, in each image's .json.
-RESUME_SETTINGS = (
-    "model_sha256",
-    "seed",
-    "count_per_label",
-    "labels",
-    "shard",
-    "temperature",
-    "prior",
-    "truncation",
-    "sharpen",
-    "min_confidence",
-    VERIFIER_KEY,  # compared only where recorded: outputs from before it was recorded have none
-)
+# What an output must record for --resume to add to it (the images it would draw are the same):
+# the job's keys and every sampling setting (the verifier's sha256 compared only where recorded:
+# outputs from before it was recorded have none); a tar records only the seed, in each image's .json.
+RESUME_SETTINGS = ("model_sha256", "seed", "count_per_label", "labels", "shard", *SAMPLING_KEYS)
 TAR_SETTINGS = ("seed",)
 ACCEPTANCE_KEY = "acceptance_rate"  # recorded in file outputs when a verified run completes them
 # What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
@@ -350,9 +339,11 @@ def recorded_settings(path: Path, fmt: Format) -> Optional[dict]:
             with tarfile.open(path, "r:") as archive:
                 first = next((m for m in archive if m.isfile() and m.name.endswith(".json")), None)
                 return untrusted.loads(archive.extractfile(first).read(sources.MAX_ATTRS_BYTES)) if first else None
-        return sources.read_manifest(path)
+        if fmt in FOLDER_FORMATS:
+            return sources.read_manifest(path)
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, tarfile.TarError):
         return None
+    raise ValueError(f"recorded_settings does not know --format {fmt.value}")  # a new format: say where it records
 
 
 def recorded_acceptance(job: Job) -> Optional[float]:

@@ -299,6 +299,9 @@ def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float]
 
 Verifier = Union[Weights, tuple[Weights, ...]]  # one classifier, or the members of an all-must-agree ensemble
 VERIFIER_KEY = "verifier_sha256"  # recorded beside verified outputs: which classifiers kept the samples
+# Every key Sampling.attrs records (the last two only for a verified run): what a --resume or a
+# sibling shard must match (records.RESUME_SETTINGS), so a new setting is checked once it is here.
+SAMPLING_KEYS = ("temperature", "prior", "truncation", "sharpen", "min_confidence", VERIFIER_KEY)
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,7 @@ class Sampling:
         return self.min_confidence > 0 and self.classifier is not None
 
     def attrs(self) -> dict:
-        """The settings as recorded in file attributes, manifests and summaries."""
+        """The settings as recorded in file attributes, manifests and summaries (SAMPLING_KEYS)."""
         return {
             "temperature": self.temperature,
             "prior": self.prior.kind,

@@ -60,7 +60,11 @@ POSITIVE_OPTIONS = ("batch_size", "eval_every", "max_epochs")  # saved options t
 
 
 def _valid_option(key: str, value, default) -> bool:
-    """A saved TrainOptions field of its field's JSON type (the default's); numbers finite and >= 0."""
+    """A saved TrainOptions field of its field's JSON type (the default's); numbers finite and >= 0.
+    An optional field (default None) takes None, or a value checked as its own kind is."""
+    if default is None:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return value is None or _valid_option(key, value, 0.0 if number else value)
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, (int, float)):

@@ -393,6 +393,15 @@ def test_a_whole_resume_state_passes():
     assert train.state_problem(_state(best={}, options={"epochs": None, "command": 5})) is None  # replaced on resume
 
 
+@pytest.mark.parametrize(
+    "value, valid",
+    [(None, True), (0.1, True), (3, True), ("x", True), (True, True), (float("nan"), False), (-1, False)],
+)
+def test_an_optional_train_option_is_checked_as_its_value_is(value, valid):
+    """A future `foo: Optional[float] = None` in TrainOptions: its saved values must not read as damage."""
+    assert train._valid_option("foo", value, None) is valid
+
+
 def test_resume_from_a_damaged_state_is_refused_and_changes_nothing(tmp_path, mnist_dir):
     run = tmp_path / "run"
     run.mkdir()

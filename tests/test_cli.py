@@ -341,8 +341,8 @@ def test_out_pointing_at_a_file_is_refused(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .npz or .png for "
-        "one file)\n"
+        == f"Error: --out {tmp_path / 'f'} is a file: give a directory (or a name ending in .h5, .hdf5, .npz, .png "
+        "(a grid), .tar for one file)\n"
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mnistgen.cli import app
+from mnistgen.config import Format
 
 runner = CliRunner()
 
@@ -168,6 +169,14 @@ def test_force_replaces_only_what_generate_wrote(tmp_path, tiny_cvae):
             "choose another --out"
         )
         assert theirs.read_bytes() == b"not generate's"
+
+
+def test_every_recorded_sampling_setting_is_checked_on_resume(tiny_classifier):
+    """A setting Sampling records but RESUME_SETTINGS missed would let --resume mix two ways of drawing."""
+    from mnistgen import checkpoint, records, sample
+
+    verified = sample.Sampling(min_confidence=0.5, classifier=checkpoint.inspect(str(tiny_classifier)))
+    assert set(verified.attrs()) == set(sample.SAMPLING_KEYS) <= set(records.RESUME_SETTINGS)
 
 
 @pytest.mark.parametrize("out", ["o", "o.h5", "o.npz", "o.tar", "o.png"])
@@ -383,7 +392,7 @@ def test_bad_generate_options(tmp_path, monkeypatch, args, message):
         (
             lambda t: None,
             ["-o", "{t}/x.tar.gz"],
-            "Error: --out {t}/x.tar.gz: generate writes no .gz files: name it .h5, .hdf5, .npz, .tar or .png (a grid), "
+            "Error: --out {t}/x.tar.gz: generate writes no .gz files: name it .h5, .hdf5, .npz, .png (a grid), .tar, "
             "or pass --format png (or idx) to make a folder named x.tar.gz",
         ),
         (
@@ -822,8 +831,8 @@ def test_an_unknown_suffix_is_refused_and_a_folder_named_so_is_asked_for(tmp_pat
     for name in ("x.zip", "x.jpg", "x.npy", "x.hdf", "x.idx"):
         suffix = name[1:]
         assert refused("--model", tiny_cvae, "-o", tmp_path / name) == (
-            f"Error: --out {tmp_path / name}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .tar or "
-            f".png (a grid), or pass --format png (or idx) to make a folder named {name}"
+            f"Error: --out {tmp_path / name}: generate writes no {suffix} files: name it .h5, .hdf5, .npz, .png (a "
+            f"grid), .tar, or pass --format png (or idx) to make a folder named {name}"
         )
     assert list(tmp_path.iterdir()) == []
     gen(tiny_cvae, "-d", "1", "-n", 2, "-o", tmp_path / "x.zip", "--format", "png", "--seed", 1)
@@ -965,3 +974,13 @@ def test_disk_estimates_err_low(tmp_path, tiny_cvae):
     for name, fmt in (("s.h5", "hdf5"), ("s.npz", "npz"), ("s.tar", "tar")):
         gen(tiny_cvae, "-d", "all", "-n", 30, "-o", tmp_path / name, "--seed", 1)
         assert (tmp_path / name).stat().st_size >= export.disk_bytes(fmt, 300, 2, True), fmt
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_every_format_has_its_disk_estimate_and_its_record(tmp_path, fmt):
+    """The per-format tables end in a refusal, not in another format's branch: a new --format must
+    be added to each of them."""
+    from mnistgen import export, records
+
+    assert export.disk_bytes(fmt.value, 10, 2, True) >= 0
+    assert records.recorded_settings(tmp_path / "missing", fmt) is None  # nothing there: no record, no error
