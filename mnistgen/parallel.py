@@ -34,7 +34,7 @@ from typing import Optional
 from mnistgen import checkpoint, untrusted
 from mnistgen.config import RESUME_FIX
 from mnistgen.errors import MnistgenError
-from mnistgen.runtime import RANK_ENV, WORLD_ENV, terminate, usable_cpus
+from mnistgen.runtime import BACKEND_ENV, RANK_ENV, WORLD_ENV, terminate, usable_cpus
 
 MIN_BATCH_PER_PROCESS = 16  # below this a process's step is too small to be worth its all-reduce
 LAUNCHED_ENV = "MNISTGEN_LAUNCHED"  # set in the ranks mnistgen starts: --batch-size is the global batch
@@ -161,7 +161,7 @@ def rank_environment(rank: int, world: int, endpoints: list[str]) -> dict:
         "PADDLE_LOCAL_RANK": str(rank),
         "PADDLE_RANK_IN_NODE": str(rank),
         "PADDLE_NNODES": "1",
-        "PADDLE_DISTRI_BACKEND": "gloo",
+        BACKEND_ENV: "gloo",
         "CUDA_VISIBLE_DEVICES": "",
         LAUNCHED_ENV: "1",
         PARENT_ENV: str(os.getpid()),

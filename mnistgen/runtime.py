@@ -201,6 +201,11 @@ CPU_BUILD = "this Paddle is a CPU build"
 NO_GPU = "no CUDA GPU is visible"
 GPU_FIX = "check the CUDA/cuDNN install with `mnistgen doctor`, or use --device cpu"
 DETERMINISTIC_FLAG = "FLAGS_cudnn_deterministic"  # cuDNN's deterministic algorithms: same seed, same pixels
+EXHAUSTIVE_FLAG = "FLAGS_cudnn_exhaustive_search"  # cuDNN's timed algorithm search
+# What a GPU runs with: deterministic cuDNN algorithms, and so no exhaustive search: Paddle's cuDNN
+# convolutions (2.6 and 3.x) refuse the two together with an InvalidArgument at every conv, and a
+# FLAGS_cudnn_exhaustive_search=1 in the environment would pass the test convolution, run before them.
+GPU_FLAGS = {DETERMINISTIC_FLAG: True, EXHAUSTIVE_FLAG: False}
 _GPU_TESTED: dict = {}  # GPU index -> gpu_problem's answer, once per process
 _NOTED: set = set()  # the GPU problems already told on stderr in this process
 if hasattr(os, "register_at_fork"):  # a forked child has its own CUDA context to probe (POSIX)
@@ -215,8 +220,9 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def gpu_index(paddle) -> int:
-    """The GPU this process uses: paddle.distributed.launch gives each rank its own, else the first."""
-    return paddle.distributed.ParallelEnv().dev_id if launched_world()[1] > 1 else 0
+    """The GPU this process uses: paddle.distributed.launch gives each rank its own (FLAGS_selected_gpus,
+    counted among the visible GPUs, as ParallelEnv's device_id reads it), else the first."""
+    return paddle.distributed.ParallelEnv().device_id if launched_world()[1] > 1 else 0
 
 
 def probe_gpu(paddle, index: int) -> Optional[str]:
@@ -285,33 +291,39 @@ def select_device(device: Device | str = Device.auto) -> str:
     return name
 
 
+def device_flags(name: str) -> dict:
+    """The Paddle flags mnistgen sets to run on device `name`: GPU_FLAGS on a GPU, none on the CPU."""
+    return dict(GPU_FLAGS) if name.startswith("gpu") else {}
+
+
 def _use(paddle, name: str) -> None:
     paddle.set_device(name)
-    if name.startswith("gpu"):  # a CUDA build (a CPU build refuses the flag): cuDNN picks deterministic algorithms
-        paddle.set_flags({DETERMINISTIC_FLAG: True})
+    flags = device_flags(name)
+    if flags:  # a CUDA build (a CPU build refuses the flags)
+        paddle.set_flags(flags)
 
 
-def _deterministic(paddle) -> Optional[bool]:
-    """FLAGS_cudnn_deterministic; None where Paddle has no cuDNN (a CPU build refuses the flag: ValueError)."""
+def _gpu_flags(paddle) -> Optional[dict]:
+    """GPU_FLAGS' current values; None where Paddle has no cuDNN (a CPU build refuses them: ValueError)."""
     try:
-        return bool(paddle.get_flags([DETERMINISTIC_FLAG])[DETERMINISTIC_FLAG])
+        return {name: bool(value) for name, value in paddle.get_flags(list(GPU_FLAGS)).items()}
     except ValueError:
         return None
 
 
 @contextlib.contextmanager
 def device_kept():
-    """Paddle's device (and cuDNN determinism) back as the caller had them after the block: they are
-    the whole process's, and a host program's own tensors must stay on its device."""
+    """Paddle's device (and its cuDNN flags, GPU_FLAGS) back as the caller had them after the block:
+    they are the whole process's, and a host program's own tensors must stay on its device."""
     paddle = import_paddle()
-    before, deterministic = paddle.get_device(), _deterministic(paddle)
+    before, flags = paddle.get_device(), _gpu_flags(paddle)
     try:
         yield
     finally:
         if paddle.get_device() != before:
             paddle.set_device(before)
-        if deterministic is not None and _deterministic(paddle) != deterministic:
-            paddle.set_flags({DETERMINISTIC_FLAG: deterministic})
+        if flags is not None and _gpu_flags(paddle) != flags:
+            paddle.set_flags(flags)
 
 
 @contextlib.contextmanager
@@ -343,6 +355,7 @@ def place_of(layer):
 # -- data-parallel training (paddle.distributed.launch sets these for every process it starts) --
 
 WORLD_ENV, RANK_ENV = "PADDLE_TRAINERS_NUM", "PADDLE_TRAINER_ID"
+BACKEND_ENV = "PADDLE_DISTRI_BACKEND"  # init_parallel_env's backend; unset, NCCL on any CUDA build
 
 
 def launched_world() -> tuple[int, int]:
@@ -352,11 +365,23 @@ def launched_world() -> tuple[int, int]:
     return rank, world
 
 
-def init_distributed() -> tuple[int, int]:
-    """Join the process group (gloo on CPUs, NCCL on GPUs); returns (rank, world size)."""
+def distributed_backend(device_name: str, cuda_build: bool) -> Optional[str]:
+    """The backend a launched rank on `device_name` must ask init_parallel_env for, or None to leave
+    Paddle's choice: unless PADDLE_DISTRI_BACKEND says gloo, it takes NCCL on every CUDA build, and
+    NCCL cannot reduce CPU tensors (a CUDA build's --device cpu, or auto after its GPU failed the
+    test). A CPU build, or a GPU rank, gets the right one from Paddle."""
+    return "gloo" if cuda_build and not device_name.startswith("gpu") else None
+
+
+def init_distributed(device_name: str) -> tuple[int, int]:
+    """Join the process group of ranks on `device_name` (select_device's: NCCL on GPUs, gloo on CPUs);
+    returns (rank, world size)."""
     rank, world = launched_world()
     if world > 1:
         paddle = import_paddle()
+        backend = distributed_backend(device_name, paddle.is_compiled_with_cuda())
+        if backend:
+            os.environ[BACKEND_ENV] = backend
         with contextlib.redirect_stderr(io.StringIO()):  # a "Modified FLAGS detected" table of Paddle's own settings
             paddle.distributed.init_parallel_env()
     return rank, world

@@ -393,20 +393,32 @@ def test_the_callers_device_comes_back_after_an_error_too(callers_device):
     assert callers_device["device"] == "gpu:1"
 
 
+def test_a_gpu_runs_with_deterministic_cudnn_and_no_exhaustive_search():
+    """The flags mnistgen sets for a device: on a GPU, cuDNN's deterministic algorithms (same seed, same
+    pixels) and no exhaustive search, which Paddle's cuDNN convolutions refuse beside them; none on the CPU."""
+    from mnistgen import runtime
+
+    wanted = {"FLAGS_cudnn_deterministic": True, "FLAGS_cudnn_exhaustive_search": False}
+    assert runtime.device_flags("gpu:1") == wanted and runtime.device_flags("gpu") == wanted
+    assert runtime.device_flags("cpu") == {}
+
+
 def test_a_gpu_decodes_with_cudnn_deterministic_and_gives_the_flag_back(tiny_cvae):
     from mnistgen import runtime
 
     paddle = runtime.import_paddle()
     if runtime.gpu_problem(paddle):
         pytest.skip(f"no usable GPU: {runtime.gpu_problem(paddle)}")
-    flag = runtime.DETERMINISTIC_FLAG
-    paddle.set_flags({flag: False})
+    flag, exhaustive = runtime.DETERMINISTIC_FLAG, runtime.EXHAUSTIVE_FLAG
+    paddle.set_flags({flag: False, exhaustive: True})  # a user's FLAGS_cudnn_exhaustive_search=1
     with runtime.device_kept():
-        assert runtime.select_device("gpu").startswith("gpu:") and paddle.get_flags([flag])[flag]
-    assert not paddle.get_flags([flag])[flag]
+        assert runtime.select_device("gpu").startswith("gpu:")
+        assert paddle.get_flags([flag, exhaustive]) == {flag: True, exhaustive: False}
+    assert paddle.get_flags([flag, exhaustive]) == {flag: False, exhaustive: True}
     model = mnistgen.load(str(tiny_cvae), device="gpu")
     first, again = (model.generate(digit=1, count=3, seed=5)[0] for _ in range(2))
-    assert np.array_equal(first, again) and not paddle.get_flags([flag])[flag]
+    assert np.array_equal(first, again) and paddle.get_flags([flag, exhaustive]) == {flag: False, exhaustive: True}
+    paddle.set_flags({exhaustive: False})
 
 
 def test_evaluating_images_gives_the_callers_device_back(tiny_judge, mnist_dir, callers_device):

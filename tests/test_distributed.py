@@ -58,3 +58,14 @@ def test_distributed_flag_without_a_launcher_says_how():
     result = CliRunner().invoke(app, ["train", "--distributed"])
     assert result.exit_code == 2
     assert "start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N" in result.stderr
+
+
+def test_ranks_on_cpus_of_a_cuda_build_ask_for_gloo():
+    """Paddle's init_parallel_env takes NCCL on every CUDA build unless PADDLE_DISTRI_BACKEND says gloo,
+    and NCCL cannot reduce CPU tensors: launched ranks of a CUDA build on the CPU (--device cpu, or auto
+    after the GPU failed its test) ask for gloo; GPU ranks, and every rank of a CPU build, keep Paddle's choice."""
+    from mnistgen.runtime import distributed_backend
+
+    assert distributed_backend("cpu", cuda_build=True) == "gloo"
+    assert distributed_backend("gpu:1", cuda_build=True) is None
+    assert distributed_backend("cpu", cuda_build=False) is None

@@ -331,8 +331,9 @@ def train(
     with user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import api
 
-        init_distributed()
-        where = f"{select_device(device)}{ranks}, into {out}"  # a device refused here: before any progress bar
+        device_name = select_device(device)  # a device refused here: before any progress bar or process group
+        init_distributed(device_name)  # its backend follows the device
+        where = f"{device_name}{ranks}, into {out}"
         started = time.perf_counter()
         with TrainProgress(quiet, None if quiet else where, tested=test is not None) as bar:
             if model is TrainKind.classifier:
