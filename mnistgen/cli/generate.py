@@ -186,7 +186,8 @@ def generate(
             "--precision",
             help=(
                 "CPU decoder arithmetic: auto picks bf16 on CPUs with fast bfloat16 (AVX512-BF16 or AMX; about 2x "
-                "faster, pixels within a few levels), else fp32. A GPU decodes in fp32."
+                "faster, pixels within a few levels), else fp32. A GPU decodes in fp32 (TF32 where Paddle's "
+                "defaults allow)."
             ),
         ),
     ] = Precision.auto,
