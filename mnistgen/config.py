@@ -206,8 +206,9 @@ class Recipe:
         return ModelConfig(num_classes=num_classes, **{**base, **overrides})
 
     def train_options(self, **overrides) -> TrainOptions:
-        names = ("epochs", "max_epochs", "patience", "batch_size", "lr", "beta1", "lr_decay", "kl_warmup", "shift")
-        base = {name: getattr(self, name) for name in names}
+        """Every field the recipe shares with TrainOptions, then the overrides (a new shared field comes along)."""
+        shared = {f.name for f in fields(TrainOptions)}
+        base = {f.name: getattr(self, f.name) for f in fields(self) if f.name in shared}
         return TrainOptions(recipe=self.name, **{**base, **overrides})
 
 
