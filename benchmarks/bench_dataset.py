@@ -54,13 +54,15 @@ def loader_rate(model: str, count: int, workers: int, batch: int) -> float:
 
 
 def generate_rate(model: str, count: int, fmt: str, root: Path, repeats: int) -> float:
-    from mnistgen import api, checkpoint, sample
+    from mnistgen import api, checkpoint
     from mnistgen import generate as gen
+    from mnistgen.labels import labels_for
+    from mnistgen.sampling import resolve_sampling
 
     weights = checkpoint.inspect_role(model, "--model")
-    spec = sample.resolve_sampling(weights)
+    spec = resolve_sampling(weights)
     sampler = api.Model(weights, "cpu").sampler(spec)
-    labels = sample.labels_for(weights, None)
+    labels = labels_for(weights, None)
     runs = iter(range(10**6))
 
     def run():

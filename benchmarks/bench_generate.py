@@ -45,11 +45,11 @@ DIGIT = 7
 
 
 def eager_paths(weights, count: int, out: Path):
-    from mnistgen import decoders, export, sample
+    from mnistgen import data, decoders, export
 
     model = decoders.load_model(weights)
     z = np.random.default_rng(0).standard_normal((count, weights.config.latent), dtype=np.float32)
-    labels = sample.one_hot(np.full(count, DIGIT), weights.config.num_classes) if weights.config.conditional else None
+    labels = data.one_hot(np.full(count, DIGIT), weights.config.num_classes) if weights.config.conditional else None
 
     def decode_only():
         return [
@@ -69,12 +69,13 @@ def eager_paths(weights, count: int, out: Path):
 
 
 def predictor_decode(weights, count: int, precision: str):
-    from mnistgen import decoders, sample
+    from mnistgen import data, decoders, sample
+    from mnistgen.sampling import Sampling
 
-    decoder = decoders.make_decoder(weights, "cpu", sample.Sampling(precision=precision), backend="predictor")
+    decoder = decoders.make_decoder(weights, "cpu", Sampling(precision=precision), backend="predictor")
     blocks = -(-count // sample.BLOCK)
     labels = (
-        sample.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
+        data.one_hot(np.full(sample.BLOCK, DIGIT), weights.config.num_classes) if weights.config.conditional else None
     )
 
     def run():
@@ -105,11 +106,12 @@ def file_ceiling(count: int, root: Path, threads: int):
 def mnistgen_job(weights, decoder, count: int, fmt: str, root: Path, confidence=None):
     from mnistgen import generate as gen
     from mnistgen import sample
+    from mnistgen.labels import labels_for
 
     def run():
         n = next(JOB_NUMBERS)
         out = root / (f"{fmt}-{n}" + {"png": "", "hdf5": ".h5", "npz": ".npz"}[fmt])
-        labels = sample.labels_for(weights, [DIGIT] if weights.config.conditional else None)
+        labels = labels_for(weights, [DIGIT] if weights.config.conditional else None)
         job = gen.plan_job(weights, labels, count, out, seed=1, fmt=gen.Format(fmt))
         gen.run_job(job, sample.Sampler(decoder, job.sampling, confidence))
 
@@ -211,14 +213,14 @@ def peak_memory_and_cold_start(model: str, root: Path) -> dict:
 def verified_specs(weights, others: list[str]) -> dict:
     """The sampling specs of the verified HDF5 lines: the card's own (what generate does by
     default), then the card's threshold with each --classifier instead of its verifier."""
-    from mnistgen import sample
+    from mnistgen.sampling import resolve_sampling
 
-    card = sample.resolve_sampling(weights)
+    card = resolve_sampling(weights)
     if not card.verified:
         return {}
     specs = {"mnistgen hdf5 verified": card}
     for other in others:
-        specs[f"hdf5 verified {other}"] = sample.resolve_sampling(weights, classifier=other)
+        specs[f"hdf5 verified {other}"] = resolve_sampling(weights, classifier=other)
     return specs
 
 

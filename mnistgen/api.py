@@ -25,7 +25,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from mnistgen import checkpoint, data, decoders, explore, outputs, sample, scoring, sources
+from mnistgen import checkpoint, data, decoders, explore, outputs, sample, scoring, sources, verifiers
 from mnistgen import classifier as clf
 from mnistgen import generate as jobs
 from mnistgen import train as train_lib
@@ -44,8 +44,10 @@ from mnistgen.config import (
     train_kind,
 )
 from mnistgen.errors import MnistgenError
+from mnistgen.labels import check_request, check_seed, labels_for, requested_labels
 from mnistgen.runtime import Device, keeps_device, on_device, resolve_device, select_device
-from mnistgen.sample import Sampling, resolve_sampling
+from mnistgen.sampling import Sampling, resolve_sampling
+from mnistgen.settings import is_number, is_whole
 
 
 def _on_its_device(names: str):
@@ -144,7 +146,7 @@ class Model:
         return self._decoders[key]
 
     def sampling(self, **options) -> Sampling:
-        """The resolved sampling spec for these options (see `sample.resolve_sampling`): None
+        """The resolved sampling spec for these options (see `sampling.resolve_sampling`): None
         takes the model card's recommendation, as `mnistgen generate` does."""
         _check_known(options, SAMPLING_KEYWORDS, "sampling")
         return resolve_sampling(self.weights, **{k: v for k, v in options.items() if v is not None})
@@ -178,8 +180,8 @@ class Model:
         options are generate's: None takes the card's choice. Returns images uint8 (N, 28, 28),
         labels int64 (N,) (-1 when unlabelled), latents float32 (N, d), label-major in label order
         as generate writes them (`digit=[7, 3]`: the 3s first)."""
-        sample.check_request(count, seed)
-        digits = sample.requested_labels(self.weights, digit, classes, "digit")
+        check_request(count, seed)
+        digits = requested_labels(self.weights, digit, classes, "digit")
         spec = resolve_sampling(
             self.weights,
             prior=prior,
@@ -190,7 +192,7 @@ class Model:
             classifier=classifier,
             precision=precision,
         )
-        return self.sampler(spec).arrays(sample.labels_for(self.weights, digits), count, seed)
+        return self.sampler(spec).arrays(labels_for(self.weights, digits), count, seed)
 
     def write(self, job: outputs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
         """Run a planned generate job (`generate.plan_job` for this model): write its files; returns
@@ -275,11 +277,11 @@ class Model:
         `encode` takes them; see explore.walk); by default through every digit."""
         explore.check_unlabelled_walk(self.weights, digit, labels)
         if seed is not None:
-            sample.check_seed(seed)
+            check_seed(seed)
         digits = None if digits is None else explore.label_indices(self.weights, digits, "--digits")  # names too
         labels = None if labels is None else explore.label_indices(self.weights, labels, "--labels")
         digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")
-        if not sample.is_whole(steps) or steps < 1:
+        if not is_whole(steps) or steps < 1:
             raise MnistgenError(f"steps={steps!r}: frames per segment, a whole number of at least 1")
         if images is not None:
             found = self._walk_images(images, labels)
@@ -312,10 +314,10 @@ class Model:
     ) -> tuple[np.ndarray, explore.GridSpec]:
         """The tutorial's latent manifold as one uint8 picture (an n x n grid; a conditional model
         without `digit`: one labelled panel per class) and the ranges it covers."""
-        if not sample.is_whole(n) or n < MIN_GRID:
+        if not is_whole(n) or n < MIN_GRID:
             raise MnistgenError(f"n={n!r}: a grid is n x n images, n a whole number of at least {MIN_GRID}")
         pair = tuple(dims) if hasattr(dims, "__iter__") and not isinstance(dims, (str, bytes)) else ()
-        if len(pair) != 2 or not all(sample.is_whole(d) and d >= 0 for d in pair):
+        if len(pair) != 2 or not all(is_whole(d) and d >= 0 for d in pair):
             raise MnistgenError(f"dims={dims!r}: give two latent dimensions, e.g. (0, 1)")
         digit = None if digit is None else explore.label_index(self.weights, digit, "--digit")  # a name too
         need = explore.grid_bytes(n, explore.grid_panels(self.config, digit), 1)
@@ -378,17 +380,17 @@ class Model:
         """What `mnistgen evaluate` prints for this model: test-set loss, and `count` samples per
         digit (drawn as `sampling` says, default the card's) graded by `judge`, with the verifier's
         figures beside (the sampling's verifier, else `classifier`, else the model's companion, else
-        the shipped classifier when it knows the model's classes: `sample.evaluation_verifier`);
+        the shipped classifier when it knows the model's classes: `verifiers.evaluation_verifier`);
         with `augment` (a labelled set, its first `limit` images), whether the samples help a
         classifier trained on it (scoring.augment). `on_progress(stage, done, total)` hears of each
         slow stage (scoring.Progress)."""
-        sample.check_request(count, seed)  # before the judge and the test set load
+        check_request(count, seed)  # before the judge and the test set load
         _check_augment(limit, seeds, steps)
         sampling = sampling or self.sampling()
         if sampling.verified:
             verifier, note = sampling.classifier, None
         else:
-            verifier, note = sample.evaluation_verifier(self.weights, classifier)
+            verifier, note = verifiers.evaluation_verifier(self.weights, classifier)
         return scoring.evaluate(
             _test_data(data_dir, test),
             checkpoint.inspect_role(judge, "--judge"),
@@ -586,7 +588,7 @@ def _check_ranges(options: dict, ranges: dict = TRAIN_RANGES) -> None:
             continue
         option, low, high = ranges[key]
         whole = isinstance(low, int) and isinstance(high, int)
-        if not (sample.is_whole if whole else sample.is_number)(value) or not low <= value <= high:
+        if not (is_whole if whole else is_number)(value) or not low <= value <= high:
             span = f"a whole number from {low:,} to {high:,}" if whole else f"a number from {low:g} to {high:g}"
             raise MnistgenError(f"{key}={value!r}: {option} takes {span}")
 
@@ -604,7 +606,7 @@ def _check_augment(limit, seeds, steps) -> None:
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or not len(seeds):
         raise MnistgenError(f"seeds={seeds!r}: give a list of classifier seeds, e.g. seeds=(0, 1)")
     for seed in seeds:
-        sample.check_seed(seed)
+        check_seed(seed)
 
 
 def _path_list(paths) -> list[Path]:

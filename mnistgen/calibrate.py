@@ -23,6 +23,8 @@ from mnistgen import checkpoint, decoders, sample
 from mnistgen import classifier as clf
 from mnistgen.config import ClassifierConfig, PriorKind
 from mnistgen.data import Split
+from mnistgen.labels import labels_for
+from mnistgen.sampling import Sampling, make_prior
 
 PRIORS = (PriorKind.mixture.value, PriorKind.fitted.value, PriorKind.standard.value)
 TEMPERATURES = (0.8, 1.0, 1.2)
@@ -73,14 +75,14 @@ def calibrate(
     rng = np.random.default_rng([seed, 41])
     _, real_features = clf.predict(net, val.images)
     real = _spread(real_features, val.labels, rng)
-    labels = sample.labels_for(weights, None)
+    labels = labels_for(weights, None)
     tried = []
     for sharpen in SHARPENS:
-        base = sample.Sampling(sharpen=sharpen)
+        base = Sampling(sharpen=sharpen)
         decoder = decoders.make_decoder(weights, device_name, base, backend="eager")
         for prior in PRIORS:
             for temperature in TEMPERATURES:
-                spec = sample.Sampling(sample.make_prior(weights, prior, 0), temperature, sharpen)
+                spec = Sampling(make_prior(weights, prior, 0), temperature, sharpen)
                 images, found, _ = sample.Sampler(decoder, spec).arrays(labels, PER_LABEL, seed)
                 probs, features = clf.predict(net, images)
                 on_label = float((probs.argmax(1) == found).mean())

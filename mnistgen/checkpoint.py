@@ -330,8 +330,8 @@ def read_card(path: Path) -> dict:
     return card
 
 
-# the JSON type of each card section a reader relies on (sample.py checks what "sampling" and
-# "latent_stats" hold, where they are used)
+# the JSON type of each card section a reader relies on (settings.py checks what "sampling" holds and
+# sampling.py the prior tables of "latent_stats", where they are used)
 CARD_SECTIONS = {
     "name": str,
     "sha256": str,
@@ -348,7 +348,7 @@ def _json_type(value) -> str:
     return "null" if value is None else JSON_TYPES.get(type(value), type(value).__name__)
 
 
-# "latent_stats" (priors.latent_stats) holds, besides the prior tables sample.py checks where it
+# "latent_stats" (priors.latent_stats) holds, besides the prior tables sampling.py checks where it
 # uses them: per-dimension vectors of the encoder means, and per-label centroids, which explore.py
 # draws grids and walks between. A trained VAE's latent means lie within a few tens of 0: a
 # statistic beyond MAX_LATENT_MAGNITUDE is damage, and would overflow float32 once drawn.

@@ -34,7 +34,8 @@ from mnistgen.config import CLASSIFIER_KERNEL, JUDGE_KERNEL, ClassifierConfig
 from mnistgen.data import Split, background, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import import_paddle, place_of, usable_cpus
-from mnistgen.sample import ConfidenceFilter, Sampling
+from mnistgen.sample import ConfidenceFilter
+from mnistgen.sampling import Sampling
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 

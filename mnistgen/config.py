@@ -72,7 +72,7 @@ class SettingRange(NamedTuple):
 
 
 # The ranges of the sampling settings: what the options accept (mnistgen.cli) and what a model card may
-# recommend (sample.py), decided here once.
+# recommend (settings.py), decided here once.
 SETTING_RANGES = {  # card key -> its option and range
     "temperature": SettingRange("--temperature", 0.0, 10.0),
     "sharpen": SettingRange("--sharpen", 1.0, 10.0),

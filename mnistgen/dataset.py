@@ -31,10 +31,12 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from mnistgen import checkpoint, decoders, sample
-from mnistgen.config import DEFAULT_GENERATOR, Precision, PriorKind
+from mnistgen import checkpoint, decoders, sample, settings
+from mnistgen.config import DEFAULT_GENERATOR, UNLABELLED, Precision, PriorKind
 from mnistgen.errors import MnistgenError
+from mnistgen.labels import check_request, check_seed, labels_for, requested_labels
 from mnistgen.runtime import Device, check_device, import_paddle, on_device, resolve_device, usable_cpus
+from mnistgen.sampling import resolve_sampling
 
 paddle = import_paddle()
 
@@ -108,7 +110,7 @@ class SyntheticMNIST(paddle.io.Dataset):
         device: Union[Device, str] = Device.auto,
         cache_blocks: int = CACHE_BLOCKS,
     ):
-        sample.check_request(count, seed)
+        check_request(count, seed)
         if transform is not None and not callable(transform):
             raise MnistgenError(
                 f"transform must be callable (e.g. paddle.vision.transforms.ToTensor()): got {transform!r}"
@@ -116,16 +118,19 @@ class SyntheticMNIST(paddle.io.Dataset):
         backend = paddle.vision.get_image_backend() if backend is None else backend
         if backend not in BACKENDS:
             raise MnistgenError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}, as Paddle's MNIST")
-        if not sample.is_whole(cache_blocks) or cache_blocks < 1:
+        if not settings.is_whole(cache_blocks) or cache_blocks < 1:
             raise MnistgenError(f"cache_blocks must be a whole number, at least 1: got {cache_blocks!r}")
         device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
-        prior, precision = sample.choice(PriorKind, prior, "prior"), sample.choice(Precision, precision, "precision")
+        prior, precision = (
+            settings.choice(PriorKind, prior, "prior"),
+            settings.choice(Precision, precision, "precision"),
+        )
         weights = checkpoint.inspect_role(str(model), "--model")
-        chosen = sample.requested_labels(weights, digits, classes)
+        chosen = requested_labels(weights, digits, classes)
         self.weights = weights
-        self.labels_order = sample.labels_for(weights, chosen)  # label-major order, as generate
+        self.labels_order = labels_for(weights, chosen)  # label-major order, as generate
         self.count, self.seed, self.transform, self.backend = int(count), int(seed), transform, backend
-        self.sampling = sample.resolve_sampling(
+        self.sampling = resolve_sampling(
             weights,
             prior=prior,
             temperature=temperature,
@@ -168,7 +173,7 @@ class SyntheticMNIST(paddle.io.Dataset):
         return len(self.labels_order) * self.count
 
     def __repr__(self) -> str:
-        labels = "unlabelled" if self.labels_order == [sample.UNLABELLED] else f"labels {self.labels_order}"
+        labels = "unlabelled" if self.labels_order == [UNLABELLED] else f"labels {self.labels_order}"
         return f"<mnistgen.SyntheticMNIST {self.name}: {self.count} per class, {labels}, seed {self.seed}>"
 
     def sampler(self) -> sample.Sampler:
@@ -284,7 +289,7 @@ class Mixed(paddle.io.Dataset):
     """Items of `real` and `synthetic` interleaved at a fixed synthetic share (see `mix`)."""
 
     def __init__(self, real, synthetic, ratio: float, seed: int = 0):
-        if not sample.is_number(ratio) or not 0.0 <= float(ratio) <= 1.0:
+        if not settings.is_number(ratio) or not 0.0 <= float(ratio) <= 1.0:
             raise MnistgenError(f"ratio is the synthetic share of the mix, from 0 to 1: got {ratio!r}")
         ratio = float(ratio)
         for name, source in (("real", real), ("synthetic", synthetic)):
@@ -295,7 +300,7 @@ class Mixed(paddle.io.Dataset):
         have_real, have_synthetic = len(real), len(synthetic)
         if (ratio < 1 and not have_real) or (ratio > 0 and not have_synthetic):
             raise MnistgenError(f"cannot mix {have_synthetic} synthetic and {have_real} real items at ratio {ratio:g}")
-        sample.check_seed(seed)
+        check_seed(seed)
         forms = declared_form(real), declared_form(synthetic)
         if 0 < ratio < 1 and None not in forms and forms[0] != forms[1]:  # a DataLoader could not batch them
             (real_backend, real_transform), (backend, transform) = forms
@@ -423,12 +428,12 @@ class BlockShuffle(paddle.io.BatchSampler):
             raise MnistgenError(
                 f"BlockShuffle reads a map-style dataset (len and indexing): got {type(dataset).__name__}"
             )
-        if not sample.is_whole(batch_size) or batch_size < 1:
+        if not settings.is_whole(batch_size) or batch_size < 1:
             raise MnistgenError(f"batch_size must be a whole number, at least 1: got {batch_size!r}")
-        sample.check_seed(seed)
+        check_seed(seed)
         kept = cache_size(dataset)
         window = kept if window is None else window
-        if not sample.is_whole(window) or not 1 <= window <= kept:
+        if not settings.is_whole(window) or not 1 <= window <= kept:
             raise MnistgenError(
                 f"window must be a whole number of blocks from 1 to the {kept} the dataset keeps: got {window!r} "
                 "(a larger window needs SyntheticMNIST(cache_blocks=...) as large)"
@@ -441,7 +446,7 @@ class BlockShuffle(paddle.io.BatchSampler):
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration uses (its order follows from seed and epoch)."""
-        if not sample.is_whole(epoch) or epoch < 0:
+        if not settings.is_whole(epoch) or epoch < 0:
             raise MnistgenError(f"epoch must be a whole number, 0 or more: got {epoch!r}")
         self.epoch = int(epoch)
 

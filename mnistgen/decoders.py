@@ -1,5 +1,5 @@
 """Decoders: latents (and one-hot labels) in, uint8 images out, in Paddle eager mode or through a
-Paddle Inference predictor. What to decode is decided elsewhere (sample.py); how to run the
+Paddle Inference predictor. What to decode is decided elsewhere (sampling.py, sample.py); how to run the
 network here.
 """
 
@@ -17,7 +17,8 @@ from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import failure_reason, import_paddle, place_of, usable_cpus
-from mnistgen.sample import BLOCK, DEFAULT_SHARPEN, Sampler, Sampling, resolve_sampling
+from mnistgen.sample import BLOCK, Sampler
+from mnistgen.sampling import DEFAULT_SHARPEN, Sampling, resolve_sampling
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

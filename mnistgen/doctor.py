@@ -35,6 +35,7 @@ from mnistgen.runtime import (
     select_device,
     usable_cpus,
 )
+from mnistgen.sampling import Sampling, resolve_sampling
 from mnistgen.version import __version__
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -192,13 +193,13 @@ def decoder_checks(device: str) -> list[dict]:
     weights = checkpoint.inspect(SELFTEST_MODEL)
     z = sample.latents(0, 3, 0, weights.config.latent)
     onehot = one_hot(np.full(sample.BLOCK, 3), weights.config.num_classes)
-    sharpen = sample.resolve_sampling(weights, min_confidence=0).sharpen  # the card's, as generate uses
+    sharpen = resolve_sampling(weights, min_confidence=0).sharpen  # the card's, as generate uses
     rows, cpu = [], None
     with on_device("cpu"):
         eager = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)
         for precision in ("fp32", "bf16") if predictor.fast_bf16() else ("fp32",):
             name = f"self-test: CPU decoder ({precision})"
-            spec = sample.Sampling(sharpen=sharpen, precision=precision)
+            spec = Sampling(sharpen=sharpen, precision=precision)
             decoder = decoders.make_decoder(weights, "cpu", spec)
             if decoder.name != "predictor":
                 note = predictor.decoder_note(decoder) or "eager by choice"

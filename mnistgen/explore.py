@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import export, sample, sources
+from mnistgen import export, settings, sources
 from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, shown
 from mnistgen.decoders import decode_all, pad_rows
@@ -93,7 +93,7 @@ def check_labels(weights: Weights, labels, option: str) -> None:
     """Refuse a label the model has no place for in its one-hot (a VAE: no class centroid)."""
     classes = weights.config.num_classes
     for label in _items(labels):
-        if not sample.is_whole(label):
+        if not settings.is_whole(label):
             _not_a_label(weights, label, option)
         if not 0 <= label < classes:
             raise MnistgenError(f"{option} {label}: model {weights.name} knows labels 0-{classes - 1} only")
@@ -365,7 +365,7 @@ def _grid_range(bounds, sigma) -> Optional[tuple[tuple[float, float], tuple[floa
             )
         return (x1, x2), (y1, y2)
     if sigma is not None:
-        if not sample.is_number(sigma) or not 0 < sigma < float("inf"):
+        if not settings.is_number(sigma) or not 0 < sigma < float("inf"):
             raise MnistgenError(f"--sigma {sigma!r}: give a positive number of prior standard deviations, e.g. 3")
         return (-sigma, sigma), (-sigma, sigma)
     return None

@@ -49,7 +49,8 @@ from mnistgen.outputs import (
 )
 from mnistgen.predictor import decoder_note
 from mnistgen.runtime import human_bytes, human_bytes_apart, import_paddle, memory_budget, usable_cpus
-from mnistgen.sample import Sampler, Sampling, Shard
+from mnistgen.sample import Sampler, Shard
+from mnistgen.sampling import Sampling, resolve_sampling
 
 METADATA_FILE = "metadata.jsonl"
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
@@ -198,7 +199,7 @@ def plan_job(
     named; `sampling` None: the model card's, as `mnistgen generate` samples. Pure Python, writes
     nothing. A shard that gets no images is planned too (`empty_note`): a set of shards stays whole."""
     check_out_name(out, fmt)
-    sampling = sampling or sample.resolve_sampling(weights)
+    sampling = sampling or resolve_sampling(weights)
     job = Job(weights, tuple(labels), count, Path(out), infer_format(out, fmt), seed, sampling, shard, force, resume)
     job = replace(job, scale=scale, command=command)
     if job.shard.count < 1 or not 0 <= job.shard.index < job.shard.count:

@@ -18,7 +18,8 @@ from mnistgen import sources
 from mnistgen.checkpoint import Weights
 from mnistgen.config import MANIFEST_FILE, UNLABELLED, UNLABELLED_DIR, Format
 from mnistgen.errors import MnistgenError
-from mnistgen.sample import Sampling, Shard
+from mnistgen.sample import Shard
+from mnistgen.sampling import Sampling
 from mnistgen.version import __version__
 
 MANIFEST_STEM = Path(MANIFEST_FILE).stem  # a shard's manifest is mnistgen.shard-...json

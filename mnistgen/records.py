@@ -40,7 +40,8 @@ from mnistgen.outputs import (
     label_dir,
     with_shard_tag,
 )
-from mnistgen.sample import SAMPLING_KEYS, VERIFIER_KEY, Shard
+from mnistgen.sample import Shard
+from mnistgen.sampling import SAMPLING_KEYS, VERIFIER_KEY
 
 # What an output must record for --resume to add to it (the images it would draw are the same):
 # the job's keys and every sampling setting (the verifier's sha256 compared only where recorded:

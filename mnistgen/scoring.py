@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from mnistgen import checkpoint, data, decoders, sample, sources
+from mnistgen import checkpoint, data, decoders, sample, sources, verifiers
 from mnistgen import classifier as clf
 from mnistgen.checkpoint import Weights
 from mnistgen.config import (
@@ -40,6 +40,8 @@ from mnistgen.config import (
 )
 from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
+from mnistgen.labels import labels_for
+from mnistgen.sampling import Sampling, resolve_sampling
 from mnistgen.train import test_loss
 
 UNLABELLED_FACTOR = 10  # a VAE has no labels: as many samples as a CVAE's ten digits
@@ -116,11 +118,11 @@ def score_images(net, images: np.ndarray, labels: Optional[np.ndarray], referenc
     return result
 
 
-def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verifier]) -> None:
+def check_independent(judge: checkpoint.Weights, verifier: Optional[verifiers.Verifier]) -> None:
     """Refuse to grade with the verifier: the judge must not be (one of) the classifier(s) that
     verified the samples, compared by the sha256 of their weights."""
     digits = data.label_names([], MNIST_CLASSES)
-    for member in sample.members(verifier):
+    for member in verifiers.members(verifier):
         if member.sha256 == judge.sha256:
             own = (judge.card.get("classes") or digits) != digits  # classes the shipped judge does not know
             fix = (
@@ -135,13 +137,13 @@ def check_independent(judge: checkpoint.Weights, verifier: Optional[sample.Verif
             )
 
 
-def images_verifier(judge: Weights, named: Optional[str]) -> tuple[Optional[sample.Verifier], Optional[str]]:
+def images_verifier(judge: Weights, named: Optional[str]) -> tuple[Optional[verifiers.Verifier], Optional[str]]:
     """The classifier reported beside the judge on `--images` (read with the judge's classes):
     `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none
-    and the reason (`sample.usable_verifier`: one of other classes is refused when named)."""
+    and the reason (`verifiers.usable_verifier`: one of other classes is refused when named)."""
     fix = "pass a classifier trained on the judge's classes, or leave --classifier out"
-    verifier = sample.inspect_verifier(named or DEFAULT_CLASSIFIER)
-    return sample.usable_verifier(verifier, judge.class_names, f"the judge {judge.name}", named is not None, fix)
+    verifier = verifiers.inspect_verifier(named or DEFAULT_CLASSIFIER)
+    return verifiers.usable_verifier(verifier, judge.class_names, f"the judge {judge.name}", named is not None, fix)
 
 
 def reference_features(judge_net, test: Split) -> np.ndarray:
@@ -180,7 +182,7 @@ def samples(
     sampler: sample.Sampler, weights: Weights, count: int, seed: int, on_progress: Progress = no_progress
 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """`count` samples per digit (a VAE: 10 * count unlabelled), exactly as generate makes them."""
-    labels = sample.labels_for(weights, None)
+    labels = labels_for(weights, None)
     per_label = count if weights.config.conditional else count * UNLABELLED_FACTOR
     total = len(labels) * per_label
     text = f"sampling {total:,} images"
@@ -338,7 +340,7 @@ def evaluate(
     dataset: Dataset,
     judge: Weights,
     weights: Optional[Weights] = None,
-    sampling: Optional[sample.Sampling] = None,
+    sampling: Optional[Sampling] = None,
     images: Optional[list[Path]] = None,
     count: int = 1000,
     seed: int = 0,
@@ -347,7 +349,7 @@ def evaluate(
     augment_real: Optional[Dataset] = None,
     seeds=AUGMENT_SEEDS,
     steps: int = AUGMENT_STEPS,
-    verifier: Optional[sample.Verifier] = None,
+    verifier: Optional[verifiers.Verifier] = None,
     on_progress: Optional[Progress] = None,
     verifier_note: Optional[str] = None,
 ) -> dict:
@@ -356,7 +358,7 @@ def evaluate(
     test split; "classes" names the judge's labels (the histogram's and per-label accuracy's). The
     verifier (the sampling's classifier, else `verifier`) is reported beside the judge and never
     grades: a judge with the verifier's weights is refused; with no verifier, `verifier_note` says
-    why (`sample.usable_verifier`). `augment_real` (its training split) is the labelled set of
+    why (`verifiers.usable_verifier`). `augment_real` (its training split) is the labelled set of
     `augment`. Sets whose classes disagree are refused, and the `images` are read and checked (by
     the judge's class names) before any slow work. `on_progress(stage, done, total)` hears of each
     slow stage, in order (`Progress`)."""
@@ -367,7 +369,7 @@ def evaluate(
             "pass --data DIR with the t10k files"
         )
     if weights is not None:
-        sampling = sampling or sample.resolve_sampling(weights)
+        sampling = sampling or resolve_sampling(weights)
         verifier = sampling.classifier if sampling.verified else verifier  # the verifier that filtered wins
     check_independent(judge, verifier)
     check_classes_agree(dataset, judge, weights, augment_real)
@@ -387,7 +389,7 @@ def evaluate(
     accuracy = float((probs.argmax(1) == dataset.test.labels).mean())
     report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4), "classes": judge.class_names}
     if verifier is not None:
-        report["verifier"] = sample.verifier_name(verifier)
+        report["verifier"] = verifiers.verifier_name(verifier)
     elif verifier_note:
         report["verifier_note"] = verifier_note
     verify = None

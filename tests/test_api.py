@@ -295,17 +295,17 @@ def test_the_summary_and_the_file_record_the_same_settings(tmp_path, tiny_cvae):
 
 
 def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
-    from mnistgen import checkpoint, sample
+    from mnistgen import checkpoint, sampling, verifiers
 
     weights = checkpoint.inspect("cvae")
     card = weights.card["sampling"]
-    spec = sample.resolve_sampling(weights)
+    spec = sampling.resolve_sampling(weights)
     assert (spec.prior.kind, spec.temperature, spec.sharpen) == (card["prior"], card["temperature"], card["sharpen"])
     assert spec.min_confidence == card["min_confidence"]
-    assert sample.verifier_name(spec.classifier) == "classifier-c,classifier-d"  # the card's ensemble
-    assert sample.resolve_sampling(weights, temperature=0.5, min_confidence=0).attrs()["temperature"] == 0.5
-    assert not sample.resolve_sampling(weights, min_confidence=0).verified
-    plain = sample.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults
+    assert verifiers.verifier_name(spec.classifier) == "classifier-c,classifier-d"  # the card's ensemble
+    assert sampling.resolve_sampling(weights, temperature=0.5, min_confidence=0).attrs()["temperature"] == 0.5
+    assert not sampling.resolve_sampling(weights, min_confidence=0).verified
+    plain = sampling.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults
     assert (plain.prior.kind, plain.temperature, plain.sharpen, plain.verified) == ("standard", 1.0, 1.0, False)
 
 

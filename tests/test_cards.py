@@ -1,5 +1,5 @@
 """Damaged weights headers, model cards and resume states: each is refused with one line that
-names the file and the fix, before anything is written (checkpoint.py, sample.py, train.py).
+names the file and the fix, before anything is written (checkpoint.py, settings.py, sampling.py, train.py).
 
 The weights here are zeros of a small real architecture, written by checkpoint.save: checking a
 header or a card needs no trained model and no Paddle."""
@@ -18,7 +18,7 @@ import typer
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from mnistgen import api, checkpoint, sample, train
+from mnistgen import api, checkpoint, config, sample, sampling, train
 from mnistgen.cli import app
 from mnistgen.config import ModelConfig, TrainOptions
 from mnistgen.errors import MnistgenError
@@ -289,20 +289,20 @@ def test_a_recommendation_that_fails_while_sampling_is_named_as_the_cards(tmp_pa
 def test_an_explicit_option_overrides_a_damaged_recommendation(tmp_path):
     path = _model(tmp_path, lambda c: c["sampling"].update(temperature="hot", sharpen=1e30, prior=["x"]))
     weights = checkpoint.inspect(str(path))
-    spec = sample.resolve_sampling(weights, prior="fitted", temperature=0.5, sharpen=2.0)
+    spec = sampling.resolve_sampling(weights, prior="fitted", temperature=0.5, sharpen=2.0)
     assert (spec.prior.kind, spec.temperature, spec.sharpen) == ("fitted", 0.5, 2.0)
 
 
 def test_the_ranges_of_the_recommendations_are_the_options(tmp_path):
     weights = checkpoint.inspect(str(_model(tmp_path)))
-    spec = sample.resolve_sampling(weights)
+    spec = sampling.resolve_sampling(weights)
     assert (spec.prior.kind, spec.temperature, spec.sharpen, spec.min_confidence) == ("mixture", 1.1, 3.0, 0.0)
-    assert sample.SETTING_RANGES["temperature"] == ("--temperature", 0.0, 10.0)
-    assert sample.SETTING_RANGES["min_confidence"] == ("--min-confidence", 0.0, 1.0)
+    assert config.SETTING_RANGES["temperature"] == ("--temperature", 0.0, 10.0)
+    assert config.SETTING_RANGES["min_confidence"] == ("--min-confidence", 0.0, 1.0)
     commands = typer.main.get_command(app).commands
     for command in ("generate", "evaluate"):  # the options Typer checks take the same ranges, defined once
         options = {param.opts[0]: param for param in commands[command].params}
-        for option, low, high in sample.SETTING_RANGES.values():
+        for option, low, high in config.SETTING_RANGES.values():
             checked = options[option] if hasattr(options[option], "min") else options[option].type  # Typer / Click
             assert (checked.min, checked.max) == (low, high), (command, option)
 
@@ -338,13 +338,13 @@ def test_a_damaged_prior_table_is_refused_naming_the_card_and_the_refit(tmp_path
 def test_a_prior_table_that_is_a_list_is_refused(tmp_path):
     path = _model(tmp_path, lambda c: c["latent_stats"].update(mixture=[1, 2]))
     with pytest.raises(MnistgenError, match=r"has a damaged mixture prior \(label 0\): refit it"):
-        sample.make_prior(checkpoint.inspect(str(path)))  # the card recommends the mixture
+        sampling.make_prior(checkpoint.inspect(str(path)))  # the card recommends the mixture
 
 
 def test_well_formed_prior_tables_map_draws_to_their_gaussians(tmp_path):
     weights = checkpoint.inspect(str(_model(tmp_path)))
     for kind in ("fitted", "mixture"):
-        prior = sample.make_prior(weights, kind)
+        prior = sampling.make_prior(weights, kind)
         z = sample.latents(0, 3, 0, LATENT, 1.0, 0, prior)
         assert z.shape == (sample.BLOCK, LATENT) and np.isfinite(z).all()
 

@@ -591,12 +591,12 @@ def test_other_datasets_class_names_and_class_option(tmp_path, dataset):
 
 
 def test_cli_choices_match_the_library():
-    from mnistgen import config, generate, predictor, sample
+    from mnistgen import config, generate, predictor, sampling
     from mnistgen.cli import generate as generate_cli
     from mnistgen.cli import train as train_cli
 
     assert generate_cli.Format is config.Format is generate.Format  # one definition, not a copy
-    assert tuple(p.value for p in generate_cli.PriorKind) == sample.PRIORS
+    assert tuple(p.value for p in generate_cli.PriorKind) == sampling.PRIORS
     assert tuple(p.value for p in generate_cli.Precision) == predictor.PRECISIONS
     assert train_cli.TrainOptions is config.TrainOptions
 

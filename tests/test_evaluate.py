@@ -370,7 +370,7 @@ def test_arch_is_only_for_the_classifier(tmp_path):
 
 
 def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae, tiny_classifier, tiny_judge):
-    from mnistgen import checkpoint, decoders, sample
+    from mnistgen import checkpoint, decoders, sample, sampling
     from mnistgen import classifier as clf
 
     generator = checkpoint.inspect(str(tiny_cvae))
@@ -379,7 +379,7 @@ def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae,
     labels = [1]  # the digit the tiny models agree on most
     runs = []
     for _ in range(2):
-        spec = sample.Sampling(min_confidence=0.1, classifier=members)  # all must agree
+        spec = sampling.Sampling(min_confidence=0.1, classifier=members)  # all must agree
         confidence = clf.confidence_filter(spec, "cpu")
         assert isinstance(confidence.judge, clf.Ensemble)
         runs.append(sample.Sampler(decoder, spec, confidence).arrays(labels, 40, 5))

@@ -173,10 +173,10 @@ def test_force_replaces_only_what_generate_wrote(tmp_path, tiny_cvae):
 
 def test_every_recorded_sampling_setting_is_checked_on_resume(tiny_classifier):
     """A setting Sampling records but RESUME_SETTINGS missed would let --resume mix two ways of drawing."""
-    from mnistgen import checkpoint, records, sample
+    from mnistgen import checkpoint, records, sampling
 
-    verified = sample.Sampling(min_confidence=0.5, classifier=checkpoint.inspect(str(tiny_classifier)))
-    assert set(verified.attrs()) == set(sample.SAMPLING_KEYS) <= set(records.RESUME_SETTINGS)
+    verified = sampling.Sampling(min_confidence=0.5, classifier=checkpoint.inspect(str(tiny_classifier)))
+    assert set(verified.attrs()) == set(sampling.SAMPLING_KEYS) <= set(records.RESUME_SETTINGS)
 
 
 @pytest.mark.parametrize("out", ["o", "o.h5", "o.npz", "o.tar", "o.png"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mnistgen import checkpoint, data, decoders, predictor, sample
+from mnistgen import checkpoint, data, decoders, predictor, sample, sampling
 from mnistgen.cli import app
 
 runner = CliRunner()
@@ -29,7 +29,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 def decode_block(model_dir: Path):
     """A fresh decoder (predictor on the CPU) and the first block of digit 3 it decodes."""
-    decoder = decoders.make_decoder(checkpoint.inspect(str(model_dir)), "cpu", sample.Sampling(precision="fp32"))
+    decoder = decoders.make_decoder(checkpoint.inspect(str(model_dir)), "cpu", sampling.Sampling(precision="fp32"))
     return decoder, sample.block_batch(decoder, 5, 3, 0, 0, sample.BLOCK).images
 
 
@@ -118,8 +118,8 @@ def test_exports_of_two_paddles_live_side_by_side(cache, tiny_cvae):
 RACER = textwrap.dedent(
     """
     import hashlib, sys
-    from mnistgen import checkpoint, decoders, sample
-    decoder = decoders.make_decoder(checkpoint.inspect(sys.argv[1]), "cpu", sample.Sampling(precision="fp32"))
+    from mnistgen import checkpoint, decoders, sample, sampling
+    decoder = decoders.make_decoder(checkpoint.inspect(sys.argv[1]), "cpu", sampling.Sampling(precision="fp32"))
     images = sample.block_batch(decoder, 5, 3, 0, 0, sample.BLOCK).images
     print(decoder.name, hashlib.sha256(images.tobytes()).hexdigest())
     """

@@ -162,13 +162,13 @@ def test_a_missing_classifier_for_the_cards_default_check_says_how_to_skip_it(tm
 def test_shipped_judge_is_independent_of_the_verifier_and_accurate(dataset):
     """evaluate's default grader: another architecture and recipe than the verifier, other weights."""
     from mnistgen import classifier as clf
-    from mnistgen import sample
+    from mnistgen import sampling, verifiers
     from mnistgen import scoring as ev
 
     judge, verifier = checkpoint.inspect("judge"), checkpoint.inspect("classifier")
     assert judge.config.arch == "judge" and verifier.config.arch == "lenet"  # an old card without arch: lenet
-    cvae_verifier = sample.resolve_sampling(checkpoint.inspect("cvae")).classifier  # the default's ensemble
-    members = sample.members(cvae_verifier)
+    cvae_verifier = sampling.resolve_sampling(checkpoint.inspect("cvae")).classifier  # the default's ensemble
+    members = verifiers.members(cvae_verifier)
     assert len(members) == 2 and all(m.config.arch == "lenet" for m in members)
     ev.check_independent(judge, cvae_verifier)  # no member has the judge's weights (sha256)
     training = judge.card["training"]  # trained before --augment existed: the arch's own (affine), as "auto" is

@@ -210,17 +210,19 @@ def generate(
         os.environ[THREADS_ENV] = str(threads)
     with user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
-        from mnistgen import records, sample
+        from mnistgen import records
+        from mnistgen.labels import digits_note, labels_for, resolve_classes
+        from mnistgen.sampling import resolve_sampling
 
         seed = records.choose_seed(out, fmt, chosen_shard, resume) if seed is None else seed
         weights = check_model(model)
         if min_confidence and classifier:  # asked for: an unknown --classifier is a usage error
             check_classifiers(classifier)
         if class_ is not None:
-            labels = sample.labels_for(weights, sample.resolve_classes(weights, class_), "--class")
+            labels = labels_for(weights, resolve_classes(weights, class_), "--class")
         else:
-            labels = sample.labels_for(weights, digits)
-        spec = sample.resolve_sampling(
+            labels = labels_for(weights, digits)
+        spec = resolve_sampling(
             weights,
             prior=prior.value,
             temperature=temperature,
@@ -244,7 +246,7 @@ def generate(
         sampler = api.Model(weights, device).sampler(spec)  # loads, exports and checks before the bar starts
         if note := predictor.decoder_note(sampler.decoder):
             stderr(f"note: {note}")  # printed even with --quiet: the job runs, but slower than it should
-        if not quiet and class_ is None and (note := sample.digits_note(weights, digits)):
+        if not quiet and class_ is None and (note := digits_note(weights, digits)):
             stderr(f"note: {note}")  # after every check: a refusal stays one line
         with progress_bar(quiet) as progress, _data_stdout(job.streams) as stream:
             task = progress.add_task("generating", total=job.size, info="")

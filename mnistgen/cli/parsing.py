@@ -98,10 +98,10 @@ def check_model(spec: str, option: str = "--model"):
 
 def check_classifiers(spec: str) -> None:
     """`check_model` for each classifier of `--classifier NAME[,NAME...]`."""
-    from mnistgen import sample
+    from mnistgen import verifiers
 
     try:
-        names = sample.verifier_specs(spec)
+        names = verifiers.verifier_specs(spec)
     except MnistgenError as exc:
         raise typer.BadParameter(str(exc), param_hint="--classifier") from None
     for name in names:
