@@ -14,6 +14,7 @@ from mnistgen.cli.options import (
     MinConfidenceOption,
     QuietOption,
     SharpenOption,
+    TemperatureOption,
     TruncationOption,
     bounds,
 )
@@ -25,7 +26,6 @@ from mnistgen.config import (
     DEFAULT_JUDGE,
     EVALUATE_RANGES,
     MAX_SEED,
-    SETTING_RANGES,
     VERDICT_HELPS,
     VERDICT_HURTS,
     VERDICT_UNCLEAR,
@@ -131,16 +131,7 @@ def evaluate(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED, help="Seed for the samples.")] = 0,
-    temperature: Annotated[
-        Optional[float],
-        typer.Option(
-            "--temperature",
-            "-t",
-            min=SETTING_RANGES["temperature"].low,
-            max=SETTING_RANGES["temperature"].high,
-            help="Prior scale for the samples [default: the model card's recommendation, else 1].",
-        ),
-    ] = None,
+    temperature: TemperatureOption = None,
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
     min_confidence: MinConfidenceOption = None,

@@ -19,13 +19,14 @@ from mnistgen.cli.options import (
     ModelOption,
     QuietOption,
     SharpenOption,
+    TemperatureOption,
     TruncationOption,
     command_line,
 )
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_classes, parse_digits, parse_shard
 from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import progress_bar
-from mnistgen.config import DEFAULT_GENERATOR, MAX_COUNT, MAX_SEED, SETTING_RANGES, Format, Precision, PriorKind
+from mnistgen.config import DEFAULT_GENERATOR, MAX_COUNT, MAX_SEED, Format, Precision, PriorKind
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import THREADS_ENV, Device
 
@@ -109,19 +110,7 @@ def generate(
             ),
         ),
     ] = None,
-    temperature: Annotated[
-        Optional[float],
-        typer.Option(
-            "--temperature",
-            "-t",
-            min=SETTING_RANGES["temperature"].low,
-            max=SETTING_RANGES["temperature"].high,
-            help=(
-                "Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the "
-                "model card's recommendation, else 1]."
-            ),
-        ),
-    ] = None,
+    temperature: TemperatureOption = None,
     sharpen: SharpenOption = None,
     truncation: TruncationOption = None,
     prior: Annotated[

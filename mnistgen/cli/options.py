@@ -53,6 +53,19 @@ def _by_metavar(param) -> Optional[str]:
 DeviceOption = Annotated[
     Device, typer.Option("--device", help="Where to run: auto picks a CUDA GPU when Paddle has one, else the CPU.")
 ]
+TemperatureOption = Annotated[
+    Optional[float],
+    typer.Option(
+        "--temperature",
+        "-t",
+        min=SETTING_RANGES["temperature"].low,
+        max=SETTING_RANGES["temperature"].high,
+        help=(
+            "Scale of the prior's standard deviation (below 1: cleaner, less varied digits) [default: the "
+            "model card's recommendation, else 1]."
+        ),
+    ),
+]
 TruncationOption = Annotated[
     Optional[float],
     typer.Option(
