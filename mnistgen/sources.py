@@ -876,6 +876,7 @@ def _is_picture(path: Path, root: Path) -> bool:
     if path.suffix.lower() in METADATA_SUFFIXES:
         return False
     if path.suffix.lower() not in IMAGE_SUFFIXES:
+        _refuse_idx_shards(path.parent)  # generate's IDX shards: a message of their own
         raise MnistgenError(
             f"{path} in {root} is not an image file: move it out of the folder, or pass the image files themselves"
         )
@@ -1004,7 +1005,6 @@ def _read_path(
             labels = None if generated_unlabelled(record) else idx.train.labels.astype(np.int64)
             named = recorded_classes(record.get("classes"), labels)
             return _Part(idx.train.images, labels, path, classes=named, test=idx.test)
-        _refuse_idx_shards(path)
         return _read_folder(path, counts, classes, need_labels, limit, in_turn, owner)
     if not path.is_file():  # a FIFO or a device would block, or never end
         raise MnistgenError(
@@ -1034,7 +1034,8 @@ def _read_path(
 
 def _refuse_idx_shards(directory: Path) -> None:
     """generate --format idx --shard writes train.shard-00000-of-00008-images-idx3-ubyte.gz, ...: one
-    set per shard, not a folder of pictures (whose refusal, "not an image file: move it out", misleads)."""
+    set per shard, not a folder of pictures (whose refusal, "not an image file: move it out", misleads).
+    Looked for only where that refusal is about to be made, so a folder that reads costs no extra listing."""
     shards = sorted(directory.glob(f"train{SHARD_TAGS}-images?idx3-ubyte*"))
     if shards:
         raise MnistgenError(
