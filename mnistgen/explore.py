@@ -353,7 +353,7 @@ def _grid_range(bounds, sigma) -> Optional[tuple[tuple[float, float], tuple[floa
     """The grid's ranges from `bounds` (x1, x2, y1, y2) or `sigma` (+-sigma on both), each checked;
     None: neither given (the card's data range)."""
     if bounds is not None and sigma is not None:
-        raise MnistgenError("give --bounds or --sigma, not both")
+        raise MnistgenError("give bounds or sigma, not both")  # the CLI refuses --bounds with --sigma first
     if bounds is not None:
         try:
             x1, x2, y1, y2 = (float(v) for v in bounds)

@@ -480,7 +480,7 @@ def test_one_path_is_a_path_not_its_characters(tmp_path, tiny_cvae, dataset):
 @pytest.mark.parametrize(
     "keywords, message",
     [
-        ({"bounds": (-1, 1, -1, 1), "sigma": 2}, "give --bounds or --sigma, not both"),
+        ({"bounds": (-1, 1, -1, 1), "sigma": 2}, "give bounds or sigma, not both"),  # keywords, as digits or classes
         (
             {"bounds": (-1, 1)},
             "--bounds (-1, 1): give four numbers x1,x2,y1,y2 with x1 != x2 and y1 != y2, e.g. -3,3,-3,3",

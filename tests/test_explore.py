@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import mnistgen
 from mnistgen import explore
 from mnistgen.cli import app
 
@@ -168,7 +169,11 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
         ),
         (["--points", "0,0"], 2, "is not a list of at least two points"),
         (["--points", "a,b;c,d"], 2, "is not a list of at least two points"),
-        (["--dims", "0"], 2, "Error: Invalid value for --dims: '0': give two latent dimensions, e.g. 0,1"),
+        (
+            ["--grid", "4", "--dims", "0"],
+            2,
+            "Error: Invalid value for --dims: '0': give two latent dimensions, e.g. 0,1",
+        ),
         (
             ["--grid", "4", "--bounds", "1,2,3"],
             2,
@@ -220,7 +225,7 @@ def test_walk_between_encoded_images(tmp_path, tiny_cvae):
             2,
             "Error: Invalid value for --points: '1,1e999': inf is not a latent coordinate",
         ),
-        (["--labels", "3,"], 2, "Error: Invalid value for --labels: '3,' has an empty name"),
+        (["--images", "a.png,b.png", "--labels", "3,"], 2, "Error: Invalid value for --labels: '3,' has an empty name"),
         (  # it suggested naming the GIF "-.gif"; a frames walk made a folder named "-"
             ["--out", "-"],
             1,
@@ -241,6 +246,50 @@ def test_interpolate_errors(tmp_path, monkeypatch, tiny_cvae, args, code, messag
     result = runner.invoke(app, ["interpolate", "--model", str(tiny_cvae), *args])
     assert result.exit_code == code, result.output
     assert message in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+DIGIT_UNREAD = "--digit: --digit labels a --points walk, --images without --labels, or a --grid: drop it"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--grid", "3", "--steps", "16"], "--steps: --grid draws a grid, not a path: drop --steps"),  # the default
+        (
+            ["--grid", "3", "--seed", "1", "--no-loop", "--method", "lerp", "--fps", "12", "--labels", "3"],
+            "--labels/--method/--fps/--no-loop/--seed: --grid draws a grid, not a path: drop --labels, --method, "
+            "--fps, --no-loop and --seed",
+        ),
+        (["--grid", "3", "--loop"], "--loop: --grid draws a grid, not a path: drop --loop"),
+        (["--grid", "3", "--digits", "3,8"], "--digits: --grid draws a grid, not a path: drop --digits"),
+        (["--grid", "3", "--points", "0,0;1,1"], "--points: --grid draws a grid, not a path: drop --points"),
+        (["--dims", "0,1"], "--dims: only --grid reads --dims: drop it, or add --grid N"),
+        (
+            ["--digits", "3,8", "--bounds", "0,1,0,1", "--sigma", "2"],
+            "--bounds/--sigma: only --grid reads --bounds and --sigma: drop them, or add --grid N",
+        ),
+        (["--digits", "3,8", "--digit", "2"], DIGIT_UNREAD),
+        (["--digit", "2"], DIGIT_UNREAD),  # the default walk goes through every digit
+        (["--images", "a.png,b.png", "--labels", "3,8", "--digit", "2"], DIGIT_UNREAD),
+        (["--labels", "3"], "--labels: --labels labels the --images walked between: drop it, or add --images"),
+        (
+            ["--points", "0,0;1,1", "--digit", "1", "--seed", "3"],
+            "--seed: --seed draws the fixed z of a walk through digits; a --points or --images walk draws nothing: "
+            "drop it",
+        ),
+        (["--to", "png", "--fps", "5"], "--fps: --fps is a GIF's frame rate: drop it, or use --to gif"),
+        (["--to", "frames", "--fps", "12"], "--fps: --fps is a GIF's frame rate: drop it, or use --to gif"),
+    ],
+)
+def test_interpolate_refuses_options_it_would_not_read(tmp_path, monkeypatch, args, message):
+    """A grid read none of the walk's options (--steps, --seed, --labels, --method ...) and a walk none
+    of the grid's (--dims, --bounds, --sigma): given, they were dropped without a word. An option
+    counts as given when typed, even at its default; refused before any model is loaded."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["interpolate", "--model", "no-such-model", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(f"\nError: Invalid value for {message}\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -284,16 +333,18 @@ def test_a_folder_of_images_is_a_walk_and_one_image_is_not(tmp_path, tiny_cvae, 
 @pytest.mark.parametrize(
     "args, given",
     [
-        (["--digit", "5"], "--digit"),
-        (["--labels", "3,4"], "--labels"),
-        (["--digit", "1", "--labels", "3"], "--digit and --labels"),
+        (["--points", "0,0;1,1", "--digit", "5"], "--digit"),
+        (["--images", "a.png,b.png", "--labels", "3,4"], "--labels"),  # refused before the images are read
     ],
 )
 def test_a_vae_walk_refuses_labels_rather_than_dropping_them(tmp_path, tiny_vae, args, given):
     out = tmp_path / "v.gif"
-    refused = run("interpolate", "--model", tiny_vae, "--points", "0,0;1,1", *args, "-o", out, code=1)
+    refused = run("interpolate", "--model", tiny_vae, *args, "-o", out, code=1)
     assert refused.stderr == f"Error: model tiny-vae is an unconditional VAE and has no labels: drop {given}\n"
     assert not out.exists()
+    # the CLI refuses --labels on a --points walk as unread; from Python the VAE names both
+    with pytest.raises(mnistgen.MnistgenError, match="has no labels: drop --digit and --labels$"):
+        mnistgen.load(str(tiny_vae)).interpolate(points=[[0, 0], [1, 1]], digit=1, labels=[3])
 
 
 def test_walk_checks_labels_in_the_library(tiny_cvae):

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption
+from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption, given
 from mnistgen.cli.parsing import (
     MAX_LATENT_COORD,
     check_model,
@@ -44,6 +44,39 @@ DEFAULT_WALK_OUT = {
 }
 
 
+WALK_ONLY = ("digits", "images", "points", "labels", "steps", "method", "fps", "loop", "seed")
+GRID_ONLY = ("dims", "bounds", "sigma")
+
+
+def _refuse_unread(ctx: typer.Context, grid, to: WalkOutput, images, points, labels) -> None:
+    """Usage errors for options given that this request would not read (a grid reads no walk option, a
+    walk no grid option; --digit, --labels, --seed and --fps shape some walks only), so that none seems
+    to have had an effect. One row per case: when it applies, the parameters it ignores, the message."""
+    walk = grid is None
+    unread = (
+        (not walk, WALK_ONLY, "--grid draws a grid, not a path: drop {given}"),
+        (walk, GRID_ONLY, "only --grid reads {given}: drop {them}, or add --grid N"),
+        (
+            walk and points is None and (images is None or labels is not None),
+            ("digit",),
+            "{given} labels a --points walk, --images without --labels, or a --grid: drop it",
+        ),
+        (walk and images is None, ("labels",), "{given} labels the --images walked between: drop it, or add --images"),
+        (
+            walk and (points is not None or images is not None),
+            ("seed",),
+            "{given} draws the fixed z of a walk through digits; a --points or --images walk draws nothing: drop it",
+        ),
+        (walk and to is not WalkOutput.gif, ("fps",), "{given} is a GIF's frame rate: drop it, or use --to gif"),
+    )
+    for applies, names, message in unread:
+        found = given(ctx, names) if applies else []
+        if found:
+            named = " and ".join([", ".join(found[:-1]), found[-1]] if len(found) > 1 else found)
+            them = "it" if len(found) == 1 else "them"
+            raise typer.BadParameter(message.format(given=named, them=them), param_hint="/".join(found))
+
+
 def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found, to: str):
     """Before anything is decoded: refuse a grid or walk (written as `to`) that would not fit in
     memory (`found`: the --images, read)."""
@@ -64,6 +97,7 @@ def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool,
 
 
 def interpolate(
+    ctx: typer.Context,
     to: Annotated[
         Optional[WalkOutput],
         typer.Option(
@@ -200,10 +234,10 @@ def interpolate(
     """
     if sum(x is not None for x in (digits, images, points)) > 1:
         raise typer.BadParameter("give one of --digits, --images, --points", param_hint="--digits/--images/--points")
-    if grid is not None and (digits or images or points):
-        raise typer.BadParameter(
-            "--grid draws a grid, not a path: drop --digits/--images/--points", param_hint="--grid"
-        )
+    if grid is not None and to not in (None, WalkOutput.png):
+        raise typer.BadParameter(f"--grid draws one PNG picture: drop --to {to.value}", param_hint="--to")
+    to = WalkOutput.png if grid is not None else to or WalkOutput.gif
+    _refuse_unread(ctx, grid, to, images, points, labels)
     if bounds is not None and sigma is not None:
         raise typer.BadParameter("give --bounds or --sigma, not both", param_hint="--bounds/--sigma")
     chosen_digits = parse_labels(digits, "--digits") if digits is not None else None
@@ -215,9 +249,6 @@ def interpolate(
         raise typer.BadParameter(f"{dims!r}: give two latent dimensions, e.g. 0,1", param_hint="--dims")
     grid_bounds = parse_floats(bounds, 4, "--bounds", "-3,3,-3,3") if bounds is not None else None
     image_paths = [Path(p.strip()) for p in images.split(",")] if images is not None else None
-    if grid is not None and to not in (None, WalkOutput.png):
-        raise typer.BadParameter(f"--grid draws one PNG picture: drop --to {to.value}", param_hint="--to")
-    to = WalkOutput.png if grid is not None else to or WalkOutput.gif
     named = Path("grid.png") if grid is not None else DEFAULT_WALK_OUT[to]
     out = out or named
     with user_errors("nothing was left half-written"):

@@ -1,6 +1,7 @@
 """The options several commands share (--device, --model, --quiet, the sampling settings), the
 ranges Typer checks for train's and evaluate's numbers, how a command's arguments are shown in its
-help, and the explicit command line a run records.
+help, which options the user gave (not left at their defaults), and the explicit command line a run
+records.
 """
 
 from __future__ import annotations
@@ -115,6 +116,22 @@ ModelOption = Annotated[
         ),
     ),
 ]
+
+
+def given(ctx: typer.Context, names) -> list[str]:
+    """The options among parameters `names` that the user gave, as typed (--no-loop for a flag turned
+    off); one left at its default is not given, whatever its value (so `--steps 16` counts, no --steps
+    does not). For refusing an option the request would not read, rather than dropping it silently."""
+    shown = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name in names else None
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
+            continue
+        if ctx.params.get(param.name) is False and param.secondary_opts:
+            shown.append(param.secondary_opts[0])  # --no-loop
+        else:
+            shown.append(next((o for o in param.opts if o.startswith("--")), param.opts[0]))
+    return shown
 
 
 def command_line(ctx: typer.Context, **chosen) -> str:
