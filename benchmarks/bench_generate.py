@@ -213,6 +213,7 @@ def peak_memory_and_cold_start(model: str, root: Path) -> dict:
 def verified_specs(weights, others: list[str]) -> dict:
     """The sampling specs of the verified HDF5 lines: the card's own (what generate does by
     default), then the card's threshold with each --classifier instead of its verifier."""
+    from mnistgen.config import SamplingRequest
     from mnistgen.sampling import resolve_sampling
 
     card = resolve_sampling(weights)
@@ -220,7 +221,7 @@ def verified_specs(weights, others: list[str]) -> dict:
         return {}
     specs = {"mnistgen hdf5 verified": card}
     for other in others:
-        specs[f"hdf5 verified {other}"] = resolve_sampling(weights, classifier=other)
+        specs[f"hdf5 verified {other}"] = resolve_sampling(weights, SamplingRequest(classifier=other))
     return specs
 
 

@@ -39,6 +39,7 @@ from mnistgen.config import (
     ClassifierConfig,
     Precision,
     PriorKind,
+    SamplingRequest,
     TrainKind,
     TrainOptions,
     train_kind,
@@ -46,7 +47,7 @@ from mnistgen.config import (
 from mnistgen.errors import MnistgenError
 from mnistgen.labels import check_request, check_seed, labels_for, requested_labels
 from mnistgen.runtime import Device, keeps_device, on_device, resolve_device, select_device
-from mnistgen.sampling import Sampling, resolve_sampling
+from mnistgen.sampling import UNVERIFIED, Sampling, resolve_sampling
 from mnistgen.settings import is_number, is_whole
 
 
@@ -137,7 +138,7 @@ class Model:
     @property
     def decoder(self):
         """The decoder with the card's sampling settings."""
-        return self._decoder(resolve_sampling(self.weights, min_confidence=0))
+        return self._decoder(resolve_sampling(self.weights, UNVERIFIED))
 
     def _decoder(self, sampling: Sampling):
         key = (sampling.sharpen, sampling.precision)
@@ -146,10 +147,10 @@ class Model:
         return self._decoders[key]
 
     def sampling(self, **options) -> Sampling:
-        """The resolved sampling spec for these options (see `sampling.resolve_sampling`): None
-        takes the model card's recommendation, as `mnistgen generate` does."""
+        """The resolved sampling spec for these options (config.SamplingRequest's fields; see
+        `sampling.resolve_sampling`): None takes the model card's recommendation, as `mnistgen generate` does."""
         _check_known(options, SAMPLING_KEYWORDS, "sampling")
-        return resolve_sampling(self.weights, **{k: v for k, v in options.items() if v is not None})
+        return resolve_sampling(self.weights, SamplingRequest(**options))
 
     def sampler(self, sampling: Optional[Sampling] = None) -> sample.Sampler:
         """The decoder and confidence filter that draw images as `sampling` (default: the card's) says."""
@@ -182,16 +183,7 @@ class Model:
         as generate writes them (`digit=[7, 3]`: the 3s first)."""
         check_request(count, seed)
         digits = requested_labels(self.weights, digit, classes, "digit")
-        spec = resolve_sampling(
-            self.weights,
-            prior=prior,
-            temperature=temperature,
-            truncation=truncation,
-            sharpen=sharpen,
-            min_confidence=min_confidence,
-            classifier=classifier,
-            precision=precision,
-        )
+        spec = resolve_sampling(self.weights, SamplingRequest.among(locals()))  # the sampling keywords, as given
         return self.sampler(spec).arrays(labels_for(self.weights, digits), count, seed)
 
     def write(self, job: outputs.Job, on_progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
@@ -499,7 +491,7 @@ def evaluate(
     )
 
 
-SAMPLING_KEYWORDS = ("prior", "temperature", "truncation", "sharpen", "min_confidence", "classifier", "precision")
+SAMPLING_KEYWORDS = tuple(f.name for f in fields(SamplingRequest))  # generate's, SyntheticMNIST's and evaluate's
 EVALUATE_KEYWORDS = SAMPLING_KEYWORDS + tuple(
     p for p in inspect.signature(evaluate).parameters if p != "sampling_options"
 )

@@ -21,11 +21,12 @@ import numpy as np
 
 from mnistgen import checkpoint, decoders, sample
 from mnistgen import classifier as clf
-from mnistgen.config import ClassifierConfig, PriorKind
+from mnistgen.config import ClassifierConfig, PriorKind, SamplingRequest
 from mnistgen.data import Split
 from mnistgen.labels import labels_for
-from mnistgen.sampling import Sampling, make_prior
+from mnistgen.sampling import Sampling, resolve_sampling
 
+CALIBRATED = ("prior", "temperature", "sharpen")  # the SamplingRequest fields chosen here: the card's keys, in order
 PRIORS = (PriorKind.mixture.value, PriorKind.fitted.value, PriorKind.standard.value)
 TEMPERATURES = (0.8, 1.0, 1.2)
 SHARPENS = (1.0, 3.0)
@@ -81,8 +82,11 @@ def calibrate(
         base = Sampling(sharpen=sharpen)
         decoder = decoders.make_decoder(weights, device_name, base, backend="eager")
         for prior in PRIORS:
-            for temperature in TEMPERATURES:
-                spec = Sampling(make_prior(weights, prior, 0), temperature, sharpen)
+            for temperature in TEMPERATURES:  # each candidate alone: no truncation, no verifier
+                asked = SamplingRequest(
+                    prior=prior, temperature=temperature, sharpen=sharpen, truncation=0, min_confidence=0
+                )
+                spec = resolve_sampling(weights, asked)
                 images, found, _ = sample.Sampler(decoder, spec).arrays(labels, PER_LABEL, seed)
                 probs, features = clf.predict(net, images)
                 on_label = float((probs.argmax(1) == found).mean())
@@ -94,9 +98,7 @@ def calibrate(
                 kept = {t: min(float((in_label[found == k] >= t).mean()) for k in np.unique(found)) for t in THRESHOLDS}
                 tried.append(
                     {
-                        "prior": prior,
-                        "temperature": temperature,
-                        "sharpen": sharpen,
+                        **{key: getattr(asked, key) for key in CALIBRATED},
                         "on_label": round(on_label, 4),
                         "spread_ratio": None if ratio is None else round(ratio, 4),
                         "score": round(score, 4),
@@ -107,9 +109,7 @@ def calibrate(
     acceptance = best["worst_label_acceptance"]
     threshold = next((t for t in THRESHOLDS if acceptance[str(t)] >= MIN_ACCEPTANCE), 0.0)
     return {
-        "prior": best["prior"],
-        "temperature": best["temperature"],
-        "sharpen": best["sharpen"],
+        **{key: best[key] for key in CALIBRATED},
         "min_confidence": threshold,
         "chosen_by": (
             f"mnistgen train: the companion classifier's on-label rate minus a diversity penalty on {PER_LABEL} "

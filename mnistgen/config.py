@@ -80,6 +80,65 @@ SETTING_RANGES = {  # card key -> its option and range
     "min_confidence": SettingRange("--min-confidence", 0.0, 1.0),  # 0: every sample is kept
 }
 
+
+def choice(kind: type, value, option: str) -> str:
+    """A choice given to the API (`prior`, `precision`): None is "auto" (the card's, or the
+    machine's), anything else must be one of the option's values."""
+    if value is None:
+        return kind.auto.value
+    try:
+        return kind(value).value
+    except ValueError:
+        raise MnistgenError(f"{option}={value!r}: use one of {', '.join(k.value for k in kind)}") from None
+
+
+def option_name(key: str) -> str:
+    """The command-line option that sets a keyword of the Python API: min_confidence -> --min-confidence."""
+    return "--" + key.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """What a caller asks of sampling, before any model card is read: the keywords of
+    Model.generate, SyntheticMNIST and mnistgen.evaluate and the options of generate and evaluate,
+    with their defaults, defined here once. None (and "auto") leave a setting to the model card's
+    recommendation, else the library default; sampling.resolve_sampling decides them, once, into
+    the `Sampling` every job carries. Pure Python, so the CLI builds one before Paddle is imported.
+
+    The choices (prior, precision) are checked when the request is made, so a misspelt one is
+    refused before a model loads; the numbers are checked against SETTING_RANGES where they are
+    resolved (settings.recommended), as a card's are. Fields in the order evaluate's refusal of
+    them with --images names them."""
+
+    temperature: Optional[float] = None
+    sharpen: Optional[float] = None
+    truncation: Optional[float] = None  # 0: keep every draw
+    min_confidence: Optional[float] = None  # 0: keep every sample
+    prior: Optional[str] = PriorKind.auto.value
+    classifier: Optional[str] = None  # the verifier: names or paths, comma-separated; None: the card's, else shipped
+    precision: Optional[str] = Precision.auto.value
+
+    def __post_init__(self):
+        object.__setattr__(self, "prior", choice(PriorKind, self.prior, "prior"))
+        object.__setattr__(self, "precision", choice(Precision, self.precision, "precision"))
+
+    @classmethod
+    def among(cls, arguments: dict) -> SamplingRequest:
+        """The request a call's arguments make (its `locals()`): each field it names, the rest
+        their defaults; so a function taking the sampling keywords passes them on without naming each."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls) if f.name in arguments})
+
+    def shaping(self) -> dict:
+        """The settings asked for that shape the samples themselves (not left to the card: neither
+        None nor "auto"), the verifier (`classifier`) aside: it also picks who checks a set of
+        images. What evaluate refuses beside images that are scored as they are."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "classifier" and getattr(self, f.name) != f.default
+        }
+
+
 MAX_SEED = 2**32 - 1  # the largest --seed: what the outputs record and the CLI takes
 MAX_COUNT = 10_000_000  # generate's --count per label: far beyond any sane batch job, small enough to catch typos
 

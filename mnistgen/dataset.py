@@ -32,7 +32,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from mnistgen import checkpoint, decoders, sample, settings
-from mnistgen.config import DEFAULT_GENERATOR, UNLABELLED, Precision, PriorKind
+from mnistgen.config import DEFAULT_GENERATOR, UNLABELLED, Precision, PriorKind, SamplingRequest
 from mnistgen.errors import MnistgenError
 from mnistgen.labels import check_request, check_seed, labels_for, requested_labels
 from mnistgen.runtime import Device, check_device, import_paddle, on_device, resolve_device, usable_cpus
@@ -121,25 +121,13 @@ class SyntheticMNIST(paddle.io.Dataset):
         if not settings.is_whole(cache_blocks) or cache_blocks < 1:
             raise MnistgenError(f"cache_blocks must be a whole number, at least 1: got {cache_blocks!r}")
         device = check_device(device)  # a GPU on a CPU build fails here, not at the first item
-        prior, precision = (
-            settings.choice(PriorKind, prior, "prior"),
-            settings.choice(Precision, precision, "precision"),
-        )
+        request = SamplingRequest.among(locals())  # the sampling keywords, as given: a misspelt choice is refused here
         weights = checkpoint.inspect_role(str(model), "--model")
         chosen = requested_labels(weights, digits, classes)
         self.weights = weights
         self.labels_order = labels_for(weights, chosen)  # label-major order, as generate
         self.count, self.seed, self.transform, self.backend = int(count), int(seed), transform, backend
-        self.sampling = resolve_sampling(
-            weights,
-            prior=prior,
-            temperature=temperature,
-            truncation=truncation,
-            sharpen=sharpen,
-            min_confidence=min_confidence,
-            classifier=classifier,
-            precision=precision,
-        )
+        self.sampling = resolve_sampling(weights, request)
         self.device, self.cache_blocks = device, int(cache_blocks)
         self.dtype = paddle.get_default_dtype()  # a string: what Paddle's MNIST casts cv2 images to
         self.blocks_decoded = 0  # in this process: a measure of how well the cache serves the access order

@@ -18,7 +18,7 @@ from mnistgen.data import one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import failure_reason, import_paddle, place_of, usable_cpus
 from mnistgen.sample import BLOCK, Sampler
-from mnistgen.sampling import DEFAULT_SHARPEN, Sampling, resolve_sampling
+from mnistgen.sampling import DEFAULT_SHARPEN, UNVERIFIED, Sampling, resolve_sampling
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -128,7 +128,7 @@ def make_decoder(
     None takes the model card's. backend "eager" forces eager mode; "auto" falls back to eager if
     the predictor cannot be built.
     """
-    sampling = sampling or resolve_sampling(weights, min_confidence=0)
+    sampling = sampling or resolve_sampling(weights, UNVERIFIED)
     model = load_model(weights, sampling.sharpen)
     if backend == "eager" or not device_name.startswith("cpu"):
         return EagerDecoder(model, sampling.sharpen)

@@ -35,7 +35,7 @@ from mnistgen.runtime import (
     select_device,
     usable_cpus,
 )
-from mnistgen.sampling import Sampling, resolve_sampling
+from mnistgen.sampling import UNVERIFIED, Sampling, resolve_sampling
 from mnistgen.version import __version__
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -193,7 +193,7 @@ def decoder_checks(device: str) -> list[dict]:
     weights = checkpoint.inspect(SELFTEST_MODEL)
     z = sample.latents(0, 3, 0, weights.config.latent)
     onehot = one_hot(np.full(sample.BLOCK, 3), weights.config.num_classes)
-    sharpen = resolve_sampling(weights, min_confidence=0).sharpen  # the card's, as generate uses
+    sharpen = resolve_sampling(weights, UNVERIFIED).sharpen  # the card's, as generate uses
     rows, cpu = [], None
     with on_device("cpu"):
         eager = decoders.EagerDecoder(decoders.load_model(weights, sharpen))(z, onehot).astype(np.int16)

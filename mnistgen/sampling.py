@@ -1,6 +1,7 @@
 """The sampling spec: how a model's samples are drawn (prior, temperature, truncation, sharpen,
-verification, precision), decided once by `resolve_sampling` from the user's options and the model
-card, and the priors latents are mapped through. Drawing the samples is sample.py's; writes nothing.
+verification, precision), decided once by `resolve_sampling` from what the caller asked for (a
+config.SamplingRequest) and the model card, and the priors latents are mapped through. Drawing the
+samples is sample.py's; writes nothing.
 
 A card's fitted priors are checked where they are read (`prior_table`): the card is not covered by
 the weights' sha256, so a malformed table is refused, naming the card.
@@ -15,11 +16,11 @@ from typing import Optional
 import numpy as np
 
 from mnistgen.checkpoint import Weights
-from mnistgen.config import UNLABELLED, Precision, PriorKind
+from mnistgen.config import UNLABELLED, Precision, PriorKind, SamplingRequest
 from mnistgen.errors import MnistgenError
 from mnistgen.labels import trained_labels
 from mnistgen.priors import MAX_COMPONENTS
-from mnistgen.settings import card_path, choice, recommended
+from mnistgen.settings import card_path, recommended
 from mnistgen.verifiers import Verifier, members, sampling_verifier
 
 
@@ -115,11 +116,11 @@ DEFAULT_TEMPERATURE = 1.0
 DEFAULT_SHARPEN = 1.0  # the decoder's mean image, as trained
 
 
-def make_prior(weights: Weights, kind: str = "auto", truncation: Optional[float] = None) -> Prior:
-    """`auto` takes the prior the model card recommends, else standard. truncation: a radius for
-    the standard-normal draws, 0 for none, None for the card's recommendation (else none)."""
-    given = choice(PriorKind, kind, "prior")
-    kind = recommended(weights, "prior", None if given == PriorKind.auto.value else given, "standard")
+def make_prior(weights: Weights, kind: str = PriorKind.auto.value, truncation: Optional[float] = None) -> Prior:
+    """kind: one of PriorKind's values (checked by SamplingRequest); `auto` takes the prior the
+    model card recommends, else standard. truncation: a radius for the standard-normal draws, 0 for
+    none, None for the card's recommendation (else none)."""
+    kind = recommended(weights, "prior", None if kind == PriorKind.auto.value else kind, "standard")
     radius = float(recommended(weights, "truncation", truncation, 0)) or None
     card = card_path(weights) if truncation is None and radius else None
     if kind == PriorKind.standard.value:
@@ -163,30 +164,25 @@ class Sampling:
         }
 
 
-def resolve_sampling(
-    weights: Weights,
-    *,
-    prior: Optional[str] = PriorKind.auto.value,
-    temperature: Optional[float] = None,
-    truncation: Optional[float] = None,
-    sharpen: Optional[float] = None,
-    min_confidence: Optional[float] = None,
-    classifier: Optional[str] = None,
-    precision: Optional[str] = Precision.auto.value,
-) -> Sampling:
-    """The one place sampling settings are decided: every None takes the model card's
-    recommendation, else the library default. The verifier (`classifier` None) is the model's own
-    companion classifier when its card records one (a path relative to the model's directory),
-    else the shipped classifier. A card that verifies by default names the way out when its
-    classifier is missing; a classifier whose classes differ from the model's is refused."""
-    threshold = float(recommended(weights, "min_confidence", min_confidence, 0))
-    verifier = sampling_verifier(weights, classifier, card_default=min_confidence is None) if threshold else None
+UNVERIFIED = SamplingRequest(min_confidence=0)  # the card's settings for a decoder: no verifier loaded
+
+
+def resolve_sampling(weights: Weights, request: SamplingRequest = SamplingRequest()) -> Sampling:
+    """The one place sampling settings are decided, from what was asked (`request`) and the card:
+    every None takes the model card's recommendation, else the library default. The verifier
+    (`classifier` None) is the model's own companion classifier when its card records one (a path
+    relative to the model's directory), else the shipped classifier. A card that verifies by
+    default names the way out when its classifier is missing; a classifier whose classes differ
+    from the model's is refused."""
+    asked = request.min_confidence
+    threshold = float(recommended(weights, "min_confidence", asked, 0))
+    verifier = sampling_verifier(weights, request.classifier, card_default=asked is None) if threshold else None
     return Sampling(
-        prior=make_prior(weights, prior, truncation),
-        temperature=float(recommended(weights, "temperature", temperature, DEFAULT_TEMPERATURE)),
-        sharpen=float(recommended(weights, "sharpen", sharpen, DEFAULT_SHARPEN)),
+        prior=make_prior(weights, request.prior, request.truncation),
+        temperature=float(recommended(weights, "temperature", request.temperature, DEFAULT_TEMPERATURE)),
+        sharpen=float(recommended(weights, "sharpen", request.sharpen, DEFAULT_SHARPEN)),
         min_confidence=threshold,
         classifier=verifier,
-        min_confidence_card=card_path(weights) if min_confidence is None and threshold else None,
-        precision=choice(Precision, precision, "precision"),
+        min_confidence_card=card_path(weights) if asked is None and threshold else None,
+        precision=request.precision,
     )

@@ -1,6 +1,6 @@
 """One sampling setting at a time: the checks of a value the Python API passes (a whole number, a
-number in its option's range, one of an option's choices) and the value a model card's "sampling"
-section recommends. Pure Python over the card; writes nothing.
+number in its option's range; the choices are checked by config.SamplingRequest) and the value a
+model card's "sampling" section recommends. Pure Python over the card; writes nothing.
 
 A card's recommendations are checked where they are read (`card_setting`): the card is not covered
 by the weights' sha256, so a value outside its option's range (SETTING_RANGES) is refused, naming
@@ -89,14 +89,3 @@ def recommended(weights: Weights, key: str, explicit, default):
         return _given_setting(key, explicit)
     value = card_setting(weights, key)
     return default if value is None else value
-
-
-def choice(kind: type, value, option: str) -> str:
-    """A choice given to the API (`prior`, `precision`): None is "auto" (the card's, or the
-    machine's), anything else must be one of the option's values."""
-    if value is None:
-        return kind.auto.value
-    try:
-        return kind(value).value
-    except ValueError:
-        raise MnistgenError(f"{option}={value!r}: use one of {', '.join(k.value for k in kind)}") from None

@@ -139,6 +139,36 @@ def test_choices_take_none_as_auto_and_name_their_values(tiny_cvae):
         mnistgen.SyntheticMNIST(model=str(tiny_cvae), count=1, precision="fp16")
 
 
+def test_the_sampling_keywords_and_options_are_the_requests_fields():
+    """SamplingRequest is the one list of sampling settings and their defaults: the API's keywords,
+    the public signatures (kept for their documentation) and the CLI's options must agree with it."""
+    import dataclasses
+    import inspect
+
+    import typer
+
+    from mnistgen import api
+    from mnistgen.config import SETTING_RANGES, SamplingRequest, option_name
+
+    fields = dataclasses.fields(SamplingRequest)
+    assert api.SAMPLING_KEYWORDS == tuple(f.name for f in fields)
+    for function in (api.Model.generate, mnistgen.SyntheticMNIST.__init__):
+        parameters = inspect.signature(function).parameters
+        assert {f.name: f.default for f in fields} == {f.name: parameters[f.name].default for f in fields}
+    commands = typer.main.get_command(app).commands
+    for command, missing in (("generate", set()), ("evaluate", {"precision"})):
+        options = {p.name: p.opts for p in commands[command].params}
+        assert {f.name for f in fields} - set(options) == missing
+        for f in fields:
+            assert f.name in missing or option_name(f.name) in options[f.name]
+    assert all(option_name(key) == setting.option for key, setting in SETTING_RANGES.items())
+    assert SamplingRequest(prior=None, precision="bf16").prior == "auto" and not SamplingRequest().shaping()
+    asked = SamplingRequest(prior="fitted", classifier="classifier", temperature=2.0).shaping()
+    assert asked == {"temperature": 2.0, "prior": "fitted"}  # in the order evaluate --images names them
+    with pytest.raises(mnistgen.MnistgenError, match=r"^prior='uniform': use one of auto, standard, fitted, mixture$"):
+        SamplingRequest(prior="uniform")
+
+
 def test_a_job_runs_only_on_the_model_it_was_planned_for(tmp_path, tiny_cvae, tiny_vae):
     from mnistgen import generate as jobs
 
@@ -296,6 +326,7 @@ def test_the_summary_and_the_file_record_the_same_settings(tmp_path, tiny_cvae):
 
 def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
     from mnistgen import checkpoint, sampling, verifiers
+    from mnistgen.config import SamplingRequest
 
     weights = checkpoint.inspect("cvae")
     card = weights.card["sampling"]
@@ -303,8 +334,9 @@ def test_sampling_is_resolved_once_from_the_card(tiny_cvae):
     assert (spec.prior.kind, spec.temperature, spec.sharpen) == (card["prior"], card["temperature"], card["sharpen"])
     assert spec.min_confidence == card["min_confidence"]
     assert verifiers.verifier_name(spec.classifier) == "classifier-c,classifier-d"  # the card's ensemble
-    assert sampling.resolve_sampling(weights, temperature=0.5, min_confidence=0).attrs()["temperature"] == 0.5
-    assert not sampling.resolve_sampling(weights, min_confidence=0).verified
+    cooler = sampling.resolve_sampling(weights, SamplingRequest(temperature=0.5, min_confidence=0))
+    assert cooler.attrs()["temperature"] == 0.5
+    assert not sampling.resolve_sampling(weights, sampling.UNVERIFIED).verified
     plain = sampling.resolve_sampling(checkpoint.inspect(str(tiny_cvae)))  # a card without advice: the defaults
     assert (plain.prior.kind, plain.temperature, plain.sharpen, plain.verified) == ("standard", 1.0, 1.0, False)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mnistgen import calibrate, checkpoint, data, sampling, scoring, train
 from mnistgen.cli import app
-from mnistgen.config import RECIPES, ModelConfig, named_recipe, recipe_for, run_name, train_kind
+from mnistgen.config import RECIPES, ModelConfig, SamplingRequest, named_recipe, recipe_for, run_name, train_kind
 from mnistgen.data import Dataset
 from mnistgen.errors import MnistgenError
 
@@ -127,7 +127,7 @@ def test_companion_and_calibration_are_recorded_and_used(tmp_path, dataset):
     assert chosen["sharpen"] in calibrate.SHARPENS and chosen["classifier"] == "classifier.safetensors"
     assert len(chosen["candidates"]) == len(calibrate.PRIORS) * len(calibrate.SHARPENS)
     # generate, evaluate and the API verify with the model's own companion
-    spec = sampling.resolve_sampling(weights, min_confidence=0.2)
+    spec = sampling.resolve_sampling(weights, SamplingRequest(min_confidence=0.2))
     assert spec.classifier.path == run / "classifier.safetensors"
     assert spec.classifier.sha256 == card["companion_classifier"]["sha256"]
     out = tmp_path / "out.npz"
@@ -152,7 +152,7 @@ def test_a_classifier_with_other_classes_is_refused(tmp_path, tiny_cvae, tiny_cl
     (other / "model.json").write_text(json.dumps(card))
     weights = checkpoint.inspect(str(tiny_cvae))
     with pytest.raises(MnistgenError) as caught:
-        sampling.resolve_sampling(weights, min_confidence=0.5, classifier=str(other))
+        sampling.resolve_sampling(weights, SamplingRequest(min_confidence=0.5, classifier=str(other)))
     assert str(caught.value) == (
         "--classifier tiny-classifier knows classes T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, "
         "Sneaker, Bag, Ankle boot but model tiny-cvae has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9: pass a classifier trained on "

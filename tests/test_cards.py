@@ -289,7 +289,7 @@ def test_a_recommendation_that_fails_while_sampling_is_named_as_the_cards(tmp_pa
 def test_an_explicit_option_overrides_a_damaged_recommendation(tmp_path):
     path = _model(tmp_path, lambda c: c["sampling"].update(temperature="hot", sharpen=1e30, prior=["x"]))
     weights = checkpoint.inspect(str(path))
-    spec = sampling.resolve_sampling(weights, prior="fitted", temperature=0.5, sharpen=2.0)
+    spec = sampling.resolve_sampling(weights, config.SamplingRequest(prior="fitted", temperature=0.5, sharpen=2.0))
     assert (spec.prior.kind, spec.temperature, spec.sharpen) == ("fitted", 0.5, 2.0)
 
 

@@ -30,6 +30,8 @@ from mnistgen.config import (
     VERDICT_HURTS,
     VERDICT_UNCLEAR,
     PriorKind,
+    SamplingRequest,
+    option_name,
 )
 from mnistgen.runtime import Device
 
@@ -151,17 +153,10 @@ def evaluate(
     chosen_seeds = parse_int_list(seeds, "--seeds")
     if augment is None and limit is not None:
         raise typer.BadParameter("--limit chooses images of the --augment set: pass --augment", param_hint="--limit")
-    sampling = {
-        "--temperature": temperature,
-        "--sharpen": sharpen,
-        "--truncation": truncation,
-        "--min-confidence": min_confidence,
-        "--prior": None if PriorKind(prior) is PriorKind.auto else prior,
-    }
-    given = [name for name, value in sampling.items() if value is not None]
-    if images and given:
+    asked = SamplingRequest.among(locals()).shaping()  # the sampling options given, not left to the card
+    if images and asked:
         raise typer.BadParameter(
-            f"{', '.join(given)} shape a model's samples; --images are scored as they are: drop them",
+            f"{', '.join(map(option_name, asked))} shape a model's samples; --images are scored as they are: drop them",
             param_hint="--images",
         )
     with user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
@@ -172,17 +167,6 @@ def evaluate(
         check_model(judge_name, "--judge")
         if not images:
             check_model(model or DEFAULT_GENERATOR)
-        options = (
-            {}
-            if images
-            else {
-                "prior": prior.value,
-                "temperature": temperature,
-                "sharpen": sharpen,
-                "truncation": truncation,
-                "min_confidence": min_confidence,
-            }
-        )
         with StageProgress(quiet) as on_progress:
             report = api.evaluate(
                 model,
@@ -200,7 +184,7 @@ def evaluate(
                 steps,
                 test,
                 on_progress=on_progress,
-                **options,
+                **asked,
             )
         if not quiet:
             for note in [*report.get("notes", []), report.get("verifier_note")]:

@@ -26,7 +26,7 @@ from mnistgen.cli.options import (
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_classes, parse_digits, parse_shard
 from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import progress_bar
-from mnistgen.config import DEFAULT_GENERATOR, MAX_COUNT, MAX_SEED, Format, Precision, PriorKind
+from mnistgen.config import DEFAULT_GENERATOR, MAX_COUNT, MAX_SEED, Format, Precision, PriorKind, SamplingRequest
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import THREADS_ENV, Device
 
@@ -211,16 +211,7 @@ def generate(
             labels = labels_for(weights, resolve_classes(weights, class_), "--class")
         else:
             labels = labels_for(weights, digits)
-        spec = resolve_sampling(
-            weights,
-            prior=prior.value,
-            temperature=temperature,
-            truncation=truncation,
-            sharpen=sharpen,
-            min_confidence=min_confidence,
-            classifier=classifier,
-            precision=precision.value,
-        )
+        spec = resolve_sampling(weights, SamplingRequest.among(locals()))  # the sampling options, as given
         command = command_line(ctx, seed=seed)  # the seed used, given or not: repeating the line repeats the run
         job = gen.plan_job(weights, labels, count, out, seed, fmt, spec, chosen_shard, force, resume, scale, command)
         if note := gen.empty_note(job):
