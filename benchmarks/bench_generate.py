@@ -262,11 +262,11 @@ def main() -> None:
             rates[f"mnistgen {fmt}"] = median_rate(
                 mnistgen_job(weights, default, args.count, fmt, root), args.count, args.repeats
             )
-        from mnistgen import classifier as clf
+        from mnistgen.decoders import confidence_filter
 
         hdf5 = {"mnistgen hdf5": mnistgen_job(weights, default, args.count, "hdf5", root)}
         for name, spec in verified_specs(weights, args.classifier).items():  # generate's default, then --classifier
-            hdf5[name] = mnistgen_job(weights, default, args.count, "hdf5", root, clf.confidence_filter(spec, "cpu"))
+            hdf5[name] = mnistgen_job(weights, default, args.count, "hdf5", root, confidence_filter(spec, "cpu"))
         rates.update(interleaved_rates(hdf5, args.count, args.repeats))  # the ratios that matter, timed in turn
         if default.precision != "fp32":
             rates["mnistgen png fp32"] = median_rate(

@@ -141,7 +141,7 @@ class Model:
         return self._decoder(resolve_sampling(self.weights, UNVERIFIED))
 
     def _decoder(self, sampling: Sampling):
-        key = (sampling.sharpen, sampling.precision)
+        key = decoders.DecoderKey.of(sampling)
         if key not in self._decoders:
             self._decoders[key] = decoders.make_decoder(self.weights, self.device, sampling)
         return self._decoders[key]
@@ -155,7 +155,7 @@ class Model:
     def sampler(self, sampling: Optional[Sampling] = None) -> sample.Sampler:
         """The decoder and confidence filter that draw images as `sampling` (default: the card's) says."""
         sampling = sampling or self.sampling()
-        return sample.Sampler(self._decoder(sampling), sampling, clf.confidence_filter(sampling, self.device))
+        return sample.Sampler(self._decoder(sampling), sampling, decoders.confidence_filter(sampling, self.device))
 
     def __repr__(self) -> str:
         c = self.config

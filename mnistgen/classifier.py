@@ -34,8 +34,6 @@ from mnistgen.config import CLASSIFIER_KERNEL, JUDGE_KERNEL, ClassifierConfig
 from mnistgen.data import Split, background, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import import_paddle, place_of, usable_cpus
-from mnistgen.sample import ConfidenceFilter
-from mnistgen.sampling import Sampling
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 
@@ -215,15 +213,6 @@ def verifier(
         return Judge(weights, device_name, precision)
     members = [Judge(w, device_name, precision) for w in weights]
     return members[0] if len(members) == 1 else Ensemble(members)
-
-
-def confidence_filter(sampling: Sampling, device_name: str) -> Optional[ConfidenceFilter]:
-    """The filter a resolved sampling spec asks for (its verifier and threshold), None when it
-    keeps every sample."""
-    if not sampling.verified:
-        return None
-    judge = verifier(sampling.classifier, device_name, sampling.precision)
-    return ConfidenceFilter(judge, sampling.min_confidence, card=sampling.min_confidence_card)
 
 
 @dataclass

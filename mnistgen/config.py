@@ -169,6 +169,34 @@ ALL_LABELS = "all"  # --digit all, --class all: every label the model trained on
 MANIFEST_FILE = "mnistgen.json"  # generate's record (model, sha256, seed, labels, command) beside PNG and IDX outputs
 MAX_HIDDEN = 4096
 
+# What the one input reader (sources.py) takes, for `train --data`, `encode` and `evaluate` alike; here,
+# pure Python, so train's --data help is written from it without importing the reader (numpy).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a folder's pictures
+PICTURE_GLOB = "*." + "|".join(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # *.png|jpg|...
+
+
+class InputForm(NamedTuple):
+    short: str  # as a refusal names it (sources.FORMS)
+    detail: str  # as train --data's help describes it
+
+
+INPUT_FORMS = (
+    InputForm("an MNIST IDX directory", "a directory of MNIST's IDX files (.gz or not)"),
+    InputForm(
+        "an ImageFolder DIR/<class>/*.png", f"an ImageFolder DIR/<class>/{PICTURE_GLOB} (class names from the folders)"
+    ),
+    InputForm("a folder of pictures", "a flat folder of pictures (--model vae only)"),
+    InputForm("an .h5/.npz from generate", "an .h5/.npz written by generate (or Keras's mnist.npz)"),
+    InputForm("the tutorial's .mat", "the tutorial's train.mat"),
+)
+
+
+def listed(items) -> str:
+    """`a, b, or c`: a list as a sentence names it."""
+    *rest, last = items
+    return f"{', '.join(rest)}, or {last}" if rest else last
+
+
 # The ranges of train's options: what `mnistgen train` accepts (cli/train.py) and what mnistgen.fit checks
 # its keywords against (api.py), decided here once. Both ends whole numbers: the option takes integers.
 TRAIN_RANGES = {

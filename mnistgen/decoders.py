@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from mnistgen.checkpoint import Weights
 from mnistgen.data import one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import failure_reason, import_paddle, place_of, usable_cpus
-from mnistgen.sample import BLOCK, Sampler
+from mnistgen.sample import BLOCK, ConfidenceFilter, Sampler
 from mnistgen.sampling import DEFAULT_SHARPEN, UNVERIFIED, Sampling, resolve_sampling
 
 
@@ -73,6 +73,25 @@ def load_model(weights: Weights, sharpen: float = DEFAULT_SHARPEN):
     return net
 
 
+class DecoderKey(NamedTuple):
+    """What tells apart two decoders of one weights file, decided here once: the sharpening, which
+    changes the decoder's weights and so its export (`tag`), and the precision, which changes only how
+    a predictor runs that export. api.Model keeps one decoder per key; the predictor cache one export per tag."""
+
+    sharpen: float
+    precision: str
+
+    @classmethod
+    def of(cls, sampling: Sampling) -> DecoderKey:
+        return cls(sampling.sharpen, sampling.precision)
+
+    @property
+    def tag(self) -> str:
+        """The export's name after the weights' sha256: none for the plain decoder (the name exports had
+        before sharpening existed), else `-sharpen3` (`:g`, so existing caches keep being found)."""
+        return "" if self.sharpen == DEFAULT_SHARPEN else f"-sharpen{self.sharpen:g}"
+
+
 class EagerDecoder:
     """Paddle eager mode: works on every device; the path used on a GPU."""
 
@@ -107,7 +126,7 @@ class PredictorDecoder:
                 specs.append(paddle.static.InputSpec([None, weights.config.num_classes], "float32", "onehot"))
             return model_lib.ExportedDecoder(model.decoder), specs
 
-        tag = "" if sharpen == DEFAULT_SHARPEN else f"-sharpen{sharpen:g}"
+        tag = DecoderKey(sharpen, precision).tag
         self.run = predictor.Predictor(predictor.exported("decoder", weights.sha256, build, tag), threads, precision)
 
     def __call__(self, z: np.ndarray, onehot: Optional[np.ndarray]) -> np.ndarray:
@@ -145,13 +164,22 @@ def make_decoder(
         return decoder
 
 
+def confidence_filter(sampling: Sampling, device_name: str) -> Optional[ConfidenceFilter]:
+    """The filter a resolved sampling spec asks for (its verifier and threshold), None when it
+    keeps every sample."""
+    if not sampling.verified:
+        return None
+    judge = classifier.verifier(sampling.classifier, device_name, sampling.precision)
+    return ConfidenceFilter(judge, sampling.min_confidence, card=sampling.min_confidence_card)
+
+
 def make_sampler(
     weights: Weights, sampling: Sampling, device_name: str, backend: str = "auto", threads: Optional[int] = None
 ) -> Sampler:
     """The decoder (on `threads` CPU threads, default all usable) and the confidence filter that a
     resolved sampling spec asks for."""
     decoder = make_decoder(weights, device_name, sampling, backend, threads)
-    return Sampler(decoder, sampling, classifier.confidence_filter(sampling, device_name))
+    return Sampler(decoder, sampling, confidence_filter(sampling, device_name))
 
 
 # -- a model in training, through the predictor ---------------------------------------------------

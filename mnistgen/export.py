@@ -405,6 +405,11 @@ def disk_bytes(fmt: str, images: int, latent: int, labelled: bool) -> int:
 
 TAR_MTIME = 946_684_800  # 2000-01-01: a fixed time stamp, so the same seed gives the same bytes
 TAR_MIN_KEY_WIDTH = 6  # 000000.png: WebDataset's usual key width; wider for more images
+# The keys of each tar image's .json, written in this order (records.py recognises generate's tars by
+# them): always TAR_RECORD's three; the class name only when the model names its classes.
+TAR_SEED, TAR_LABEL, TAR_CLASS, TAR_LATENT = "seed", "label", "class", "z"
+TAR_RECORD = frozenset({TAR_SEED, TAR_LABEL, TAR_LATENT})
+Z_DECIMALS = 6  # a latent written as text (a tar's .json, a PNG folder's metadata.jsonl): float32's ~7 digits
 
 
 def tar_key_width(total: int) -> int:
@@ -469,10 +474,10 @@ class TarWriter(FileWriter):
             key = f"{self.first + position + offset:0{self.key_width}d}"
             if labelled:
                 members.append(self._member(f"{key}.cls", str(int(label)).encode()))
-            meta = {"seed": self.seed, "label": int(label) if labelled else None}
+            meta = {TAR_SEED: self.seed, TAR_LABEL: int(label) if labelled else None}
             if labelled and self.classes:
-                meta["class"] = self.classes[label]
-            meta["z"] = [round(float(v), 6) for v in z]
+                meta[TAR_CLASS] = self.classes[label]
+            meta[TAR_LATENT] = [round(float(v), Z_DECIMALS) for v in z]
             members.append(self._member(f"{key}.json", json.dumps(meta).encode()))
             members.append(self._member(f"{key}.png", png_bytes(image)))
         self._emit(b"".join(members))

@@ -55,7 +55,6 @@ from mnistgen.sampling import Sampling, resolve_sampling
 METADATA_FILE = "metadata.jsonl"
 IDX_PREFIX = "train"  # train-images-idx3-ubyte.gz: the name MNIST loaders look for
 MAX_IN_FLIGHT = 8  # decoded blocks queued for the PNG writers: keeps memory flat
-Z_DECIMALS = 6
 STREAMING_FORMATS = "--format hdf5 or --format tar (to a file, or --out - for a pipe)"
 
 
@@ -293,7 +292,7 @@ def _metadata_rows(job: Job, batch, names) -> str:
                 "file_name": f"{label_dir(batch.label)}/{name}",
                 "label": label,
                 "seed": job.seed,
-                "z": [round(float(v), Z_DECIMALS) for v in z],
+                "z": [round(float(v), export.Z_DECIMALS) for v in z],
             }
         )
         + "\n"

@@ -27,6 +27,7 @@ from typing import Optional
 from mnistgen import sample, sources, untrusted
 from mnistgen.config import MANIFEST_FILE, MAX_SEED, Format, Precision
 from mnistgen.errors import MnistgenError
+from mnistgen.export import TAR_CLASS, TAR_RECORD, TAR_SEED
 from mnistgen.outputs import (
     FOLDER_FORMATS,
     MANIFEST_STEM,
@@ -47,16 +48,14 @@ from mnistgen.sampling import SAMPLING_KEYS, VERIFIER_KEY
 # the job's keys and every sampling setting (the verifier's sha256 compared only where recorded:
 # outputs from before it was recorded have none); a tar records only the seed, in each image's .json.
 RESUME_SETTINGS = ("model_sha256", "seed", "count_per_label", "labels", "shard", *SAMPLING_KEYS)
-TAR_SETTINGS = ("seed",)
+TAR_SETTINGS = (TAR_SEED,)
 ACCEPTANCE_KEY = "acceptance_rate"  # recorded in file outputs when a verified run completes them
 # What marks a record as generate's own (Job.attrs, in a manifest, HDF5/npz attributes or a grid's
 # PNG text): its model's sha256 beside mnistgen's version and the seed; a user's file that happens
-# to have a "seed" has not the rest. A tar records, in each image's .json, exactly TAR_RECORD and,
-# for a model that names its classes, TAR_CLASS (export.TarWriter; tars written before it have none).
+# to have a "seed" has not the rest. A tar records, in each image's .json, exactly export.TAR_RECORD and,
+# for a model that names its classes, export.TAR_CLASS (export.TarWriter; tars written before it have none).
 GENERATE_MARKERS = ("model_sha256", "mnistgen_version", "seed")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-TAR_RECORD = frozenset({"seed", "label", "z"})
-TAR_CLASS = "class"
 SHOWN_CHARS = 60  # a recorded setting quoted in a message: enough to recognise, never a screenful
 SHOWN_SHARDS = 4  # shards named in a message
 SEED_HINT = "; without --seed each shard draws its own: pass one --seed to every shard"

@@ -41,8 +41,8 @@ from mnistgen.config import (
 from mnistgen.data import Dataset, Split
 from mnistgen.errors import MnistgenError
 from mnistgen.labels import labels_for
+from mnistgen.model import test_loss
 from mnistgen.sampling import Sampling, resolve_sampling
-from mnistgen.train import test_loss
 
 UNLABELLED_FACTOR = 10  # a VAE has no labels: as many samples as a CVAE's ten digits
 TSTR_EPOCHS = 4  # short trainings, the same for synthetic and real, so the comparison is fair

@@ -35,11 +35,19 @@ from typing import Optional
 import numpy as np
 
 from mnistgen import data, untrusted
-from mnistgen.config import IMAGE_SIZE, MANIFEST_FILE, MAX_CLASSES, UNLABELLED, UNLABELLED_DIR
+from mnistgen.config import (
+    IMAGE_SIZE,
+    IMAGE_SUFFIXES,
+    INPUT_FORMS,
+    MANIFEST_FILE,
+    MAX_CLASSES,
+    UNLABELLED,
+    UNLABELLED_DIR,
+    listed,
+)
 from mnistgen.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES, Dataset, Split
 from mnistgen.errors import MnistgenError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 METADATA_SUFFIXES = {".jsonl", ".json", ".csv", ".txt", ".md"}  # beside images (generate writes metadata.jsonl)
 SIDE = IMAGE_SIZE
 
@@ -75,10 +83,7 @@ KERAS_LAYOUT = (
 MAT_LAYOUT = f"'image' (N, 1, {SIDE}, {SIDE}) in [0, 1] and one-hot 'label' (N, classes), as the tutorial's train.mat"
 SCALE_FIX = f"scale the images to 0..{MAX_PIXEL} and save them as uint8"
 
-FORMS = (
-    "an MNIST IDX directory, an ImageFolder DIR/<class>/*.png, a folder of pictures, "
-    "an .h5/.npz from generate, or the tutorial's .mat"
-)
+FORMS = listed([form.short for form in INPUT_FORMS])  # what a refusal tells the user to pass
 
 
 @dataclass

@@ -32,17 +32,17 @@ from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.c
 from mnistgen.config import MNIST_CLASSES, RESUME_FIX, ModelConfig, TrainOptions, named_recipe, recipe_for
 from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
-from mnistgen.model import inputs, vae_loss
+from mnistgen.model import test_loss
 from mnistgen.runtime import failure_reason, import_paddle
 from mnistgen.schedule import cosine_lr
 from mnistgen.version import __version__
 
 METRICS_FILE = checkpoint.RUN_METRICS_FILE
 SAMPLES_DIR = "samples"
-EVAL_BATCH = 1000  # test-set forward passes are batched; no gradients, so memory is small
 STATS_IMAGES = 10_000  # training images encoded for the card's latent statistics
 GRID_ROWS, GRID_COLS = 10, 20  # the tutorial's 10x20 sample figure
-STREAM_SHUFFLE, STREAM_EVAL, STREAM_GRID, STREAM_SHIFT = 1, 2, 3, 4  # independent random streams per purpose
+# independent random streams per purpose (2 is model.STREAM_EVAL: the test loss's noise)
+STREAM_SHUFFLE, STREAM_GRID, STREAM_SHIFT = 1, 3, 4
 COMPANION_STEM = "classifier"  # the companion classifier's files in the run directory
 
 
@@ -524,38 +524,6 @@ class Trainer:
         arrays = self.m.state_arrays(self.model)
         card = self.model_card(metrics, mixture=final or last)
         checkpoint.save(self.run_dir / checkpoint.RUN_MODEL_STEM, arrays, card)
-
-
-def test_loss(model, split, seed: int = 0, inference=None) -> dict:
-    """Mean negative ELBO, reconstruction and KL per image on `split`, with noise fixed by `seed`:
-    in eager Paddle, or through `inference` (a decoders.InferenceVAE of the same model: the same
-    noise, the same figures to float rounding, about 4x faster on a CPU)."""
-    if split is None or len(split) == 0:
-        return {}
-
-    paddle, cfg = import_paddle(), model.cfg
-    rng = np.random.default_rng([seed, STREAM_EVAL])
-    totals = np.zeros(3)
-    if inference is not None:
-        for start in range(0, len(split), EVAL_BATCH):
-            part = split.subset(slice(start, start + EVAL_BATCH))
-            noise = rng.standard_normal((len(part), cfg.latent), dtype=np.float32)
-            terms = inference.loss_terms(part.images, part.labels if cfg.conditional else None, noise)
-            rec, kl = terms.astype(np.float64).sum(axis=0)
-            totals += np.array([rec + kl, rec, kl])
-        loss, rec, kl = totals / len(split)
-        return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
-    model.eval()
-    with paddle.no_grad():
-        for start in range(0, len(split), EVAL_BATCH):
-            part = split.subset(slice(start, start + EVAL_BATCH))
-            x, y = inputs(part.images, part.labels, cfg)
-            noise = paddle.to_tensor(rng.standard_normal((len(part), cfg.latent), dtype=np.float32))
-            head, mean, logvar = model(x, y, noise)
-            _, rec, kl = vae_loss(x, head, mean, logvar, cfg.likelihood)
-            totals += np.array([rec.item() + kl.item(), rec.item(), kl.item()]) * len(part)
-    loss, rec, kl = totals / len(split)
-    return {"test_loss": loss, "test_rec": rec, "test_kl": kl}
 
 
 def select(dataset: Dataset, limit: Optional[int] = None, indices: Optional[list[int]] = None) -> tuple[Dataset, dict]:

@@ -380,7 +380,7 @@ def test_an_ensemble_verifier_is_deterministic_and_needs_every_member(tiny_cvae,
     runs = []
     for _ in range(2):
         spec = sampling.Sampling(min_confidence=0.1, classifier=members)  # all must agree
-        confidence = clf.confidence_filter(spec, "cpu")
+        confidence = decoders.confidence_filter(spec, "cpu")
         assert isinstance(confidence.judge, clf.Ensemble)
         runs.append(sample.Sampler(decoder, spec, confidence).arrays(labels, 40, 5))
     assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])

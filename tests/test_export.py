@@ -149,3 +149,32 @@ def test_latents_of_a_file_name_that_is_not_utf8_stay_valid_utf8(tmp_path):
     with h5py.File(tmp_path / "u.h5") as f:
         assert list(f["sources"].asstr()[:]) == ["bad\\xffname.png", "ünï.png"]
     assert export.source_text("\ud800.png") == "\\ud800.png"  # a lone surrogate no file system gave
+
+
+@pytest.mark.parametrize(
+    "label, classes, keys",
+    [
+        (3, None, ["seed", "label", "z"]),
+        (3, [f"c{d}" for d in range(10)], ["seed", "label", "class", "z"]),
+        (-1, None, ["seed", "label", "z"]),  # config.UNLABELLED: an unconditional model's image
+    ],
+)
+def test_a_tar_records_what_records_recognises_as_generates_own(tmp_path, label, classes, keys):
+    """The tar's .json keys are defined once (export.TAR_*): what TarWriter writes, records.py accepts."""
+    import json
+    import tarfile
+
+    from mnistgen import records
+    from mnistgen.config import UNLABELLED, Format
+
+    label = UNLABELLED if label < 0 else label
+    images, z = np.zeros((2, 28, 28), np.uint8), np.array([[0.1234567, -2.0], [1.0, 0.5]], np.float32)
+    attrs = {"seed": 7, "classes": classes}
+    with export.TarWriter(tmp_path / "s.tar", 2, 2, attrs, first=0, key_width=export.tar_key_width(2)) as writer:
+        writer.write(images, label, z, 0)
+    with tarfile.open(tmp_path / "s.tar") as archive:
+        meta = json.loads(archive.extractfile("000000.json").read())
+    assert list(meta) == keys and meta["z"] == [0.123457, -2.0]
+    recorded = records.recorded_settings(tmp_path / "s.tar", Format.tar)
+    assert recorded == meta and records._written_by_generate(recorded, tar=True)
+    assert not records._written_by_generate({**recorded, "extra": 1}, tar=True)

@@ -38,6 +38,32 @@ def test_forward_shapes_and_loss_terms():
     assert float(kl) >= 0
 
 
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_one_table_gives_each_likelihoods_images_and_loss(likelihood):
+    """model.OUTPUTS, the one place a likelihood becomes arithmetic: tanh + squared error, or
+    2 * sigmoid - 1 + cross-entropy on [0, 1] pixels (in nats), as numpy computes them."""
+    from mnistgen import model
+    from mnistgen.config import LIKELIHOODS
+    from mnistgen.model import paddle
+
+    assert sorted(model.OUTPUTS) == sorted(LIKELIHOODS)
+    rng = np.random.default_rng(0)
+    x, head = rng.uniform(-1, 1, (2, 1, 28, 28)), rng.standard_normal((2, 1, 28, 28)) * 3
+    mean, logvar = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    tensors = [paddle.to_tensor(a.astype(np.float32)) for a in (x, head, mean, logvar)]
+    rec, kl = model.per_image_terms(*tensors, likelihood)
+    image = model.to_image(tensors[1], likelihood).numpy()
+    if likelihood == "gaussian":
+        want_image, want_rec = np.tanh(head), ((x - np.tanh(head)) ** 2).sum(axis=(1, 2, 3))
+    else:
+        target = (x + 1) / 2
+        want_image = 2 / (1 + np.exp(-head)) - 1
+        want_rec = (np.logaddexp(0, head) - target * head).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(image, want_image, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rec.numpy(), want_rec, rtol=1e-5)
+    np.testing.assert_allclose(kl.numpy(), (-0.5 * (1 + logvar - mean**2 - np.exp(logvar))).sum(1), rtol=1e-5)
+
+
 def _small(dataset, n):
     return Dataset(dataset.train.subset(slice(0, n)), dataset.test.subset(slice(0, 100)), "fixture")
 

@@ -214,3 +214,20 @@ def test_the_encoder_skips_the_conv_activation_fusion_under_this_paddles_name():
     config = inference.Config()
     config.enable_mkldnn()
     assert set(predictor.ENCODER_SKIPPED_PASSES) & set(config.pass_builder().all_passes())
+
+
+def test_one_key_names_a_models_decoder_and_its_export(cache, tiny_cvae):
+    """decoders.DecoderKey: api.Model's cache of decoders and the predictor cache's names, decided once."""
+    import mnistgen
+
+    assert [decoders.DecoderKey(s, "fp32").tag for s in (1.0, 1, 3.0, 2.5)] == ["", "", "-sharpen3", "-sharpen2.5"]
+    model = mnistgen.load(str(tiny_cvae), device="cpu")
+    plain = model._decoder(sampling.Sampling(precision="fp32"))
+    assert model._decoder(sampling.Sampling(precision="fp32", temperature=0.5)) is plain  # not a decoder setting
+    sharp = model._decoder(sampling.Sampling(precision="fp32", sharpen=3.0))
+    assert sharp is not plain and sharp.name == plain.name == "predictor"
+    identity = predictor.paddle_identity()
+    assert sorted(p.name for p in (cache / predictor.INFERENCE_SUBDIR).iterdir() if p.is_dir()) == [
+        f"decoder-{model.sha256[: predictor.SHA_PREFIX]}{tag}-paddle{identity['paddle']}-{identity['format']}"
+        for tag in ("", "-sharpen3")
+    ]

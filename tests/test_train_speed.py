@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistgen import checkpoint, decoders, explore, train
+from mnistgen import checkpoint, decoders, explore
 from mnistgen.config import ModelConfig
 
 
@@ -15,8 +15,8 @@ def test_predictor_test_loss_equals_eager(dataset, kind, likelihood):
 
     net = model.build(ModelConfig(kind=kind, latent=3, channels=8, likelihood=likelihood))
     inference = decoders.InferenceVAE(net)
-    eager = train.test_loss(net, dataset.test, seed=4)
-    fast = train.test_loss(net, dataset.test, seed=4, inference=inference)
+    eager = model.test_loss(net, dataset.test, seed=4)
+    fast = model.test_loss(net, dataset.test, seed=4, inference=inference)
     assert fast.keys() == eager.keys()
     for key in eager:
         assert fast[key] == pytest.approx(eager[key], rel=1e-5, abs=1e-4), key
@@ -41,7 +41,7 @@ def test_exports_are_removed_and_weights_change_the_key(dataset):
 
     net = model.build(ModelConfig(kind="cvae", channels=4))
     inference = decoders.InferenceVAE(net)
-    train.test_loss(net, dataset.test, inference=inference)
+    model.test_loss(net, dataset.test, inference=inference)
     key = inference.sha256[: predictor.SHA_PREFIX]  # this net's: the cache is shared, other runs' may be there
     assert not [row for row in predictor.list_exports() if row["name"].startswith("training-") and key in row["name"]]
     net.decoder.out.bias.set_value(net.decoder.out.bias.numpy() + 1)

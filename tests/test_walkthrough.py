@@ -97,6 +97,21 @@ def test_imagefolder_suffixes_in_help_and_readme_are_the_readers():
         assert set(listed.split("|")) == readers, listed
 
 
+def test_data_help_lists_the_forms_the_reader_names_in_its_refusals():
+    """One table (config.INPUT_FORMS) behind train --data's help and sources.FORMS, in the same order."""
+    from mnistgen import sources
+
+    assert _option("train", "--data").help == (
+        "A directory of MNIST's IDX files (.gz or not), an ImageFolder DIR/<class>/*.png|jpg|jpeg|bmp|gif|tif|tiff|"
+        "webp (class names from the folders), a flat folder of pictures (--model vae only), an .h5/.npz written by "
+        "generate (or Keras's mnist.npz), or the tutorial's train.mat [default: the MNIST cache]."
+    )
+    assert sources.FORMS == (
+        "an MNIST IDX directory, an ImageFolder DIR/<class>/*.png, a folder of pictures, an .h5/.npz from generate, "
+        "or the tutorial's .mat"
+    )
+
+
 def _named_model(tmp_path: Path, tiny_cvae: Path) -> Path:
     named = tmp_path / "named"
     shutil.copytree(tiny_cvae, named)

@@ -18,6 +18,7 @@ from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import TrainProgress
 from mnistgen.config import (
     ALL_RECIPES,
+    INPUT_FORMS,
     MAX_PROCESSES,
     Augment,
     ClassifierArch,
@@ -25,11 +26,14 @@ from mnistgen.config import (
     Recipe,
     TrainKind,
     TrainOptions,
+    listed,
     run_name,
     train_kind,
 )
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import Device, init_distributed, launched_world, select_device
+
+DATA_FORMS = listed([form.detail for form in INPUT_FORMS])  # what --data takes, from the reader's own table
 
 
 def _recipes_default(field: str) -> str:
@@ -80,11 +84,7 @@ def train(
         typer.Option(
             "--data",
             exists=True,
-            help=(
-                "A directory of MNIST's IDX files (.gz or not), the tutorial's train.mat, an ImageFolder "
-                "DIR/<class>/*.png|jpg|jpeg|bmp|gif|tif|tiff|webp (class names from the folders), a flat folder of "
-                "pictures (--model vae only), or an .h5/.npz written by generate [default: the MNIST cache]."
-            ),
+            help=f"{DATA_FORMS[0].upper()}{DATA_FORMS[1:]} [default: the MNIST cache].",
         ),
     ] = None,
     download: Annotated[
