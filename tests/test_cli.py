@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,94 @@ from typer.testing import CliRunner
 from mnistgen.cli import app
 
 runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (
+            ["--model", "cvae", "--arch", "lenet"],  # the default value, given: refused as any other
+            {},
+            "--arch: only --model classifier reads --arch: drop it, or add --model classifier",
+        ),
+        (
+            ["--augment", "auto", "--arch", "judge"],  # a cvae by default
+            {},
+            "--arch/--augment: only --model classifier reads --arch and --augment: drop them, or add --model "
+            "classifier",
+        ),
+        (
+            ["--model", "classifier", "--beta1", "0.5", "--latent", "2", "--likelihood", "gaussian"],
+            {},
+            "--latent/--likelihood/--beta1: only a vae or cvae reads --latent, --likelihood and --beta1: drop them, or "
+            "use --model vae or cvae",
+        ),
+        (
+            ["--model", "classifier", "--no-lr-decay"],
+            {},
+            "--no-lr-decay: only a vae or cvae reads --no-lr-decay: drop it, or use --model vae or cvae",
+        ),
+        (["--model", "vae", "--classifier"], {}, "--classifier: --classifier trains a cvae's companion: drop it"),
+        (
+            ["--model", "classifier", "--resume"],
+            {},
+            "--resume: the classifier keeps no checkpoint to resume: drop --resume",
+        ),
+        (
+            ["--resume", "--lr", "0.01", "--eval-every", "2", "--class-names", "a,b"],
+            {},
+            "--lr/--eval-every/--class-names: --resume continues with the run's own --lr, --eval-every and "
+            "--class-names: drop them, or start a new run in another --out",
+        ),
+        (
+            ["--resume", "--classifier"],
+            {},
+            "--classifier: --resume keeps the run's own --classifier setting (--no-classifier still turns it off): "
+            "drop it",
+        ),
+        (["--indices", "5", "--limit", "10"], {}, "--limit: --indices names every training image: drop --limit"),
+        (
+            ["--data", ".", "--download"],
+            {},
+            "--download: --download fills the MNIST cache, which --data replaces: drop one of them",
+        ),
+        (
+            ["--processes", "2"],
+            {"PADDLE_TRAINERS_NUM": "2", "PADDLE_TRAINER_ID": "0"},  # under paddle.distributed.launch
+            "--processes: paddle.distributed.launch started the processes: drop --processes",
+        ),
+    ],
+)
+def test_train_refuses_options_the_run_would_not_read(tmp_path, monkeypatch, args, env, message):
+    """Refused before any data is read or anything trained: fast, and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("train", "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(f"Error: Invalid value for {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--force"],
+            "--force: --force replaces --out, --plot and --reconstruct files; the CSV on stdout is none of them: "
+            "drop it",
+        ),
+    ],
+)
+def test_encode_refuses_options_it_would_not_read(tmp_path, monkeypatch, args, message):
+    """Refused before the model loads (--model names none here) or any image is read."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("encode", "missing.png", "--model", "no-such-model", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(f"Error: Invalid value for {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 # one process and no companion classifier: not what these tests are about (test_parallel and
 # test_augment cover them), and each would cost a full calibration in the spawned processes
@@ -223,8 +312,7 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
         (
             ["train", "--model", "cvae", "--arch", "judge"],
             2,
-            "Invalid value for --arch/--augment: --arch and --augment shape a classifier's training: add --model "
-            "classifier",
+            "Invalid value for --arch: only --model classifier reads --arch: drop it, or add --model classifier",
         ),
         (
             ["train", "--model", "classifier", "--processes", "2"],
@@ -446,6 +534,8 @@ def test_a_recipe_trains_its_own_kind_of_model(tmp_path, mnist_dir):
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "r" / "model.json").read_text())
     assert card["config"]["kind"] == "vae" and "--model vae" in card["training"]["command"]
+    # what a vae does not read is not in the line it records (nor in its ranks' lines): the line runs again
+    assert not {"--arch", "--augment", "--classifier"} & set(shlex.split(card["training"]["command"]))
     for model, recipe, message in (
         (
             "cvae",

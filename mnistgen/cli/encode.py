@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption
+from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption, refuse_unread
 from mnistgen.cli.parsing import check_model, parse_labels
 from mnistgen.cli.plumbing import emit, stderr, user_errors, write_result
 from mnistgen.config import DEFAULT_PICTURES
@@ -17,9 +17,11 @@ from mnistgen.runtime import Device
 from mnistgen.version import __version__
 
 RECON_COLUMNS = 16  # images shown in a --reconstruct figure
+FORCE_UNREAD = "{given} replaces --out, --plot and --reconstruct files; the CSV on stdout is none of them: drop it"
 
 
 def encode(
+    ctx: typer.Context,
     sources_: Annotated[
         list[Path],
         typer.Argument(
@@ -74,6 +76,8 @@ def encode(
     \b
     Example: mnistgen encode synth/ --model cvae-2d --plot latent.png > latents.csv
     """
+    stdout_only = out is None and plot is None and reconstruct is None  # nothing --force could replace
+    refuse_unread(ctx, [(stdout_only, ("force",), FORCE_UNREAD)])
     chosen_labels = parse_labels(labels, "--labels") if labels is not None else None
     if out is not None and out.suffix.lower() not in (".npy", ".csv", ".h5", ".hdf5"):
         raise typer.BadParameter(f"{out}: use a name ending in .npy, .csv or .h5", param_hint="--out")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption, given
+from mnistgen.cli.options import DeviceOption, ModelOption, QuietOption, refuse_unread
 from mnistgen.cli.parsing import (
     MAX_LATENT_COORD,
     check_model,
@@ -69,12 +69,7 @@ def _refuse_unread(ctx: typer.Context, grid, to: WalkOutput, images, points, lab
         ),
         (walk and to is not WalkOutput.gif, ("fps",), "{given} is a GIF's frame rate: drop it, or use --to gif"),
     )
-    for applies, names, message in unread:
-        found = given(ctx, names) if applies else []
-        if found:
-            named = " and ".join([", ".join(found[:-1]), found[-1]] if len(found) > 1 else found)
-            them = "it" if len(found) == 1 else "them"
-            raise typer.BadParameter(message.format(given=named, them=them), param_hint="/".join(found))
+    refuse_unread(ctx, unread)
 
 
 def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found, to: str):

@@ -1,7 +1,7 @@
 """The options several commands share (--device, --model, --quiet, the sampling settings), the
 ranges Typer checks for train's and evaluate's numbers, how a command's arguments are shown in its
-help, which options the user gave (not left at their defaults), and the explicit command line a run
-records.
+help, which options the user gave (not left at their defaults) and the refusal of those a request
+would not read, and the explicit command line a run records.
 """
 
 from __future__ import annotations
@@ -132,6 +132,18 @@ def given(ctx: typer.Context, names) -> list[str]:
         else:
             shown.append(next((o for o in param.opts if o.startswith("--")), param.opts[0]))
     return shown
+
+
+def refuse_unread(ctx: typer.Context, table) -> None:
+    """A usage error for the first option given that the request would not read, so that none seems
+    to have had an effect. `table`: one row per case, (whether it applies, the parameter names it
+    leaves unread, the message: {given} the options as typed, {them} "it" or "them")."""
+    for applies, names, message in table:
+        found = given(ctx, names) if applies else []
+        if found:
+            named = " and ".join([", ".join(found[:-1]), found[-1]] if len(found) > 1 else found)
+            them = "it" if len(found) == 1 else "them"
+            raise typer.BadParameter(message.format(given=named, them=them), param_hint="/".join(found))
 
 
 def command_line(ctx: typer.Context, **chosen) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen.cli.options import DeviceOption, QuietOption, bounds, command_line
+from mnistgen.cli.options import DeviceOption, QuietOption, bounds, command_line, refuse_unread
 from mnistgen.cli.parsing import parse_int_list, parse_names
 from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import TrainProgress
@@ -305,21 +305,23 @@ def train(
         raise typer.BadParameter(str(exc), param_hint="--model/--recipe") from None
     out = out or Path("runs") / run_name(model.value, latent, recipe)
     rank, world = launched_world()
-    _refuse_combinations(model, arch, augment, distributed, world, processes)
     from mnistgen import parallel
 
+    launcher = world > 1 and not parallel.launched_by_mnistgen()
+    unread = _refuse_unread(ctx, model, companion, resume, data, indices, launcher)
+    _refuse_combinations(model, distributed, world, processes)
     batch_size = batch_size or Recipe.batch_size  # every recipe's batch; launched ranks split it
     if world == 1 and not distributed and model is not TrainKind.classifier:
         with user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
             count = parallel.choose(processes, batch_size, device.value, out, resume, chosen, limit)
             if count > 1:
-                line = command_line(ctx, model=model)
+                line = command_line(ctx, model=model, **unread)  # the ranks refuse what this run would not read
                 raise typer.Exit(parallel.run(shlex.split(line)[1:], count, data, download, model.value))
     elif parallel.launched_by_mnistgen():  # a rank that `mnistgen train` started: --batch-size is the global batch
         parallel.watch_parent()
         batch_size = parallel.per_process_batch(batch_size, world)
     quiet = quiet or rank != 0  # one progress bar, from rank 0
-    command = command_line(ctx, model=model)  # the kind trained, whether given or the recipe's
+    command = command_line(ctx, model=model, **unread)  # the kind trained, whether given or the recipe's
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "command": command}
     if model is TrainKind.classifier:
         given.update(eval_every=eval_every, augment=augment.value, arch=arch.value, channels=channels)
@@ -371,19 +373,51 @@ def train(
             )
 
 
-def _refuse_combinations(
-    model: TrainKind, arch: ClassifierArch, augment: Augment, distributed: bool, world: int, processes: Optional[int]
-) -> None:
+CLASSIFIER_ONLY = ("arch", "augment")
+GENERATOR_ONLY = ("latent", "likelihood", "kl_warmup", "beta1", "lr_decay", "shift")
+# What --resume takes from the run's train_state.json, not the command line (the epoch target aside:
+# train.RESUME_OVERRIDES). --beta1 is not among them: the resumed optimiser is built with the given one.
+RESUMED = ("batch_size", "lr", "lr_decay", "kl_warmup", "eval_every", "shift", "class_names")
+
+
+def _refuse_unread(
+    ctx: typer.Context, model: TrainKind, companion: bool, resume: bool, data, indices, launcher: bool
+) -> dict:
+    """Usage errors for options given that this run would not read (a classifier reads no generator
+    option, a generator no classifier option, a resumed run its saved settings), so that none seems
+    to have had an effect. Returns those parameters as None, for the command line the run records
+    and its data-parallel ranks repeat: left at their defaults, they are not written there either."""
+    generator = model is not TrainKind.classifier
+    table = (
+        (not generator, GENERATOR_ONLY, "only a vae or cvae reads {given}: drop {them}, or use --model vae or cvae"),
+        (generator, CLASSIFIER_ONLY, "only --model classifier reads {given}: drop {them}, or add --model classifier"),
+        (not generator and resume, ("resume",), "the classifier keeps no checkpoint to resume: drop {given}"),
+        (model is not TrainKind.cvae and companion, ("companion",), "{given} trains a cvae's companion: drop it"),
+        (
+            generator and resume,
+            RESUMED,
+            "--resume continues with the run's own {given}: drop {them}, or start a new run in another --out",
+        ),
+        (
+            model is TrainKind.cvae and resume and companion,
+            ("companion",),
+            "--resume keeps the run's own {given} setting (--no-classifier still turns it off): drop it",
+        ),
+        (indices is not None, ("limit",), "--indices names every training image: drop {given}"),
+        (data is not None, ("download",), "{given} fills the MNIST cache, which --data replaces: drop one of them"),
+        (launcher, ("processes",), "paddle.distributed.launch started the processes: drop {given}"),
+    )
+    refuse_unread(ctx, table)
+    return {name: None for applies, names, _ in table if applies for name in names}
+
+
+def _refuse_combinations(model: TrainKind, distributed: bool, world: int, processes: Optional[int]) -> None:
     """Options that each pass Typer's checks but not together: usage errors, before anything starts."""
     if distributed and world < 2:
         raise typer.BadParameter(
             "start data-parallel training with: python -m paddle.distributed.launch --nproc_per_node N "
             '"$(which mnistgen)" train ...',
             param_hint="--distributed",
-        )
-    if (arch is not ClassifierArch.lenet or augment is not Augment.auto) and model is not TrainKind.classifier:
-        raise typer.BadParameter(
-            "--arch and --augment shape a classifier's training: add --model classifier", param_hint="--arch/--augment"
         )
     if world > 1 and model is TrainKind.classifier:
         raise typer.BadParameter(
