@@ -336,10 +336,9 @@ def test_more_saved_processes_than_cpus_start_only_when_asked(tmp_path, monkeypa
 
 
 def _train(mnist_dir: Path, run: Path, *args: str):
-    """A tiny VAE run (64 images, 8 channels, one process) into `run`; resumed, with its own batch size."""
+    """A tiny VAE run (64 images, 8 channels, one process) into `run`."""
     argv = ["train", "--model", "vae", "--data", str(mnist_dir), "--limit", "64", "--channels", "8"]
-    batch = [] if "--resume" in args else ["--batch-size", "32"]
-    return runner.invoke(app, [*argv, *batch, "--processes", "1", "--out", str(run), "-q", *args])
+    return runner.invoke(app, [*argv, "--batch-size", "32", "--processes", "1", "--out", str(run), "-q", *args])
 
 
 @pytest.fixture(scope="module")

@@ -118,14 +118,17 @@ ModelOption = Annotated[
 ]
 
 
-def given(ctx: typer.Context, names) -> list[str]:
+def given(ctx: typer.Context, names, changed: bool = False) -> list[str]:
     """The options among parameters `names` that the user gave, as typed (--no-loop for a flag turned
     off); one left at its default is not given, whatever its value (so `--steps 16` counts, no --steps
-    does not). For refusing an option the request would not read, rather than dropping it silently."""
+    does not). changed: only those given a value other than their default. For refusing an option
+    the request would not read, rather than dropping it silently."""
     shown = []
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name) if param.name in names else None
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
+            continue
+        if changed and ctx.params.get(param.name) == param.default:
             continue
         if ctx.params.get(param.name) is False and param.secondary_opts:
             shown.append(param.secondary_opts[0])  # --no-loop
@@ -134,12 +137,13 @@ def given(ctx: typer.Context, names) -> list[str]:
     return shown
 
 
-def refuse_unread(ctx: typer.Context, table) -> None:
+def refuse_unread(ctx: typer.Context, table, changed: bool = False) -> None:
     """A usage error for the first option given that the request would not read, so that none seems
     to have had an effect. `table`: one row per case, (whether it applies, the parameter names it
-    leaves unread, the message: {given} the options as typed, {them} "it" or "them")."""
+    leaves unread, the message: {given} the options as typed, {them} "it" or "them"). changed: see
+    `given`."""
     for applies, names, message in table:
-        found = given(ctx, names) if applies else []
+        found = given(ctx, names, changed) if applies else []
         if found:
             named = " and ".join([", ".join(found[:-1]), found[-1]] if len(found) > 1 else found)
             them = "it" if len(found) == 1 else "them"

@@ -308,7 +308,7 @@ def train(
     from mnistgen import parallel
 
     launcher = world > 1 and not parallel.launched_by_mnistgen()
-    unread = _refuse_unread(ctx, model, companion, resume, data, indices, launcher)
+    unread = _refuse_unread(ctx, model, resume, data, indices, launcher)
     _refuse_combinations(model, distributed, world, processes)
     batch_size = batch_size or Recipe.batch_size  # every recipe's batch; launched ranks split it
     if world == 1 and not distributed and model is not TrainKind.classifier:
@@ -375,39 +375,26 @@ def train(
 
 CLASSIFIER_ONLY = ("arch", "augment")
 GENERATOR_ONLY = ("latent", "likelihood", "kl_warmup", "beta1", "lr_decay", "shift")
-# What --resume takes from the run's train_state.json, not the command line (the epoch target aside:
-# train.RESUME_OVERRIDES). --beta1 is not among them: the resumed optimiser is built with the given one.
-RESUMED = ("batch_size", "lr", "lr_decay", "kl_warmup", "eval_every", "shift", "class_names")
 
 
-def _refuse_unread(
-    ctx: typer.Context, model: TrainKind, companion: bool, resume: bool, data, indices, launcher: bool
-) -> dict:
-    """Usage errors for options given that this run would not read (a classifier reads no generator
-    option, a generator no classifier option, a resumed run its saved settings), so that none seems
-    to have had an effect. Returns those parameters as None, for the command line the run records
-    and its data-parallel ranks repeat: left at their defaults, they are not written there either."""
+def _refuse_unread(ctx: typer.Context, model: TrainKind, resume: bool, data, indices, launcher: bool) -> dict:
+    """Usage errors for options given a value this run would not read (a classifier reads no
+    generator option, a generator no classifier option), so that none seems to have had an effect.
+    An unread option at its default value is accepted: earlier versions recorded every option in a
+    run's command line (`--arch lenet --augment auto` for a cvae), and those lines must run again.
+    Returns the unread parameters as None, for the command line this run records and its
+    data-parallel ranks repeat: left out there. (--resume takes the other settings from the run's
+    train_state.json, whatever is given: the recorded line plus --resume must resume it.)"""
     generator = model is not TrainKind.classifier
     table = (
         (not generator, GENERATOR_ONLY, "only a vae or cvae reads {given}: drop {them}, or use --model vae or cvae"),
         (generator, CLASSIFIER_ONLY, "only --model classifier reads {given}: drop {them}, or add --model classifier"),
         (not generator and resume, ("resume",), "the classifier keeps no checkpoint to resume: drop {given}"),
-        (model is not TrainKind.cvae and companion, ("companion",), "{given} trains a cvae's companion: drop it"),
-        (
-            generator and resume,
-            RESUMED,
-            "--resume continues with the run's own {given}: drop {them}, or start a new run in another --out",
-        ),
-        (
-            model is TrainKind.cvae and resume and companion,
-            ("companion",),
-            "--resume keeps the run's own {given} setting (--no-classifier still turns it off): drop it",
-        ),
         (indices is not None, ("limit",), "--indices names every training image: drop {given}"),
         (data is not None, ("download",), "{given} fills the MNIST cache, which --data replaces: drop one of them"),
         (launcher, ("processes",), "paddle.distributed.launch started the processes: drop {given}"),
     )
-    refuse_unread(ctx, table)
+    refuse_unread(ctx, table, changed=True)
     return {name: None for applies, names, _ in table if applies for name in names}
 
 
