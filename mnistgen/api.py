@@ -288,8 +288,8 @@ class Model:
         return decoders.decode_all(self.decoder, z, onehot)
 
     def _walk_images(self, images, labels: Optional[list[int]]) -> sources.Images:
-        """interpolate's `images`: what `read` gave; a path or paths, read here; or an array of
-        pixels (checked as encode checks them), named images[i]."""
+        """The `images` of interpolate, encode and reconstruct: what `read` gave; a path or paths, read
+        here; or an array of pixels (checked by _images), named images[i]."""
         if isinstance(images, sources.Images):  # labels given label them, as read would have
             given = self._labels(labels, len(images.images))
             return images if given is None else replace(images, labels=given)
@@ -339,17 +339,18 @@ class Model:
             )
         return found
 
-    def encode(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
-        """Images (N, 28, 28) of whole numbers 0-255 [+ labels for a CVAE: one for all, or one per
-        image] -> means and standard deviations, float32 (N, d)."""
-        images = self._images(images)
-        return explore.encode(self.net, images, self._labels(labels, len(images)))
+    def encode(self, images, labels: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Images (N, 28, 28) of whole numbers 0-255, or a path or paths (read as `read` reads them, as
+        interpolate takes them) [+ labels for a CVAE: one for all, or one per image; a path's own
+        labels otherwise] -> means and standard deviations, float32 (N, d)."""
+        found = self._walk_images(images, labels)
+        return explore.encode(self.net, found.images, found.labels)
 
-    def reconstruct(self, images: np.ndarray, labels: Optional[Sequence[int]] = None) -> np.ndarray:
-        """Images (N, 28, 28) of whole numbers 0-255 [+ labels, as encode] -> their reconstructions
-        through the encoder means."""
-        images = self._images(images)
-        return explore.reconstruct(self.net, self.decoder, images, self._labels(labels, len(images)))
+    def reconstruct(self, images, labels: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Images (N, 28, 28) of whole numbers 0-255, or paths [+ labels, as encode] -> their
+        reconstructions through the encoder means."""
+        found = self._walk_images(images, labels)
+        return explore.reconstruct(self.net, self.decoder, found.images, found.labels)
 
     # -- quality
     def evaluate(

@@ -85,8 +85,13 @@ PANEL_COLUMNS = 5  # panels per row: ten digits make two rows
 PANEL_BACKGROUND = 96  # grey between panels and behind captions, so black-edged panels stand apart
 
 
+CAPTION_MARGIN = 2  # pixels left of a caption
+CAPTION_CUT = ".."  # ends a caption cut to its panel's width
+
+
 def panels(pictures: list[np.ndarray], captions: list[str], columns: int = PANEL_COLUMNS) -> np.ndarray:
-    """Same-sized uint8 pictures (H, W) -> one uint8 picture of captioned panels, `columns` a row."""
+    """Same-sized uint8 pictures (H, W) -> one uint8 picture of captioned panels, `columns` a row
+    (captions drawable, see `drawable_caption`)."""
     from PIL import Image, ImageDraw
 
     h, w = pictures[0].shape
@@ -97,9 +102,31 @@ def panels(pictures: list[np.ndarray], captions: list[str], columns: int = PANEL
     draw = ImageDraw.Draw(canvas)
     for i, (picture, caption) in enumerate(zip(pictures, captions)):
         left, top = (i % cols) * cell_w, (i // cols) * (cell_h + PANEL_GAP)
-        draw.text((left + 2, top + 1), caption, fill=255)
+        text = drawable_caption(caption, i, lambda t: draw.textlength(t) <= w - CAPTION_MARGIN)
+        draw.text((left + CAPTION_MARGIN, top + 1), text, fill=255)
         canvas.paste(Image.fromarray(picture), (left, top + PANEL_CAPTION))
     return np.asarray(canvas)
+
+
+def drawable_caption(caption: str, index: int, fits) -> str:
+    """What PIL's default font can draw of a caption, within its panel (`fits`): that font has
+    printable ASCII only (a class named "É" drew as a box), so other names are folded to ASCII
+    ("É" -> "E") with the panel's number beside them, "E (5)", as a fold can meet another class's
+    name; a caption too wide for its panel is cut (it was drawn over the next panel's)."""
+    import unicodedata
+
+    text = caption
+    if not (caption.isascii() and caption.isprintable()):
+        folded = unicodedata.normalize("NFKD", caption).encode("ascii", "ignore").decode()
+        folded = "".join(c for c in folded if c.isprintable())
+        text = f"{folded} ({index})" if folded.strip() else f"({index})"
+    if fits(text):
+        return text
+    suffix = text[text.rindex(" (") :] if text != caption and " (" in text else ""  # the number is kept
+    stem = text[: len(text) - len(suffix)]
+    while stem and not fits(stem + CAPTION_CUT + suffix):
+        stem = stem[:-1]
+    return stem + CAPTION_CUT + suffix
 
 
 # -- dataset writers ----------------------------------------------------------------------------

@@ -681,6 +681,7 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
     Its header size is checked before anything is decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    counts.setdefault("suffixes", set()).add(path.suffix)  # for background_note's command
     bomb = MnistgenError(
         f"{path} declares a picture larger than {MAX_PICTURE_PIXELS:,} pixels or {MAX_PICTURE_SIDE:,} on a side (a "
         f"decompression bomb?): shrink it towards {SIDE}x{SIDE}, or remove it"
@@ -703,9 +704,21 @@ def _read_picture(path: Path, counts: dict) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise bomb from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        if _is_empty(path) or "truncated" in str(exc).lower():  # an interrupted copy: converting it cannot help
+            what = "is empty (0 bytes)" if _is_empty(path) else "is truncated"
+            raise MnistgenError(
+                f"{path} {what}, as an interrupted copy or download leaves it: copy it again, or remove it"
+            ) from None
         raise MnistgenError(
             f"{path} is not a readable image ({exc.__class__.__name__}): remove it or convert it to PNG"
         ) from None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _upright(im, counts: dict):
@@ -811,7 +824,9 @@ def background_note(images: np.ndarray, counts: dict) -> list[str]:
     transparency, composited over white): models and judges trained on MNIST's light digits on
     black misread them. They are read as they are (no --invert: train, encode and evaluate read up
     to four sets, and the model card would have to record which were turned), and the note names
-    the one-line fix."""
+    the one-line fix, for the pictures' own suffixes. It says too that a model trained on such
+    images reads them as they are: a user's own letters, trained on and then encoded, are not to
+    be inverted for that model."""
     light = sum(  # a chunk at a time: the rings of 2,000,000 images would take 216 MB
         int(np.count_nonzero(data.background(images[start : start + READ_CHUNK]) > LIGHT_BACKGROUND))
         for start in range(0, len(images), READ_CHUNK)
@@ -822,10 +837,12 @@ def background_note(images: np.ndarray, counts: dict) -> list[str]:
     composited = (
         f" (including {over_white:,} dark strokes on transparency, composited over white)" if over_white else ""
     )
+    files = " ".join(f"*{suffix}" for suffix in sorted(counts.get("suffixes", ())) if suffix)
+    how = f"ImageMagick, in place: mogrify -negate {files}; an array: 255 - images" if files else "255 - images"
     return [
         f"{light:,} of {len(images):,} images are dark on a light background{composited}, unlike MNIST's light "
-        "digits on black, so models trained on MNIST misread them: invert them first (ImageMagick, in place: "
-        "mogrify -negate *.png; an array: 255 - images)"
+        f"digits on black: models trained on MNIST (the shipped ones) misread them, so invert them for those ({how}); "
+        "a model trained on images like these reads them as they are"
     ]
 
 

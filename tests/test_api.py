@@ -635,3 +635,21 @@ def test_interpolate_checks_what_the_cli_checks(tiny_cvae, monkeypatch, call, me
     with pytest.raises(mnistgen.MnistgenError) as caught:
         call(mnistgen.load(str(tiny_cvae)))
     assert str(caught.value) == message
+
+
+def test_encode_and_reconstruct_read_paths_as_interpolate_does(tmp_path, tiny_cvae, dataset):
+    """encode("folder/") failed with "images have shape ()": only interpolate read paths. A class
+    folder labels its pictures; labels given replace them, by index or name."""
+    from PIL import Image
+
+    model = mnistgen.load(str(tiny_cvae))
+    pictures, labels = dataset.test.images[:4], dataset.test.labels[:4]
+    for i, (picture, label) in enumerate(zip(pictures, labels)):
+        (tmp_path / "set" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(tmp_path / "set" / str(label) / f"{i}.png")
+    found = model.read(tmp_path / "set")
+    means, stds = model.encode(str(tmp_path / "set"))
+    assert np.array_equal(means, model.encode(found.images, found.labels)[0]) and stds.shape == (4, 2)
+    one = tmp_path / "set" / str(labels[0]) / "0.png"
+    assert np.array_equal(model.encode(one, int(labels[0]))[0], model.encode(pictures[0], int(labels[0]))[0])
+    assert model.reconstruct([one], int(labels[0])).shape == (1, 28, 28)

@@ -133,6 +133,23 @@ def test_evaluate_shows_a_named_judges_classes_by_name(tmp_path, dataset, greek_
     assert "alpha:" in per_label and " ".join(f"{n}:{c}" for n, c in zip(GREEK.values(), counts)) in histogram
 
 
+def test_evaluate_folds_a_long_class_name_and_keeps_its_accuracy(tmp_path, dataset):
+    """A 120-character class folder: the table cut it with "…", and the accuracy beside it with it."""
+    long = {0: "alpha", 1: "b" * 120, 2: "charlie"}
+    judge = tmp_path / "judge"
+    argv = ["train", "--model", "classifier", "--data", str(folder(tmp_path / "g", dataset, long)), "--epochs", "1"]
+    assert runner.invoke(app, [*argv, "--out", str(judge), "-q"]).exit_code == 0
+    test = folder(tmp_path / "test", dataset, long, skip=3 * PER_CLASS)
+    generated = folder(tmp_path / "gen", dataset, long, skip=4 * PER_CLASS)
+    result = runner.invoke(app, ["evaluate", "--images", str(generated), "--test", str(test), "--judge", str(judge)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    values = "".join(line.split("│")[2].strip() for line in result.stderr.splitlines() if line.count("│") == 3)
+    accuracy = report["samples"]["accuracy_per_label"]["1"]
+    assert "…" not in result.stderr and f"{long[1]}:{accuracy:.1%}" in values
+    assert f"{long[1]}:{report['samples']['class_histogram'][1]}" in values
+
+
 def test_labels_by_number_agree_with_digit_names():
     data.check_same_classes(np.array([0, 3]), [], "digits", [str(i) for i in range(10)], "a digit model")
     data.check_same_classes(np.array([2]), ["a", "b", "c"], "named", ["a", "b", "c", "d"], "a model with more")

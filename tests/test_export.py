@@ -31,6 +31,23 @@ def test_tile_places_images_in_rows_and_columns():
     assert grid[0, 0] == 0 and grid[0, 60] == 2 and grid[30, 30] == 4 and grid[28, 0] == export.GRID_BACKGROUND
 
 
+def test_panel_captions_are_drawable_and_stay_over_their_panel():
+    """A grid's class names: PIL's default font has printable ASCII only (a class "É" drew as a
+    box), so other names are folded with the panel's number; a long name is cut at its panel's
+    edge instead of being drawn over the next panel's caption."""
+    fits = lambda text: len(text) <= 12  # noqa: E731
+    assert export.drawable_caption("letter F", 4, fits) == "letter F"
+    assert export.drawable_caption("É", 5, fits) == "E (5)"
+    assert export.drawable_caption("字", 2, fits) == "(2)"
+    assert export.drawable_caption("D_" + "x" * 200, 3, fits) == "D_xxxxxxxx.."
+    assert export.drawable_caption("Émile_" + "x" * 200, 1, fits) == "Emile_.. (1)"
+    picture = np.zeros((28, 28), dtype=np.uint8)
+    grid = export.panels([picture, picture], ["D_" + "x" * 200, ""])
+    second_caption = grid[: export.PANEL_CAPTION, 28 + export.PANEL_GAP :]
+    assert np.all(second_caption == export.PANEL_BACKGROUND)  # nothing of the first name spills over
+    assert np.any(grid[: export.PANEL_CAPTION, :28] != export.PANEL_BACKGROUND)  # its own caption is drawn
+
+
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
     atomic.write_bytes(tmp_path / "a.bin", b"x")
     with pytest.raises(RuntimeError):

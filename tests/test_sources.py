@@ -6,6 +6,7 @@ binaries are committed. Bad inputs are refused with one exact line, and nothing 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -436,9 +437,12 @@ def test_every_conversion_is_named_in_the_one_note(tmp_path, dataset):
 
 
 LIGHT_NOTE = (
-    "images are dark on a light background{also}, unlike MNIST's light digits on black, so models trained on MNIST "
-    "misread them: invert them first (ImageMagick, in place: mogrify -negate *.png; an array: 255 - images)"
+    "images are dark on a light background{also}, unlike MNIST's light digits on black: models trained on MNIST (the "
+    "shipped ones) misread them, so invert them for those ({how}); a model trained on images like these reads them "
+    "as they are"
 )
+PNG_FIX = "ImageMagick, in place: mogrify -negate *.png; an array: 255 - images"
+ARRAY_FIX = "255 - images"  # an .npz or IDX set: no pictures to run mogrify on
 
 
 def test_light_backgrounds_are_noted_once(tmp_path, dataset):
@@ -449,11 +453,11 @@ def test_light_backgrounds_are_noted_once(tmp_path, dataset):
     for picture in sorted(paper.glob("*/*.png"))[1:]:  # 5 of 6 inverted
         with Image.open(picture) as im:
             Image.fromarray(255 - np.asarray(im)).save(picture)
-    note = "5 of 6 " + LIGHT_NOTE.format(also="")
+    note = "5 of 6 " + LIGHT_NOTE.format(also="", how=PNG_FIX)
     assert sources.load(paper).notes == [note] and sources.read([paper]).notes == [note]
     assert sources.read([paper], limit=2).notes == []  # the first two: one each way, not most
     np.savez(tmp_path / "paper.npz", images=255 - dataset.train.images[:10])
-    assert sources.load(tmp_path / "paper.npz").notes == ["10 of 10 " + LIGHT_NOTE.format(also="")]
+    assert sources.load(tmp_path / "paper.npz").notes == ["10 of 10 " + LIGHT_NOTE.format(also="", how=ARRAY_FIX)]
     assert sources.load(tmp_path / "paper.npz").train.images[0, 0, 0] == 255  # read as it is, not turned
     ink = tmp_path / "ink"
     ink.mkdir()
@@ -462,9 +466,46 @@ def test_light_backgrounds_are_noted_once(tmp_path, dataset):
         Image.fromarray(np.stack([zeros] * 3 + [dataset.train.images[i]], axis=-1), "RGBA").save(ink / f"{i}.png")
     assert sources.read([ink]).notes == [
         "3 images were converted to grayscale; 3 were composited over white (dark content on transparency)",
-        "3 of 3 " + LIGHT_NOTE.format(also=" (including 3 dark strokes on transparency, composited over white)"),
+        "3 of 3 "
+        + LIGHT_NOTE.format(also=" (including 3 dark strokes on transparency, composited over white)", how=PNG_FIX),
     ]
     assert sources.load(image_folder(tmp_path / "mnist", dataset, 3, {1: "1"})).notes == []
+
+
+def test_the_light_background_note_names_the_pictures_own_suffixes(tmp_path, dataset):
+    """Dark letters on paper as JPEGs: the note's command was "mogrify -negate *.png", which
+    matches none of them."""
+    paper = tmp_path / "paper"
+    image_folder(paper, dataset, 2, {1: "A", 2: "letter É"})
+    for i, picture in enumerate(sorted(paper.glob("*/*.png"))):
+        with Image.open(picture) as im:
+            turned = Image.fromarray(255 - np.asarray(im))
+        if i % 2:
+            turned.save(picture.with_suffix(".jpg"))
+            picture.unlink()
+        else:
+            turned.save(picture)
+    how = "ImageMagick, in place: mogrify -negate *.jpg *.png; an array: 255 - images"
+    assert sources.load(paper).notes[-1] == "4 of 4 " + LIGHT_NOTE.format(also="", how=how)
+
+
+def test_an_empty_or_cut_picture_is_named_as_such(tmp_path, dataset):
+    """A 0-byte file or a JPEG cut short (an interrupted copy) read "not a readable image
+    (UnidentifiedImageError): ... convert it to PNG", which cannot help."""
+    folder = image_folder(tmp_path / "set", dataset, 2, {1: "A", 2: "B"})
+    (folder / "B" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(MnistgenError) as caught:
+        sources.load(folder, need_labels=True)
+    assert str(caught.value) == (
+        f"{folder / 'B' / 'empty.jpg'} is empty (0 bytes), as an interrupted copy or download leaves it: copy it "
+        "again, or remove it"
+    )
+    whole = io.BytesIO()
+    Image.fromarray(dataset.train.images[0]).save(whole, "JPEG")
+    (folder / "B" / "empty.jpg").write_bytes(whole.getvalue()[:200])
+    with pytest.raises(MnistgenError) as caught:
+        sources.read([folder / "B" / "empty.jpg"])
+    assert str(caught.value).startswith(f"{folder / 'B' / 'empty.jpg'} is truncated, as an interrupted copy")
 
 
 def test_the_light_background_note_counts_only_the_images_kept(tmp_path, dataset):
@@ -478,13 +519,13 @@ def test_the_light_background_note_counts_only_the_images_kept(tmp_path, dataset
         f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes())
     with gzip.open(inverted / "train-labels-idx1-ubyte.gz", "wb") as f:
         f.write(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
-    assert sources.read([inverted], limit=5).notes == ["5 of 5 " + LIGHT_NOTE.format(also="")]
+    assert sources.read([inverted], limit=5).notes == ["5 of 5 " + LIGHT_NOTE.format(also="", how=ARRAY_FIX)]
 
 
 def test_evaluate_and_encode_say_the_images_are_light_on_dark(tmp_path, dataset, tiny_judge, tiny_cvae, mnist_dir):
     inverted = tmp_path / "inverted.npz"
     np.savez(inverted, images=255 - dataset.test.images[:20], labels=dataset.test.labels[:20])
-    note = "note: 20 of 20 " + LIGHT_NOTE.format(also="") + "\n"
+    note = "note: 20 of 20 " + LIGHT_NOTE.format(also="", how=ARRAY_FIX) + "\n"
     result = runner.invoke(
         app, ["evaluate", "--images", str(inverted), "--judge", str(tiny_judge), "--data", str(mnist_dir)]
     )
@@ -758,7 +799,8 @@ def _bad_inputs(tmp: Path, dataset) -> list[tuple[str, Path, str]]:
         (
             "cvae",
             corrupt,
-            f"{corrupt / '1' / 'broken.png'} is not a readable image (OSError): remove it or convert it to PNG",
+            f"{corrupt / '1' / 'broken.png'} is truncated, as an interrupted copy or download leaves it: copy it "
+            "again, or remove it",
         ),
         (
             "cvae",

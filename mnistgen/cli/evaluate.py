@@ -197,11 +197,12 @@ def evaluate(
 def _evaluation_table(report: dict) -> None:
     """The report on stderr; labels by the judge's class names (an own-data judge's), else by number."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     names = report["classes"]
     named = names != [str(i) for i in range(len(names))]
-    table = Table("measure", "value", title=f"mnistgen evaluate: {report.get('model', 'images')}")
+    folded = [Column(name, overflow="fold") for name in ("measure", "value")]  # a long class name or judge path
+    table = Table(*folded, title=f"mnistgen evaluate: {report.get('model', 'images')}")
     for key, value in report.get("test_set", {}).items():
         table.add_row(f"test set {key.replace('test_', '')} (per image)", f"{value:.2f}")
     scores = report["samples"]
