@@ -88,8 +88,12 @@ class DecoderKey(NamedTuple):
     @property
     def tag(self) -> str:
         """The export's name after the weights' sha256: none for the plain decoder (the name exports had
-        before sharpening existed), else `-sharpen3` (`:g`, so existing caches keep being found)."""
-        return "" if self.sharpen == DEFAULT_SHARPEN else f"-sharpen{self.sharpen:g}"
+        before sharpening existed), else `-sharpen3` (`:g`, so existing caches keep being found), or
+        the exact value (`-sharpen1.2345671`) where `:g`'s six digits would name two sharpenings alike."""
+        if self.sharpen == DEFAULT_SHARPEN:
+            return ""
+        short = f"{self.sharpen:g}"
+        return f"-sharpen{short if float(short) == self.sharpen else repr(float(self.sharpen))}"
 
 
 class EagerDecoder:

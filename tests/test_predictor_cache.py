@@ -221,6 +221,8 @@ def test_one_key_names_a_models_decoder_and_its_export(cache, tiny_cvae):
     import mnistgen
 
     assert [decoders.DecoderKey(s, "fp32").tag for s in (1.0, 1, 3.0, 2.5)] == ["", "", "-sharpen3", "-sharpen2.5"]
+    close = [decoders.DecoderKey(s, "fp32").tag for s in (1.2345671, 1.2345674)]  # alike to :g's six digits
+    assert close == ["-sharpen1.2345671", "-sharpen1.2345674"]
     model = mnistgen.load(str(tiny_cvae), device="cpu")
     plain = model._decoder(sampling.Sampling(precision="fp32"))
     assert model._decoder(sampling.Sampling(precision="fp32", temperature=0.5)) is plain  # not a decoder setting
