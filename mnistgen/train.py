@@ -168,15 +168,19 @@ class Trainer:
         self.model = model_lib.VAE(config)
         # Data-parallel: every rank trains on its shard; DataParallel averages the gradients.
         self.net = self.paddle.DataParallel(self.model) if world > 1 else self.model
-        self.optimizer = self.paddle.optimizer.Adam(
-            learning_rate=options.lr, beta1=options.beta1, parameters=self.model.parameters()
-        )
+        self.optimizer = self._adam()
         self.images = self.paddle.to_tensor(to_unit_range(dataset.train.images))  # (N, 1, 28, 28) on the device
         self.shifted_epoch = None
         self.onehot = self.paddle.to_tensor(one_hot(dataset.train.labels, config.num_classes))  # (N, 10)
         self.history: list[dict] = []
         self.start_epoch = 0
         self._fast, self._inference_failed = None, None  # the predictor path for the current weights
+
+    def _adam(self):
+        """Adam with the run's options (Kingma & Ba, ICLR 2015); its learning rate is set every epoch."""
+        return self.paddle.optimizer.Adam(
+            learning_rate=self.options.lr, beta1=self.options.beta1, parameters=self.model.parameters()
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def _state_card(self) -> dict:
@@ -266,11 +270,12 @@ class Trainer:
         shapes = self._state_shapes()
         self._check_arrays(state_path, arrays, shapes)
         self.m.load_arrays(self.model, _unprefixed(arrays, MODEL_PREFIX))
-        opt_state = {k: self.paddle.to_tensor(v) for k, v in _unprefixed(arrays, OPTIM_PREFIX).items()}
-        self.optimizer.set_state_dict(opt_state)
         saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
         # Resume repeats the saved run; only the epoch target and the recorded command may change.
         self.options = TrainOptions(**{**saved, **{k: getattr(self.options, k) for k in RESUME_OVERRIDES}})
+        self.optimizer = self._adam()  # with the saved beta1: the one built before knew only the given options
+        opt_state = {k: self.paddle.to_tensor(v) for k, v in _unprefixed(arrays, OPTIM_PREFIX).items()}
+        self.optimizer.set_state_dict(opt_state)
         self.options.companion = self.options.companion and saved.get("companion", True)
         self.start_epoch = int(card["epoch"])
         self.history = list(card.get("history", []))

@@ -118,8 +118,11 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
 
 
 def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
+    """Resumed with the default options, a run trained with others (beta1 0.9) continues with its
+    own: the optimiser was once built with the given beta1 before the saved options were read."""
     small, cfg = _small(dataset, 192), ModelConfig(kind="cvae", channels=4)
-    train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "straight")
+    own = train.TrainOptions(epochs=3, seed=4, beta1=0.9)
+    train.train(cfg, small, own, tmp_path / "straight")
 
     class StopAfterTwo(train.TrainCallback):  # a Ctrl-C right after epoch 2 was saved
         def on_epoch(self, metrics):
@@ -127,7 +130,7 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "split", callback=StopAfterTwo())
+        train.train(cfg, small, own, tmp_path / "split", callback=StopAfterTwo())
     assert json.loads((tmp_path / "split" / "train_state.json").read_text())["epoch"] == 2
     train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "split", resume=True)
     a = checkpoint.inspect(str(tmp_path / "straight")).arrays()
