@@ -296,6 +296,11 @@ def test_force_replaces_previous_output(tmp_path, tiny_cvae):
             "Error: Invalid value for '--temperature' / '-t': Input should be greater than or equal to 0",
         ),
         (["generate", "--model", "nope"], 2, "Invalid value for --model: unknown model 'nope': use one of"),
+        (
+            ["models", "--json", "show", "cvae"],
+            2,
+            "Error: Invalid value for --json: --json lists the models as JSON; models show prints JSON: drop it\n",
+        ),
         (["generate", "--model", "missing/dir/x.safetensors"], 2, "no weights file at missing/dir/x.safetensors"),
         (
             ["train", "--data", "no/such/dir"],

@@ -303,27 +303,34 @@ def test_redraws_are_sized_to_what_the_block_misses():
         assert size % sample.REDRAW_CHUNK == 0 and size * rate >= missing  # enough, on average
 
 
-def test_sampling_options_with_images_are_refused(tmp_path, mnist_dir):
-    images = mnist_dir / "t10k-images-idx3-ubyte.gz"
-    result = runner.invoke(
-        app,
-        [
-            "evaluate",
-            "--images",
-            str(images),
-            "--temperature",
-            "2",
-            "--min-confidence",
-            "0.5",
-            "--data",
-            str(mnist_dir),
-        ],
-    )
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--limit", "5"], "Invalid value for --limit: --limit chooses images of the --augment set: drop it, or add "
+         "--augment PATH\n"),
+        (["--seeds", "0,1", "--steps", "5"], "Invalid value for --seeds/--steps: --seeds and --steps would set how "
+         "--augment trains: drop them, or add --augment PATH\n"),
+        (["--images", "x.h5", "--temperature", "2", "--min-confidence", "0.5"],
+         "Invalid value for --temperature/--min-confidence: --temperature and --min-confidence would shape a model's "
+         "samples; --images are scored as they are: drop them\n"),
+        (["--images", "x.h5", "--count", "10", "--prior", "auto"],  # defaults, given: still unread
+         "Invalid value for --count/--prior: --count and --prior would shape a model's samples; --images are scored "
+         "as they are: drop them\n"),
+        (["--images", "x.h5", "--seed", "0", "--augment", "."],
+         "Invalid value for --seed: --seed seeds a model's samples or --tstr's training; scoring --images reads none: "
+         "drop it, or add --tstr\n"),
+        # read, so refused only for what follows (an unknown judge), before anything loads
+        (["--images", "x.h5", "--seed", "0", "--tstr", "--judge", "nope"], "Invalid value for --judge: unknown model"),
+        (["--seed", "0", "--count", "10", "--prior", "auto", "--judge", "nope"], "Invalid value for --judge: unknown"),
+        (["--limit", "5", "--seeds", "1,2", "--augment", ".", "--judge", "nope"], "Invalid value for --judge: unknown"),
+    ],
+)  # fmt: skip
+def test_options_evaluate_would_not_read_are_refused(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["evaluate", *args])
     assert result.exit_code == 2, result.output
-    assert (
-        "Error: Invalid value for --images: --temperature, --min-confidence shape a model's samples; --images are "
-        "scored as they are: drop them" in result.stderr
-    )
+    assert f"Error: {message}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_judge_architecture_round_trips(tiny_judge, dataset):

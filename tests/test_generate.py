@@ -365,6 +365,39 @@ def test_bad_generate_options(tmp_path, monkeypatch, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+SCALE_UNREAD = (
+    "Invalid value for --scale: --scale enlarges a grid picture: drop it, or write one (--format grid, or an --out "
+    "ending in .png)\n"
+)
+UNKNOWN = "Invalid value for --model: unknown model 'nope'"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scale", "2"], SCALE_UNREAD),
+        (["--scale", "3", "-o", "s.h5"], SCALE_UNREAD),
+        (["--force", "--out", "-"],
+         "Invalid value for --force: --out - streams a new tar and replaces no file: drop --force\n"),
+        (["--min-confidence", "0", "--classifier", "classifier"],
+         "Invalid value for --classifier: --min-confidence 0 verifies no sample: drop --classifier, or raise "
+         "--min-confidence\n"),
+        # read, so refused only for what follows (an unknown model or classifier), before anything loads
+        (["--scale", "2", "-o", "g.png", "--model", "nope"], UNKNOWN),
+        (["--scale", "1", "-o", "s.h5", "--model", "nope"], UNKNOWN),  # enlarges nothing: in every recorded command
+        (["--scale", "2", "-f", "grid", "-o", "g", "--model", "nope"], UNKNOWN),
+        (["--seed", "0", "--force", "-o", "s.tar", "--model", "nope"], UNKNOWN),
+        (["--min-confidence", "0.5", "--classifier", "nope"], "Invalid value for --classifier: unknown model 'nope'"),
+    ],
+)  # fmt: skip
+def test_options_generate_would_not_read_are_refused(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", *args])
+    assert result.exit_code == 2, result.output
+    assert f"Error: {message}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "make, args, message",
     [

@@ -4,6 +4,7 @@ report as a table on stderr and one JSON line on stdout.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +18,7 @@ from mnistgen.cli.options import (
     TemperatureOption,
     TruncationOption,
     bounds,
+    refuse_unread,
 )
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_int_list
 from mnistgen.cli.plumbing import emit, stderr, user_errors
@@ -31,7 +33,6 @@ from mnistgen.config import (
     VERDICT_UNCLEAR,
     PriorKind,
     SamplingRequest,
-    option_name,
 )
 from mnistgen.runtime import Device
 
@@ -41,9 +42,38 @@ VERDICT_WORDS = {
     VERDICT_UNCLEAR: "unclear: the seeds disagree",
 }
 TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
+# What --images are scored without: the number and the sampling settings of a model's samples; the
+# verifier (--classifier) aside, which also checks a set of images.
+SAMPLES_ONLY = ("count", *(f.name for f in fields(SamplingRequest) if f.name != "classifier"))
+
+
+def _refuse_unread(ctx: typer.Context, images, augment, tstr: bool) -> None:
+    """Usage errors for options given that this request would not read, so that none seems to have had an
+    effect: --augment's without it, a model's samples' with --images, and --seed with --images unless
+    --tstr trains on them."""
+    unread = (
+        (augment is None, ("limit",), "{given} chooses images of the --augment set: drop it, or add --augment PATH"),
+        (
+            augment is None,
+            ("seeds", "steps"),
+            "{given} would set how --augment trains: drop {them}, or add --augment PATH",
+        ),
+        (
+            bool(images),
+            SAMPLES_ONLY,
+            "{given} would shape a model's samples; --images are scored as they are: drop {them}",
+        ),
+        (
+            bool(images) and not tstr,
+            ("seed",),
+            "{given} seeds a model's samples or --tstr's training; scoring --images reads none: drop it, or add --tstr",
+        ),
+    )
+    refuse_unread(ctx, unread)
 
 
 def evaluate(
+    ctx: typer.Context,
     model: Annotated[
         Optional[str],
         typer.Option(
@@ -150,15 +180,9 @@ def evaluate(
     """
     if model is not None and images:
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
-    chosen_seeds = parse_int_list(seeds, "--seeds")
-    if augment is None and limit is not None:
-        raise typer.BadParameter("--limit chooses images of the --augment set: pass --augment", param_hint="--limit")
+    chosen_seeds = parse_int_list(seeds, "--seeds")  # a malformed value first, as Typer checks the others
+    _refuse_unread(ctx, images, augment, tstr)
     asked = SamplingRequest.among(locals()).shaping()  # the sampling options given, not left to the card
-    if images and asked:
-        raise typer.BadParameter(
-            f"{', '.join(map(option_name, asked))} shape a model's samples; --images are scored as they are: drop them",
-            param_hint="--images",
-        )
     with user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
         from mnistgen import api
 

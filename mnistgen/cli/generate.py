@@ -22,6 +22,7 @@ from mnistgen.cli.options import (
     TemperatureOption,
     TruncationOption,
     command_line,
+    refuse_unread,
 )
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_classes, parse_digits, parse_shard
 from mnistgen.cli.plumbing import emit, stderr, user_errors
@@ -44,6 +45,30 @@ def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> st
     if written is Format.png:
         return "every file already written is complete; finish with --resume"
     return f"no {written.value} output was written (it appears only when complete); run the command again"
+
+
+def _refuse_unread(ctx: typer.Context, out: str, fmt: Optional[Format], scale: int, min_confidence) -> None:
+    """Usage errors for options given that this request would not read, so that none seems to have had an
+    effect: an enlarging --scale (a grid's only; --scale 1, which enlarges nothing, is in every command line
+    generate records, so repeating one keeps working), --force on a stream (it replaces nothing),
+    --classifier when --min-confidence 0 verifies nothing. What else depends on the model (its card's
+    verifier, its labels) is checked when it is read."""
+    from mnistgen import outputs  # no Paddle
+
+    unread = (
+        (
+            scale != 1 and outputs.infer_format(out, fmt) is not Format.grid,
+            ("scale",),
+            "{given} enlarges a grid picture: drop it, or write one (--format grid, or an --out ending in .png)",
+        ),
+        (out == outputs.STDOUT, ("force",), "--out - streams a new tar and replaces no file: drop {given}"),
+        (
+            min_confidence == 0,
+            ("classifier",),
+            "--min-confidence 0 verifies no sample: drop {given}, or raise --min-confidence",
+        ),
+    )
+    refuse_unread(ctx, unread)
 
 
 def generate(
@@ -195,6 +220,7 @@ def generate(
     chosen_shard = parse_shard(shard)
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
+    _refuse_unread(ctx, out, fmt, scale, min_confidence)
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
     with user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):

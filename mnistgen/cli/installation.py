@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mnistgen.cli.options import Command
+from mnistgen.cli.options import Command, refuse_unread
 from mnistgen.cli.parsing import check_model
 from mnistgen.cli.plumbing import emit, show_result, stderr, user_errors, write_result
 from mnistgen.errors import MnistgenError
@@ -29,7 +29,9 @@ def models(
     \b
     Example: mnistgen models --json
     """
-    if ctx.invoked_subcommand is not None:
+    showing = ctx.invoked_subcommand is not None
+    refuse_unread(ctx, ((showing, ("as_json",), "{given} lists the models as JSON; models show prints JSON: drop it"),))
+    if showing:
         return
     with user_errors():
         from mnistgen import api
