@@ -449,11 +449,13 @@ def evaluate(
     **sampling_options,
 ) -> dict:
     """`mnistgen evaluate` as a call: score a model's samples (sampling options as in generate) or,
-    with `images` (a path, or a list of them), images from any tool. With `augment` (a labelled set in any
-    form train --data takes, its first `limit` images): train the classifier on it alone and with
-    the generated images, `steps` steps per seed, and score both on the test set (`test`, else
-    `data_dir`'s test split). `on_progress(stage, done, total)` hears of each slow stage in order
-    (sampling, grading, each training, the near-copy search), `done` of `total` images or steps."""
+    with `images` (a path, or a list of them), images from any tool, verified by `classifier`, else
+    by the companion of the model generate recorded for them (scoring.images_verifier). With
+    `augment` (a labelled set in any form train --data takes, its first `limit` images): train the
+    classifier on it alone and with the generated images, `steps` steps per seed, and score both on
+    the test set (`test`, else `data_dir`'s test split). `on_progress(stage, done, total)` hears of
+    each slow stage in order (sampling, grading, each training, the near-copy search), `done` of
+    `total` images or steps."""
     _check_augment(limit, seeds, steps)
     _check_known(sampling_options, EVALUATE_KEYWORDS, "evaluate")
     more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps, "on_progress": on_progress}
@@ -461,7 +463,7 @@ def evaluate(
         if sampling_options:
             raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
         judge_weights = checkpoint.inspect_role(judge, "--judge")
-        verifier, note = scoring.images_verifier(judge_weights, classifier)
+        verifier, note = scoring.images_verifier(judge_weights, classifier, _path_list(images))
         return scoring.evaluate(
             _test_data(data_dir, test),
             judge_weights,

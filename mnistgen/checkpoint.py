@@ -53,6 +53,10 @@ class Weights:
     card: dict  # the JSON card (or a minimal one built from the safetensors metadata)
     sha256: str  # of the .safetensors file
 
+    def __repr__(self) -> str:
+        """Which weights, not the card (its latent statistics run to thousands of numbers)."""
+        return f"<mnistgen Weights {self.name}: {self.config.kind}, {self.path}, sha256 {self.sha256[:12]}>"
+
     @property
     def name(self) -> str:
         return self.card.get("name") or self.path.stem

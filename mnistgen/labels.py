@@ -44,13 +44,27 @@ def check_seed(seed) -> None:
 
 def requested_digits(digits, what: str = "digits") -> Optional[list[int]]:
     """The Python API's digits (None: every trained label): an index or a list of them, sorted and
-    without repeats, as --digit gives them."""
+    without repeats, as --digit gives them. Text (a class name, `digit="É"`) is refused naming where
+    names go (`names_fix`)."""
     if digits is None:
         return None
     values = [digits] if np.isscalar(digits) else list(digits)
+    if any(isinstance(v, str) for v in values):
+        plain = [v.item() if isinstance(v, np.generic) else v for v in values]  # np.str_('É') shown as 'É'
+        raise MnistgenError(f"{what} {digits!r}: {names_fix(what, plain)}")
     if not values or not all(map(is_whole, values)) or min(values) < 0:
         raise MnistgenError(f"{what} {digits!r}: give a label index (0 or more) or a list of them")
     return sorted({int(v) for v in values})
+
+
+def names_fix(option: str, names: list) -> str:
+    """What to do with class names given where label indices go, in the caller's words: `option` an
+    option (`--digit`: the command line's, where --class takes names) or a keyword (the API's `digit`
+    or `digits`, where `classes=` does)."""
+    if option.startswith("--"):
+        return f"{option} takes label indices (0 or more); give class names as --class {','.join(map(str, names))}"
+    given = names[0] if len(names) == 1 else names
+    return f"{option}= takes label indices (0 or more); give class names as classes={given!r}"
 
 
 def labels_for(weights: Weights, digits: Optional[list[int]], option: str = "--digit") -> list[int]:

@@ -25,6 +25,7 @@ from mnistgen.version import __version__
 MANIFEST_STEM = Path(MANIFEST_FILE).stem  # a shard's manifest is mnistgen.shard-...json
 MIN_INDEX_WIDTH = 5  # 00000.png ... 99999.png; wider when a label has more images
 PADDLE_KEY = "paddle_version"  # recorded beside every output: bf16 pixels differ between Paddle versions
+MODEL_PATH_KEY = "model_path"  # recorded beside every output: the weights file, absolute, with its sha256
 
 SUFFIX_FORMATS = {
     ".h5": Format.hdf5,
@@ -173,6 +174,7 @@ class Job:
         `precision`: what the decoder runs, `paddle`: the Paddle version that runs it."""
         return {
             "model": self.weights.name,
+            MODEL_PATH_KEY: str(self.weights.path.resolve()),  # where evaluate --images finds its companion classifier
             "model_sha256": self.weights.sha256,
             "seed": self.seed,
             **self.sampling.attrs(),

@@ -31,9 +31,11 @@ from mnistgen.export import TAR_CLASS, TAR_RECORD, TAR_SEED
 from mnistgen.outputs import (
     FOLDER_FORMATS,
     MANIFEST_STEM,
+    MODEL_PATH_KEY,
     PADDLE_KEY,
     SHARD_FIELD,
     STDOUT,
+    SUFFIX_FORMATS,
     Job,
     file_target,
     index_width,
@@ -127,6 +129,24 @@ def generate_records(out: Path) -> list[dict]:
     """The manifests in `out` that generate wrote (recognised by what they record, not by name)."""
     found = (recorded_settings(path, Format.png) for path in sorted(out.glob(MANIFEST_STEM + "*.json")))
     return [record for record in found if _written_by_generate(record)]
+
+
+def recorded_model(paths: list[Path]) -> Optional[tuple[str, str]]:
+    """The model generate recorded for all of `paths` (evaluate --images): its weights file's path and
+    sha256 when every path is generate's output (an HDF5 or npz file's own record; a PNG or IDX
+    folder's manifests, or those beside a file in it) and all name one model with its path (outputs
+    from before the path was recorded, and tars, record none); else None."""
+    models = set()
+    for path in map(Path, paths):
+        fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+        if path.is_dir() or fmt not in (Format.hdf5, Format.npz):
+            found = generate_records(path if path.is_dir() else path.parent)
+        else:
+            found = [record] if (record := _read_record(path, fmt)) else []
+        if not found or any(record.get(MODEL_PATH_KEY) is None for record in found):
+            return None
+        models |= {(_comparable(record[MODEL_PATH_KEY]), _comparable(record["model_sha256"])) for record in found}
+    return next(iter(models)) if len(models) == 1 else None
 
 
 def recorded_folders(records: list[dict]) -> set[str]:

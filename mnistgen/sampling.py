@@ -21,7 +21,7 @@ from mnistgen.errors import MnistgenError
 from mnistgen.labels import trained_labels
 from mnistgen.priors import MAX_COMPONENTS
 from mnistgen.settings import card_path, recommended
-from mnistgen.verifiers import Verifier, members, sampling_verifier
+from mnistgen.verifiers import Verifier, members, sampling_verifier, verifier_name
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,28 @@ class Prior:
     truncation: Optional[float] = None  # redraw standard-normal draws longer than this (None: keep all)
     truncation_card: Optional[Path] = None  # the model card that recommended the radius (None: --truncation)
 
+    def __eq__(self, other) -> bool:
+        """Alike in every field, tables array by array (the dataclass's == took arrays as truth values: it raised)."""
+        if not isinstance(other, Prior):
+            return NotImplemented
+        same = all(getattr(self, name) == getattr(other, name) for name in ("kind", "truncation", "truncation_card"))
+        return same and _same_tables(self.table, other.table)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.truncation, self.truncation_card, tuple(self.table or ())))
+
+    def __repr__(self) -> str:
+        """What it is, not its arrays (a mixture's fill screens): `mixture(10 labels, up to 10 components)`."""
+        shape = []
+        if self.table:
+            keys = list(self.table)
+            shape.append("unlabelled" if keys == ["all"] else f"{len(keys)} label{'s' * (len(keys) != 1)}")
+        if self.kind == PriorKind.mixture.value and self.table:
+            shape.append(f"up to {max(len(entry[0]) for entry in self.table.values())} components")
+        if self.truncation:
+            shape.append(f"truncation={self.truncation:g}")
+        return f"{self.kind}({', '.join(shape)})" if shape else self.kind
+
     def apply(self, eps: np.ndarray, label: int, components: Optional[np.random.Generator] = None) -> np.ndarray:
         """Map standard-normal draws (already scaled by the temperature) to this prior; a mixture
         picks each draw's component from `components`, a stream of its own."""
@@ -50,6 +72,15 @@ class Prior:
         pick = components.choice(len(weights), size=len(eps), p=weights)  # (B,)
         z = means[pick] + np.einsum("bij,bj->bi", chols[pick], eps.astype(np.float64))  # (B, d), in float64:
         return z.astype(np.float32)  # rounded once, so the latents do not depend on a CPU's float32 kernels
+
+
+def _same_tables(a: Optional[dict], b: Optional[dict]) -> bool:
+    """Two prior tables (label key -> a tuple of arrays) hold the same arrays under the same keys."""
+    if a is None or b is None:
+        return a is b
+    return a.keys() == b.keys() and all(
+        len(a[key]) == len(b[key]) and all(map(np.array_equal, a[key], b[key])) for key in a
+    )
 
 
 def prior_keys(weights: Weights) -> list[str]:
@@ -151,6 +182,14 @@ class Sampling:
     @property
     def verified(self) -> bool:
         return self.min_confidence > 0 and self.classifier is not None
+
+    def __repr__(self) -> str:
+        """The settings a user reads, by name: no prior arrays, no verifier's model card."""
+        verifier = f", verifier={verifier_name(self.classifier)}" if self.classifier is not None else ""
+        return (
+            f"Sampling(prior={self.prior!r}, temperature={self.temperature:g}, sharpen={self.sharpen:g}, "
+            f"min_confidence={self.min_confidence:g}{verifier}, precision={self.precision})"
+        )
 
     def attrs(self) -> dict:
         """The settings as recorded in file attributes, manifests and summaries (SAMPLING_KEYS)."""

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from mnistgen import checkpoint, data, decoders, sample, sources, verifiers
+from mnistgen import checkpoint, data, decoders, records, sample, sources, verifiers
 from mnistgen import classifier as clf
 from mnistgen.checkpoint import Weights
 from mnistgen.config import (
@@ -137,13 +137,46 @@ def check_independent(judge: checkpoint.Weights, verifier: Optional[verifiers.Ve
             )
 
 
-def images_verifier(judge: Weights, named: Optional[str]) -> tuple[Optional[verifiers.Verifier], Optional[str]]:
+def images_verifier(
+    judge: Weights, named: Optional[str], images: Sequence[Path] = ()
+) -> tuple[Optional[verifiers.Verifier], Optional[str]]:
     """The classifier reported beside the judge on `--images` (read with the judge's classes):
-    `named` (--classifier), else the shipped verifier when it knows the judge's classes, else none
-    and the reason (`verifiers.usable_verifier`: one of other classes is refused when named)."""
+    `named` (--classifier), else the companion of the model generate recorded for the images, with
+    a note saying so (`recorded_companion`), else the shipped verifier when it knows the judge's
+    classes, else none and the reason (`verifiers.usable_verifier`: one of other classes is refused
+    when named)."""
+    own = None if named else recorded_companion(judge, images)
+    if own is not None:
+        return own
     fix = "pass a classifier trained on the judge's classes, or leave --classifier out"
     verifier = verifiers.inspect_verifier(named or DEFAULT_CLASSIFIER)
     return verifiers.usable_verifier(verifier, judge.class_names, f"the judge {judge.name}", named is not None, fix)
+
+
+def recorded_companion(judge: Weights, images: Sequence[Path]) -> Optional[tuple[verifiers.Verifier, str]]:
+    """The companion classifier of the model that generated `images` and a note naming it: the model
+    is the one generate recorded for all of them (records.recorded_model), still at its recorded path
+    with its recorded sha256, its card names a companion that loads, knows the judge's classes and is
+    not the judge. None otherwise: the images are verified as any tool's are."""
+    recorded = records.recorded_model(list(images))
+    if recorded is None:
+        return None
+    path, sha256 = recorded
+    try:
+        model = checkpoint.inspect_role(path, "--model")
+        same = model.sha256 == sha256
+        companion = verifiers.named_verifier(model) if same and verifiers.companion_paths(model) else None
+    except MnistgenError:  # moved, changed or damaged since: as if nothing were recorded
+        return None
+    if companion is None or judge.sha256 in {member.sha256 for member in verifiers.members(companion)}:
+        return None
+    usable, _ = verifiers.usable_verifier(companion, judge.class_names, f"the judge {judge.name}", False, "")
+    if usable is None:
+        return None
+    return companion, (
+        f"verifier: {verifiers.verifier_name(companion)}, the companion classifier of model {model.name} "
+        f"({model.path}), which generated these images; pass --classifier to choose another"
+    )
 
 
 def reference_features(judge_net, test: Split) -> np.ndarray:
@@ -357,11 +390,11 @@ def evaluate(
     `sampling` says), or the given `images`, graded by the independent `judge` against `dataset`'s
     test split; "classes" names the judge's labels (the histogram's and per-label accuracy's). The
     verifier (the sampling's classifier, else `verifier`) is reported beside the judge and never
-    grades: a judge with the verifier's weights is refused; with no verifier, `verifier_note` says
-    why (`verifiers.usable_verifier`). `augment_real` (its training split) is the labelled set of
-    `augment`. Sets whose classes disagree are refused, and the `images` are read and checked (by
-    the judge's class names) before any slow work. `on_progress(stage, done, total)` hears of each
-    slow stage, in order (`Progress`)."""
+    grades: a judge with the verifier's weights is refused; `verifier_note` says why there is none
+    (`verifiers.usable_verifier`), or where an --images verifier came from (`recorded_companion`).
+    `augment_real` (its training split) is the labelled set of `augment`. Sets whose classes disagree
+    are refused, and the `images` are read and checked (by the judge's class names) before any slow
+    work. `on_progress(stage, done, total)` hears of each slow stage, in order (`Progress`)."""
     on_progress = on_progress or no_progress
     if dataset.test is None:
         raise MnistgenError(
@@ -390,7 +423,7 @@ def evaluate(
     report = {"judge": judge.name, "judge_test_accuracy": round(accuracy, 4), "classes": judge.class_names}
     if verifier is not None:
         report["verifier"] = verifiers.verifier_name(verifier)
-    elif verifier_note:
+    if verifier_note:
         report["verifier_note"] = verifier_note
     verify = None
     if weights is not None:

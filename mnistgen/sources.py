@@ -94,6 +94,14 @@ class Images:
     notes: list[str] = field(default_factory=list)  # for the user: the conversions made; a light background
     classes: list[str] = field(default_factory=list)  # label names, when the source named them (ImageFolder)
 
+    def __repr__(self) -> str:
+        """How many, labelled how, from where: not the pixels, nor a name per image."""
+        labels = "unlabelled" if self.labels is None else "labelled"
+        named = f", classes {data.shown(self.classes)}" if self.classes else ""
+        first = f", first {self.names[0]}" if self.names else ""
+        notes = f", {len(self.notes)} note{'s' * (len(self.notes) != 1)}" if self.notes else ""
+        return f"<mnistgen Images: {len(self.images)} images, {labels}{named}{first}{notes}>"
+
 
 @dataclass(frozen=True)
 class Owner:

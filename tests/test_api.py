@@ -107,6 +107,10 @@ def test_arrays_given_to_the_model_are_checked_not_cast(tiny_cvae, call, message
     [
         (lambda m: m.generate(digit=[], count=1), "digit []: give a label index (0 or more) or a list of them"),
         (lambda m: m.generate(digit=7.9, count=1), "digit 7.9: give a label index (0 or more) or a list of them"),
+        (
+            lambda m: m.generate(digit="seven", count=1),
+            "digit 'seven': digit= takes label indices (0 or more); give class names as classes='seven'",
+        ),
         (lambda m: m.generate(digit=3, count=2.5), "count must be a whole number of images per class, 1 to 10,000,000"),
         (lambda m: m.generate(digit=3, seed=2**64), "seed must be a whole number from 0 to 4294967295"),
         (lambda m: m.interpolate(digits=[3, 8], method="slerpp"), "method 'slerpp': use one of lerp, slerp"),
@@ -125,6 +129,39 @@ def test_generate_and_interpolate_check_their_arguments(tiny_cvae, call, message
     assert str(caught.value).startswith(message)
     assert model.generate(digit=[7, 3, 7], count=1)[1].tolist() == [3, 7]  # as --digit 7,3,7: sorted, once each
     assert model.generate(classes=["7", "3"], count=1)[1].tolist() == [3, 7]  # the card's names, as --class
+
+
+def test_what_the_python_section_hands_out_prints_in_a_line_or_two(tmp_path, mnist_dir):
+    """print(model.sampling()) printed the mixture prior's arrays (64,000 characters for cvae), a
+    planned Job its model card (321,000), read images their pixels: each now says what it is."""
+    from mnistgen import generate as jobs
+
+    model = mnistgen.load("cvae", device="cpu")
+    spec = model.sampling()
+    assert repr(spec) == (
+        "Sampling(prior=mixture(10 labels, up to 10 components), temperature=1.1, sharpen=3, min_confidence=0.9, "
+        "verifier=classifier-c,classifier-d, precision=auto)"
+    )
+    assert repr(model.sampling(prior="fitted", truncation=2.5, min_confidence=0, precision="fp32")) == (
+        "Sampling(prior=fitted(10 labels, truncation=2.5), temperature=1.1, sharpen=3, min_confidence=0, "
+        "precision=fp32)"
+    )
+    assert repr(mnistgen.load("vae-2d").sampling()) == (
+        "Sampling(prior=standard, temperature=1, sharpen=1, min_confidence=0, precision=auto)"
+    )
+    assert spec == model.sampling() and spec != model.sampling(temperature=1.0)  # compared array by array
+    assert spec.prior != model.sampling(prior="fitted").prior and hash(spec.prior) == hash(model.sampling().prior)
+    assert repr(model) == "<mnistgen.Model cvae: cvae, latent 16, cpu>"
+    sha = model.sha256[:12]
+    assert repr(model.weights) == f"<mnistgen Weights cvae: cvae, {model.weights.path}, sha256 {sha}>"
+    job = jobs.plan_job(model.weights, [3], 2, tmp_path / "s.h5", 0, sampling=spec)
+    assert repr(job).startswith(f"Job(weights=<mnistgen Weights cvae: cvae, {model.weights.path}, sha256 {sha}>, ")
+    assert f"sampling={spec!r}" in repr(job) and len(repr(job)) < 800
+    read = model.read(mnist_dir / "t10k-images-idx3-ubyte.gz", limit=30)
+    assert repr(read) == (
+        f"<mnistgen Images: 30 images, labelled, classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, first "
+        f"{mnist_dir / 't10k-images-idx3-ubyte.gz'}[0]>"
+    )
 
 
 def test_choices_take_none_as_auto_and_name_their_values(tiny_cvae):

@@ -322,6 +322,69 @@ def test_evaluate_verifies_a_named_model_with_its_own_classes(
         )
 
 
+def test_a_class_name_given_as_a_digit_names_the_keyword_that_takes_it(tmp_path, tiny_cvae):
+    """`generate(digit="É")` said only "give a label index": the names go to classes=, as --class."""
+    import mnistgen
+    from mnistgen.labels import names_fix
+
+    letters = ["A", "É", "C", "D", "E", "F", "G", "H", "I", "J"]
+    model = mnistgen.load(str(renamed(tiny_cvae, tmp_path / "letters", letters)), device="cpu")
+    with pytest.raises(MnistgenError) as caught:
+        model.generate(digit="É", count=1)
+    assert str(caught.value) == "digit 'É': digit= takes label indices (0 or more); give class names as classes='É'"
+    with pytest.raises(MnistgenError) as caught:
+        model.generate(digit=np.array(["É", "A"]), count=1)
+    assert str(caught.value).endswith("give class names as classes=['É', 'A']")  # numpy's text shown as Python's
+    assert model.generate(classes="É", count=2, seed=0)[1].tolist() == [1, 1]  # the fix, as named
+    fix = "--digit takes label indices (0 or more); give class names as --class É,A"  # the command line's words
+    assert names_fix("--digit", ["É", "A"]) == fix
+
+
+def test_evaluate_images_verifies_with_the_companion_of_the_model_that_made_them(
+    tmp_path, mnist_dir, tiny_cvae, tiny_classifier, tiny_judge
+):
+    """An own-data model's generated file, scored with --images and no --classifier: the shipped digit
+    classifier knows none of its classes (no verifier row), but the file records its model, whose
+    companion does; once that model is moved or changed, the images are verified as any tool's."""
+    import mnistgen
+
+    judge = renamed(tiny_judge, tmp_path / "judge", SORTED_WORDS)
+    own = renamed(tiny_cvae, tmp_path / "own", SORTED_WORDS, companion=tiny_classifier)
+    synth = tmp_path / "synth.h5"
+    made = runner.invoke(app, ["generate", "--model", str(own), "-n", "2", "-o", str(synth), "--seed", "1", "-q"])
+    assert made.exit_code == 0, made.output
+    kept = (
+        "verifier: tiny-classifier, the companion classifier of model tiny-cvae "
+        f"({own.resolve() / 'model.safetensors'}), which generated these images; pass --classifier to choose another"
+    )
+    shipped = (
+        "no verifier accuracy: classifier knows classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, not those of the judge "
+        "tiny-judge (eight, five, four, nine, one, seven, six, three, two, zero); pass --classifier, one trained on "
+        "them"
+    )
+    argv = ["evaluate", "--images", str(synth), "--judge", str(judge), "--data", str(mnist_dir)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verifier"] == "tiny-classifier" and report["verifier_note"] == kept
+    assert report["samples"]["verifier"]["accuracy"] >= 0 and f"note: {kept}\n" in result.stderr
+    evaluate = dict(images=synth, judge=str(judge), data_dir=mnist_dir, device="cpu")
+    assert mnistgen.evaluate(**evaluate) == report
+    named = mnistgen.evaluate(**evaluate, classifier=str(own / "classifier.safetensors"))
+    assert named["verifier"] == "tiny-classifier" and "verifier_note" not in named  # chosen: nothing to say
+    own.rename(tmp_path / "moved")
+    moved = mnistgen.evaluate(**evaluate)
+    assert moved["verifier_note"] == shipped and "verifier" not in moved and "verifier" not in moved["samples"]
+    changed = renamed(tmp_path / "moved", own, SORTED_WORDS)  # back where the file says, with other weights
+    card = json.loads((changed / "model.json").read_text())
+    del card["sha256"]
+    (changed / "model.json").write_text(json.dumps(card))
+    weights = bytearray((changed / "model.safetensors").read_bytes())
+    weights[-1] ^= 1  # the last tensor's last byte: another sha256, still a model
+    (changed / "model.safetensors").write_bytes(bytes(weights))
+    assert mnistgen.evaluate(**evaluate) == moved
+
+
 def test_every_form_of_generated_output_is_labelled_by_its_class_names(tmp_path, mnist_dir, tiny_cvae):
     """A word-named model's "zero"s (label 9) read back as "zero" from every form generate writes:
     another model or judge reads them by name, and refuses them when it has no such class (graded

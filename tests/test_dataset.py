@@ -146,6 +146,10 @@ def test_classes_by_name_and_an_unconditional_model(tiny_cvae, tiny_vae):
         ({"model": "no-such-model"}, "no-such-model"),
         ({"device": "tpu"}, "device 'tpu': use one of auto, cpu, gpu"),
         ({"digits": [3.5]}, "digits [3.5]: give a label index (0 or more) or a list of them"),
+        (
+            {"digits": [3, "x"]},
+            "digits [3, 'x']: digits= takes label indices (0 or more); give class names as classes=[3, 'x']",
+        ),
         ({"cache_blocks": "x"}, "cache_blocks must be a whole number, at least 1: got 'x'"),
     ],
 )
