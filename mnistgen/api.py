@@ -458,10 +458,12 @@ def evaluate(
     `total` images or steps."""
     _check_augment(limit, seeds, steps)
     _check_known(sampling_options, EVALUATE_KEYWORDS, "evaluate")
+    if limit is not None and augment is None:
+        raise MnistgenError("limit chooses images of the augment set: drop it, or pass augment")
     more = {"augment_real": _real(augment, limit), "seeds": seeds, "steps": steps, "on_progress": on_progress}
     if images:
-        if sampling_options:
-            raise MnistgenError(f"{', '.join(sampling_options)} shape a model's samples; images are scored as they are")
+        if shaped := SamplingRequest(**sampling_options).shaping():  # None and "auto" leave it to a card: none here
+            raise MnistgenError(f"{', '.join(shaped)} shape a model's samples; images are scored as they are")
         judge_weights = checkpoint.inspect_role(judge, "--judge")
         verifier, note = scoring.images_verifier(judge_weights, classifier, _path_list(images))
         return scoring.evaluate(

@@ -107,8 +107,7 @@ class SamplingRequest:
 
     The choices (prior, precision) are checked when the request is made, so a misspelt one is
     refused before a model loads; the numbers are checked against SETTING_RANGES where they are
-    resolved (settings.recommended), as a card's are. Fields in the order evaluate's refusal of
-    them with --images names them."""
+    resolved (settings.recommended), as a card's are."""
 
     temperature: Optional[float] = None
     sharpen: Optional[float] = None
@@ -123,9 +122,14 @@ class SamplingRequest:
         object.__setattr__(self, "precision", choice(Precision, self.precision, "precision"))
 
     @classmethod
-    def among(cls, arguments: dict) -> SamplingRequest:
-        """The request a call's arguments make (its `locals()`): each field it names, the rest
-        their defaults; so a function taking the sampling keywords passes them on without naming each."""
+    def among(cls, arguments: dict, absent: tuple[str, ...] = ()) -> SamplingRequest:
+        """The request a call's arguments make (its `locals()`): every field, but those the caller
+        does not take (`absent`, left at their defaults); so a function taking the sampling keywords
+        passes them on without naming each. A field neither there nor absent is a TypeError: a
+        renamed parameter would otherwise fall back to its default unseen."""
+        missing = [f.name for f in fields(cls) if f.name not in arguments and f.name not in absent]
+        if missing:
+            raise TypeError(f"SamplingRequest.among: the caller takes no {', '.join(missing)}; name it in absent=")
         return cls(**{f.name: arguments[f.name] for f in fields(cls) if f.name in arguments})
 
     def shaping(self) -> dict:

@@ -246,8 +246,8 @@ def encode(model, images: np.ndarray, labels: Optional[np.ndarray]) -> tuple[np.
     cfg = model.cfg
     if cfg.conditional and labels is None:
         raise MnistgenError(
-            "this model is conditional: its encoder needs each image's label; pass --labels, or use a source that "
-            "has labels"
+            "this model is conditional: its encoder needs each image's label; pass labels (--labels), or use a "
+            "source that has labels"
         )
     means, stds = [], []
     model.eval()

@@ -133,8 +133,8 @@ def generate_records(out: Path) -> list[dict]:
 
 def recorded_model(paths: list[Path]) -> Optional[tuple[str, str]]:
     """The model generate recorded for all of `paths` (evaluate --images): its weights file's path and
-    sha256 when every path is generate's output (an HDF5 or npz file's own record; a PNG or IDX
-    folder's manifests, or those beside a file in it) and all name one model with its path (outputs
+    sha256 when every path is generate's output (an HDF5 or npz file's own record; the manifests of a
+    PNG or IDX folder given as the folder, or beside a file given) and all name one model with its path (outputs
     from before the path was recorded, and tars, record none); else None."""
     models = set()
     for path in map(Path, paths):

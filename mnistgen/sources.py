@@ -100,7 +100,8 @@ class Images:
         named = f", classes {data.shown(self.classes)}" if self.classes else ""
         first = f", first {self.names[0]}" if self.names else ""
         notes = f", {len(self.notes)} note{'s' * (len(self.notes) != 1)}" if self.notes else ""
-        return f"<mnistgen Images: {len(self.images)} images, {labels}{named}{first}{notes}>"
+        count = f"{len(self.images)} image{'s' * (len(self.images) != 1)}"
+        return f"<mnistgen Images: {count}, {labels}{named}{first}{notes}>"
 
 
 @dataclass(frozen=True)

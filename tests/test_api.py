@@ -188,6 +188,10 @@ def test_the_sampling_keywords_and_options_are_the_requests_fields():
     from mnistgen.config import SETTING_RANGES, SamplingRequest, option_name
 
     fields = dataclasses.fields(SamplingRequest)
+    with pytest.raises(TypeError, match="^SamplingRequest.among: the caller takes no sharpen, truncation, "):
+        SamplingRequest.among({"temperature": 1.0})  # a renamed parameter is not taken for its default
+    others = tuple(f.name for f in fields if f.name != "temperature")
+    assert SamplingRequest.among({"temperature": 0.5}, absent=others) == SamplingRequest(temperature=0.5)
     assert api.SAMPLING_KEYWORDS == tuple(f.name for f in fields)
     for function in (api.Model.generate, mnistgen.SyntheticMNIST.__init__):
         parameters = inspect.signature(function).parameters
@@ -518,6 +522,21 @@ def test_evaluate_checks_its_keywords_before_any_work(tmp_path, tiny_cvae, keywo
     with pytest.raises(mnistgen.MnistgenError) as caught:
         mnistgen.evaluate(str(tiny_cvae), augment=tmp_path / "absent", **keywords)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "keywords, message",
+    [
+        ({"limit": 5}, "limit chooses images of the augment set: drop it, or pass augment"),
+        ({"images": "x.h5", "temperature": 2, "prior": "auto"}, "temperature shape a model's samples; images are "
+         "scored as they are"),
+        ({"images": "x.h5", "prior": "auto", "precision": None}, "unknown model 'nope'"),  # defaults: passed
+    ],
+)  # fmt: skip
+def test_evaluate_refuses_what_it_would_not_read_as_the_command_does(keywords, message):
+    with pytest.raises(mnistgen.MnistgenError) as caught:
+        mnistgen.evaluate(judge="nope", **keywords)
+    assert str(caught.value).startswith(message)
 
 
 def test_misspelt_keywords_are_named_with_the_ones_there_are(tmp_path, tiny_cvae):

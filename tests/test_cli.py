@@ -33,7 +33,7 @@ runner = CliRunner()
             "classifier",
         ),
         (
-            ["--model", "classifier", "--beta1", "0.5", "--latent", "2", "--likelihood", "gaussian"],
+            ["--model", "classifier", "--beta1", "0.9", "--latent", "8", "--likelihood", "bernoulli"],
             {},
             "--latent/--likelihood/--beta1: only a vae or cvae reads --latent, --likelihood and --beta1: drop them, or "
             "use --model vae or cvae",
@@ -70,6 +70,23 @@ def test_train_refuses_options_the_run_would_not_read(tmp_path, monkeypatch, arg
     assert result.exit_code == 2, result.output
     assert result.stderr.endswith(f"Error: Invalid value for {message}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+SHIPPED_CARDS = sorted((Path(__file__).resolve().parent.parent / "weights").glob("*.json"))
+
+
+@pytest.mark.parametrize("card", SHIPPED_CARDS, ids=[card.stem for card in SHIPPED_CARDS])
+def test_every_shipped_cards_command_passes_the_usage_checks(tmp_path, mnist_dir, card):
+    """Each card records the train line that made it, every option at its value as earlier versions
+    wrote them (`--latent 2 --likelihood gaussian` for a classifier): the line, with --data and
+    --out moved here, gets past every usage check to the run directory's, which refuses a used one."""
+    words = shlex.split(json.loads(card.read_text())["training"]["command"])[1:]
+    for option, value in (("--data", mnist_dir), ("--out", tmp_path)):
+        words[words.index(option) + 1] = str(value)
+    (tmp_path / "used").write_text("")
+    result = invoke(*words)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: --out {tmp_path} is not empty and holds no checkpoint to resume")
 
 
 def test_train_reruns_a_line_an_earlier_version_recorded(tmp_path):

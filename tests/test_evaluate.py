@@ -314,8 +314,10 @@ def test_redraws_are_sized_to_what_the_block_misses():
          "Invalid value for --temperature/--min-confidence: --temperature and --min-confidence would shape a model's "
          "samples; --images are scored as they are: drop them\n"),
         (["--images", "x.h5", "--count", "10", "--prior", "auto"],  # defaults, given: still unread
-         "Invalid value for --count/--prior: --count and --prior would shape a model's samples; --images are scored "
-         "as they are: drop them\n"),
+         "Invalid value for --count: --count would sample a model; --images are scored as they are: drop it\n"),
+        (["--images", "x.h5", "--prior", "auto"],
+         "Invalid value for --prior: --prior would shape a model's samples; --images are scored as they are: drop "
+         "it\n"),
         (["--images", "x.h5", "--seed", "0", "--augment", "."],
          "Invalid value for --seed: --seed seeds a model's samples or --tstr's training; scoring --images reads none: "
          "drop it, or add --tstr\n"),

@@ -447,8 +447,8 @@ def test_encode_errors(tmp_path, tiny_cvae):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == "Error: this model is conditional: its encoder needs each image's label; pass --labels, or use a source "
-        "that has labels\n"
+        == "Error: this model is conditional: its encoder needs each image's label; pass labels (--labels), or use a "
+        "source that has labels\n"
     )
     ok = runner.invoke(app, ["encode", str(tmp_path / "d" / "a.png"), "--model", str(tiny_cvae), "--labels", "3"])
     assert ok.exit_code == 0 and ok.stdout.splitlines()[1].startswith(f"{tmp_path}/d/a.png,3,")
@@ -549,3 +549,23 @@ def test_encode_csv_holds_the_same_float32_as_hdf5_and_hdf5_names_its_model(tmp_
             "model_sha256": checkpoint.inspect(str(tiny_cvae)).sha256,
             "mnistgen_version": __version__,
         }
+
+
+@pytest.mark.parametrize(
+    "model, given, message",
+    [
+        ("vae-2d", ["--seed", "3"], "--seed: a vae walks between its digits' centroids, drawing nothing: drop --seed"),
+        (
+            "cvae-2d",
+            ["--method", "lerp"],
+            "--method: a cvae's walk through digits morphs the label in a straight line: drop --method",
+        ),
+    ],
+)
+def test_a_walk_through_digits_refuses_what_its_model_would_not_read(tmp_path, model, given, message):
+    """Decided by the model (a vae's centroids, a cvae's label morph), so refused once its card is read."""
+    out = tmp_path / "walk.gif"
+    result = runner.invoke(app, ["interpolate", "--model", model, "--digits", "1,7", "--out", str(out), *given])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith(f"Error: Invalid value for {message}\n")
+    assert list(tmp_path.iterdir()) == []

@@ -379,9 +379,6 @@ UNKNOWN = "Invalid value for --model: unknown model 'nope'"
         (["--scale", "3", "-o", "s.h5"], SCALE_UNREAD),
         (["--force", "--out", "-"],
          "Invalid value for --force: --out - streams a new tar and replaces no file: drop --force\n"),
-        (["--min-confidence", "0", "--classifier", "classifier"],
-         "Invalid value for --classifier: --min-confidence 0 verifies no sample: drop --classifier, or raise "
-         "--min-confidence\n"),
         # read, so refused only for what follows (an unknown model or classifier), before anything loads
         (["--scale", "2", "-o", "g.png", "--model", "nope"], UNKNOWN),
         (["--scale", "1", "-o", "s.h5", "--model", "nope"], UNKNOWN),  # enlarges nothing: in every recorded command

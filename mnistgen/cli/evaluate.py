@@ -42,9 +42,9 @@ VERDICT_WORDS = {
     VERDICT_UNCLEAR: "unclear: the seeds disagree",
 }
 TRUSTED_JUDGE = 0.9  # a judge reading fewer real test images right than this gets a note beside its grades
-# What --images are scored without: the number and the sampling settings of a model's samples; the
-# verifier (--classifier) aside, which also checks a set of images.
-SAMPLES_ONLY = ("count", *(f.name for f in fields(SamplingRequest) if f.name != "classifier"))
+# What --images are scored without: the sampling settings of a model's samples; the verifier
+# (--classifier) aside, which also checks a set of images.
+SHAPING = tuple(f.name for f in fields(SamplingRequest) if f.name != "classifier")
 
 
 def _refuse_unread(ctx: typer.Context, images, augment, tstr: bool) -> None:
@@ -58,9 +58,10 @@ def _refuse_unread(ctx: typer.Context, images, augment, tstr: bool) -> None:
             ("seeds", "steps"),
             "{given} would set how --augment trains: drop {them}, or add --augment PATH",
         ),
+        (bool(images), ("count",), "{given} would sample a model; --images are scored as they are: drop it"),
         (
             bool(images),
-            SAMPLES_ONLY,
+            SHAPING,
             "{given} would shape a model's samples; --images are scored as they are: drop {them}",
         ),
         (
@@ -182,7 +183,7 @@ def evaluate(
         raise typer.BadParameter("score a --model or --images, not both", param_hint="--model/--images")
     chosen_seeds = parse_int_list(seeds, "--seeds")  # a malformed value first, as Typer checks the others
     _refuse_unread(ctx, images, augment, tstr)
-    asked = SamplingRequest.among(locals()).shaping()  # the sampling options given, not left to the card
+    asked = SamplingRequest.among(locals(), absent=("precision",)).shaping()  # given, not left to the card
     with user_errors("nothing was written", os_fix="check that the inputs exist and can be read"):
         from mnistgen import api
 

@@ -47,12 +47,13 @@ def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> st
     return f"no {written.value} output was written (it appears only when complete); run the command again"
 
 
-def _refuse_unread(ctx: typer.Context, out: str, fmt: Optional[Format], scale: int, min_confidence) -> None:
+def _refuse_unread(ctx: typer.Context, out: str, fmt: Optional[Format], scale: int) -> None:
     """Usage errors for options given that this request would not read, so that none seems to have had an
     effect: an enlarging --scale (a grid's only; --scale 1, which enlarges nothing, is in every command line
-    generate records, so repeating one keeps working), --force on a stream (it replaces nothing),
-    --classifier when --min-confidence 0 verifies nothing. What else depends on the model (its card's
-    verifier, its labels) is checked when it is read."""
+    generate records, so repeating one keeps working), --force on a stream (it replaces nothing).
+    --classifier beside --min-confidence 0 is let through: the refusal of a card's missing verifier
+    names both ways out, and a user who adds the second should not meet a third error. What else
+    depends on the model (its card's verifier, its labels) is checked when it is read."""
     from mnistgen import outputs  # no Paddle
 
     unread = (
@@ -62,11 +63,6 @@ def _refuse_unread(ctx: typer.Context, out: str, fmt: Optional[Format], scale: i
             "{given} enlarges a grid picture: drop it, or write one (--format grid, or an --out ending in .png)",
         ),
         (out == outputs.STDOUT, ("force",), "--out - streams a new tar and replaces no file: drop {given}"),
-        (
-            min_confidence == 0,
-            ("classifier",),
-            "--min-confidence 0 verifies no sample: drop {given}, or raise --min-confidence",
-        ),
     )
     refuse_unread(ctx, unread)
 
@@ -220,7 +216,7 @@ def generate(
     chosen_shard = parse_shard(shard)
     if force and resume:
         raise typer.BadParameter("--force replaces, --resume keeps: choose one", param_hint="--force/--resume")
-    _refuse_unread(ctx, out, fmt, scale, min_confidence)
+    _refuse_unread(ctx, out, fmt, scale)
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
     with user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):

@@ -72,6 +72,19 @@ def _refuse_unread(ctx: typer.Context, grid, to: WalkOutput, images, points, lab
     refuse_unread(ctx, unread)
 
 
+def _refuse_unread_by(ctx: typer.Context, conditional: bool, through_digits: bool) -> None:
+    """What the model decides a walk through digits reads (once its card is read, before any work): a
+    vae's runs between the digits' centroids and draws no z (--seed), a cvae's morphs the label at one
+    z in a straight line (--method)."""
+    unread = (
+        (through_digits and not conditional, ("seed",), "a vae walks between its digits' centroids, drawing nothing: "
+         "drop {given}"),
+        (through_digits and conditional, ("method",), "a cvae's walk through digits morphs the label in a straight "
+         "line: drop {given}"),
+    )  # fmt: skip
+    refuse_unread(ctx, unread)
+
+
 def _check_picture_size(loaded, scale: int, grid, digit, steps: int, loop: bool, anchors, found, to: str):
     """Before anything is decoded: refuse a grid or walk (written as `to`) that would not fit in
     memory (`found`: the --images, read)."""
@@ -257,6 +270,7 @@ def interpolate(
         from mnistgen import api, explore  # Paddle: only once the output is known to be writable
 
         weights = check_model(model)
+        _refuse_unread_by(ctx, weights.config.conditional, chosen_digits is not None)
         loaded = api.Model(weights, device)
         anchors = chosen_digits or chosen_points
         explore.check_unlabelled_walk(weights, digit, chosen_labels)  # before --labels is counted against images

@@ -118,17 +118,19 @@ ModelOption = Annotated[
 ]
 
 
-def given(ctx: typer.Context, names, changed: bool = False) -> list[str]:
+def given(ctx: typer.Context, names, changed: Optional[dict] = None) -> list[str]:
     """The options among parameters `names` that the user gave, as typed (--no-loop for a flag turned
     off); one left at its default is not given, whatever its value (so `--steps 16` counts, no --steps
-    does not). changed: only those given a value other than their default. For refusing an option
-    the request would not read, rather than dropping it silently."""
+    does not). changed: only those given a value other than their default, or than the value this
+    mapping gives for their parameter (what a None default resolves to). For refusing an option the
+    request would not read, rather than dropping it silently."""
     shown = []
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name) if param.name in names else None
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
             continue
-        if changed and ctx.params.get(param.name) == param.default:
+        value = getattr(ctx.params.get(param.name), "value", ctx.params.get(param.name))  # an enum's by its value
+        if changed is not None and value in (param.default, changed.get(param.name, param.default)):
             continue
         if ctx.params.get(param.name) is False and param.secondary_opts:
             shown.append(param.secondary_opts[0])  # --no-loop
@@ -137,7 +139,7 @@ def given(ctx: typer.Context, names, changed: bool = False) -> list[str]:
     return shown
 
 
-def refuse_unread(ctx: typer.Context, table, changed: bool = False) -> None:
+def refuse_unread(ctx: typer.Context, table, changed: Optional[dict] = None) -> None:
     """A usage error for the first option given that the request would not read, so that none seems
     to have had an effect. `table`: one row per case, (whether it applies, the parameter names it
     leaves unread, the message: {given} the options as typed, {them} "it" or "them"). changed: see

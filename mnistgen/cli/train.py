@@ -23,6 +23,7 @@ from mnistgen.config import (
     Augment,
     ClassifierArch,
     Likelihood,
+    ModelConfig,
     Recipe,
     TrainKind,
     TrainOptions,
@@ -375,13 +376,21 @@ def train(
 
 CLASSIFIER_ONLY = ("arch", "augment")
 GENERATOR_ONLY = ("latent", "likelihood", "kl_warmup", "beta1", "lr_decay", "shift")
+# What those options' None defaults resolve to without a recipe: the values earlier versions recorded
+# for them in every command line (weights/classifier.json: `--latent 2 --likelihood gaussian ...`).
+UNREAD_DEFAULTS = {
+    **{name: getattr(ModelConfig, name) for name in ("latent", "likelihood")},
+    **{name: getattr(TrainOptions, name) for name in ("kl_warmup", "beta1", "lr_decay", "shift")},
+}
 
 
 def _refuse_unread(ctx: typer.Context, model: TrainKind, resume: bool, data, indices, launcher: bool) -> dict:
     """Usage errors for options given a value this run would not read (a classifier reads no
     generator option, a generator no classifier option), so that none seems to have had an effect.
-    An unread option at its default value is accepted: earlier versions recorded every option in a
-    run's command line (`--arch lenet --augment auto` for a cvae), and those lines must run again.
+    An unread option at its default value (UNREAD_DEFAULTS for those whose default is None) is
+    accepted: earlier versions recorded every option in a run's command line (`--arch lenet
+    --augment auto` for a cvae, `--latent 2 --likelihood gaussian` for a classifier), and those lines
+    must run again.
     Returns the unread parameters as None, for the command line this run records and its
     data-parallel ranks repeat: left out there. (--resume takes the other settings from the run's
     train_state.json, whatever is given: the recorded line plus --resume must resume it.)"""
@@ -394,7 +403,7 @@ def _refuse_unread(ctx: typer.Context, model: TrainKind, resume: bool, data, ind
         (data is not None, ("download",), "{given} fills the MNIST cache, which --data replaces: drop one of them"),
         (launcher, ("processes",), "paddle.distributed.launch started the processes: drop {given}"),
     )
-    refuse_unread(ctx, table, changed=True)
+    refuse_unread(ctx, table, changed=UNREAD_DEFAULTS)
     return {name: None for applies, names, _ in table if applies for name in names}
 
 
