@@ -308,17 +308,17 @@ def test_redraws_are_sized_to_what_the_block_misses():
     [
         (["--limit", "5"], "Invalid value for --limit: --limit chooses images of the --augment set: drop it, or add "
          "--augment PATH\n"),
-        (["--seeds", "0,1", "--steps", "5"], "Invalid value for --seeds/--steps: --seeds and --steps would set how "
+        (["--seeds", "2,3", "--steps", "5"], "Invalid value for --seeds/--steps: --seeds and --steps would set how "
          "--augment trains: drop them, or add --augment PATH\n"),
         (["--images", "x.h5", "--temperature", "2", "--min-confidence", "0.5"],
          "Invalid value for --temperature/--min-confidence: --temperature and --min-confidence would shape a model's "
          "samples; --images are scored as they are: drop them\n"),
-        (["--images", "x.h5", "--count", "10", "--prior", "auto"],  # defaults, given: still unread
+        (["--images", "x.h5", "--count", "10", "--prior", "auto"],  # --prior at its default is let through
          "Invalid value for --count: --count would sample a model; --images are scored as they are: drop it\n"),
-        (["--images", "x.h5", "--prior", "auto"],
+        (["--images", "x.h5", "--prior", "mixture"],
          "Invalid value for --prior: --prior would shape a model's samples; --images are scored as they are: drop "
          "it\n"),
-        (["--images", "x.h5", "--seed", "0", "--augment", "."],
+        (["--images", "x.h5", "--seed", "3", "--augment", "."],
          "Invalid value for --seed: --seed seeds a model's samples or --tstr's training; scoring --images reads none: "
          "drop it, or add --tstr\n"),
         # read, so refused only for what follows (an unknown judge), before anything loads

@@ -255,16 +255,16 @@ DIGIT_UNREAD = "--digit: --digit labels a --points walk, --images without --labe
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--grid", "3", "--steps", "16"], "--steps: --grid draws a grid, not a path: drop --steps"),  # the default
+        (["--grid", "3", "--steps", "30"], "--steps: --grid draws a grid, not a path: drop --steps"),
         (
-            ["--grid", "3", "--seed", "1", "--no-loop", "--method", "lerp", "--fps", "12", "--labels", "3"],
+            ["--grid", "3", "--seed", "1", "--no-loop", "--method", "slerp", "--fps", "10", "--labels", "3"],
             "--labels/--method/--fps/--no-loop/--seed: --grid draws a grid, not a path: drop --labels, --method, "
             "--fps, --no-loop and --seed",
         ),
-        (["--grid", "3", "--loop"], "--loop: --grid draws a grid, not a path: drop --loop"),
+        (["--grid", "3", "--no-loop"], "--no-loop: --grid draws a grid, not a path: drop --no-loop"),
         (["--grid", "3", "--digits", "3,8"], "--digits: --grid draws a grid, not a path: drop --digits"),
         (["--grid", "3", "--points", "0,0;1,1"], "--points: --grid draws a grid, not a path: drop --points"),
-        (["--dims", "0,1"], "--dims: only --grid reads --dims: drop it, or add --grid N"),
+        (["--dims", "1,0"], "--dims: only --grid reads --dims: drop it, or add --grid N"),
         (
             ["--digits", "3,8", "--bounds", "0,1,0,1", "--sigma", "2"],
             "--bounds/--sigma: only --grid reads --bounds and --sigma: drop them, or add --grid N",
@@ -279,17 +279,27 @@ DIGIT_UNREAD = "--digit: --digit labels a --points walk, --images without --labe
             "drop it",
         ),
         (["--to", "png", "--fps", "5"], "--fps: --fps is a GIF's frame rate: drop it, or use --to gif"),
-        (["--to", "frames", "--fps", "12"], "--fps: --fps is a GIF's frame rate: drop it, or use --to gif"),
+        (["--to", "frames", "--fps", "10"], "--fps: --fps is a GIF's frame rate: drop it, or use --to gif"),
     ],
 )
 def test_interpolate_refuses_options_it_would_not_read(tmp_path, monkeypatch, args, message):
     """A grid read none of the walk's options (--steps, --seed, --labels, --method ...) and a walk none
     of the grid's (--dims, --bounds, --sigma): given, they were dropped without a word. An option
-    counts as given when typed, even at its default; refused before any model is loaded."""
+    counts as given when typed with a value other than its default; refused before any model is loaded."""
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["interpolate", "--model", "no-such-model", *args])
     assert result.exit_code == 2, result.output
     assert result.stderr.endswith(f"\nError: Invalid value for {message}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interpolate_takes_unread_options_at_their_defaults(tmp_path, monkeypatch):
+    """A wrapper script that always passes them, or a line with every option at its value, asks for
+    nothing it will not get: past the usage checks, to the unknown model."""
+    monkeypatch.chdir(tmp_path)
+    defaults = ["--steps", "16", "--fps", "12", "--loop", "--method", "lerp", "--dims", "0,1"]
+    result = runner.invoke(app, ["interpolate", "--model", "no-such-model", "--grid", "3", *defaults])
+    assert result.exit_code == 2 and "Invalid value for --model: unknown model 'no-such-model'" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -557,7 +567,7 @@ def test_encode_csv_holds_the_same_float32_as_hdf5_and_hdf5_names_its_model(tmp_
         ("vae-2d", ["--seed", "3"], "--seed: a vae walks between its digits' centroids, drawing nothing: drop --seed"),
         (
             "cvae-2d",
-            ["--method", "lerp"],
+            ["--method", "slerp"],
             "--method: a cvae's walk through digits morphs the label in a straight line: drop --method",
         ),
     ],

@@ -118,19 +118,21 @@ ModelOption = Annotated[
 ]
 
 
-def given(ctx: typer.Context, names, changed: Optional[dict] = None) -> list[str]:
-    """The options among parameters `names` that the user gave, as typed (--no-loop for a flag turned
-    off); one left at its default is not given, whatever its value (so `--steps 16` counts, no --steps
-    does not). changed: only those given a value other than their default, or than the value this
-    mapping gives for their parameter (what a None default resolves to). For refusing an option the
-    request would not read, rather than dropping it silently."""
+def given(ctx: typer.Context, names, resolved: Optional[dict] = None) -> list[str]:
+    """The options among parameters `names` that the user gave a value of their own, as typed
+    (--no-loop for a flag turned off): on the command line, with a value other than the default, or
+    than what a None default resolves to (`resolved`, by parameter name). So `--steps 30` counts, and
+    neither no --steps nor `--steps 16` (the default) does: a wrapper script that always passes the
+    same options, and a command line an earlier version recorded with every option at its value,
+    ask for nothing they will not get. For refusing an option the request would not read, rather
+    than dropping it silently."""
     shown = []
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name) if param.name in names else None
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
             continue
         value = getattr(ctx.params.get(param.name), "value", ctx.params.get(param.name))  # an enum's by its value
-        if changed is not None and value in (param.default, changed.get(param.name, param.default)):
+        if value in (param.default, (resolved or {}).get(param.name, param.default)):
             continue
         if ctx.params.get(param.name) is False and param.secondary_opts:
             shown.append(param.secondary_opts[0])  # --no-loop
@@ -139,13 +141,13 @@ def given(ctx: typer.Context, names, changed: Optional[dict] = None) -> list[str
     return shown
 
 
-def refuse_unread(ctx: typer.Context, table, changed: Optional[dict] = None) -> None:
-    """A usage error for the first option given that the request would not read, so that none seems
-    to have had an effect. `table`: one row per case, (whether it applies, the parameter names it
-    leaves unread, the message: {given} the options as typed, {them} "it" or "them"). changed: see
-    `given`."""
+def refuse_unread(ctx: typer.Context, table, resolved: Optional[dict] = None) -> None:
+    """A usage error for the first option given a value of its own (`given`) that the request would
+    not read, so that none seems to have had an effect. `table`: one row per case, (whether it
+    applies, the parameter names it leaves unread, the message: {given} the options as typed, {them}
+    "it" or "them")."""
     for applies, names, message in table:
-        found = given(ctx, names, changed) if applies else []
+        found = given(ctx, names, resolved) if applies else []
         if found:
             named = " and ".join([", ".join(found[:-1]), found[-1]] if len(found) > 1 else found)
             them = "it" if len(found) == 1 else "them"

@@ -403,7 +403,7 @@ def _refuse_unread(ctx: typer.Context, model: TrainKind, resume: bool, data, ind
         (data is not None, ("download",), "{given} fills the MNIST cache, which --data replaces: drop one of them"),
         (launcher, ("processes",), "paddle.distributed.launch started the processes: drop {given}"),
     )
-    refuse_unread(ctx, table, changed=UNREAD_DEFAULTS)
+    refuse_unread(ctx, table, resolved=UNREAD_DEFAULTS)
     return {name: None for applies, names, _ in table if applies for name in names}
 
 
