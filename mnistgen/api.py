@@ -532,7 +532,9 @@ def fit(
     shift, companion, command); `callback`
     gets train.TrainCallback's calls, the classifier's `callback(metrics)` one per epoch, and
     `on_note` each note about converted pictures. `rank`/`world`: this process's place in a
-    data-parallel launch."""
+    data-parallel launch. With `resume`, the run continues with its own options: a keyword given
+    (not None; `recipe`, `class_names` when given) at a value other than the run's is refused, but
+    `epochs` (its new target) and `command`."""
     kinds = [kind.value for kind in TrainKind]
     if model is not None and model not in kinds:
         raise MnistgenError(f"cannot train {model!r}: train one of {', '.join(kinds)}")
@@ -564,7 +566,10 @@ def fit(
     if world > 1:  # launched: the batch size is each process's, recorded with the global one
         train_options.extra.update(processes=world, global_batch_size=train_options.batch_size * world)
     getattr(callback, "on_plan", lambda *plan: None)(config, train_options, len(dataset.train))
-    return train_lib.train(config, dataset, train_options, out, resume, callback, rank, world, held_out, device_name)
+    given = {*options, *(["recipe"] if recipe else []), *(["class_names"] if class_names else [])}
+    return train_lib.train(
+        config, dataset, train_options, out, resume, callback, rank, world, held_out, device_name, given
+    )
 
 
 def _check_fit_keywords(model: str, options: dict) -> None:

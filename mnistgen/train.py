@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import time
-from dataclasses import asdict, replace
+from collections.abc import Collection
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -57,6 +59,24 @@ ACCUMULATOR_SUFFIX = "_0"
 
 RESUME_OVERRIDES = ("epochs", "command")  # the saved options a resumed run replaces: the epoch target, the command
 POSITIVE_OPTIONS = ("batch_size", "eval_every", "max_epochs")  # saved options that divide or bound: at least 1
+OPTION_FLAGS = {"companion": "classifier"}  # train's flag for an option not named after it (--no-classifier)
+
+
+def _setting(options: TrainOptions, key: str):
+    """An option as the user gives it: the global --batch-size of a data-parallel run (its card's
+    global_batch_size; each process trains on a share of it), any other option's value."""
+    value = getattr(options, key)
+    return options.extra.get("global_batch_size", value) if key == "batch_size" else value
+
+
+def _typed(key: str, value) -> tuple[str, str]:
+    """An option as train's command line names it and as it is typed: ("lr 0.001", "--lr 0.001"),
+    ("lr-decay off", "--no-lr-decay"), ("class-names a,b", "--class-names a,b")."""
+    flag = OPTION_FLAGS.get(key, key.replace("_", "-"))
+    if isinstance(value, bool):
+        return f"{flag} {'on' if value else 'off'}", f"--{'' if value else 'no-'}{flag}"
+    shown = ",".join(value) if isinstance(value, list) else str(value)
+    return f"{flag} {shown}", f"--{flag} {shlex.quote(shown)}"
 
 
 def _valid_option(key: str, value, default) -> bool:
@@ -244,7 +264,23 @@ class Trainer:
                 f"unexpected, or of another shape or type); {RESUME_FIX}"
             )
 
-    def load_state(self) -> None:
+    def _check_given(self, resumed: TrainOptions, given: Collection[str]) -> None:
+        """A resumed run trains with its own settings (`resumed`); an option the caller gave
+        (`given`, by name: the keywords fit received, the options typed on train's command line) at
+        another value is refused, since it would seem to have had an effect (--lr 0.01 on a run at
+        0.001). The same value, and an option not given, resume; so does the run's recorded line."""
+        for key in [f.name for f in fields(TrainOptions) if f.name in given and f.name not in RESUME_OVERRIDES]:
+            own, asked = _setting(resumed, key), _setting(self.options, key)
+            if own != asked:
+                raise MnistgenError(
+                    f"--resume: {self.run_dir} trains with {_typed(key, own)[0]} (its own setting); drop "
+                    f"{_typed(key, asked)[1]}, or start a new run in another --out"
+                )
+
+    def load_state(self, given: Collection[str] = ()) -> None:
+        """Continue from the run's train_state: its weights, Adam's state, its options (but the epoch
+        target and command), refusing a state of another model or data, and `given` options
+        (`_check_given`) that differ from the run's."""
         card_path = self.run_dir / (STATE_STEM + checkpoint.CARD_SUFFIX)
         state_path = self.run_dir / (STATE_STEM + checkpoint.WEIGHTS_SUFFIX)
         untrusted.check_not_special(card_path, "--resume:", RESUME_FIX)  # a FIFO would block the read
@@ -267,16 +303,17 @@ class Trainer:
                 "another --out"
             )
         self._check_same_data(card.get("data"))
+        saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
+        # Resume repeats the saved run; only the epoch target and the recorded command may change.
+        resumed = TrainOptions(**{**saved, **{k: getattr(self.options, k) for k in RESUME_OVERRIDES}})
+        self._check_given(resumed, given)
         shapes = self._state_shapes()
         self._check_arrays(state_path, arrays, shapes)
         self.m.load_arrays(self.model, _unprefixed(arrays, MODEL_PREFIX))
-        saved = {k: v for k, v in card.get("options", {}).items() if k in TrainOptions.__dataclass_fields__}
-        # Resume repeats the saved run; only the epoch target and the recorded command may change.
-        self.options = TrainOptions(**{**saved, **{k: getattr(self.options, k) for k in RESUME_OVERRIDES}})
+        self.options = resumed
         self.optimizer = self._adam()  # with the saved beta1: the one built before knew only the given options
         opt_state = {k: self.paddle.to_tensor(v) for k, v in _unprefixed(arrays, OPTIM_PREFIX).items()}
         self.optimizer.set_state_dict(opt_state)
-        self.options.companion = self.options.companion and saved.get("companion", True)
         self.start_epoch = int(card["epoch"])
         self.history = list(card.get("history", []))
         self.best = dict(card.get("best") or {})
@@ -619,11 +656,14 @@ def train(
     world: int = 1,
     test: Optional[Split] = None,
     device_name: str = "cpu",
+    given: Collection[str] = (),
 ) -> dict:
     """Train (or resume) a run in `run_dir`; returns the best (early stopping) or last epoch's
     metrics. A seeded share of `dataset` is held out first (`hold_out`). With world > 1 (under
     paddle.distributed.launch), each rank trains on its shard and only rank 0 writes. A CVAE with
-    options.companion gets a companion classifier and calibrated sampling (`calibrate`)."""
+    options.companion gets a companion classifier and calibrated sampling (`calibrate`). A resumed
+    run keeps its own options; `given` names those of `options` the caller chose, which must be the
+    run's (Trainer.load_state)."""
     if rank == 0:
         check_run_dir(run_dir, resume)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
@@ -637,7 +677,7 @@ def train(
     with paddle.utils.unique_name.guard():
         trainer = Trainer(config, dataset, options, run_dir, callback, rank, world, val, record, whole.train)
         if resume:
-            trainer.load_state()
+            trainer.load_state(given)
         closed = trainer.closed_card() if resume else None
         metrics = trainer.closed_metrics(closed) if closed else trainer.run()
     stage = getattr(callback, "on_stage", lambda text: None)

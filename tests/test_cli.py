@@ -92,8 +92,8 @@ def test_every_shipped_cards_command_passes_the_usage_checks(tmp_path, mnist_dir
 def test_train_reruns_a_line_an_earlier_version_recorded(tmp_path):
     """Earlier versions recorded every option at its value (weights/cvae.json: `--arch lenet
     --augment auto --classifier` for a cvae): an unread option at its default value passes the usage
-    checks, and so does the recorded line plus --resume (which keeps the run's own --lr and
-    --batch-size); here the run directory is missing, so the next check's error is the answer."""
+    checks, and so does the recorded line plus --resume (whose --lr and --batch-size are the run's
+    own); here the run directory is missing, so the next check's error is the answer."""
     recorded = ["--model", "cvae", "--arch", "lenet", "--augment", "auto", "--classifier", "--lr", "0.002"]
     result = invoke("train", "--out", tmp_path / "run", *recorded, "--batch-size", "128", "--resume", "--quiet")
     assert result.exit_code == 1, result.output
@@ -521,6 +521,31 @@ def test_train_cli_runs_resumes_and_refuses_reuse(tmp_path, mnist_dir):
         "another --out\n"
     )
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_train_resume_refuses_a_setting_other_than_the_runs(tmp_path, mnist_dir):
+    """--resume trains with the run's own settings: one typed at another value is refused before
+    anything is trained or written; the same value resumes, no option resumes (the run's batch, not
+    the 64 train fills in), and so does the line the run recorded (every option at its value)."""
+    run = tmp_path / "run"
+    base = ["train", "--model", "vae", "--channels", 4, "--data", mnist_dir, "--out", run, "--limit", 64, *ONE_FAST]
+    first = invoke(*base, "--epochs", 1, "--lr", 0.002, "--batch-size", 32, "-q")
+    assert first.exit_code == 0, first.output
+    recorded = shlex.split(json.loads((run / "model.json").read_text())["training"]["command"])
+    state = {name: (run / name).read_bytes() for name in ("train_state.json", "train_state.safetensors")}
+    refused = invoke(*base, "--epochs", 2, "--lr", 0.01, "--resume", "-q")
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        f"Error: --resume: {run} trains with lr 0.002 (its own setting); drop --lr 0.01, or start a new run in "
+        "another --out\n"
+    )
+    assert {name: (run / name).read_bytes() for name in state} == state
+    for epochs, given in [(2, ["--lr", 0.002, "--batch-size", 32]), (3, []), (4, recorded[2:])]:
+        resumed = invoke(*base, *given, "--epochs", epochs, "--resume", "-q")
+        assert resumed.exit_code == 0, resumed.output
+        assert json.loads(resumed.stdout)["epoch"] == epochs
+    training = json.loads((run / "model.json").read_text())["training"]
+    assert (training["lr"], training["batch_size"]) == (0.002, 32)
 
 
 def test_train_on_chosen_images(tmp_path, mnist_dir):

@@ -117,20 +117,25 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_cvae):
     )
 
 
+class StopAfter(train.TrainCallback):
+    """A Ctrl-C right after the given epoch was saved."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch(self, metrics):
+        if metrics["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
 def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
     """Resumed with the default options, a run trained with others (beta1 0.9) continues with its
     own: the optimiser was once built with the given beta1 before the saved options were read."""
     small, cfg = _small(dataset, 192), ModelConfig(kind="cvae", channels=4)
     own = train.TrainOptions(epochs=3, seed=4, beta1=0.9)
     train.train(cfg, small, own, tmp_path / "straight")
-
-    class StopAfterTwo(train.TrainCallback):  # a Ctrl-C right after epoch 2 was saved
-        def on_epoch(self, metrics):
-            if metrics["epoch"] == 2:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train.train(cfg, small, own, tmp_path / "split", callback=StopAfterTwo())
+        train.train(cfg, small, own, tmp_path / "split", callback=StopAfter(2))
     assert json.loads((tmp_path / "split" / "train_state.json").read_text())["epoch"] == 2
     train.train(cfg, small, train.TrainOptions(epochs=3, seed=4), tmp_path / "split", resume=True)
     a = checkpoint.inspect(str(tmp_path / "straight")).arrays()
@@ -138,6 +143,38 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):
     assert all(np.array_equal(a[k], b[k]) for k in a)
     lines = (tmp_path / "split" / train.METRICS_FILE).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def _run_files(run) -> dict:
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+
+def test_fit_resume_refuses_a_setting_other_than_the_runs(tmp_path, mnist_dir):
+    """A resumed run trains with its own settings: a keyword given at another value is refused before
+    anything is trained or written (lr=0.01 on a run at 0.002 would seem to have had an effect); the
+    same value resumes, and so does no keyword (the run's own, not the recipe's batch of 64)."""
+    import mnistgen
+
+    run = tmp_path / "run"
+    shape = {"limit": 64, "channels": 4, "device": "cpu"}
+    own = {"lr": 0.002, "batch_size": 32, "lr_decay": False}
+    with pytest.raises(KeyboardInterrupt):
+        mnistgen.fit(mnist_dir, run, "vae", epochs=3, **shape, **own, callback=StopAfter(1))
+    before = _run_files(run)
+    for keyword, message in [
+        ({"lr": 0.01}, "lr 0.002 (its own setting); drop --lr 0.01"),
+        ({"lr_decay": True}, "lr-decay off (its own setting); drop --lr-decay"),
+        ({"batch_size": 64, "lr": 0.002}, "batch-size 32 (its own setting); drop --batch-size 64"),
+    ]:
+        with pytest.raises(MnistgenError) as caught:
+            mnistgen.fit(mnist_dir, run, "vae", epochs=3, resume=True, **shape, **keyword)
+        assert str(caught.value) == f"--resume: {run} trains with {message}, or start a new run in another --out"
+        assert _run_files(run) == before
+    with pytest.raises(KeyboardInterrupt):  # the same values resume
+        mnistgen.fit(mnist_dir, run, "vae", epochs=3, resume=True, **shape, **own, callback=StopAfter(2))
+    assert mnistgen.fit(mnist_dir, run, "vae", epochs=3, resume=True, **shape)["epoch"] == 3  # none: the run's
+    assert {k: v for k, v in mnistgen.load(str(run)).card["training"].items() if k in own} == own
+    assert [json.loads(line)["epoch"] for line in (run / train.METRICS_FILE).read_text().splitlines()] == [1, 2, 3]
 
 
 def test_training_into_a_used_directory_is_refused(tiny_vae, dataset):

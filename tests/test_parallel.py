@@ -68,6 +68,30 @@ def test_default_is_two_processes_deterministic_with_one_curve(tmp_path, mnist_d
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_resume_on_two_processes_refuses_in_the_ranks_only_what_train_refuses(tmp_path, mnist_dir):
+    """The ranks read the line of the resuming command: a --lr the run does not have is refused (by
+    rank 0, one line, nothing written); --batch-size 64 is the global batch the run records (each
+    process trains on 32), and an option left out is the run's (--lr), so they resume."""
+    run = tmp_path / "run"
+    first = _train([*TINY, "--data", mnist_dir, "--epochs", 1, "--out", run], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    state = (run / "train_state.safetensors").read_bytes()
+    refused = _train([*TINY, "--data", mnist_dir, "--epochs", 2, "--lr", 0.01, "--out", run, "--resume"], tmp_path)
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert refused.stderr.splitlines()[-1] == (
+        f"Error: --resume: {run} trains with lr 0.003 (its own setting); drop --lr 0.01, or start a new run in "
+        "another --out"
+    )
+    assert (run / "train_state.safetensors").read_bytes() == state
+    no_lr = [word for word in TINY if word not in ("--lr", "0.003")]
+    again = [*no_lr, "--data", mnist_dir, "--epochs", 2, "--batch-size", 64, "--out", run, "--resume"]
+    resumed = _train(again, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [h["epoch"] for h in _history(run)] == [1, 2]
+    training = json.loads((run / "model.json").read_text())["training"]
+    assert (training["processes"], training["batch_size"], training["lr"]) == (2, 32, 0.003)
+
+
 def test_processes_1_is_the_single_process_run_bit_for_bit(tmp_path, mnist_dir, dataset):
     from mnistgen import train
 

@@ -118,6 +118,25 @@ ModelOption = Annotated[
 ]
 
 
+def _given_params(ctx: typer.Context, names, resolved: Optional[dict] = None) -> list:
+    """The parameters among `names` that the user gave a value of their own (see `given`)."""
+    found = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name in names else None
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
+            continue
+        value = getattr(ctx.params.get(param.name), "value", ctx.params.get(param.name))  # an enum's by its value
+        if value not in (param.default, (resolved or {}).get(param.name, param.default)):
+            found.append(param)
+    return found
+
+
+def given_names(ctx: typer.Context, names) -> set[str]:
+    """The parameter names among `names` that the user gave a value of their own (`given`): what
+    the user asked for, as opposed to what the command filled in (a default, a recipe's batch)."""
+    return {param.name for param in _given_params(ctx, names)}
+
+
 def given(ctx: typer.Context, names, resolved: Optional[dict] = None) -> list[str]:
     """The options among parameters `names` that the user gave a value of their own, as typed
     (--no-loop for a flag turned off): on the command line, with a value other than the default, or
@@ -127,13 +146,7 @@ def given(ctx: typer.Context, names, resolved: Optional[dict] = None) -> list[st
     ask for nothing they will not get. For refusing an option the request would not read, rather
     than dropping it silently."""
     shown = []
-    for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name) if param.name in names else None
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # Typer's own click: compare by name
-            continue
-        value = getattr(ctx.params.get(param.name), "value", ctx.params.get(param.name))  # an enum's by its value
-        if value in (param.default, (resolved or {}).get(param.name, param.default)):
-            continue
+    for param in _given_params(ctx, names, resolved):
         if ctx.params.get(param.name) is False and param.secondary_opts:
             shown.append(param.secondary_opts[0])  # --no-loop
         else:

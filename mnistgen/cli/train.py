@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mnistgen.cli.options import DeviceOption, QuietOption, bounds, command_line, refuse_unread
+from mnistgen.cli.options import DeviceOption, QuietOption, bounds, command_line, given_names, refuse_unread
 from mnistgen.cli.parsing import parse_int_list, parse_names
 from mnistgen.cli.plumbing import emit, stderr, user_errors
 from mnistgen.cli.progress import TrainProgress
@@ -330,6 +330,9 @@ def train(
         given.update(latent=latent, channels=channels, likelihood=likelihood.value if likelihood else None)
         given.update(beta1=beta1, lr_decay=lr_decay, kl_warmup=kl_warmup, eval_every=eval_every, shift=shift)
         given.update(companion=companion)
+    if resume:  # the run's own settings but for those typed, which api.fit refuses when they differ from the run's
+        typed = given_names(ctx, given) | {"command"}  # not a default or the recipe's batch this command filled in
+        given = {k: v if k in typed else None for k, v in given.items()}
     ranks = f" on {world} processes" if world > 1 else ""
     with user_errors(f"kept the last finished epoch in {out}; continue with --resume"):
         from mnistgen import api
@@ -393,7 +396,7 @@ def _refuse_unread(ctx: typer.Context, model: TrainKind, resume: bool, data, ind
     must run again.
     Returns the unread parameters as None, for the command line this run records and its
     data-parallel ranks repeat: left out there. (--resume takes the other settings from the run's
-    train_state.json, whatever is given: the recorded line plus --resume must resume it.)"""
+    train_state.json, refusing one given another value: the recorded line plus --resume resumes it.)"""
     generator = model is not TrainKind.classifier
     table = (
         (not generator, GENERATOR_ONLY, "only a vae or cvae reads {given}: drop {them}, or use --model vae or cvae"),
