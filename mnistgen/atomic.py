@@ -90,8 +90,12 @@ def _discard(tmp) -> None:
 
 def _blame_destination(exc: OSError, tmp, dest) -> None:
     """A failure on the temporary file is reported on the destination the user named: a missing
-    directory as such (ENOENT there is no read error), anything else with `dest` as the file name."""
-    if exc.filename is None or os.fspath(exc.filename) != os.fspath(tmp):
+    directory as such (ENOENT there is no read error), anything else with `dest` as the file name. A
+    failed write names no file (os.write, a file object's flush): it was the temporary's, a full disk told
+    on the file it filled."""
+    if exc.filename is None:
+        exc.filename = os.fspath(tmp)
+    if os.fspath(exc.filename) != os.fspath(tmp):
         return
     folder = os.path.dirname(os.fspath(dest)) or "."
     if exc.errno == errno.ENOENT and not os.path.isdir(folder):

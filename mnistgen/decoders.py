@@ -14,7 +14,7 @@ import numpy as np
 from mnistgen import classifier, predictor
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import Weights
-from mnistgen.data import one_hot, to_unit_range
+from mnistgen.data import CACHE_FIX, cache_problem, one_hot, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.runtime import failure_reason, import_paddle, place_of, usable_cpus
 from mnistgen.sample import BLOCK, ConfidenceFilter, Sampler
@@ -164,7 +164,9 @@ def make_decoder(
         if backend == "predictor":
             raise
         decoder = EagerDecoder(model, sampling.sharpen)
-        decoder.fallback_reason = failure_reason(exc)
+        # the export goes into the cache: one it cannot write is the cause of a failed write, with its fix
+        problem = cache_problem() if isinstance(exc, OSError) else None
+        decoder.fallback_reason = f"{problem}: {CACHE_FIX}" if problem else failure_reason(exc)
         return decoder
 
 

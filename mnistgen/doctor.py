@@ -182,8 +182,9 @@ def eager_row(name: str, note: str) -> dict:
     """The row of a CPU decoder that fell back to eager Paddle: the fast decoder is exported into the
     cache, so an unusable cache is named as the cause, with its fix; else the Paddle build is suspect."""
     problem = cache_problem()
-    if problem:
-        return check(name, WARN, f"{problem}, so {note}", f"{CACHE_FIX}: the fast decoder is exported into it")
+    if problem:  # the decoder's note names it already when the export failed on the cache
+        detail = note if problem in note else f"{problem}, so {note}"
+        return check(name, WARN, detail, f"{CACHE_FIX}: the fast decoder is exported into it")
     return check(name, WARN, note, "reinstall Paddle (pip install --force-reinstall paddlepaddle)")
 
 

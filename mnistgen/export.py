@@ -248,6 +248,20 @@ class GuardedFile(io.RawIOBase):
             raise self.error
 
 
+def hdf5_attr(value):
+    """A recorded setting as an HDF5 attribute: lists and dicts as JSON text; a string that is no UTF-8 (a
+    path or command line with a non-UTF-8 file name, held by Python as surrogates) as its original bytes,
+    which h5py reads back as the same string."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
 class Hdf5Writer(FileWriter):
     """`images` uint8 (N, 28, 28), `labels` uint8 (N,) (none for an unconditional model), `latents`
     float32 (N, d); chunked, gzip."""
@@ -272,7 +286,7 @@ class Hdf5Writer(FileWriter):
 
     def _write_attrs(self):
         for key, value in self.attrs.items():
-            self.file.attrs[key] = value if not isinstance(value, (list, dict)) else json.dumps(value)
+            self.file.attrs[key] = hdf5_attr(value)
 
     def write(self, images, labels, latents, position: int):
         end = position + len(images)

@@ -8,7 +8,8 @@ writes: 3.x writes the PIR program `model.json`, 2.6 the ProgramDesc `model.pdmo
 truncated parameter file, so every export carries a manifest (Paddle version and commit, format,
 each file's size and sha256) written last, and is checked against it before a predictor sees it: a
 damaged, foreign or stale export is rebuilt, never loaded. Exports are built in a temporary folder
-and renamed into place under a lock file, so concurrent jobs share one export safely.
+and renamed into place under a lock file, so concurrent jobs share one export safely; a whole export is
+used without the lock, so a read-only cache that holds it serves it.
 
 precision "bf16" runs the convolutions and dense layers in bfloat16 (oneDNN, both Paddles), which
 CPUs with AMX or AVX-512 BF16 do faster. On a GPU mnistgen runs eager Paddle in fp32 instead: no
@@ -223,6 +224,8 @@ def exported(kind: str, sha256: str, build: Callable[[], tuple], tag: str = "") 
     paddle = import_paddle()
     identity = paddle_identity(paddle)
     folder = export_folder(kind, sha256, tag, identity)
+    if check_export(folder, identity) is None:  # whole: read as it is, so a read-only cache (one an admin
+        return folder / EXPORT_STEM  # filled for a cluster's users) serves it without the lock file's write
     folder.parent.mkdir(parents=True, exist_ok=True)
     with _locked(folder.parent / f".{folder.name}.lock"):
         if check_export(folder, identity) is not None:

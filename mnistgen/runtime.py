@@ -38,6 +38,7 @@ MAX_ENV_DIGITS = 6  # a CPU count from the environment: more digits than any mac
 _USER_OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
 INSTALL_HINT = 'install Paddle: pip install "mnistgen[cpu]" (or "mnistgen[gpu]" on a CUDA machine)'
 MIN_PADDLE = (2, 6)
+PADDLE_DATA_HOME = "~/.cache/paddle/dataset"  # what `import paddle` creates (paddle.dataset.common)
 EXIT_TERMINATED = 128 + signal.SIGTERM  # the shell's code for a process ended by SIGTERM
 
 
@@ -75,6 +76,16 @@ def import_paddle():
             import paddle
     except ImportError as exc:
         raise MnistgenError(f"PaddlePaddle is not installed ({exc}): {INSTALL_HINT}") from None
+    except OSError as exc:
+        # Paddle's import makes ~/.cache/paddle/dataset (it falls back to /tmp only when HOME itself is
+        # unwritable): a ~/.cache that is a file, or another user's, would stop every command.
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+        if exc.filename is None or not os.fspath(exc.filename).startswith(cache):
+            raise
+        raise MnistgenError(
+            f"PaddlePaddle cannot be imported: its import creates {PADDLE_DATA_HOME} and fails on "
+            f"{os.fspath(exc.filename)} ({exc.strerror}): make {cache} a folder you can write, or set HOME to one"
+        ) from None
     version = tuple(int(p) for p in paddle.__version__.split(".")[:2] if p.isdigit())
     if version and version != (0, 0) and version < MIN_PADDLE:
         raise MnistgenError(

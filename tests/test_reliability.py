@@ -412,13 +412,43 @@ def test_encode_csv_that_cannot_be_written_is_an_error(mnist_dir, closed_pipe, i
     assert (done.returncode, done.stderr) == (1, f"Error: {error}\n")
 
 
-def test_a_stream_into_a_closed_pipe_is_an_error(tiny_cvae, closed_pipe):
-    """With --out - stdout is the data: the README's Error line, saying what happened."""
-    done = _run_into(closed_pipe, ["generate", "-d", 7, "-n", 20, "--model", tiny_cvae, "--out", "-", "-q"])
-    assert (done.returncode, done.stderr) == (
+@pytest.mark.parametrize(
+    "into, error",
+    [
+        ("closed", "the reader closed the pipe before the stream ended: the tar it got is incomplete"),
+        (
+            "full",
+            "cannot write the tar stream to standard output: No space left on device; what went out is incomplete: "
+            "free space where it goes, or send it elsewhere",
+        ),
+    ],
+)
+def test_a_stream_that_cannot_be_written_is_an_error(tiny_cvae, closed_pipe, into, error):
+    """With --out - stdout is the data: the README's Error line, saying what happened (a full disk said
+    "choose another --out (partial files were removed)", which a stream has neither of)."""
+    if into == "full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") if into == "full" else contextlib.nullcontext(closed_pipe) as stdout:
+        done = _run_into(stdout, ["generate", "-d", 7, "-n", 20, "--model", tiny_cvae, "--out", "-", "-q"])
+    assert (done.returncode, done.stderr) == (1, f"Error: {error}\n")
+
+
+def test_a_home_whose_cache_paddle_cannot_create_is_one_line(tmp_path):
+    """Paddle's import creates ~/.cache/paddle/dataset: a ~/.cache that is a file (or another user's)
+    stopped every command with "cannot write ...; choose another --out", whatever the command."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_text("")
+    out = tmp_path / "x.h5"
+    args = [sys.executable, "-m", "mnistgen", "generate", "-d", "7", "-n", "2", "--model", "cvae-2d", "-o", str(out)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(home)})
+    assert (done.returncode, done.stdout, done.stderr) == (
         1,
-        "Error: the reader closed the pipe before the stream ended: the tar it got is incomplete\n",
+        "",
+        "Error: PaddlePaddle cannot be imported: its import creates ~/.cache/paddle/dataset and fails on "
+        f"{home}/.cache/paddle (Not a directory): make {home}/.cache a folder you can write, or set HOME to one\n",
     )
+    assert not out.exists()
 
 
 def test_a_program_using_the_library_keeps_its_own_sigterm_handling():
@@ -449,6 +479,24 @@ def test_file_size_limit_gives_an_error_and_no_partial_file(tmp_path, tiny_cvae,
         assert list((tmp_path / "idx").iterdir()) == []
         return
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_png_folder_past_a_size_limit_names_the_file_and_resume(tmp_path, tiny_cvae):
+    """A PNG folder keeps its whole images: the error said "cannot write: File too large; ... (partial files
+    were removed)", naming no file and not the --resume that finishes the job."""
+    out = tmp_path / "pngs"
+    job = f"generate -d 3 -n 300 --model {tiny_cvae} -o {out} --seed 1 -q"
+    proc = subprocess.run(
+        ["bash", "-c", f"ulimit -f 8; exec {sys.executable} -m mnistgen {job}"], capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        f"Error: cannot write ({out}/metadata.jsonl): File too large; free space, then finish with --resume "
+        "(every image already written is complete), or choose another --out\n",
+    )
+    resumed = runner.invoke(app, [*job.split(), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert len((out / "metadata.jsonl").read_text().splitlines()) == 300
 
 
 def test_two_shards_into_one_directory_at_once(tmp_path, tiny_cvae):
@@ -531,6 +579,22 @@ def test_encode_of_a_file_name_that_is_not_utf8(tmp_path, tiny_cvae):
     assert "/3/bad\\xffname.png,3," in (tmp_path / "u.csv").read_text(encoding="utf-8")
     result = runner.invoke(app, ["encode", str(tmp_path / "uni"), "--model", str(tiny_cvae)])
     assert result.exit_code == 0 and "bad\\xffname.png" in result.stdout
+
+
+def test_generate_into_an_hdf5_file_name_that_is_not_utf8(tmp_path, tiny_cvae):
+    """HDF5 attributes are UTF-8: recording the command line of `--out $'bad\\xff.h5'` ended in a
+    traceback. The name's bytes are kept, read back as the same string, so --resume still matches."""
+    import h5py
+
+    out = tmp_path / os.fsdecode(b"bad\xffname.h5")
+    args = ["generate", "--model", str(tiny_cvae), "-d", "3", "-n", "2", "-o", str(out), "--seed", "1", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f:
+        assert f"{out.name}' --model" in f.attrs["command"]  # quoted: the name needs it
+    again = runner.invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["already_present"] == 2
 
 
 def test_a_name_that_fits_is_written_however_long(tmp_path, tiny_cvae):

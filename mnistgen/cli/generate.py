@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, BinaryIO, Optional
 
 import typer
 
@@ -25,7 +25,7 @@ from mnistgen.cli.options import (
     refuse_unread,
 )
 from mnistgen.cli.parsing import check_classifiers, check_model, parse_classes, parse_digits, parse_shard
-from mnistgen.cli.plumbing import emit, stderr, user_errors
+from mnistgen.cli.plumbing import OS_FIX, emit, stderr, user_errors
 from mnistgen.cli.progress import progress_bar
 from mnistgen.config import DEFAULT_GENERATOR, MAX_COUNT, MAX_SEED, Format, Precision, PriorKind, SamplingRequest
 from mnistgen.errors import MnistgenError
@@ -45,6 +45,18 @@ def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> st
     if written is Format.png:
         return "every file already written is complete; finish with --resume"
     return f"no {written.value} output was written (it appears only when complete); run the command again"
+
+
+def _generate_failed(out: Path, fmt: Optional[Format], swapped: bool) -> str:
+    """What to do after a failed write (a full disk): a PNG folder keeps its whole images, so once there
+    is space --resume finishes it; any other output is removed whole."""
+    from mnistgen import outputs  # no Paddle
+
+    if not swapped and outputs.infer_format(out, fmt) is Format.png:
+        return (
+            "free space, then finish with --resume (every image already written is complete), or choose another --out"
+        )
+    return OS_FIX
 
 
 def _refuse_unread(ctx: typer.Context, out: str, fmt: Optional[Format], scale: int) -> None:
@@ -219,7 +231,8 @@ def generate(
     _refuse_unread(ctx, out, fmt, scale)
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
-    with user_errors(_generate_interrupted(Path(out), fmt, force and shard is None)):
+    swapped = force and shard is None
+    with user_errors(_generate_interrupted(Path(out), fmt, swapped), _generate_failed(Path(out), fmt, swapped)):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
         from mnistgen import records
         from mnistgen.labels import digits_note, labels_for, resolve_classes
@@ -261,6 +274,31 @@ def generate(
         emit(summary, err=job.streams)
 
 
+class _DataOut:
+    """Standard output's binary file while it carries the tar, remembering the error a write or flush
+    failed with: a full disk under `--out - > file` is then told as the stream's (the user_errors line
+    names --out and partial files, which a stream has neither of)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw, self.error = raw, None
+
+    def _guarded(self, action, *args):
+        try:
+            return action(*args)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def write(self, data) -> int:
+        return self._guarded(self.raw.write, data)
+
+    def flush(self) -> None:
+        self._guarded(self.raw.flush)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 @contextlib.contextmanager
 def _data_stdout(streams: bool):
     """While a command streams data on stdout: yield a binary file on the real stdout and point
@@ -275,7 +313,7 @@ def _data_stdout(streams: bool):
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (a test runner's capture)
         fd = None
-    data = os.fdopen(os.dup(fd), "wb") if fd is not None else saved.buffer
+    data = _DataOut(os.fdopen(os.dup(fd), "wb") if fd is not None else saved.buffer)
     if fd is not None:
         kept = os.dup(fd)
         os.dup2(sys.stderr.fileno(), fd)
@@ -286,6 +324,13 @@ def _data_stdout(streams: bool):
     except BrokenPipeError:
         raise MnistgenError(
             "the reader closed the pipe before the stream ended: the tar it got is incomplete"
+        ) from None
+    except OSError as exc:
+        if exc is not data.error:  # not the stream's: the ordinary handling (user_errors)
+            raise
+        raise MnistgenError(
+            f"cannot write the tar stream to standard output: {exc.strerror or exc}; what went out is incomplete: "
+            "free space where it goes, or send it elsewhere"
         ) from None
     finally:
         sys.stdout = saved

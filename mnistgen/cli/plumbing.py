@@ -23,6 +23,7 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 EXIT_READER_GONE = 128 + 13  # SIGPIPE's number: the status of a Unix tool ended by a closed pipe (`| head`)
 INTERRUPTED_NOTE = "stopped; every file already written is complete"
+OS_FIX = "free space or choose another --out (partial files were removed)"  # a failed write's fix, by default
 READ_ERRNOS = (errno.ENOENT, errno.EISDIR, errno.EIO)  # failures that come from reading, not writing
 
 
@@ -107,7 +108,7 @@ def show_result(*tables) -> None:
 @contextlib.contextmanager
 def user_errors(
     interrupted_note: str = INTERRUPTED_NOTE,
-    os_fix: str = "free space or choose another --out (partial files were removed)",
+    os_fix: str = OS_FIX,
 ):
     """Turn library errors into one line on stderr and the documented exit codes; `os_fix` is what
     to do about a failed read or write (disk full, permissions) in this command. Every command's work
