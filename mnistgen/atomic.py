@@ -44,6 +44,9 @@ NO_HARD_LINKS = frozenset(
 )
 
 
+FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a write that met no room: the file it filled is named
+
+
 def name_max(directory: str) -> int:
     """The longest file name, in bytes, that `directory`'s file system allows."""
     try:
@@ -91,10 +94,13 @@ def _discard(tmp) -> None:
 def _blame_destination(exc: OSError, tmp, dest) -> None:
     """A failure on the temporary file is reported on the destination the user named: a missing
     directory as such (ENOENT there is no read error), anything else with `dest` as the file name. A
-    failed write names no file (os.write, a file object's flush): it was the temporary's, a full disk told
-    on the file it filled."""
-    if exc.filename is None:
+    failed write names no file (os.write, a file object's flush): a full disk, a file-size limit or a
+    quota (FULL_ERRNOS) is told on the file it filled; any other unnamed error (an encoder's, Paddle's)
+    stays unnamed, as it need not be about the file."""
+    if exc.filename is None and exc.errno in FULL_ERRNOS:
         exc.filename = os.fspath(tmp)
+    if exc.filename is None:
+        return
     if os.fspath(exc.filename) != os.fspath(tmp):
         return
     folder = os.path.dirname(os.fspath(dest)) or "."

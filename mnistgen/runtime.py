@@ -80,11 +80,12 @@ def import_paddle():
         # Paddle's import makes ~/.cache/paddle/dataset (it falls back to /tmp only when HOME itself is
         # unwritable): a ~/.cache that is a file, or another user's, would stop every command.
         cache = os.path.join(os.path.expanduser("~"), ".cache")
-        if exc.filename is None or not os.fspath(exc.filename).startswith(cache):
+        failed = os.fsdecode(exc.filename) if exc.filename is not None else ""
+        if failed != cache and not failed.startswith(cache + os.sep):
             raise
         raise MnistgenError(
             f"PaddlePaddle cannot be imported: its import creates {PADDLE_DATA_HOME} and fails on "
-            f"{os.fspath(exc.filename)} ({exc.strerror}): make {cache} a folder you can write, or set HOME to one"
+            f"{failed} ({exc.strerror}): make {cache} a folder you can write, or set HOME to one"
         ) from None
     version = tuple(int(p) for p in paddle.__version__.split(".")[:2] if p.isdigit())
     if version and version != (0, 0) and version < MIN_PADDLE:

@@ -433,6 +433,20 @@ def test_a_stream_that_cannot_be_written_is_an_error(tiny_cvae, closed_pipe, int
     assert (done.returncode, done.stderr) == (1, f"Error: {error}\n")
 
 
+def test_a_stream_past_a_file_size_limit_is_the_streams_error(tmp_path, tiny_cvae):
+    """`--out - > file` under `ulimit -f`: the tar writer's closing flush failed again, and that
+    second error hid the first, so the line said "choose another --out (partial files were removed)"."""
+    job = f"generate -d all -n 20 --model {tiny_cvae} --out - -q > {tmp_path / 's.tar'}"
+    proc = subprocess.run(
+        ["bash", "-c", f"ulimit -f 64; exec {sys.executable} -m mnistgen {job}"], capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        "Error: cannot write the tar stream to standard output: File too large; what went out is incomplete: "
+        "free space where it goes, or send it elsewhere\n",
+    )
+
+
 def test_a_home_whose_cache_paddle_cannot_create_is_one_line(tmp_path):
     """Paddle's import creates ~/.cache/paddle/dataset: a ~/.cache that is a file (or another user's)
     stopped every command with "cannot write ...; choose another --out", whatever the command."""

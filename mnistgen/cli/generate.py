@@ -47,7 +47,7 @@ def _generate_interrupted(out: Path, fmt: Optional[Format], swapped: bool) -> st
     return f"no {written.value} output was written (it appears only when complete); run the command again"
 
 
-def _generate_failed(out: Path, fmt: Optional[Format], swapped: bool) -> str:
+def _generate_failed(out: str, fmt: Optional[Format], swapped: bool) -> str:
     """What to do after a failed write (a full disk): a PNG folder keeps its whole images, so once there
     is space --resume finishes it; any other output is removed whole."""
     from mnistgen import outputs  # no Paddle
@@ -232,7 +232,8 @@ def generate(
     if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
     swapped = force and shard is None
-    with user_errors(_generate_interrupted(Path(out), fmt, swapped), _generate_failed(Path(out), fmt, swapped)):
+    failed = _generate_failed(out, fmt, swapped)  # `out` as typed: a trailing / names a folder
+    with user_errors(_generate_interrupted(Path(out), fmt, swapped), failed):
         from mnistgen import generate as gen  # no Paddle: the whole request is checked before it loads
         from mnistgen import records
         from mnistgen.labels import digits_note, labels_for, resolve_classes
@@ -286,7 +287,7 @@ class _DataOut:
         try:
             return action(*args)
         except OSError as exc:
-            self.error = exc
+            self.error = self.error or exc  # the first: the writer's closing flush fails again, and is suppressed
             raise
 
     def write(self, data) -> int:
