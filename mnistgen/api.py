@@ -465,11 +465,12 @@ def evaluate(
         if shaped := SamplingRequest(**sampling_options).shaping():  # None and "auto" leave it to a card: none here
             raise MnistgenError(f"{', '.join(shaped)} shape a model's samples; images are scored as they are")
         judge_weights = checkpoint.inspect_role(judge, "--judge")
-        verifier, note = scoring.images_verifier(judge_weights, classifier, _path_list(images))
+        paths = _path_list(images)
+        verifier, note = scoring.images_verifier(judge_weights, classifier, paths)
         return scoring.evaluate(
             _test_data(data_dir, test),
             judge_weights,
-            images=_path_list(images),
+            images=paths,
             verifier=verifier,
             verifier_note=note,
             seed=seed,

@@ -248,6 +248,12 @@ class GuardedFile(io.RawIOBase):
             raise self.error
 
 
+def write_hdf5_attrs(h5file, attrs: dict) -> None:
+    """What an HDF5 output records (generate's settings, encode's model), as `hdf5_attr` stores each."""
+    for key, value in attrs.items():
+        h5file.attrs[key] = hdf5_attr(value)
+
+
 def hdf5_attr(value):
     """A recorded setting as an HDF5 attribute: lists and dicts as JSON text; a string that is no UTF-8 (a
     path or command line with a non-UTF-8 file name, held by Python as surrogates) as its original bytes,
@@ -282,11 +288,7 @@ class Hdf5Writer(FileWriter):
         if self.labelled:
             self.labels = dataset("labels", (self.total,), "uint8")
         self.latents = dataset("latents", (self.total, self.latent), "float32")
-        self._write_attrs()
-
-    def _write_attrs(self):
-        for key, value in self.attrs.items():
-            self.file.attrs[key] = hdf5_attr(value)
+        write_hdf5_attrs(self.file, self.attrs)
 
     def write(self, images, labels, latents, position: int):
         end = position + len(images)
@@ -298,7 +300,7 @@ class Hdf5Writer(FileWriter):
 
     def finish(self, committing):
         if committing:
-            self._write_attrs()  # with what the run measured
+            write_hdf5_attrs(self.file, self.attrs)  # with what the run measured
         self.file.close()
         self.guard.close()
         self.guard.check()
@@ -724,7 +726,7 @@ def write_latents(
             f["means"], f["stds"] = means, stds
             f["labels"] = np.asarray(labels if labels is not None else np.full(len(means), -1), dtype=np.int64)
             f["sources"] = np.array([source_text(n) for n in names], dtype=h5py.string_dtype())
-            f.attrs.update(attrs or {})
+            write_hdf5_attrs(f, attrs or {})
         atomic.write_bytes(path, buffer.getbuffer())
     else:
         atomic.write_text(path, latents_csv(names, labels, means, stds))

@@ -31,7 +31,15 @@ from safetensors.numpy import load_file
 from mnistgen import atomic, calibrate, checkpoint, data, decoders, explore, export, priors, untrusted
 from mnistgen import model as model_lib
 from mnistgen.checkpoint import STATE_STEM, check_run_dir  # noqa: F401 (train.check_run_dir for callers)
-from mnistgen.config import MNIST_CLASSES, RESUME_FIX, ModelConfig, TrainOptions, named_recipe, recipe_for
+from mnistgen.config import (
+    MNIST_CLASSES,
+    RESUME_FIX,
+    ModelConfig,
+    TrainOptions,
+    named_recipe,
+    option_name,
+    recipe_for,
+)
 from mnistgen.data import Dataset, Split, one_hot, shift_images, to_unit_range
 from mnistgen.errors import MnistgenError
 from mnistgen.model import test_loss
@@ -72,7 +80,7 @@ def _setting(options: TrainOptions, key: str):
 def _typed(key: str, value) -> tuple[str, str]:
     """An option as train's command line names it and as it is typed: ("lr 0.001", "--lr 0.001"),
     ("lr-decay off", "--no-lr-decay"), ("class-names a,b", "--class-names a,b")."""
-    flag = OPTION_FLAGS.get(key, key.replace("_", "-"))
+    flag = option_name(OPTION_FLAGS.get(key, key)).removeprefix("--")
     if isinstance(value, bool):
         return f"{flag} {'on' if value else 'off'}", f"--{'' if value else 'no-'}{flag}"
     shown = ",".join(value) if isinstance(value, list) else str(value)
